@@ -1,0 +1,1 @@
+"""c1client: the operator laptop: local signed store, entry UI and CLI, sync to the hub."""

@@ -1,0 +1,18 @@
+"""The c1hub wire format and its rules, free of I/O.
+
+Importing this package loads no aiohttp, aiosqlite or zeroconf (a test checks it): laptops, hubs
+and the root share it. Modules:
+
+- ``codec``     canonical msgpack
+- ``identity``  Ed25519 keys, node ids, comparison codes, domain-separated signatures
+- ``entry``     the C1 entry schema (JSON input) and its canonical body
+- ``record``    the signed record in an origin's append-only log
+- ``rules``     validation flags R1–R11
+- ``state``     derived state: single / verified / conflict, R12, R13
+- ``ingest``    what a hub does with a pushed batch (accept / duplicate / fork / reject)
+- ``receipt``   signed receipts
+- ``wilayah``   the polling-station master
+- ``generator`` realistic forms for the demo, tests and benchmarks
+"""
+
+PROTOCOL_VERSION = 1

@@ -1,0 +1,120 @@
+"""Node identities: Ed25519 keys, readable fingerprints, comparison codes, signatures.
+
+A node's id is a fingerprint of its public key that a person can read aloud: twelve base32
+characters in three groups (``K7QF-3MZD-X2PA``), 60 bits of SHA-256. The comparison code
+shown on both screens during enrollment is six digits derived from both keys.
+
+Signatures are domain-separated: ``sign(key, DOMAIN, message)`` signs ``DOMAIN + b"\\0" +
+message`` so a signature made for one purpose (an entry) can never be replayed as another (a
+receipt).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import SignatureError
+
+KEY_FILE = "node.key"
+PUBLIC_KEY_LEN = 32
+SIGNATURE_LEN = 64
+
+
+class Identity:
+    """A node's private key and the values derived from it."""
+
+    __slots__ = ("_key", "node_id", "public")
+
+    def __init__(self, key: Ed25519PrivateKey):
+        self._key = key
+        self.public: bytes = key.public_key().public_bytes_raw()
+        self.node_id: str = fingerprint(self.public)
+
+    @classmethod
+    def generate(cls) -> Identity:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Identity:
+        """Deterministic identity from a 32-byte seed (test vectors and the demo only)."""
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    def sign(self, domain: bytes, message: bytes) -> bytes:
+        return self._key.sign(domain + b"\0" + message)
+
+    def seed(self) -> bytes:
+        return self._key.private_bytes_raw()
+
+    def save(self, path: Path) -> None:
+        """Write the private key seed to ``path`` with mode 0600; refuse to overwrite."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, self.seed().hex().encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def load(cls, path: Path) -> Identity:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise PermissionError(
+                f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
+            )
+        raw = path.read_text().strip()
+        try:
+            seed = bytes.fromhex(raw)
+        except ValueError:
+            raise ValueError(f"{path} does not hold a c1hub key") from None
+        if len(seed) != 32:
+            raise ValueError(f"{path} does not hold a c1hub key")
+        return cls.from_seed(seed)
+
+
+def load_or_create(data_dir: Path) -> tuple[Identity, bool]:
+    """Load the identity in ``data_dir``, creating it on first run. Returns (identity, created)."""
+    path = data_dir / KEY_FILE
+    if path.exists():
+        return Identity.load(path), False
+    ident = Identity.generate()
+    ident.save(path)
+    return ident, True
+
+
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def fingerprint(public: bytes) -> str:
+    """``XXXX-XXXX-XXXX``: 60 bits of SHA-256(public key) in RFC 4648 base32."""
+    digest = hashlib.sha256(b"c1hub-node-id\0" + public).digest()
+    text = base64.b32encode(digest).decode()[:12]
+    return f"{text[0:4]}-{text[4:8]}-{text[8:12]}"
+
+
+def comparison_code(hub_public: bytes, device_public: bytes) -> str:
+    """Six digits, ``"123 456"``, that both screens show while a device enrolls."""
+    digest = hashlib.sha256(b"c1hub-pair\0" + hub_public + device_public).digest()
+    n = int.from_bytes(digest[:8], "big") % 1_000_000
+    return f"{n // 1000:03d} {n % 1000:03d}"
+
+
+@lru_cache(maxsize=4096)
+def _public_key(public: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public)
+
+
+def verify(public: bytes, domain: bytes, message: bytes, signature: bytes) -> None:
+    """Raise SignatureError unless ``signature`` is ``public``'s over ``domain``+``message``."""
+    if len(public) != PUBLIC_KEY_LEN or len(signature) != SIGNATURE_LEN:
+        raise SignatureError("key or signature has the wrong length")
+    try:
+        _public_key(public).verify(signature, domain + b"\0" + message)
+    except (InvalidSignature, ValueError):
+        raise SignatureError("signature does not verify") from None

@@ -1,0 +1,226 @@
+"""Deciding what to do with a pushed batch of records (sans-IO; DESIGN §2.4).
+
+The I/O layer (``hub.store``) calls ``examine`` on each record — in worker threads, since
+signature checks release the GIL — then fetches the current heads and, for records at or below
+a head, the bytes already held, and calls ``plan``. ``plan`` is a pure function: same inputs,
+same decisions. Per record:
+
+- ``accept``    — next in its origin's log, signed by the origin, body well-formed: store it;
+- ``duplicate`` — the very bytes already held: a no-op (replays land here);
+- ``fork``      — the origin signed two different records for one seq (or a record whose
+                  ``prev`` contradicts what is held): keep it as evidence, stop the origin;
+- ``reject``    — with a stable code and a reason a person can act on.
+
+Records are taken in (origin, seq) order whatever order they arrive in; a gap stops that origin
+for the rest of the batch ("send seq N first").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import entry, record
+from .errors import ProtocolError
+from .identity import fingerprint
+
+ACCEPT = "accept"
+DUPLICATE = "duplicate"
+FORK = "fork"
+REJECT = "reject"
+
+PENDING = "pending"
+APPROVED = "approved"
+REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class Examined:
+    """A record after the CPU-heavy checks: decode, signature, body schema."""
+
+    index: int
+    record: record.Record | None
+    body: dict[str, Any] | None
+    error: ProtocolError | None
+
+
+def examine(index: int, raw: bytes) -> Examined:
+    try:
+        rec = record.decode(raw)
+        rec.verify()
+        body = entry.decode_body(rec.body)
+    except ProtocolError as exc:
+        return Examined(index, None, None, exc)
+    return Examined(index, rec, body, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    seq: int = 0
+    hash: bytes = record.GENESIS
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    state: str  # pending | approved | revoked
+    forked: bool = False
+    revoked_after_seq: int = 0
+
+
+@dataclass(slots=True)
+class Outcome:
+    index: int
+    decision: str
+    origin: bytes | None = None
+    seq: int | None = None
+    code: str | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"index": self.index, "decision": self.decision}
+        if self.origin is not None:
+            d["origin"] = fingerprint(self.origin)
+        if self.seq is not None:
+            d["seq"] = self.seq
+        if self.code is not None:
+            d["code"] = self.code
+            d["reason"] = self.reason
+        return d
+
+
+@dataclass(slots=True)
+class Plan:
+    outcomes: list[Outcome] = field(default_factory=list)
+    accepted: list[Examined] = field(default_factory=list)
+    forks: list[tuple[Examined, bytes | None]] = field(default_factory=list)  # (new, held raw)
+    heads: dict[bytes, Head] = field(default_factory=dict)  # new heads of touched origins
+    new_origins: list[bytes] = field(default_factory=list)  # origins seen for the first time
+
+    def counts(self) -> dict[str, int]:
+        c = {ACCEPT: 0, DUPLICATE: 0, FORK: 0, REJECT: 0}
+        for o in self.outcomes:
+            c[o.decision] += 1
+        return c
+
+
+def needed_existing(
+    examined: Sequence[Examined], heads: Mapping[bytes, Head]
+) -> list[tuple[bytes, int]]:
+    """(origin, seq) pairs at or below a held head: the caller must fetch their raw bytes."""
+    out = []
+    for ex in examined:
+        if ex.record is not None:
+            h = heads.get(ex.record.origin)
+            if h is not None and ex.record.seq <= h.seq:
+                out.append((ex.record.origin, ex.record.seq))
+    return out
+
+
+def plan(
+    examined: Sequence[Examined],
+    heads: Mapping[bytes, Head],
+    existing: Mapping[tuple[bytes, int], bytes],
+    devices: Mapping[bytes, Device],
+) -> Plan:
+    """Decide every record of a batch. See the module docstring."""
+    p = Plan()
+    local_heads: dict[bytes, Head] = {}
+    local_raw: dict[tuple[bytes, int], bytes] = {}
+    forked: set[bytes] = {o for o, d in devices.items() if d.forked}
+
+    def reject(ex: Examined, code: str, reason: str) -> None:
+        r = ex.record
+        p.outcomes.append(
+            Outcome(ex.index, REJECT, r.origin if r else None, r.seq if r else None, code, reason)
+        )
+
+    ok = [ex for ex in examined if ex.record is not None]
+    for ex in examined:
+        if ex.error is not None:
+            assert ex.error is not None
+            p.outcomes.append(
+                Outcome(ex.index, REJECT, None, None, ex.error.code, ex.error.message)
+            )
+    ok.sort(key=lambda ex: (ex.record.origin, ex.record.seq) if ex.record else (b"", 0))
+
+    for ex in ok:
+        rec = ex.record
+        assert rec is not None
+        o = rec.origin
+        if o not in local_heads:
+            local_heads[o] = heads.get(o, Head())
+            if o not in heads and o not in devices:
+                p.new_origins.append(o)
+        head = local_heads[o]
+        dev = devices.get(o, Device(PENDING))
+        if o in forked:
+            reject(
+                ex,
+                "origin_forked",
+                f"device {fingerprint(o)} has a fork (two different entries signed for one "
+                "seq); the hub accepts nothing more from it until the coordinator resolves it",
+            )
+            continue
+        if rec.seq <= head.seq:
+            held = local_raw.get((o, rec.seq)) or existing.get((o, rec.seq))
+            if held is None:
+                raise ValueError(f"caller did not supply held bytes for seq {rec.seq}")
+            if held == rec.raw:
+                p.outcomes.append(Outcome(ex.index, DUPLICATE, o, rec.seq))
+            else:
+                p.forks.append((ex, held))
+                forked.add(o)
+                p.outcomes.append(
+                    Outcome(
+                        ex.index,
+                        FORK,
+                        o,
+                        rec.seq,
+                        "fork",
+                        f"device {fingerprint(o)} signed two different entries as seq {rec.seq}: "
+                        "its data folder was probably copied to another laptop. Both are kept as "
+                        "evidence; nothing more is accepted from this device.",
+                    )
+                )
+            continue
+        if dev.state == REVOKED and rec.seq > dev.revoked_after_seq:
+            reject(
+                ex,
+                "device_revoked",
+                f"device {fingerprint(o)} was revoked after seq {dev.revoked_after_seq}; "
+                "entries made since are refused. Re-enter them on an approved laptop.",
+            )
+            continue
+        if rec.seq != head.seq + 1:
+            reject(
+                ex,
+                "out_of_order",
+                f"seq {rec.seq} is not next: the hub holds up to seq {head.seq} for this "
+                f"device; send seq {head.seq + 1} first",
+            )
+            continue
+        if rec.prev != head.hash:
+            p.forks.append((ex, None))
+            forked.add(o)
+            p.outcomes.append(
+                Outcome(
+                    ex.index,
+                    FORK,
+                    o,
+                    rec.seq,
+                    "fork",
+                    f"device {fingerprint(o)} signed seq {rec.seq} on top of a different seq "
+                    f"{head.seq} than the hub holds: its log has forked. Kept as evidence; nothing "
+                    "more is accepted from this device.",
+                )
+            )
+            continue
+        local_heads[o] = Head(rec.seq, rec.hash)
+        local_raw[(o, rec.seq)] = rec.raw
+        p.accepted.append(ex)
+        p.outcomes.append(Outcome(ex.index, ACCEPT, o, rec.seq))
+
+    p.outcomes.sort(key=lambda out: out.index)
+    p.heads = {o: h for o, h in local_heads.items() if h != heads.get(o, Head())}
+    return p
