@@ -1,0 +1,244 @@
+"""``c1hub``: the room hub, the national stand-in, enrollment and status.
+
+Thin: parse -> HubConfig -> ``asyncio.run(...)``. Admin commands (devices, approve, revoke,
+status) work on the hub's machine with ``--data``: through the running hub's HTTP API when one
+is serving that folder, otherwise directly on its store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hub import __version__
+from hub.config import HubConfig
+from hub.errors import HubError
+from hub.protocol.discovery_names import parse_interfaces
+
+log = logging.getLogger(__name__)
+
+DATA_HELP = "Hub data folder (env C1HUB_DATA)."
+
+
+def _data_option(f: Any) -> Any:
+    return click.option(
+        "--data",
+        "data_dir",
+        envvar="C1HUB_DATA",
+        required=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help=DATA_HELP,
+    )(f)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="c1hub")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """c1hub — the room hub for C1 (C.Hasil) tally entry.
+
+    Laptops running c1client push their signed entries here over the room's LAN; the hub
+    verifies them, stores them durably, gives signed receipts, shows the room's progress and
+    forwards one consolidated stream upstream.
+    """
+    _setup_logging(verbose)
+
+
+@main.command()
+@_data_option
+@click.option("--name", required=True, help="A name the room will recognise, e.g. 'Hotel A R.2'.")
+def init(data_dir: Path, name: str) -> None:
+    """Create the hub's key and data folder (safe to run twice)."""
+    from hub.node import init_data_dir
+
+    ident = init_data_dir(data_dir, name)
+    click.echo(f"hub id: {ident.node_id}")
+    click.echo(f"data:   {data_dir}")
+
+
+def _serve_options(f: Any) -> Any:
+    opts = [
+        _data_option,
+        click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on."),
+        click.option("--port", default=8470, show_default=True, type=int, help="TCP port."),
+        click.option("--mdns/--no-mdns", default=True, show_default=True,
+                     help="Advertise on the LAN with mDNS (_c1hub._tcp)."),
+        click.option("--mdns-interface", "mdns_interfaces", default=None,
+                     help="Comma-separated interface addresses for mDNS (e.g. 127.0.0.1)."),
+        click.option("--wilayah", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                     help="Polling-station master JSON for R11 and progress per kecamatan."),
+        click.option("--max-batch", default=5000, show_default=True, type=int,
+                     help="Most records accepted in one push."),
+        click.option("--max-body", default=16 * 1024 * 1024, show_default=True, type=int,
+                     help="Largest request body in bytes."),
+        click.option("--approve-all", is_flag=True, hidden=True,
+                     help="TEST ONLY: approve every device on first contact."),
+    ]  # fmt: skip
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _config(**kw: Any) -> HubConfig:
+    kw["mdns_interfaces"] = (
+        tuple(parse_interfaces(kw["mdns_interfaces"]) or ()) or None
+        if kw.get("mdns_interfaces")
+        else None
+    )
+    try:
+        return HubConfig(**kw)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except HubError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@main.command()
+@_serve_options
+@click.option("--upstream", default=None, help="URL of the upstream hub / national server.")
+@click.option("--upstream-kbps", default=0, type=int, help="Upstream bandwidth cap, KB/s.")
+def serve(**kw: Any) -> None:
+    """Run the room hub until Ctrl-C."""
+    from hub.node import serve_forever
+
+    _run(serve_forever(_config(**kw)))
+
+
+@main.command()
+@_serve_options
+def national(**kw: Any) -> None:
+    """Run the national stand-in: a hub with no upstream, the root of the tree."""
+    from hub.node import serve_forever
+
+    _run(serve_forever(_config(root=True, **kw)))
+
+
+# -- admin commands ---------------------------------------------------------------------------
+
+
+async def _admin(data_dir: Path, method: str, path: str) -> Any:
+    """Call the running hub's admin API, or do the same offline on its store."""
+    from hub.node import Hub, admin_token, read_runtime
+
+    info = read_runtime(data_dir)
+    if info and info.get("url"):
+        import aiohttp
+
+        headers = {"Authorization": f"Bearer {admin_token(data_dir)}", "Accept": "application/json"}
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as s,
+            s.request(method, info["url"] + path, headers=headers) as r,
+        ):
+            data = await r.json()
+            if r.status >= 400:
+                raise HubError(data.get("error", {}).get("reason", f"HTTP {r.status}"))
+            return data
+    hub = Hub(HubConfig(data_dir=data_dir, mdns=False))
+    await hub.open_offline()
+    try:
+        from hub import status as st
+
+        store = hub._store()
+        if path == "/v1/status":
+            return hub.status()
+        if path == "/v1/devices":
+            return st.device_list(store, hub.ident.public)
+        dev_id, action = path.split("/")[3:5]
+        d = store.find_device(dev_id)
+        if d is None:
+            raise HubError(f"no device {dev_id!r} at this hub; see c1hub devices --data {data_dir}")
+        d = await (hub.approve(d) if action == "approve" else hub.revoke(d))
+        return next(x for x in st.device_list(store, hub.ident.public) if x["id"] == d.node_id)
+    finally:
+        await hub.stop()
+
+
+def _print_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+@main.command()
+@_data_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable shape, see docs).")
+def devices(data_dir: Path, as_json: bool) -> None:
+    """List enrolled laptops and hubs with their state and comparison code.
+
+    JSON: a list of {"id", "name", "state": "pending"|"approved"|"revoked", "code", ...}.
+    """
+    rows = _run(_admin(data_dir, "GET", "/v1/devices"))
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("no devices yet: start c1client sync on a laptop")
+        return
+    click.echo(f"{'ID':<16}{'STATE':<10}{'CODE':<9}{'ENTRIES':>8}  NAME")
+    for r in rows:
+        mark = "  FORK!" if r["forked"] else ""
+        click.echo(
+            f"{r['id']:<16}{r['state']:<10}{r['code']:<9}{r['entries']:>8}  {r['name']}{mark}"
+        )
+    pending = [r for r in rows if r["state"] == "pending"]
+    if pending:
+        click.echo(
+            f"\n{len(pending)} pending: compare the code with the laptop's screen, then "
+            f"c1hub approve --data {data_dir} ID"
+        )
+
+
+@main.command()
+@_data_option
+@click.argument("device_id")
+def approve(data_dir: Path, device_id: str) -> None:
+    """Approve a pending device (after comparing the code on both screens)."""
+    row = _run(_admin(data_dir, "POST", f"/v1/devices/{device_id}/approve"))
+    click.echo(f"approved {row['id']} ({row['name']}), code {row['code']}")
+
+
+@main.command()
+@_data_option
+@click.argument("device_id")
+def revoke(data_dir: Path, device_id: str) -> None:
+    """Revoke a device: its entries from now on are refused; earlier ones stay."""
+    row = _run(_admin(data_dir, "POST", f"/v1/devices/{device_id}/revoke"))
+    click.echo(f"revoked {row['id']} ({row['name']}) after seq {row['revoked_after_seq']}")
+
+
+@main.command()
+@_data_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable shape, see docs).")
+def status(data_dir: Path, as_json: bool) -> None:
+    """What the hub holds: entries, TPS by status, flags, forks, devices, progress."""
+    s = _run(_admin(data_dir, "GET", "/v1/status"))
+    if as_json:
+        _print_json(s)
+        return
+    from hub.render import status_text
+
+    click.echo(status_text(s))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Errors of the hub process (not of the protocol: see ``hub.protocol.errors``).
+
+Hierarchy::
+
+    HubError
+    ├── NotInitialised     the data folder has no hub (run `c1hub init`)
+    ├── AlreadyRunning     another `c1hub serve` holds the data folder
+    └── NotRunning         an admin command needs the running hub
+    hub.protocol.errors.ProtocolError  (mapped to HTTP by ``server.error_middleware``)
+    ├── NotFound           code not_found     -> 404
+    └── Unauthorized       code unauthorized  -> 401
+"""
+
+from __future__ import annotations
+
+from hub.protocol.errors import ProtocolError
+
+
+class HubError(Exception):
+    """Base of process-level errors; the message says what to do."""
+
+
+class NotInitialised(HubError):
+    pass
+
+
+class AlreadyRunning(HubError):
+    pass
+
+
+class NotRunning(HubError):
+    pass
+
+
+class NotFound(ProtocolError):
+    code = "not_found"
+
+
+class Unauthorized(ProtocolError):
+    code = "unauthorized"
+
+
+HTTP_STATUS = {
+    "bad_encoding": 400,
+    "bad_entry": 400,
+    "bad_signature": 400,
+    "bad_chain": 409,
+    "fork": 409,
+    "device": 403,
+    "too_large": 413,
+    "not_found": 404,
+    "unauthorized": 401,
+    "protocol_error": 400,
+}

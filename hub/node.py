@@ -1,0 +1,324 @@
+"""A running hub: identity, store, master, worker threads, HTTP server and mDNS, with an
+explicit lifecycle (``start``/``stop``, or ``async with Hub(config)``).
+
+The core decisions live in ``hub.protocol``; this module wires I/O around them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from hub import status as status_mod
+from hub.config import HubConfig
+from hub.errors import AlreadyRunning, NotInitialised
+from hub.protocol import clock, enroll, identity, receipt
+from hub.protocol.errors import DeviceError
+from hub.protocol.ingest import APPROVED, REVOKED, Examined
+from hub.protocol.wilayah import Master
+from hub.store import DeviceRow, HubStore, PushResult, examine
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "hub.lock"
+RUNTIME_FILE = "hub.json"
+TOKEN_FILE = "admin.token"
+EXAMINE_CHUNK = 256
+
+
+def init_data_dir(data_dir: Path, name: str) -> identity.Identity:
+    """Create the hub's data folder and key; idempotent for the same folder."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ident, _created = identity.load_or_create(data_dir)
+    name_file = data_dir / "name"
+    if not name_file.exists():
+        name_file.write_text(name + "\n")
+    token = data_dir / TOKEN_FILE
+    if not token.exists():
+        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return ident
+
+
+def read_runtime(data_dir: Path) -> dict[str, Any] | None:
+    """What a running hub wrote about itself (pid, url), or None if no hub holds the folder."""
+    lock = data_dir / LOCK_FILE
+    if not lock.exists():
+        return None
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None  # nobody holds it
+    finally:
+        os.close(fd)
+    try:
+        data: dict[str, Any] = json.loads((data_dir / RUNTIME_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def admin_token(data_dir: Path) -> str:
+    return (data_dir / TOKEN_FILE).read_text().strip()
+
+
+class Hub:
+    def __init__(self, config: HubConfig):
+        self.config = config
+        self.data_dir = config.data_dir
+        if not (self.data_dir / identity.KEY_FILE).exists():
+            raise NotInitialised(
+                f"{self.data_dir} holds no hub; run: c1hub init --data {self.data_dir} --name NAME"
+            )
+        self.ident = identity.Identity.load(self.data_dir / identity.KEY_FILE)
+        name_file = self.data_dir / "name"
+        self.name = name_file.read_text().strip() if name_file.exists() else ""
+        self.role = "root" if config.root else "hub"
+        self.master = Master.load(config.wilayah) if config.wilayah else None
+        self.token = admin_token(self.data_dir)
+        self.store: HubStore | None = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.runner: web.AppRunner | None = None
+        self.url: str | None = None
+        self.port: int | None = None
+        self._lock_fd: int | None = None
+        self._advertiser: Any = None
+        self._advertise_task: asyncio.Task[None] | None = None
+        self.started_at = clock.now()
+        self.push_count = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            info = read_runtime(self.data_dir) or {}
+            raise AlreadyRunning(
+                f"another c1hub is already serving {self.data_dir}"
+                + (f" (pid {info.get('pid')}, {info.get('url')})" if info else "")
+                + "; stop it first, or use another --data folder"
+            ) from None
+        self._lock_fd = fd
+
+    async def start(self) -> None:
+        from hub.server import make_app
+
+        self._take_lock()
+        try:
+            if self.config.approve_all:
+                log.warning(
+                    "!!! --approve-all is ON: every device is approved on first contact with NO "
+                    "comparison-code check. This is for tests and demos only; never use it in a "
+                    "real counting room. !!!"
+                )
+            self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="c1hub-verify")
+            self.store = await HubStore.open(self.data_dir)
+            app = make_app(self)
+            self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, self.config.host, self.config.port)
+            await site.start()
+            server = site._server
+            assert server is not None
+            sockets = getattr(server, "sockets", None) or []
+            self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+            host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
+            self.url = f"http://{host}:{self.port}"
+            self._write_runtime()
+            if self.config.mdns:
+                self._advertise_task = asyncio.create_task(self._advertise(), name="mdns")
+            log.info(
+                "%s %s (%s) listening on %s:%s",
+                self.role, self.name, self.ident.node_id, self.config.host, self.port,
+            )  # fmt: skip
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def open_offline(self) -> None:
+        """Open the store without serving: for admin commands while no hub runs."""
+        self._take_lock()
+        try:
+            self.store = await HubStore.open(self.data_dir)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _advertise(self) -> None:
+        from hub.discovery import Advertiser
+
+        assert self.port is not None
+        ifaces = list(self.config.mdns_interfaces) if self.config.mdns_interfaces else None
+        self._advertiser = Advertiser(
+            name=self.name,
+            node_id=self.ident.node_id,
+            public_key=self.ident.public,
+            port=self.port,
+            role=self.role,
+            interfaces=ifaces,
+        )
+        try:
+            await self._advertiser.start()
+        except Exception as exc:  # mDNS is a hint: the hub works without it
+            log.warning(
+                "could not advertise on mDNS (%s); laptops must use --hub %s", exc, self.url
+            )
+            self._advertiser = None
+
+    def _write_runtime(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "url": self.url,
+            "port": self.port,
+            "node_id": self.ident.node_id,
+        }
+        tmp = self.data_dir / (RUNTIME_FILE + ".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(self.data_dir / RUNTIME_FILE)
+
+    async def stop(self) -> None:
+        if self._advertise_task is not None:
+            self._advertise_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._advertise_task
+            self._advertise_task = None
+        if self._advertiser is not None:
+            try:
+                await self._advertiser.stop()
+            except Exception as exc:
+                log.debug("mDNS stop: %s", exc)
+            self._advertiser = None
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        if self._lock_fd is not None:
+            try:
+                (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+            finally:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- operations used by the HTTP layer ---------------------------------------------------
+
+    def _store(self) -> HubStore:
+        assert self.store is not None, "hub not started"
+        return self.store
+
+    async def examine(self, raws: Sequence[bytes]) -> list[tuple[Examined, str]]:
+        """Decode, verify and flag records on the worker threads (signature checks release
+        the GIL, so two threads use both cores)."""
+        loop = asyncio.get_running_loop()
+        master = self.master
+
+        def work(start: int, chunk: Sequence[bytes]) -> list[tuple[Examined, str]]:
+            return [examine(start + i, raw, master) for i, raw in enumerate(chunk)]
+
+        if len(raws) <= EXAMINE_CHUNK // 4:
+            return work(0, raws)
+        n = max(EXAMINE_CHUNK, (len(raws) + 1) // 2)
+        parts = [
+            loop.run_in_executor(self.pool, work, i, raws[i : i + n])
+            for i in range(0, len(raws), n)
+        ]
+        out: list[tuple[Examined, str]] = []
+        for part in await asyncio.gather(*parts):
+            out.extend(part)
+        return out
+
+    async def push(self, raws: Sequence[bytes]) -> tuple[PushResult, list[bytes]]:
+        """Store a batch durably; return the result and one signed receipt per origin."""
+        examined = await self.examine(raws)
+        now = clock.now_s()
+        result = await self._store().push(examined, now)
+        self.push_count += 1
+        receipts = [
+            receipt.issue(self.ident, origin, head.seq, head.hash, now).raw
+            for origin, head in sorted(result.heads.items())
+            if head.seq > 0
+        ]
+        if self.config.approve_all:
+            for origin in result.plan.new_origins:
+                d = self._store().devices.get(origin)
+                if d is not None and d.state != APPROVED:
+                    await self.approve(d)
+        return result, receipts
+
+    async def enroll(self, raw: bytes) -> tuple[DeviceRow, str]:
+        req = enroll.open_request(raw, self.ident.public)
+        d = await self._store().enroll(req.device, req.name, req.role, clock.now_s())
+        if self.config.approve_all and d.state != APPROVED and d.state != REVOKED:
+            d = await self.approve(d)
+        return d, identity.comparison_code(self.ident.public, d.public)
+
+    async def approve(self, d: DeviceRow) -> DeviceRow:
+        if d.forked:
+            raise DeviceError(
+                f"device {d.node_id} has a fork; it cannot be approved. Enroll the laptop again "
+                "with a fresh data folder (c1client init) and re-enter its forms."
+            )
+        now = clock.now_s()
+        endorsement = enroll.endorse(self.ident, d.public, d.name, d.role, now)
+        log.info("approved device %s (%s)", d.node_id, d.name)
+        return await self._store().set_state(d, APPROVED, now, endorsement)
+
+    async def revoke(self, d: DeviceRow) -> DeviceRow:
+        log.warning("revoked device %s (%s)", d.node_id, d.name)
+        return await self._store().set_state(d, REVOKED, clock.now_s())
+
+    def status(self) -> dict[str, Any]:
+        return status_mod.build(
+            self._store(),
+            node_id=self.ident.node_id,
+            name=self.name,
+            role=self.role,
+            hub_public=self.ident.public,
+            master=self.master,
+            now=clock.now(),
+        )
+
+
+async def serve_forever(config: HubConfig) -> None:
+    """Run a hub until SIGINT/SIGTERM (the CLI's entry point)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Hub(config) as hub:
+        print(f"c1hub {hub.role} {hub.name} ({hub.ident.node_id}) at {hub.url}", flush=True)
+        await stop.wait()
+        log.info("stopping")

@@ -1,0 +1,39 @@
+"""Plain-text rendering of a status dict for the coordinator's terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.protocol.rules import RULES
+
+
+def status_text(s: dict[str, Any]) -> str:
+    e, t, d = s["entries"], s["tps"], s["devices"]
+    lines = [
+        f"{s['role']} {s['name']} ({s['node_id']})",
+        f"entries: {e['accepted']} accepted, {e['held']} held (pending or forked devices)",
+        f"TPS forms: {t['single']} single, {t['verified']} verified, {t['conflict']} in conflict",
+        f"devices: {d['approved']} approved, {d['pending']} pending, {d['revoked']} revoked",
+    ]
+    if s["forks"]:
+        lines.append(
+            f"!!! FORKS: {s['forks']} — a laptop's data folder was copied; see c1hub devices"
+        )
+    if s["flags"]:
+        lines.append("flags (live entries):")
+        for rule, n in s["flags"].items():
+            lines.append(f"  {rule:<4}{n:>7}  {RULES[rule][1]}")
+    for c in s["conflicts"][:20]:
+        lines.append(f"conflict: {c['form']} TPS {c['tps']} ({len(c['live'])} live entries)")
+    up = s.get("upstream")
+    if up:
+        age = up.get("oldest_age_s")
+        lines.append(
+            f"upstream: {up['state']}, backlog {up['backlog']}"
+            + (f" (oldest {age:.0f}s)" if age is not None else "")
+            + f", confirmed {up['confirmed']}, rejected {up['rejected']}"
+        )
+    prog = s.get("progress")
+    if prog:
+        lines.append(f"progress: {prog['entered_tps']} of {prog['expected_tps']} TPS entered")
+    return "\n".join(lines)

@@ -1,0 +1,257 @@
+"""The hub's HTTP API (``/v1/...``): thin handlers that decode, call the hub, encode.
+
+Protocol endpoints speak msgpack (``application/msgpack``); status and admin endpoints speak
+JSON. Every error — ours or aiohttp's — leaves through ``error_middleware`` as
+``{"error": {"code", "reason"}}`` with the status from ``hub.errors.HTTP_STATUS``. See
+docs/protocol.md for the contract.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from hub.errors import HTTP_STATUS, NotFound, Unauthorized
+from hub.protocol import PROTOCOL_VERSION, codec
+from hub.protocol.errors import CodecError, LimitError, ProtocolError
+from hub.store import DeviceRow
+
+if TYPE_CHECKING:
+    from hub.node import Hub
+
+log = logging.getLogger(__name__)
+
+MSGPACK = "application/msgpack"
+HUB_KEY: web.AppKey[Hub] = web.AppKey("hub")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push")
+
+
+def _error_body(request: web.Request, err: dict[str, str], status: int) -> web.Response:
+    wants_json = "json" in request.headers.get("Accept", "")
+    if request.path.startswith(_MSGPACK_PATHS) and not wants_json:
+        return web.Response(body=codec.pack({"error": err}), status=status, content_type=MSGPACK)
+    return web.json_response({"error": err}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ProtocolError as exc:
+        status = HTTP_STATUS.get(exc.code, 400)
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.path, exc.message)
+        else:
+            log.info("%s %s refused: %s (%s)", request.method, request.path, exc.message, exc.code)
+        return _error_body(request, exc.to_dict(), status)
+    except web.HTTPRequestEntityTooLarge:
+        limit = _hub(request).config.max_body
+        err = LimitError(f"request body is over the limit of {limit} bytes; send smaller batches")
+        return _error_body(request, err.to_dict(), 413)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return _error_body(request, {"code": code, "reason": exc.reason}, exc.status)
+
+
+def _hub(request: web.Request) -> Hub:
+    return request.app[HUB_KEY]
+
+
+async def _read_msgpack(request: web.Request) -> Any:
+    ctype = request.content_type
+    if ctype != MSGPACK:
+        raise CodecError(f"send the body as {MSGPACK}, not {ctype or 'nothing'}")
+    body = await request.read()
+    return codec.unpack(body, max_size=_hub(request).config.max_body, canonical=False)
+
+
+def _pack(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(body=codec.pack(obj), status=status, content_type=MSGPACK)
+
+
+def _origin(text: str) -> bytes:
+    try:
+        public = bytes.fromhex(text)
+    except ValueError:
+        public = b""
+    if len(public) != 32:
+        raise CodecError("origin must be a 64-character hex public key")
+    return public
+
+
+def _check_admin(request: web.Request) -> None:
+    want = _hub(request).token
+    got = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(got.encode(), f"Bearer {want}".encode()):
+        raise Unauthorized(
+            "admin commands need the hub's admin token (admin.token in its data folder); "
+            "run them on the hub machine with --data"
+        )
+
+
+# -- protocol endpoints -----------------------------------------------------------------------
+
+
+async def hello(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    return _pack(
+        {
+            "node_id": hub.ident.node_id,
+            "public": hub.ident.public,
+            "name": hub.name,
+            "role": hub.role,
+            "version": PROTOCOL_VERSION,
+        }
+    )
+
+
+async def enroll(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    raw = await request.read()
+    if request.content_type != MSGPACK:
+        raise CodecError(f"send the enrollment request as {MSGPACK}")
+    d, code = await hub.enroll(raw)
+    return _pack({"state": d.state, "code": code, "node_id": d.node_id, "hub": hub.ident.node_id})
+
+
+async def head(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    public = _origin(request.match_info["origin"])
+    h = hub._store().head_of(public)
+    d = hub._store().devices.get(public)
+    return _pack(
+        {
+            "seq": h.seq,
+            "hash": h.hash,
+            "state": d.state if d else "unknown",
+            "forked": 1 if d and d.forked else 0,
+        }
+    )
+
+
+async def heads(request: web.Request) -> web.Response:
+    store = _hub(request)._store()
+    out = [
+        [d.public, h.seq, h.hash]
+        for dev, h in store.heads.items()
+        if (d := store.devices_by_id[dev])
+    ]
+    return _pack({"heads": out})
+
+
+async def push(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    msg = await _read_msgpack(request)
+    if type(msg) is not dict or type(msg.get("records")) is not list:
+        raise CodecError('a push body is {"records": [record bytes, ...]}')
+    records = msg["records"]
+    if len(records) > hub.config.max_batch:
+        raise LimitError(
+            f"batch of {len(records)} records is over the limit of {hub.config.max_batch}; "
+            "send smaller batches"
+        )
+    if not all(type(r) is bytes for r in records):
+        raise CodecError("every record must be bytes")
+    result, receipts = await hub.push(records)
+    plan = result.plan
+    counts = plan.counts()
+    store = hub._store()
+    origins = []
+    for origin, h in sorted(result.heads.items()):
+        d = store.devices.get(origin)
+        origins.append(
+            {
+                "public": origin,
+                "id": d.node_id if d else "",
+                "state": d.state if d else "unknown",
+                "forked": 1 if d and d.forked else 0,
+                "seq": h.seq,
+            }
+        )
+    return _pack(
+        {
+            "accepted": counts["accept"],
+            "duplicate": counts["duplicate"],
+            "rejected": [o.to_dict() for o in plan.outcomes if o.decision == "reject"],
+            "forks": [o.to_dict() for o in plan.outcomes if o.decision == "fork"],
+            "receipts": receipts,
+            "origins": origins,
+        }
+    )
+
+
+# -- status and admin (JSON) ------------------------------------------------------------------
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(_hub(request).status(), dumps=_dumps)
+
+
+async def devices(request: web.Request) -> web.Response:
+    from hub.status import device_list
+
+    hub = _hub(request)
+    return web.json_response(device_list(hub._store(), hub.ident.public), dumps=_dumps)
+
+
+def _device(request: web.Request) -> DeviceRow:
+    hub = _hub(request)
+    d = hub._store().find_device(request.match_info["id"])
+    if d is None:
+        raise NotFound(f"no device {request.match_info['id']!r} at this hub; see c1hub devices")
+    return d
+
+
+async def approve(request: web.Request) -> web.Response:
+    _check_admin(request)
+    from hub.status import device_list
+
+    hub = _hub(request)
+    d = await hub.approve(_device(request))
+    row = next(x for x in device_list(hub._store(), hub.ident.public) if x["id"] == d.node_id)
+    return web.json_response(row)
+
+
+async def revoke(request: web.Request) -> web.Response:
+    _check_admin(request)
+    from hub.status import device_list
+
+    hub = _hub(request)
+    d = await hub.revoke(_device(request))
+    row = next(x for x in device_list(hub._store(), hub.ident.public) if x["id"] == d.node_id)
+    return web.json_response(row)
+
+
+async def forks(request: web.Request) -> web.Response:
+    return web.json_response(await _hub(request)._store().forks())
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def make_app(hub: Hub) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=hub.config.max_body)
+    app[HUB_KEY] = hub
+    app.router.add_get("/v1/hello", hello)
+    app.router.add_post("/v1/enroll", enroll)
+    app.router.add_get("/v1/heads", heads)
+    app.router.add_get("/v1/heads/{origin}", head)
+    app.router.add_post("/v1/push", push)
+    app.router.add_get("/v1/status", status)
+    app.router.add_get("/v1/devices", devices)
+    app.router.add_post("/v1/devices/{id}/approve", approve)
+    app.router.add_post("/v1/devices/{id}/revoke", revoke)
+    app.router.add_get("/v1/forks", forks)
+    return app

@@ -1,0 +1,131 @@
+"""The room's status, derived from what the store holds (DESIGN §2.5, §2.7).
+
+``build(store, ...)`` returns the JSON-ready dict that ``c1hub status --json`` prints and
+``GET /v1/status`` serves. Stable keys are documented in docs/protocol.md ("Status"): scripts
+read them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from hub.protocol import state
+from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
+from hub.protocol.wilayah import Master
+from hub.store import HubStore
+
+MAX_LISTED = 200
+
+
+def device_list(store: HubStore, hub_public: bytes) -> list[dict[str, Any]]:
+    from hub.protocol.identity import comparison_code
+
+    out = []
+    for d in sorted(store.devices.values(), key=lambda d: d.first_seen):
+        out.append(
+            {
+                "id": d.node_id,
+                "name": d.name,
+                "role": d.role,
+                "state": d.state,
+                "code": comparison_code(hub_public, d.public),
+                "public": d.public.hex(),
+                "forked": d.forked,
+                "entries": store.held_counts.get(d.id, 0),
+                "head": store.heads.get(d.id, Head()).seq,
+                "first_seen": d.first_seen,
+                "last_seen": d.last_seen,
+                "revoked_after_seq": d.revoked_after_seq if d.state == REVOKED else None,
+            }
+        )
+    return out
+
+
+def build(
+    store: HubStore,
+    *,
+    node_id: str,
+    name: str,
+    role: str,
+    hub_public: bytes,
+    master: Master | None,
+    now: float,
+) -> dict[str, Any]:
+    accepted = [f for f in store.facts if store.is_accepted(f)]
+    held = len(store.facts) - len(accepted)
+    facts = [f.facts for f in accepted]
+    states = state.derive(facts)
+    live = {h for s in states.values() for h in s.live}
+    flag_counts: Counter[str] = Counter()
+    for f in accepted:
+        if f.facts.hash in live:
+            flag_counts.update(f.flags)
+    reuse = state.scan_reuse(facts)
+    mismatch = state.users_mismatch(facts, states)
+    if reuse:
+        flag_counts["R12"] = len(reuse)
+    if mismatch:
+        flag_counts["R13"] = len(mismatch)
+
+    per_form: dict[str, dict[str, int]] = {}
+    for s in states.values():
+        c = per_form.setdefault(s.key[1], dict.fromkeys(state.STATUSES, 0))
+        c[s.status] += 1
+    conflicts = [
+        {"election": s.key[0], "form": s.key[1], "tps": s.key[2], "live": [h.hex() for h in s.live]}
+        for s in sorted(states.values(), key=lambda s: s.key)
+        if s.status == state.CONFLICT
+    ]
+    dev_counts = dict.fromkeys((PENDING, APPROVED, REVOKED), 0)
+    for d in store.devices.values():
+        dev_counts[d.state] = dev_counts.get(d.state, 0) + 1
+    out: dict[str, Any] = {
+        "node_id": node_id,
+        "name": name,
+        "role": role,
+        "now": now,
+        "entries": {"accepted": len(accepted), "held": held, "total": len(store.facts)},
+        "tps": state.status_counts(states.values()),
+        "tps_by_form": per_form,
+        "flags": dict(sorted(flag_counts.items(), key=lambda kv: int(kv[0][1:]))),
+        "forks": store.fork_count,
+        "devices": dev_counts,
+        "device_list": device_list(store, hub_public),
+        "conflicts": conflicts[:MAX_LISTED],
+        "scan_reuse": [{"scan": k, "tps": v} for k, v in sorted(reuse.items())][:MAX_LISTED],
+        "users_mismatch": [
+            {"election": k[0], "tps": k[1], "forms": v} for k, v in sorted(mismatch.items())
+        ][:MAX_LISTED],
+    }
+    if master is not None:
+        out["progress"] = progress(master, states)
+    return out
+
+
+def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[str, Any]:
+    """Entered vs expected TPS per kecamatan, for the kecamatan the room has touched."""
+    entered: dict[str, set[str]] = {}
+    for k in states:
+        entered.setdefault(k[2][:6], set()).add(k[2])
+    prefixes = {kec[:4] for kec in entered}
+    expected: dict[str, int] = {}
+    for p in sorted(prefixes):
+        expected.update(master.expected_by_kecamatan(p))
+    rows = []
+    for kec in sorted(expected):
+        n = len(entered.get(kec, ()))
+        rows.append(
+            {
+                "kecamatan": kec,
+                "name": master.name(kec),
+                "expected_tps": expected[kec],
+                "entered_tps": n,
+                "missing_tps": max(expected[kec] - n, 0),
+            }
+        )
+    return {
+        "kecamatan": rows,
+        "expected_tps": sum(r["expected_tps"] for r in rows),
+        "entered_tps": sum(r["entered_tps"] for r in rows),
+    }
