@@ -144,7 +144,7 @@ async def test_tampered_prev_is_a_fork_and_origin_is_stopped(
     recs = chain(laptop, forms(3))
     await push(http, hub, [r.raw for r in recs[:2]])
     bad = record.make(laptop, 3, hashlib.sha256(b"other history").digest(), recs[2].body)
-    status, reply = await push(http, hub, [bad.raw])
+    _status, reply = await push(http, hub, [bad.raw])
     assert reply["forks"][0]["code"] == "fork"
     s = hub.status()
     assert s["forks"] == 1 and s["entries"]["held"] == 2
