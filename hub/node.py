@@ -25,9 +25,9 @@ from hub.config import HubConfig
 from hub.errors import AlreadyRunning, NotInitialised
 from hub.protocol import clock, enroll, identity, receipt
 from hub.protocol.errors import DeviceError
-from hub.protocol.ingest import APPROVED, REVOKED, Examined
+from hub.protocol.ingest import APPROVED, REVOKED
 from hub.protocol.wilayah import Master
-from hub.store import DeviceRow, HubStore, PushResult, examine
+from hub.store import Checked, DeviceRow, HubStore, PushResult, examine
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class Hub:
         self._advertise_task: asyncio.Task[None] | None = None
         self.started_at = clock.now()
         self.push_count = 0
+        self.forwarder: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,7 +133,11 @@ class Hub:
                     "real counting room. !!!"
                 )
             self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="c1hub-verify")
-            self.store = await HubStore.open(self.data_dir)
+            self.store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
+            if self.config.upstream:
+                from hub.forwarder import Forwarder
+
+                self.forwarder = Forwarder(self, self.config.upstream, self.config.upstream_kbps)
             app = make_app(self)
             self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await self.runner.setup()
@@ -145,6 +150,8 @@ class Hub:
             host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
             self.url = f"http://{host}:{self.port}"
             self._write_runtime()
+            if self.forwarder is not None:
+                await self.forwarder.start()
             if self.config.mdns:
                 self._advertise_task = asyncio.create_task(self._advertise(), name="mdns")
             log.info(
@@ -159,7 +166,7 @@ class Hub:
         """Open the store without serving: for admin commands while no hub runs."""
         self._take_lock()
         try:
-            self.store = await HubStore.open(self.data_dir)
+            self.store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
         except BaseException:
             await self.stop()
             raise
@@ -197,6 +204,8 @@ class Hub:
         tmp.replace(self.data_dir / RUNTIME_FILE)
 
     async def stop(self) -> None:
+        if self.forwarder is not None:
+            await self.forwarder.stop()
         if self._advertise_task is not None:
             self._advertise_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -237,13 +246,13 @@ class Hub:
         assert self.store is not None, "hub not started"
         return self.store
 
-    async def examine(self, raws: Sequence[bytes]) -> list[tuple[Examined, str]]:
+    async def examine(self, raws: Sequence[bytes]) -> list[Checked]:
         """Decode, verify and flag records on the worker threads (signature checks release
         the GIL, so two threads use both cores)."""
         loop = asyncio.get_running_loop()
         master = self.master
 
-        def work(start: int, chunk: Sequence[bytes]) -> list[tuple[Examined, str]]:
+        def work(start: int, chunk: Sequence[bytes]) -> list[Checked]:
             return [examine(start + i, raw, master) for i, raw in enumerate(chunk)]
 
         if len(raws) <= EXAMINE_CHUNK // 4:
@@ -253,16 +262,19 @@ class Hub:
             loop.run_in_executor(self.pool, work, i, raws[i : i + n])
             for i in range(0, len(raws), n)
         ]
-        out: list[tuple[Examined, str]] = []
+        out: list[Checked] = []
         for part in await asyncio.gather(*parts):
             out.extend(part)
         return out
 
-    async def push(self, raws: Sequence[bytes]) -> tuple[PushResult, list[bytes]]:
+    async def push(
+        self, raws: Sequence[bytes], endorsements: Sequence[bytes] = ()
+    ) -> tuple[PushResult, list[bytes]]:
         """Store a batch durably; return the result and one signed receipt per origin."""
+        opened = [enroll.open_endorsement(e) for e in endorsements]
         examined = await self.examine(raws)
         now = clock.now_s()
-        result = await self._store().push(examined, now)
+        result = await self._store().push(examined, now, opened)
         self.push_count += 1
         receipts = [
             receipt.issue(self.ident, origin, head.seq, head.hash, now).raw
@@ -299,7 +311,7 @@ class Hub:
         return await self._store().set_state(d, REVOKED, clock.now_s())
 
     def status(self) -> dict[str, Any]:
-        return status_mod.build(
+        s = status_mod.build(
             self._store(),
             node_id=self.ident.node_id,
             name=self.name,
@@ -308,6 +320,14 @@ class Hub:
             master=self.master,
             now=clock.now(),
         )
+        if self.forwarder is not None:
+            s["upstream"] = self.forwarder.status()
+        elif not self.config.root:
+            s["upstream"] = status_mod.no_upstream(self._store())
+        if self.config.root:
+            s["totals"] = status_mod.totals(self._store())
+            s["hubs"] = status_mod.hubs(self._store())
+        return s
 
 
 async def serve_forever(config: HubConfig) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from hub.errors import HTTP_STATUS, NotFound, Unauthorized
-from hub.protocol import PROTOCOL_VERSION, codec
+from hub.protocol import PROTOCOL_VERSION, clock, codec, receipt
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
 from hub.store import DeviceRow
 
@@ -105,15 +105,16 @@ def _check_admin(request: web.Request) -> None:
 
 async def hello(request: web.Request) -> web.Response:
     hub = _hub(request)
-    return _pack(
-        {
-            "node_id": hub.ident.node_id,
-            "public": hub.ident.public,
-            "name": hub.name,
-            "role": hub.role,
-            "version": PROTOCOL_VERSION,
-        }
-    )
+    out: dict[str, Any] = {
+        "node_id": hub.ident.node_id,
+        "public": hub.ident.public,
+        "name": hub.name,
+        "role": hub.role,
+        "version": PROTOCOL_VERSION,
+    }
+    if hub.forwarder is not None and hub.forwarder.upstream_public is not None:
+        out["upstream"] = hub.forwarder.upstream_public
+    return _pack(out)
 
 
 async def enroll(request: web.Request) -> web.Response:
@@ -126,28 +127,40 @@ async def enroll(request: web.Request) -> web.Response:
 
 
 async def head(request: web.Request) -> web.Response:
-    hub = _hub(request)
+    """One origin's head here, plus upstream's receipt for it (relayed to the laptop)."""
+    store = _hub(request)._store()
     public = _origin(request.match_info["origin"])
-    h = hub._store().head_of(public)
-    d = hub._store().devices.get(public)
-    return _pack(
-        {
-            "seq": h.seq,
-            "hash": h.hash,
-            "state": d.state if d else "unknown",
-            "forked": 1 if d and d.forked else 0,
-        }
-    )
+    h = store.head_of(public)
+    d = store.devices.get(public)
+    out: dict[str, Any] = {
+        "seq": h.seq,
+        "hash": h.hash,
+        "state": d.state if d else "unknown",
+        "forked": 1 if d and d.forked else 0,
+    }
+    if d is not None and d.id in store.confirmed:
+        out["confirmed"] = store.confirmed[d.id].receipt
+    return _pack(out)
 
 
 async def heads(request: web.Request) -> web.Response:
-    store = _hub(request)._store()
-    out = [
-        [d.public, h.seq, h.hash]
-        for dev, h in store.heads.items()
-        if (d := store.devices_by_id[dev])
-    ]
-    return _pack({"heads": out})
+    """The version vector for the origins asked about, each with a signed receipt."""
+    hub = _hub(request)
+    msg = await _read_msgpack(request)
+    origins = msg.get("origins") if isinstance(msg, dict) else None
+    if type(origins) is not list or not all(type(o) is bytes and len(o) == 32 for o in origins):
+        raise CodecError('a heads query is {"origins": [32-byte public key, ...]}')
+    if len(origins) > 10_000:
+        raise LimitError("ask about at most 10000 origins at a time")
+    store = hub._store()
+    now = clock.now_s()
+    out, receipts = [], []
+    for o in origins:
+        h = store.head_of(o)
+        out.append([o, h.seq, h.hash])
+        if h.seq:
+            receipts.append(receipt.issue(hub.ident, o, h.seq, h.hash, now).raw)
+    return _pack({"heads": out, "receipts": receipts})
 
 
 async def push(request: web.Request) -> web.Response:
@@ -163,7 +176,10 @@ async def push(request: web.Request) -> web.Response:
         )
     if not all(type(r) is bytes for r in records):
         raise CodecError("every record must be bytes")
-    result, receipts = await hub.push(records)
+    endorsements = msg.get("endorsements", [])
+    if type(endorsements) is not list or not all(type(e) is bytes for e in endorsements):
+        raise CodecError("endorsements must be a list of endorsement bytes")
+    result, receipts = await hub.push(records, endorsements)
     plan = result.plan
     counts = plan.counts()
     store = hub._store()
@@ -246,7 +262,7 @@ def make_app(hub: Hub) -> web.Application:
     app[HUB_KEY] = hub
     app.router.add_get("/v1/hello", hello)
     app.router.add_post("/v1/enroll", enroll)
-    app.router.add_get("/v1/heads", heads)
+    app.router.add_post("/v1/heads", heads)
     app.router.add_get("/v1/heads/{origin}", head)
     app.router.add_post("/v1/push", push)
     app.router.add_get("/v1/status", status)

@@ -32,7 +32,7 @@ def device_list(store: HubStore, hub_public: bytes) -> list[dict[str, Any]]:
                 "code": comparison_code(hub_public, d.public),
                 "public": d.public.hex(),
                 "forked": d.forked,
-                "entries": store.held_counts.get(d.id, 0),
+                "entries": store.counts.get(d.id, 0),
                 "head": store.heads.get(d.id, Head()).seq,
                 "first_seen": d.first_seen,
                 "last_seen": d.last_seen,
@@ -129,3 +129,65 @@ def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[st
         "expected_tps": sum(r["expected_tps"] for r in rows),
         "entered_tps": sum(r["entered_tps"] for r in rows),
     }
+
+
+def no_upstream(store: HubStore) -> dict[str, Any]:
+    """The ``upstream`` status block of a hub that forwards nowhere."""
+    return {
+        "state": "none",
+        "url": None,
+        "backlog": 0,
+        "oldest_age_s": None,
+        "confirmed": 0,
+        "rejected": 0,
+    }
+
+
+def totals(store: HubStore) -> dict[str, Any]:
+    """National totals: votes per candidate (PPWP, DPD) or party (DPR, DPRD) per election and
+    form, over TPS whose live entries agree (single or verified). TPS in conflict are left
+    out and counted, never guessed."""
+    accepted = [f for f in store.facts if store.is_accepted(f)]
+    by_hash = {f.facts.hash: f for f in accepted}
+    states = state.derive(f.facts for f in accepted)
+    out: dict[str, dict[str, Any]] = {}
+    for s in states.values():
+        election, form, _tps = s.key
+        block = out.setdefault(election, {}).setdefault(
+            form, {"tps_counted": 0, "tps_in_conflict": 0, "votes": {}}
+        )
+        if s.status == state.CONFLICT:
+            block["tps_in_conflict"] += 1
+            continue
+        block["tps_counted"] += 1
+        votes: dict[str, int] = block["votes"]
+        for item in by_hash[s.live[0]].votes.split(","):
+            if item:
+                no, v = item.split(":")
+                votes[no] = votes.get(no, 0) + int(v)
+    for forms in out.values():
+        for block in forms.values():
+            block["votes"] = dict(sorted(block["votes"].items(), key=lambda kv: int(kv[0])))
+    return out
+
+
+def hubs(store: HubStore) -> list[dict[str, Any]]:
+    """Which hubs vouched for which devices, and how many entries those devices sent."""
+    rows = []
+    for d in store.devices.values():
+        if d.role != "hub":
+            continue
+        vouched = [p for p, by in store.endorsements.items() if d.public in by]
+        rows.append(
+            {
+                "id": d.node_id,
+                "name": d.name,
+                "state": d.state,
+                "devices": len(vouched),
+                "entries": sum(
+                    store.counts.get(store.devices[p].id, 0) for p in vouched if p in store.devices
+                ),
+                "last_seen": d.last_seen,
+            }
+        )
+    return rows

@@ -1,13 +1,14 @@
 """The hub's durable store: one SQLite file, one writer, group commit.
 
-Everything that changes the database goes through ``HubStore``'s single writer task: pushed
-batches queue up, the writer takes every batch waiting, decides each one with the sans-IO
-planner (``hub.protocol.ingest.plan``) against the in-memory heads, writes them all in ONE
-transaction, commits (WAL, synchronous=FULL) and only then answers each pusher. A receipt is
-therefore never issued for anything that is not on disk.
+Everything that changes the database goes through ``HubStore``: pushed batches queue up for the
+single writer task, which takes every batch waiting, decides each with the sans-IO planner
+(``hub.protocol.ingest.plan``) against the in-memory heads, writes them all in ONE transaction,
+commits (WAL, synchronous=FULL) and only then answers each pusher. A receipt is therefore never
+issued for anything that is not on disk. Smaller writes (enrollment, approval, upstream
+confirmations) take the same lock.
 
-In-memory caches (heads, devices, the facts derived state needs) are loaded at start and updated
-only after a commit succeeds; if a commit fails they are reloaded from the database.
+In-memory caches (heads, devices, endorsements, the facts derived state needs) are loaded at
+start and changed only after a commit succeeds; if a commit fails they are reloaded.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import aiosqlite
 
 from hub.protocol import entry, identity, ingest, rules, state
+from hub.protocol.enroll import Endorsement
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Device, Examined, Head, Plan
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 DB_FILE = "hub.db"
 
 MIGRATIONS: list[str] = [
-    # 1: devices, records, forks, meta
+    # 1: the whole first schema
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
     CREATE TABLE devices (
@@ -63,6 +65,7 @@ MIGRATIONS: list[str] = [
         numbers BLOB NOT NULL,
         supersedes BLOB,
         scans TEXT NOT NULL DEFAULT '',
+        votes TEXT NOT NULL DEFAULT '',
         UNIQUE (dev, seq)
     );
     CREATE TABLE forks (
@@ -72,6 +75,28 @@ MIGRATIONS: list[str] = [
         raw BLOB NOT NULL,
         held_raw BLOB,
         detected_at INTEGER NOT NULL
+    );
+    CREATE TABLE endorsements (
+        device BLOB NOT NULL,
+        hub BLOB NOT NULL,
+        raw BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (device, hub)
+    );
+    CREATE TABLE upstream (
+        dev INTEGER PRIMARY KEY REFERENCES devices(id),
+        seq INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        receipt BLOB NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE upstream_rejections (
+        id INTEGER PRIMARY KEY,
+        dev INTEGER NOT NULL REFERENCES devices(id),
+        seq INTEGER,
+        code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
     );
     """,
 ]
@@ -91,20 +116,40 @@ class DeviceRow:
     revoked_at: int | None
     revoked_after_seq: int
     forked: bool
-    endorsement: bytes | None
+    endorsement: bytes | None  # this node's own endorsement, when it approved the device
 
     def policy(self) -> Device:
         return Device(self.state, self.forked, self.revoked_after_seq)
 
+    def forward_limit(self, head: int) -> int:
+        """Highest seq of this device's log that may be counted and forwarded."""
+        if self.forked:
+            return 0
+        if self.state == APPROVED:
+            return head
+        if self.state == REVOKED:
+            return min(head, self.revoked_after_seq)
+        return 0
+
 
 @dataclass(slots=True)
 class Facts:
-    """Per accepted record: what status, flags and totals need (no raw bytes)."""
+    """Per stored record: what status, flags and totals need (no raw bytes)."""
 
     dev: int
     seq: int
     facts: state.EntryFacts
     flags: tuple[str, ...]
+    votes: str  # "no:votes,..." per candidate (PPWP, DPD) or party total (DPR, DPRD)
+
+
+@dataclass(slots=True)
+class Checked:
+    """A record after the worker-thread checks, with what the store derives from its body."""
+
+    ex: Examined
+    flags: str = ""
+    votes: str = ""
 
 
 @dataclass(slots=True)
@@ -114,17 +159,44 @@ class PushResult:
 
 
 @dataclass(slots=True)
+class Confirmed:
+    seq: int
+    hash: bytes
+    receipt: bytes
+    at: int
+
+
+@dataclass(slots=True)
+class Rejection:
+    dev: int
+    seq: int | None
+    code: str
+    reason: str
+    at: int
+
+
+@dataclass(slots=True)
 class _Job:
-    examined: Sequence[tuple[Examined, str]]  # (examined record, its flags)
+    checked: Sequence[Checked]
+    endorsements: Sequence[Endorsement]
     now: int
     future: asyncio.Future[PushResult]
 
 
-def examine(index: int, raw: bytes, master: rules.TpsMaster | None) -> tuple[Examined, str]:
+def votes_of(body: dict[str, Any]) -> str:
+    if "suara" in body:
+        items = body["suara"].items()
+    else:
+        items = ((k, p["jumlah"]) for k, p in body["partai"].items())
+    return ",".join(f"{k}:{v}" for k, v in items)
+
+
+def examine(index: int, raw: bytes, master: rules.TpsMaster | None) -> Checked:
     """CPU-heavy checks for one record, run in worker threads: decode, verify, schema, flags."""
     ex = ingest.examine(index, raw)
-    flags = ",".join(rules.rule_ids(rules.check(ex.body, master))) if ex.body else ""
-    return ex, flags
+    if ex.body is None:
+        return Checked(ex)
+    return Checked(ex, ",".join(rules.rule_ids(rules.check(ex.body, master))), votes_of(ex.body))
 
 
 def _facts_of(ex: Examined) -> state.EntryFacts:
@@ -142,28 +214,38 @@ def _facts_of(ex: Examined) -> state.EntryFacts:
     )
 
 
-class HubStore:
-    """Owner of hub.db. Use ``async with HubStore.open(dir) as store``."""
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(x for x in text.split(",") if x)
 
-    def __init__(self, db: aiosqlite.Connection, path: Path):
+
+class HubStore:
+    """Owner of hub.db: ``store = await HubStore.open(dir)`` ... ``await store.close()``."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path, *, refuse_unknown: bool = False):
         self._db = db
         self.path = path
+        self.refuse_unknown = refuse_unknown
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self.heads: dict[int, Head] = {}
         self.devices: dict[bytes, DeviceRow] = {}
         self.devices_by_id: dict[int, DeviceRow] = {}
+        self.endorsements: dict[bytes, dict[bytes, bytes]] = {}  # device -> hub -> raw
         self.facts: list[Facts] = []
-        self.held_counts: dict[int, int] = {}  # dev -> records (all), for held accounting
+        self.counts: dict[int, int] = {}  # dev -> records stored
+        self.confirmed: dict[int, Confirmed] = {}  # dev -> upstream's newest receipt
+        self.rejections: dict[int, Rejection] = {}  # dev -> upstream's latest refusal
         self.fork_count = 0
         self.commits = 0
+        self.records_stored = 0
         self.max_group = 256  # batches per transaction
+        self.changed = asyncio.Event()  # set after every commit that stored records
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, data_dir: Path) -> HubStore:
+    async def open(cls, data_dir: Path, *, refuse_unknown: bool = False) -> HubStore:
         path = data_dir / DB_FILE
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -172,7 +254,7 @@ class HubStore:
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=10000")
             await _migrate(db)
-            store = cls(db, path)
+            store = cls(db, path, refuse_unknown=refuse_unknown)
             await store._load()
         except BaseException:
             await db.close()
@@ -187,64 +269,61 @@ class HubStore:
             self._writer = None
         await self._db.close()
 
-    async def __aenter__(self) -> HubStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> AsyncIterator[sqlite3.Row]:
+        async with self._db.execute(sql, tuple(params)) as cur:
+            async for row in cur:
+                yield row
 
     async def _load(self) -> None:
         self.devices.clear()
         self.devices_by_id.clear()
-        async with self._db.execute(
+        async for r in self._rows(
             "SELECT id, public, node_id, name, role, state, first_seen, last_seen, approved_at,"
             " revoked_at, revoked_after_seq, forked, endorsement FROM devices"
-        ) as cur:
-            async for r in cur:
-                d = DeviceRow(*r[:11], bool(r[11]), r[12])  # type: ignore[call-arg]
-                self.devices[d.public] = d
-                self.devices_by_id[d.id] = d
+        ):
+            d = DeviceRow(*r[:11], bool(r[11]), r[12])  # type: ignore[call-arg]
+            self.devices[d.public] = d
+            self.devices_by_id[d.id] = d
+        self.endorsements = {}
+        async for dev, hub, raw in self._rows("SELECT device, hub, raw FROM endorsements"):
+            self.endorsements.setdefault(dev, {})[hub] = raw
         self.heads = {}
-        async with self._db.execute(
+        async for dev, seq, h in self._rows(
             "SELECT r.dev, r.seq, r.hash FROM records r JOIN"
             " (SELECT dev, MAX(seq) AS m FROM records GROUP BY dev) h"
             " ON r.dev = h.dev AND r.seq = h.m"
-        ) as cur:
-            async for dev, seq, h in cur:
-                self.heads[dev] = Head(seq, h)
-        self.held_counts = {}
+        ):
+            self.heads[dev] = Head(seq, h)
+        self.counts = {}
         self.facts = []
-        async with self._db.execute(
+        async for dev, seq, h, el, fo, tps, flags, uj, nums, sup, scans, votes in self._rows(
             "SELECT dev, seq, hash, election, form, tps, flags, users_j, numbers, supersedes,"
-            " scans FROM records ORDER BY id"
-        ) as cur:
-            async for dev, seq, h, el, fo, tps, flags, uj, nums, sup, scans in cur:
-                self.held_counts[dev] = self.held_counts.get(dev, 0) + 1
-                origin = self.devices_by_id[dev].public
-                self.facts.append(
-                    Facts(
-                        dev,
-                        seq,
-                        state.EntryFacts(
-                            h,
-                            origin,
-                            (el, fo, tps),
-                            nums,
-                            sup,
-                            uj,
-                            tuple(s for s in scans.split(",") if s),
-                        ),
-                        tuple(f for f in flags.split(",") if f),
-                    )
-                )
-        (self.fork_count,) = await (await self._db.execute("SELECT COUNT(*) FROM forks")).fetchone()  # type: ignore[misc]
+            " scans, votes FROM records ORDER BY id"
+        ):
+            self.counts[dev] = self.counts.get(dev, 0) + 1
+            origin = self.devices_by_id[dev].public
+            ef = state.EntryFacts(h, origin, (el, fo, tps), nums, sup, uj, _split(scans))
+            self.facts.append(Facts(dev, seq, ef, _split(flags), votes))
+        self.records_stored = len(self.facts)
+        self.confirmed = {}
+        async for dev, seq, h, rc, at in self._rows(
+            "SELECT dev, seq, hash, receipt, at FROM upstream"
+        ):
+            self.confirmed[dev] = Confirmed(seq, h, rc, at)
+        self.rejections = {}
+        async for dev, seq, code, reason, at in self._rows(
+            "SELECT dev, seq, code, reason, at FROM upstream_rejections ORDER BY id"
+        ):
+            self.rejections[dev] = Rejection(dev, seq, code, reason, at)
+        async for (n,) in self._rows("SELECT COUNT(*) FROM forks"):
+            self.fork_count = int(n)
 
     # -- meta --------------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> bytes | None:
-        async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else bytes(row[0])
+        async for (value,) in self._rows("SELECT value FROM meta WHERE key = ?", (key,)):
+            return bytes(value)
+        return None
 
     async def set_meta(self, key: str, value: bytes) -> None:
         async with self._write_lock:
@@ -263,86 +342,106 @@ class HubStore:
     def is_accepted(self, f: Facts) -> bool:
         """Accepted = counted and forwardable; otherwise held (pending, forked, post-revoke)."""
         d = self.devices_by_id[f.dev]
-        if d.forked:
-            return False
-        if d.state == APPROVED:
-            return True
-        return d.state == REVOKED and f.seq <= d.revoked_after_seq
+        return f.seq <= d.forward_limit(f.seq)
+
+    def find_device(self, node_id: str) -> DeviceRow | None:
+        want = node_id.strip()
+        for d in self.devices.values():
+            if d.node_id == want.upper() or d.public.hex() == want.lower():
+                return d
+        return None
 
     async def enroll(self, public: bytes, name: str, role: str, now: int) -> DeviceRow:
         """First contact puts a device in pending; a known device keeps its state."""
         async with self._write_lock:
             d = self.devices.get(public)
-            if d is not None:
-                await self._db.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (now, d.id))
-                d.last_seen = now
-                if not d.name and name:
-                    await self._db.execute("UPDATE devices SET name = ? WHERE id = ?", (name, d.id))
-                    d.name = name
-                return d
-            return await self._new_device(public, name, role, now)
+            if d is None:
+                return await self._new_device(public, name, role, PENDING, now)
+            await self._db.execute("UPDATE devices SET last_seen = ? WHERE id = ?", (now, d.id))
+            d.last_seen = now
+            if not d.name and name:
+                await self._db.execute("UPDATE devices SET name = ? WHERE id = ?", (name, d.id))
+                d.name = name
+            if d.role != role and role == "hub":
+                await self._db.execute("UPDATE devices SET role = ? WHERE id = ?", (role, d.id))
+                d.role = role
+            return d
 
-    async def _new_device(self, public: bytes, name: str, role: str, now: int) -> DeviceRow:
+    async def _new_device(
+        self, public: bytes, name: str, role: str, st: str, now: int
+    ) -> DeviceRow:
+        node_id = identity.fingerprint(public)
         cur = await self._db.execute(
-            "INSERT INTO devices(public, node_id, name, role, state, first_seen, last_seen)"
-            " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-            (public, identity.fingerprint(public), name, role, now, now),
+            "INSERT INTO devices(public, node_id, name, role, state, first_seen, last_seen,"
+            " approved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (public, node_id, name, role, st, now, now, now if st == APPROVED else None),
         )
         assert cur.lastrowid is not None
         d = DeviceRow(
-            cur.lastrowid, public, identity.fingerprint(public), name, role, PENDING,
-            now, now, None, None, 0, False, None,
+            cur.lastrowid, public, node_id, name, role, st, now, now,
+            now if st == APPROVED else None, None, 0, False, None,
         )  # fmt: skip
         self.devices[public] = d
         self.devices_by_id[d.id] = d
-        log.warning(
-            "new device %s (%s) is pending: approve it with `c1hub approve %s` after comparing "
-            "the code on both screens",
-            d.node_id, name or "no name", d.node_id,
-        )  # fmt: skip
+        if st == PENDING:
+            log.warning(
+                "new %s %s (%s) is pending: compare the code on both screens, then run "
+                "`c1hub approve %s`",
+                role, node_id, name or "no name", node_id,
+            )  # fmt: skip
         return d
-
-    def find_device(self, node_id: str) -> DeviceRow | None:
-        want = node_id.strip().upper()
-        for d in self.devices.values():
-            if d.node_id == want or d.public.hex() == node_id.strip().lower():
-                return d
-        return None
 
     async def set_state(
         self, d: DeviceRow, new: str, now: int, endorsement: bytes | None = None
     ) -> DeviceRow:
         async with self._write_lock:
-            if new == APPROVED:
-                await self._db.execute(
-                    "UPDATE devices SET state = 'approved', approved_at = ?, endorsement = ?,"
-                    " revoked_at = NULL WHERE id = ?",
-                    (now, endorsement, d.id),
-                )
-                d.state, d.approved_at, d.endorsement, d.revoked_at = (
-                    APPROVED,
-                    now,
-                    endorsement,
-                    None,
-                )
-            elif new == REVOKED:
-                cutoff = self.heads.get(d.id, Head()).seq if d.state == APPROVED else 0
-                await self._db.execute(
-                    "UPDATE devices SET state = 'revoked', revoked_at = ?, revoked_after_seq = ?"
-                    " WHERE id = ?",
-                    (now, cutoff, d.id),
-                )
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if new == APPROVED:
+                    await self._approve(d, now, endorsement)
+                elif new == REVOKED:
+                    cutoff = self.heads.get(d.id, Head()).seq if d.state == APPROVED else 0
+                    await self._db.execute(
+                        "UPDATE devices SET state = 'revoked', revoked_at = ?,"
+                        " revoked_after_seq = ? WHERE id = ?",
+                        (now, cutoff, d.id),
+                    )
+                else:
+                    raise ValueError(new)
+                await self._db.execute("COMMIT")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                await self._load()
+                raise
+            if new == REVOKED:
                 d.state, d.revoked_at, d.revoked_after_seq = REVOKED, now, cutoff
-            else:
-                raise ValueError(new)
+        self.changed.set()
         return d
+
+    async def _approve(self, d: DeviceRow, now: int, endorsement: bytes | None) -> None:
+        """Approve ``d`` and, transitively, every pending device an approved hub vouches for."""
+        await self._db.execute(
+            "UPDATE devices SET state = 'approved', approved_at = ?,"
+            " endorsement = COALESCE(?, endorsement), revoked_at = NULL WHERE id = ?",
+            (now, endorsement, d.id),
+        )
+        d.state, d.approved_at, d.revoked_at = APPROVED, now, None
+        if endorsement is not None:
+            d.endorsement = endorsement
+        if d.role == "hub":
+            for dev_public, by in self.endorsements.items():
+                other = self.devices.get(dev_public)
+                if d.public in by and other is not None and other.state == PENDING:
+                    await self._approve(other, now, None)
 
     # -- records -----------------------------------------------------------------------------
 
-    async def push(self, examined: Sequence[tuple[Examined, str]], now: int) -> PushResult:
-        """Queue a batch for the writer; returns after it is durably committed (or refused)."""
+    async def push(
+        self, checked: Sequence[Checked], now: int, endorsements: Sequence[Endorsement] = ()
+    ) -> PushResult:
+        """Queue a batch for the writer; returns once it is durably committed (or refused)."""
         fut: asyncio.Future[PushResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(examined, now, fut))
+        await self._queue.put(_Job(checked, endorsements, now, fut))
         return await fut
 
     async def _write_loop(self) -> None:
@@ -364,7 +463,8 @@ class HubStore:
             except Exception as exc:
                 log.exception("commit failed; reloading state from the database")
                 try:
-                    await self._db.rollback()
+                    if self._db.in_transaction:
+                        await self._db.execute("ROLLBACK")
                 finally:
                     await self._load()
                 for j in jobs:
@@ -377,53 +477,81 @@ class HubStore:
             if stop:
                 return
 
+    async def _endorse(self, endorsements: Sequence[Endorsement], now: int) -> None:
+        """Take endorsements that chain to a hub known here; ignore the rest (a later stream
+        may bring the missing link). Several passes, so a chain may arrive in any order."""
+        todo = [e for e in endorsements if self.endorsements.get(e.device, {}).get(e.hub) != e.raw]
+        progress = True
+        while todo and progress:
+            progress = False
+            rest = []
+            for e in todo:
+                hub = self.devices.get(e.hub)
+                if hub is None or hub.role != "hub" or hub.forked:
+                    rest.append(e)
+                    continue
+                await self._db.execute(
+                    "INSERT OR REPLACE INTO endorsements(device, hub, raw, received_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (e.device, e.hub, e.raw, now),
+                )
+                self.endorsements.setdefault(e.device, {})[e.hub] = e.raw
+                d = self.devices.get(e.device)
+                vouched = hub.state == APPROVED
+                if d is None:
+                    d = await self._new_device(
+                        e.device, e.name, e.role, APPROVED if vouched else PENDING, now
+                    )
+                elif vouched and d.state == PENDING:
+                    await self._approve(d, now, None)
+                progress = True
+            todo = rest
+
     async def _commit(self, jobs: list[_Job]) -> list[PushResult]:
         db = self._db
         await db.execute("BEGIN IMMEDIATE")
+        for job in jobs:
+            if job.endorsements:
+                await self._endorse(job.endorsements, job.now)
         heads = {d.public: self.heads.get(d.id, Head()) for d in self.devices.values()}
         policies = {d.public: d.policy() for d in self.devices.values()}
         results: list[PushResult] = []
-        new_devices: list[DeviceRow] = []
         new_facts: list[Facts] = []
         touched: set[bytes] = set()
         for job in jobs:
-            ex_list = [ex for ex, _ in job.examined]
-            flags_by_index = {ex.index: fl for ex, fl in job.examined}
-            need = ingest.needed_existing(ex_list, heads)
+            ex_list = [c.ex for c in job.checked]
+            by_index = {c.ex.index: c for c in job.checked}
             existing: dict[tuple[bytes, int], bytes] = {}
-            for origin, seq in need:
-                dev = self.devices[origin].id
-                async with db.execute(
-                    "SELECT raw FROM records WHERE dev = ? AND seq = ?", (dev, seq)
-                ) as cur:
-                    row = await cur.fetchone()
-                if row is not None:
-                    existing[(origin, seq)] = bytes(row[0])
-            plan = ingest.plan(ex_list, heads, existing, policies)
+            for origin, seq in ingest.needed_existing(ex_list, heads):
+                raw = await self._raw(self.devices[origin].id, seq)
+                if raw is not None:
+                    existing[(origin, seq)] = raw
+            plan = ingest.plan(
+                ex_list, heads, existing, policies, refuse_unknown=self.refuse_unknown
+            )
             for origin in plan.new_origins:
-                d = await self._new_device(origin, "", "laptop", job.now)
-                new_devices.append(d)
+                d = await self._new_device(origin, "", "laptop", PENDING, job.now)
                 policies[origin] = d.policy()
             rows = []
             for ex in plan.accepted:
                 rec, body = ex.record, ex.body
                 assert rec is not None and body is not None
+                c = by_index[ex.index]
                 d = self.devices[rec.origin]
-                fl = flags_by_index[ex.index]
-                facts = _facts_of(ex)
+                ef = _facts_of(ex)
                 rows.append(
                     (
                         d.id, rec.seq, rec.hash, rec.raw, job.now, body["election"],
-                        body["form"], body["tps"], fl, facts.users_total_j, facts.numbers,
-                        facts.supersedes, ",".join(facts.scans),
+                        body["form"], body["tps"], c.flags, ef.users_total_j, ef.numbers,
+                        ef.supersedes, ",".join(ef.scans), c.votes,
                     )
                 )  # fmt: skip
-                new_facts.append(Facts(d.id, rec.seq, facts, tuple(f for f in fl.split(",") if f)))
+                new_facts.append(Facts(d.id, rec.seq, ef, _split(c.flags), c.votes))
             if rows:
                 await db.executemany(
                     "INSERT INTO records(dev, seq, hash, raw, received_at, election, form, tps,"
-                    " flags, users_j, numbers, supersedes, scans)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " flags, users_j, numbers, supersedes, scans, votes)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
             for ex, held in plan.forks:
@@ -435,16 +563,15 @@ class HubStore:
                 )
                 await db.execute("UPDATE devices SET forked = 1 WHERE id = ?", (d.id,))
                 policies[ex.record.origin] = Device(d.state, True, d.revoked_after_seq)
-            for origin in {o.origin for o in plan.outcomes if o.origin is not None}:
-                touched.add(origin)
+            touched.update(o.origin for o in plan.outcomes if o.origin is not None)
             heads.update(plan.heads)
             results.append(PushResult(plan))
-        if touched:
-            await db.executemany(
-                "UPDATE devices SET last_seen = ? WHERE public = ?",
-                [(jobs[-1].now, o) for o in touched],
-            )
+        now = jobs[-1].now
+        touched_ids = [(now, self.devices[o].id) for o in touched if o in self.devices]
+        if touched_ids:
+            await db.executemany("UPDATE devices SET last_seen = ? WHERE id = ?", touched_ids)
         await db.execute("COMMIT")
+
         # Durable: now update the in-memory view.
         self.commits += 1
         for origin, h in heads.items():
@@ -457,68 +584,130 @@ class HubStore:
                 d = self.devices[ex.record.origin]
                 if not d.forked:
                     log.error(
-                        "FORK: device %s (%s) signed two different entries for seq %d. Both are "
-                        "kept as evidence in hub.db (table forks); nothing more is accepted from "
-                        "this device. Find out whose laptop holds a copy of its data folder.",
+                        "FORK: device %s (%s) signed two different entries as seq %d. Both are "
+                        "kept as evidence (c1hub status; GET /v1/forks); nothing more is "
+                        "accepted from it. Find the laptop holding a copy of its data folder.",
                         d.node_id, d.name or "no name", ex.record.seq,
                     )  # fmt: skip
                 d.forked = True
                 self.fork_count += 1
         for f in new_facts:
-            self.held_counts[f.dev] = self.held_counts.get(f.dev, 0) + 1
+            self.counts[f.dev] = self.counts.get(f.dev, 0) + 1
         self.facts.extend(new_facts)
-        for origin in touched:
-            self.devices[origin].last_seen = jobs[-1].now
+        self.records_stored += len(new_facts)
+        for _, dev_id in touched_ids:
+            self.devices_by_id[dev_id].last_seen = now
         for r in results:
-            r.heads = {
-                o: self.heads.get(self.devices[o].id, Head())
-                for o in {x.origin for x in r.plan.outcomes if x.origin is not None}
-                if o in self.devices
-            }
+            origins = {x.origin for x in r.plan.outcomes if x.origin is not None}
+            r.heads = {o: self.head_of(o) for o in origins if o in self.devices}
+        if new_facts:
+            self.changed.set()
         return results
+
+    async def _raw(self, dev: int, seq: int) -> bytes | None:
+        async for (raw,) in self._rows(
+            "SELECT raw FROM records WHERE dev = ? AND seq = ?", (dev, seq)
+        ):
+            return bytes(raw)
+        return None
 
     async def record_raw(self, public: bytes, seq: int) -> bytes | None:
         d = self.devices.get(public)
-        if d is None:
-            return None
-        async with self._db.execute(
-            "SELECT raw FROM records WHERE dev = ? AND seq = ?", (d.id, seq)
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else bytes(row[0])
+        return None if d is None else await self._raw(d.id, seq)
 
-    async def records_after(
-        self, public: bytes, after_seq: int, limit: int
-    ) -> AsyncIterator[tuple[int, bytes]]:
-        """Stream (seq, raw) of ``public``'s log after ``after_seq``, in seq order."""
-        d = self.devices.get(public)
-        if d is None:
-            return
-        async with self._db.execute(
-            "SELECT seq, raw FROM records WHERE dev = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (d.id, after_seq, limit),
-        ) as cur:
-            async for seq, raw in cur:
-                yield seq, bytes(raw)
+    async def records_after(self, dev: int, after_seq: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` raw records of ``dev``'s log after ``after_seq``, in seq order."""
+        return [
+            bytes(raw)
+            async for (raw,) in self._rows(
+                "SELECT raw FROM records WHERE dev = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (dev, after_seq, limit),
+            )
+        ]
+
+    async def received_at(self, dev: int, seq: int) -> int | None:
+        async for (at,) in self._rows(
+            "SELECT received_at FROM records WHERE dev = ? AND seq = ?", (dev, seq)
+        ):
+            return int(at)
+        return None
+
+    async def iter_records(self) -> AsyncIterator[tuple[DeviceRow, int, bytes]]:
+        """Every stored record, by device then seq, streamed (exports)."""
+        async for dev, seq, raw in self._rows(
+            "SELECT dev, seq, raw FROM records ORDER BY dev, seq"
+        ):
+            yield self.devices_by_id[dev], seq, bytes(raw)
 
     async def forks(self) -> list[dict[str, Any]]:
         out = []
-        async with self._db.execute(
+        async for dev, seq, raw, held, at in self._rows(
             "SELECT dev, seq, raw, held_raw, detected_at FROM forks ORDER BY id"
-        ) as cur:
-            async for dev, seq, raw, held, at in cur:
-                d = self.devices_by_id[dev]
-                out.append(
-                    {
-                        "device": d.node_id,
-                        "name": d.name,
-                        "seq": seq,
-                        "detected_at": at,
-                        "evidence": bytes(raw).hex(),
-                        "held": bytes(held).hex() if held else None,
-                    }
-                )
+        ):
+            d = self.devices_by_id[dev]
+            out.append(
+                {
+                    "device": d.node_id,
+                    "name": d.name,
+                    "seq": seq,
+                    "detected_at": at,
+                    "evidence": bytes(raw).hex(),
+                    "held": bytes(held).hex() if held else None,
+                }
+            )
         return out
+
+    # -- upstream bookkeeping ----------------------------------------------------------------
+
+    def chain_for(self, publics: Iterable[bytes]) -> list[bytes]:
+        """Endorsements an upstream needs to link ``publics`` to this node: each device's own
+        endorsement (approved here) or the ones received for it, then their hubs', and so on."""
+        out: dict[bytes, None] = {}
+        seen: set[bytes] = set()
+        todo = list(publics)
+        while todo:
+            p = todo.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            d = self.devices.get(p)
+            if d is not None and d.endorsement is not None:
+                out[d.endorsement] = None
+            for hub, raw in self.endorsements.get(p, {}).items():
+                h = self.devices.get(hub)
+                if h is not None and h.state == APPROVED:
+                    out[raw] = None
+                    todo.append(hub)
+        return list(out)
+
+    async def confirm(self, dev: int, seq: int, hash_: bytes, receipt: bytes, now: int) -> None:
+        """Record upstream's receipt for ``dev`` up to ``seq`` (only ever moves forward)."""
+        old = self.confirmed.get(dev)
+        if old is not None and old.seq >= seq:
+            return
+        async with self._write_lock:
+            await self._db.execute(
+                "INSERT INTO upstream(dev, seq, hash, receipt, at) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(dev) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+                " receipt = excluded.receipt, at = excluded.at WHERE excluded.seq > upstream.seq",
+                (dev, seq, hash_, receipt, now),
+            )
+        self.confirmed[dev] = Confirmed(seq, hash_, receipt, now)
+        if dev in self.rejections and self.rejections[dev].seq is not None:
+            rej_seq = self.rejections[dev].seq
+            if rej_seq is not None and rej_seq <= seq:
+                del self.rejections[dev]
+
+    async def reject_upstream(self, r: Rejection) -> None:
+        prev = self.rejections.get(r.dev)
+        if prev is not None and (prev.seq, prev.code, prev.reason) == (r.seq, r.code, r.reason):
+            return
+        async with self._write_lock:
+            await self._db.execute(
+                "INSERT INTO upstream_rejections(dev, seq, code, reason, at) VALUES (?,?,?,?,?)",
+                (r.dev, r.seq, r.code, r.reason, r.at),
+            )
+        self.rejections[r.dev] = r
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:
@@ -527,7 +716,7 @@ async def _migrate(db: aiosqlite.Connection) -> None:
     version = int(row[0]) if row else 0
     if version > len(MIGRATIONS):
         raise RuntimeError(
-            f"hub.db is at schema version {version}, newer than this c1hub "
+            f"hub.db is at schema version {version}, newer than this c1hub knows "
             f"({len(MIGRATIONS)}); upgrade c1hub"
         )
     for n in range(version, len(MIGRATIONS)):

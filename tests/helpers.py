@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -12,9 +13,9 @@ ENTERED_AT = 1_707_900_000  # 14 Feb 2024
 
 
 def forms(n: int, seed: int = 7, form: str = "PPWP") -> list[dict[str, Any]]:
-    """``n`` clean, distinct forms."""
+    """``n`` clean forms for distinct TPS; different seeds give different TPS."""
     rng = random.Random(seed)
-    codes = generator.tps_codes(None, "31", rng)
+    codes = itertools.islice(generator.tps_codes(None, "31", rng), seed * 10_000, None)
     return [generator.make_form(rng, next(codes), form, operator="Operator 01") for _ in range(n)]
 
 

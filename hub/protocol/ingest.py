@@ -46,12 +46,18 @@ class Examined:
 
 
 def examine(index: int, raw: bytes) -> Examined:
+    """Decode, check the signature, decode the body. On failure ``error`` is set, and
+    ``record`` too when the bytes were at least a well-formed record (so a rejection can name
+    its origin and seq)."""
     try:
         rec = record.decode(raw)
+    except ProtocolError as exc:
+        return Examined(index, None, None, exc)
+    try:
         rec.verify()
         body = entry.decode_body(rec.body)
     except ProtocolError as exc:
-        return Examined(index, None, None, exc)
+        return Examined(index, rec, None, exc)
     return Examined(index, rec, body, None)
 
 
@@ -110,7 +116,7 @@ def needed_existing(
     """(origin, seq) pairs at or below a held head: the caller must fetch their raw bytes."""
     out = []
     for ex in examined:
-        if ex.record is not None:
+        if ex.record is not None and ex.error is None:
             h = heads.get(ex.record.origin)
             if h is not None and ex.record.seq <= h.seq:
                 out.append((ex.record.origin, ex.record.seq))
@@ -122,8 +128,15 @@ def plan(
     heads: Mapping[bytes, Head],
     existing: Mapping[tuple[bytes, int], bytes],
     devices: Mapping[bytes, Device],
+    *,
+    refuse_unknown: bool = False,
 ) -> Plan:
-    """Decide every record of a batch. See the module docstring."""
+    """Decide every record of a batch. See the module docstring.
+
+    An origin not in ``devices`` is new: its records are accepted (and held until the device
+    is approved), unless ``refuse_unknown`` — the root's policy, where every origin must come
+    with an endorsement chain — in which case they are rejected with ``not_endorsed``.
+    """
     p = Plan()
     local_heads: dict[bytes, Head] = {}
     local_raw: dict[tuple[bytes, int], bytes] = {}
@@ -135,13 +148,10 @@ def plan(
             Outcome(ex.index, REJECT, r.origin if r else None, r.seq if r else None, code, reason)
         )
 
-    ok = [ex for ex in examined if ex.record is not None]
+    ok = [ex for ex in examined if ex.error is None and ex.record is not None]
     for ex in examined:
         if ex.error is not None:
-            assert ex.error is not None
-            p.outcomes.append(
-                Outcome(ex.index, REJECT, None, None, ex.error.code, ex.error.message)
-            )
+            reject(ex, ex.error.code, ex.error.message)
     ok.sort(key=lambda ex: (ex.record.origin, ex.record.seq) if ex.record else (b"", 0))
 
     for ex in ok:
@@ -150,9 +160,17 @@ def plan(
         o = rec.origin
         if o not in local_heads:
             local_heads[o] = heads.get(o, Head())
-            if o not in heads and o not in devices:
+            if o not in heads and o not in devices and not refuse_unknown:
                 p.new_origins.append(o)
         head = local_heads[o]
+        if refuse_unknown and o not in devices:
+            reject(
+                ex,
+                "not_endorsed",
+                f"device {fingerprint(o)} is not enrolled here and no approved hub vouches "
+                "for it (no endorsement came with the stream); its entries are refused",
+            )
+            continue
         dev = devices.get(o, Device(PENDING))
         if o in forked:
             reject(
