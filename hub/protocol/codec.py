@@ -52,6 +52,14 @@ def pack(obj: Any) -> bytes:
     return out
 
 
+def pack_ordered(obj: Any) -> bytes:
+    """Encode a value whose maps are *already* in canonical key order and whose types are
+    canonical (e.g. ``entry.parse`` output): the fast path, no copying or sorting. Callers that
+    cannot guarantee this must use ``pack``; a test checks both agree on such values."""
+    out: bytes = msgpack.packb(obj, use_bin_type=True)
+    return out
+
+
 def unpack(data: bytes, *, max_size: int = MAX_MESSAGE, canonical: bool = True) -> Any:
     """Decode bytes produced by ``pack``; raise CodecError for anything else."""
     if type(data) is not bytes:

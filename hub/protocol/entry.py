@@ -86,7 +86,7 @@ def _exact_keys(obj: Mapping[str, Any], keys: tuple[str, ...], field: str) -> No
 def _lpj(value: Any, field: str) -> dict[str, int]:
     obj = _obj(value, field)
     _exact_keys(obj, ("l", "p", "j"), field)
-    return {k: _cell(obj[k], f"{field}.{k}") for k in ("l", "p", "j")}
+    return {k: _cell(obj[k], f"{field}.{k}") for k in ("j", "l", "p")}  # canonical order
 
 
 def _str(value: Any, field: str, max_len: int, *, allow_empty: bool = False) -> str:
@@ -101,7 +101,7 @@ def _str(value: Any, field: str, max_len: int, *, allow_empty: bool = False) -> 
     return value
 
 
-def _number_map(value: Any, field: str, max_items: int, what: str) -> Mapping[str, Any]:
+def _number_map(value: Any, field: str, max_items: int, what: str, one: str) -> Mapping[str, Any]:
     obj = _obj(value, field)
     if not obj:
         raise SchemaError(f"{field} has no {what}", field=field)
@@ -110,24 +110,23 @@ def _number_map(value: Any, field: str, max_items: int, what: str) -> Mapping[st
     for k in obj:
         if type(k) is not str or not _NUMBER_KEY_RE.fullmatch(k):
             raise SchemaError(
-                f"{field} key {k!r} is not a {what[:-1] if what.endswith('s') else what} "
-                "number 1..999 (no leading zeros)",
+                f"{field} key {k!r} is not a {one} number 1..999 (no leading zeros)",
                 field=f"{field}.{k}",
             )
     return obj
 
 
 def _suara(value: Any) -> dict[str, int]:
-    obj = _number_map(value, "suara", MAX_CANDIDATES, "candidates")
-    return {k: _cell(v, f"suara.{k}") for k, v in obj.items()}
+    obj = _number_map(value, "suara", MAX_CANDIDATES, "candidates", "candidate")
+    return {k: _cell(obj[k], f"suara.{k}") for k in sorted(obj)}
 
 
 def _partai(value: Any) -> dict[str, dict[str, Any]]:
-    obj = _number_map(value, "partai", MAX_PARTIES, "parties")
+    obj = _number_map(value, "partai", MAX_PARTIES, "parties", "party")
     out: dict[str, dict[str, Any]] = {}
-    for no, party in obj.items():
+    for no in sorted(obj):
         f = f"partai.{no}"
-        p = _obj(party, f)
+        p = _obj(obj[no], f)
         _exact_keys(p, ("partai", "caleg", "jumlah"), f)
         caleg_obj = _obj(p["caleg"], f"{f}.caleg")
         if len(caleg_obj) > MAX_CALEG:
@@ -135,17 +134,18 @@ def _partai(value: Any) -> dict[str, dict[str, Any]]:
                 f"{f}.caleg has {len(caleg_obj)} candidates, over {MAX_CALEG}", field=f"{f}.caleg"
             )
         caleg: dict[str, int] = {}
-        for c, v in caleg_obj.items():
+        for c in caleg_obj:
             if type(c) is not str or not _NUMBER_KEY_RE.fullmatch(c):
                 raise SchemaError(
                     f"{f}.caleg key {c!r} is not a candidate number 1..999 (no leading zeros)",
                     field=f"{f}.caleg.{c}",
                 )
-            caleg[c] = _cell(v, f"{f}.caleg.{c}")
-        out[no] = {
-            "partai": _cell(p["partai"], f"{f}.partai"),
+        for c in sorted(caleg_obj):
+            caleg[c] = _cell(caleg_obj[c], f"{f}.caleg.{c}")
+        out[no] = {  # canonical key order
             "caleg": caleg,
             "jumlah": _cell(p["jumlah"], f"{f}.jumlah"),
+            "partai": _cell(p["partai"], f"{f}.partai"),
         }
     return out
 
@@ -159,7 +159,8 @@ def _hash_hex(value: Any, field: str) -> str:
 
 
 def parse(obj: Any, *, body: bool = False) -> dict[str, Any]:
-    """Validate a JSON entry object and return its normalised form.
+    """Validate a JSON entry object and return its normalised form, every map already in
+    canonical key order (so ``codec.pack_ordered`` encodes it canonically without sorting).
 
     With ``body=True`` the object is a decoded body and must also carry ``entered_at``.
     """
@@ -201,7 +202,7 @@ def parse(obj: Any, *, body: bool = False) -> dict[str, Any]:
     if "surat_suara" in obj:
         ss = _obj(obj["surat_suara"], "surat_suara")
         _exact_keys(ss, SURAT_SUARA_KEYS, "surat_suara")
-        out["surat_suara"] = {k: _cell(ss[k], f"surat_suara.{k}") for k in SURAT_SUARA_KEYS}
+        out["surat_suara"] = {k: _cell(ss[k], f"surat_suara.{k}") for k in sorted(SURAT_SUARA_KEYS)}
 
     if form in CANDIDATE_FORMS:
         if "partai" in obj:
@@ -237,7 +238,7 @@ def parse(obj: Any, *, body: bool = False) -> dict[str, Any]:
         if type(at) is not int or not 0 <= at < 2**40:
             raise SchemaError("entered_at must be unix seconds", field="entered_at")
         out["entered_at"] = at
-    return out
+    return {k: out[k] for k in sorted(out)}  # canonical key order: see codec.pack_ordered
 
 
 def encode_body(entry: Mapping[str, Any], entered_at: int) -> bytes:
@@ -257,7 +258,7 @@ def decode_body(data: bytes) -> dict[str, Any]:
         parsed = parse(obj, body=True)
     except SchemaError as exc:
         raise SchemaError(f"entry body: {exc.message}", field=exc.field) from None
-    if codec.pack(parsed) != data:
+    if codec.pack_ordered(parsed) != data:
         raise CodecError("entry body is not in normalised form")
     return parsed
 
@@ -279,4 +280,4 @@ _NOT_NUMBERS = ("operator", "note", "entered_at", "scans", "supersedes")
 
 def numbers(body: Mapping[str, Any]) -> bytes:
     """The transcribed numbers of a body, canonically encoded; equal iff two entries agree."""
-    return codec.pack({k: v for k, v in body.items() if k not in _NOT_NUMBERS})
+    return codec.pack_ordered({k: v for k, v in body.items() if k not in _NOT_NUMBERS})

@@ -17,8 +17,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
 
 from .errors import SignatureError
 
@@ -106,15 +107,21 @@ def comparison_code(hub_public: bytes, device_public: bytes) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _public_key(public: bytes) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(public)
+def _verify_key(public: bytes) -> VerifyKey:
+    return VerifyKey(public)
 
 
 def verify(public: bytes, domain: bytes, message: bytes, signature: bytes) -> None:
-    """Raise SignatureError unless ``signature`` is ``public``'s over ``domain``+``message``."""
+    """Raise SignatureError unless ``signature`` is ``public``'s over ``domain``+``message``.
+
+    Verification uses libsodium (PyNaCl) on every node: it is about twice as fast as OpenSSL's
+    Ed25519 here, releases the GIL, and — one library everywhere — every node agrees on which
+    signatures are valid (libsodium also refuses small-order keys and non-canonical S).
+    Keys are made and signatures produced with ``cryptography``; both are standard Ed25519.
+    """
     if len(public) != PUBLIC_KEY_LEN or len(signature) != SIGNATURE_LEN:
         raise SignatureError("key or signature has the wrong length")
     try:
-        _public_key(public).verify(signature, domain + b"\0" + message)
-    except (InvalidSignature, ValueError):
+        _verify_key(public).verify(domain + b"\0" + message, signature)
+    except (CryptoError, ValueError, TypeError):
         raise SignatureError("signature does not verify") from None

@@ -37,7 +37,9 @@ class Record:
     hash: bytes
 
     def signed_part(self) -> bytes:
-        return codec.pack([VERSION, self.origin, self.seq, self.prev, self.body])
+        """``pack([1, origin, seq, prev, body])``: in canonical form that is ``raw`` with a
+        5-item array header and without the trailing signature (bin8 of 64 bytes: 66 bytes)."""
+        return b"\x95" + self.raw[1:-66]
 
     def verify(self) -> None:
         """Raise SignatureError unless ``sig`` is the origin's over this record."""
