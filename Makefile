@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The real 2024 polling-station master, when it is beside the repository (optional).
+WILAYAH := $(wildcard ../shared/data/wilayah-2024.json)
+DEMO_ARGS ?= $(if $(WILAYAH),--wilayah $(WILAYAH))
 
 .PHONY: demo test check lint bench clean
 

@@ -240,5 +240,59 @@ def status(data_dir: Path, as_json: bool) -> None:
     click.echo(status_text(s))
 
 
+@main.command()
+@click.option(
+    "--laptops",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 50),
+    help="Simulated operator laptops.",
+)
+@click.option(
+    "--forms",
+    default=240,
+    show_default=True,
+    type=click.IntRange(1, 200_000),
+    help="Distinct forms to type (plus double entries).",
+)
+@click.option(
+    "--wilayah",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Polling-station master: real DKI Jakarta TPS codes and R11 checks.",
+)
+@click.option("--seed", default=2024, show_default=True, type=int, help="Workload seed.")
+@click.option(
+    "--outage/--no-outage",
+    default=True,
+    show_default=True,
+    help="Take the national server down midway and bring it back.",
+)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo's data folders here (default: a temp folder, removed).",
+)
+@click.option(
+    "--pace",
+    default=0.25,
+    show_default=True,
+    type=click.FloatRange(0, 10),
+    help="Seconds between typing rounds (0 = as fast as possible).",
+)
+@click.pass_context
+def demo(ctx: click.Context, /, **kw: Any) -> None:
+    """A whole room on this machine: national stand-in, room hub, laptops, an outage.
+
+    Ends by checking that the national side holds exactly the entries the laptops made, every
+    signature verified; exits 1 if not.
+    """  # fmt: skip
+    from hub.demo import DemoOptions, main_sync
+
+    if not ctx.parent or not ctx.parent.params.get("verbose"):
+        for name in ("hub", "client"):  # the demo prints its own story; -v shows the logs
+            logging.getLogger(name).setLevel(logging.ERROR)
+    sys.exit(main_sync(DemoOptions(**kw)))
+
+
 if __name__ == "__main__":
     main()

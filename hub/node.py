@@ -27,14 +27,13 @@ from hub.protocol import clock, enroll, identity, receipt
 from hub.protocol.errors import DeviceError
 from hub.protocol.ingest import APPROVED, REVOKED
 from hub.protocol.wilayah import Master
-from hub.store import Checked, DeviceRow, HubStore, PushResult, examine
+from hub.store import Checked, DeviceRow, HubStore, PushResult, examine_batch
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "hub.lock"
 RUNTIME_FILE = "hub.json"
 TOKEN_FILE = "admin.token"
-EXAMINE_CHUNK = 256
 
 
 def init_data_dir(data_dir: Path, name: str) -> identity.Identity:
@@ -247,25 +246,7 @@ class Hub:
         return self.store
 
     async def examine(self, raws: Sequence[bytes]) -> list[Checked]:
-        """Decode, verify and flag records on the worker threads (signature checks release
-        the GIL, so two threads use both cores)."""
-        loop = asyncio.get_running_loop()
-        master = self.master
-
-        def work(start: int, chunk: Sequence[bytes]) -> list[Checked]:
-            return [examine(start + i, raw, master) for i, raw in enumerate(chunk)]
-
-        if len(raws) <= EXAMINE_CHUNK // 4:
-            return work(0, raws)
-        n = max(EXAMINE_CHUNK, (len(raws) + 1) // 2)
-        parts = [
-            loop.run_in_executor(self.pool, work, i, raws[i : i + n])
-            for i in range(0, len(raws), n)
-        ]
-        out: list[Checked] = []
-        for part in await asyncio.gather(*parts):
-            out.extend(part)
-        return out
+        return await examine_batch(self.pool, raws, self.master)
 
     async def push(
         self, raws: Sequence[bytes], endorsements: Sequence[bytes] = ()

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,11 +146,12 @@ class Facts:
 
 @dataclass(slots=True)
 class Checked:
-    """A record after the worker-thread checks, with what the store derives from its body."""
+    """A record after the worker checks, with what the store derives from its body."""
 
-    ex: Examined
+    ex: Examined  # body dropped once the values below are derived
     flags: str = ""
     votes: str = ""
+    facts: state.EntryFacts | None = None
 
 
 @dataclass(slots=True)
@@ -192,11 +194,63 @@ def votes_of(body: dict[str, Any]) -> str:
 
 
 def examine(index: int, raw: bytes, master: rules.TpsMaster | None) -> Checked:
-    """CPU-heavy checks for one record, run in worker threads: decode, verify, schema, flags."""
+    """CPU-heavy checks for one record, run off the event loop: decode, verify, schema, flags,
+    and everything the writer needs from the body (the body itself is dropped, so the result
+    is small to hand back from a worker process)."""
     ex = ingest.examine(index, raw)
-    if ex.body is None:
+    if ex.body is None or ex.record is None:
         return Checked(ex)
-    return Checked(ex, ",".join(rules.rule_ids(rules.check(ex.body, master))), votes_of(ex.body))
+    body = ex.body
+    flags = ",".join(rules.rule_ids(rules.check(body, master)))
+    return Checked(
+        ingest.Examined(index, ex.record, None, None), flags, votes_of(body), _facts_of(ex)
+    )
+
+
+EXAMINE_CHUNK = 256
+_worker_master: rules.TpsMaster | None = None
+
+
+def init_worker(wilayah: str | None) -> None:
+    """Initializer of the examine worker processes: load the master once per process."""
+    global _worker_master
+    from hub.protocol.wilayah import Master
+
+    _worker_master = Master.load(wilayah) if wilayah else None
+
+
+def examine_chunk(start: int, chunk: Sequence[bytes]) -> list[Checked]:
+    """``examine`` a slice of a batch inside a worker process (master from ``init_worker``)."""
+    return [examine(start + i, raw, _worker_master) for i, raw in enumerate(chunk)]
+
+
+async def examine_batch(
+    pool: Executor | None, raws: Sequence[bytes], master: rules.TpsMaster | None
+) -> list[Checked]:
+    """``examine`` every record of a batch on the pool's workers, in two halves so both cores
+    work. A process pool uses its workers' own master (``init_worker``); a thread pool or no
+    pool uses ``master``. Small batches run inline: shipping them costs more than it saves."""
+    if pool is None or len(raws) <= EXAMINE_CHUNK // 4:
+        return [examine(i, raw, master) for i, raw in enumerate(raws)]
+    loop = asyncio.get_running_loop()
+    n = max(EXAMINE_CHUNK, (len(raws) + 1) // 2)
+    if isinstance(pool, ProcessPoolExecutor):
+        parts = [
+            loop.run_in_executor(pool, examine_chunk, i, raws[i : i + n])
+            for i in range(0, len(raws), n)
+        ]
+    else:
+
+        def work(start: int, chunk: Sequence[bytes]) -> list[Checked]:
+            return [examine(start + i, raw, master) for i, raw in enumerate(chunk)]
+
+        parts = [
+            loop.run_in_executor(pool, work, i, raws[i : i + n]) for i in range(0, len(raws), n)
+        ]
+    out: list[Checked] = []
+    for part in await asyncio.gather(*parts):
+        out.extend(part)
+    return out
 
 
 def _facts_of(ex: Examined) -> state.EntryFacts:
@@ -534,16 +588,15 @@ class HubStore:
                 policies[origin] = d.policy()
             rows = []
             for ex in plan.accepted:
-                rec, body = ex.record, ex.body
-                assert rec is not None and body is not None
+                rec = ex.record
                 c = by_index[ex.index]
+                ef = c.facts
+                assert rec is not None and ef is not None
                 d = self.devices[rec.origin]
-                ef = _facts_of(ex)
                 rows.append(
                     (
-                        d.id, rec.seq, rec.hash, rec.raw, job.now, body["election"],
-                        body["form"], body["tps"], c.flags, ef.users_total_j, ef.numbers,
-                        ef.supersedes, ",".join(ef.scans), c.votes,
+                        d.id, rec.seq, rec.hash, rec.raw, job.now, *ef.key, c.flags,
+                        ef.users_total_j, ef.numbers, ef.supersedes, ",".join(ef.scans), c.votes,
                     )
                 )  # fmt: skip
                 new_facts.append(Facts(d.id, rec.seq, ef, _split(c.flags), c.votes))

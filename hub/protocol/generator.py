@@ -44,20 +44,32 @@ def _lpj(l: int, p: int) -> dict[str, int]:  # noqa: E741 - the form's own lette
 
 
 def make_form(
-    rng: random.Random, tps: str, form: str, *, operator: str, election: str = ELECTION
+    rng: random.Random,
+    tps: str,
+    form: str,
+    *,
+    operator: str,
+    election: str = ELECTION,
+    voters_rng: random.Random | None = None,
 ) -> dict[str, Any]:
-    """One consistent form: every rule R1–R10 holds."""
-    dpt_l, dpt_p = rng.randint(95, 160), rng.randint(95, 160)
-    u_l = int(dpt_l * rng.uniform(0.7, 0.9))
-    u_p = int(dpt_p * rng.uniform(0.7, 0.9))
-    b_l, b_p = rng.choice((0, 0, 0, 1, 2)), rng.choice((0, 0, 1, 2))
-    k_l, k_p = rng.choice((0, 0, 0, 1)), rng.choice((0, 0, 0, 1))
+    """One consistent form: every rule R1–R10 holds.
+
+    The voter section (DPT, users, ballots, disabled voters) is drawn from ``voters_rng`` when
+    given: pass a generator seeded by the TPS code to give every form of one TPS the same
+    voters, as on real paper (so R13 stays quiet); votes always come from ``rng``.
+    """
+    vr = voters_rng or rng
+    dpt_l, dpt_p = vr.randint(95, 160), vr.randint(95, 160)
+    u_l = int(dpt_l * vr.uniform(0.7, 0.9))
+    u_p = int(dpt_p * vr.uniform(0.7, 0.9))
+    b_l, b_p = vr.choice((0, 0, 0, 1, 2)), vr.choice((0, 0, 1, 2))
+    k_l, k_p = vr.choice((0, 0, 0, 1)), vr.choice((0, 0, 0, 1))
     tot_l, tot_p = u_l + b_l + k_l, u_p + b_p + k_p
     total = tot_l + tot_p
     invalid = int(total * rng.uniform(0.005, 0.04))
     valid = total - invalid
     received = expected_ballots(dpt_l + dpt_p)
-    damaged = rng.choice((0, 0, 0, 1, 2))
+    damaged = vr.choice((0, 0, 0, 1, 2))
     out: dict[str, Any] = {
         "election": election,
         "form": form,
@@ -73,7 +85,7 @@ def make_form(
             "rusak": damaged,
             "sisa": received - total - damaged,
         },
-        "disabilitas": _lpj(min(rng.choice((0, 0, 1, 2)), tot_l), min(rng.choice((0, 1)), tot_p)),
+        "disabilitas": _lpj(min(vr.choice((0, 0, 1, 2)), tot_l), min(vr.choice((0, 1)), tot_p)),
     }
     if form == "PPWP":
         votes = _split(rng, valid, list(PPWP_WEIGHTS.values()))
@@ -191,7 +203,13 @@ def room_workload(
             if form == "DPRD_KABKO" and tps.startswith("31"):
                 continue
             i = made % laptops
-            f = make_form(rng, tps, form, operator=f"Operator {i + 1:02d}")
+            f = make_form(
+                rng,
+                tps,
+                form,
+                operator=f"Operator {i + 1:02d}",
+                voters_rng=random.Random(f"{seed}/{tps}"),
+            )
             if rng.random() < mistake_rate:
                 add_mistake(rng, f)
             per[i].append(f)

@@ -1,0 +1,347 @@
+"""Pushing a laptop's log to its hub (DESIGN §2.1, §2.4, §2.6).
+
+One round (``sync_once``): find the hub (``--hub`` URL, else mDNS, else the last address that
+worked), check its identity against the pinned key (pinning it at first enrollment), enroll
+(idempotent), ask which seq the hub holds for this laptop, push the rest in seq order in
+batches, and keep each signed receipt after checking it: signed by the pinned hub, naming a seq
+and hash that match this laptop's own record. Entries up to a receipt's seq are "at hub".
+
+``sync_forever`` repeats rounds as entries are added and as the hub comes and goes, with capped
+exponential backoff and full jitter between failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from client.errors import ClientError
+from client.store import ClientStore
+from hub.protocol import clock, codec, enroll, identity, receipt
+from hub.protocol.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+MSGPACK = "application/msgpack"
+DEFAULT_BATCH = 500
+CALL_TIMEOUT = 30.0
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 60.0
+
+
+class SyncError(ClientError):
+    """A sync round failed; the message says what to do."""
+
+
+class HubIdentityError(SyncError):
+    """A hub answered with another identity than the pinned one."""
+
+
+@dataclass(slots=True)
+class SyncReport:
+    hub_id: str = ""
+    hub_url: str = ""
+    state: str = ""  # this laptop's enrollment state at the hub
+    code: str = ""  # comparison code
+    pushed: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    at_hub: int = 0
+    confirmed_upstream: int = 0
+    local_only: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    refused_hubs: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hub": {"id": self.hub_id or None, "url": self.hub_url or None},
+            "state": self.state,
+            "code": self.code,
+            "pushed": self.pushed,
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "at_hub": self.at_hub,
+            "confirmed_upstream": self.confirmed_upstream,
+            "local_only": self.local_only,
+            "rejected": self.rejected,
+            "refused_hubs": self.refused_hubs,
+        }
+
+
+class HubLink:
+    """Thin msgpack-over-HTTP calls to one hub; every call has a timeout."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str):
+        self.session = session
+        self.url = url.rstrip("/")
+
+    async def _call(self, method: str, path: str, body: bytes | None = None) -> Any:
+        headers = {"Accept": MSGPACK}
+        if body is not None:
+            headers["Content-Type"] = MSGPACK
+        try:
+            async with self.session.request(
+                method,
+                self.url + path,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT),
+            ) as r:
+                data = await r.read()
+                try:
+                    obj = codec.unpack(data, canonical=False) if data else {}
+                except ProtocolError:
+                    raise SyncError(
+                        f"{self.url} answered HTTP {r.status} with something that is not a "
+                        "c1hub reply; is this address really a c1hub hub?"
+                    ) from None
+                if r.status >= 400:
+                    err = obj.get("error", {}) if isinstance(obj, dict) else {}
+                    raise SyncError(
+                        f"hub refused {path}: {err.get('reason', f'HTTP {r.status}')}"
+                        f" ({err.get('code', r.status)})"
+                    )
+                return obj
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise SyncError(
+                f"cannot reach hub at {self.url}: {exc or type(exc).__name__}"
+            ) from None
+
+    async def hello(self) -> dict[str, Any]:
+        h = await self._call("GET", "/v1/hello")
+        if not isinstance(h, dict) or type(h.get("public")) is not bytes:
+            raise SyncError(f"{self.url} is not a c1hub hub")
+        return h
+
+    async def enroll(self, raw: bytes) -> dict[str, Any]:
+        r: dict[str, Any] = await self._call("POST", "/v1/enroll", raw)
+        return r
+
+    async def head(self, origin: bytes) -> dict[str, Any]:
+        r: dict[str, Any] = await self._call("GET", f"/v1/heads/{origin.hex()}")
+        return r
+
+    async def push(self, records: list[bytes]) -> dict[str, Any]:
+        r: dict[str, Any] = await self._call("POST", "/v1/push", codec.pack({"records": records}))
+        return r
+
+
+async def _candidates(
+    store: ClientStore, hub_url: str | None, mdns_interfaces: list[str] | None, timeout: float
+) -> list[str]:
+    if hub_url:
+        return [hub_url]
+    pinned = await store.pinned_hub()
+    urls: list[str] = []
+    try:
+        from client.discovery import browse
+
+        found = await browse(
+            interfaces=mdns_interfaces, timeout=timeout, want_public=pinned[0] if pinned else None
+        )
+        urls.extend(f.url for f in found if pinned is None or f.public in (None, pinned[0]))
+    except Exception as exc:  # discovery is only a hint
+        log.warning("mDNS discovery failed (%s); trying the last address that worked", exc)
+    if pinned and pinned[2] and pinned[2] not in urls:
+        urls.append(pinned[2])
+    return urls
+
+
+async def find_hub(
+    store: ClientStore,
+    session: aiohttp.ClientSession,
+    *,
+    hub_url: str | None,
+    mdns_interfaces: list[str] | None,
+    timeout: float = 3.0,
+    report: SyncReport | None = None,
+) -> tuple[HubLink, dict[str, Any]]:
+    """The hub to sync with: right identity (pinned key) at a reachable address."""
+    pinned = await store.pinned_hub()
+    urls = await _candidates(store, hub_url, mdns_interfaces, timeout)
+    if not urls:
+        raise SyncError(
+            "no hub found: mDNS found nothing (hotel Wi-Fi often blocks it) and no address "
+            "worked before. Ask the coordinator for the hub's address and run: "
+            "c1client sync --hub http://ADDRESS:8470"
+        )
+    errors = []
+    for url in urls:
+        link = HubLink(session, url)
+        try:
+            h = await link.hello()
+        except SyncError as exc:
+            errors.append(str(exc))
+            continue
+        if pinned is not None and h["public"] != pinned[0]:
+            msg = (
+                f"REFUSED hub at {url}: its identity is {identity.fingerprint(h['public'])}, but "
+                f"this laptop is enrolled at {pinned[1]}. It may be a second hub or an impostor; "
+                "ask the coordinator."
+            )
+            log.warning(msg)
+            if report is not None:
+                report.refused_hubs.append(url)
+            errors.append(msg)
+            continue
+        return link, h
+    raise SyncError("; ".join(errors))
+
+
+async def sync_once(
+    store: ClientStore,
+    session: aiohttp.ClientSession,
+    *,
+    hub_url: str | None = None,
+    mdns_interfaces: list[str] | None = None,
+    batch: int = DEFAULT_BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> SyncReport:
+    """One round: find, check, enroll, push everything the hub lacks. Raises SyncError."""
+    report = SyncReport()
+    link, hello = await find_hub(
+        store, session, hub_url=hub_url, mdns_interfaces=mdns_interfaces, report=report
+    )
+    hub_public: bytes = hello["public"]
+    ident = store.identity
+    now = clock.now_s()
+    reply = await link.enroll(enroll.make_request(ident, hub_public, store.name, "laptop", now))
+    if await store.pinned_hub() is None:
+        await store.pin_hub(hub_public, identity.fingerprint(hub_public), link.url, now)
+        log.info("pinned hub %s at %s", identity.fingerprint(hub_public), link.url)
+    await store.set_hub_url(link.url, now)
+    report.hub_id = identity.fingerprint(hub_public)
+    report.hub_url = link.url
+    report.state = str(reply.get("state", ""))
+    report.code = str(reply.get("code", ""))
+
+    head = await link.head(ident.public)
+    hub_seq = int(head["seq"])
+    last = await store.last_seq()
+    if head.get("forked"):
+        raise SyncError(
+            "the hub has stopped accepting this laptop: it saw two different entries with the same "
+            "number (was this data folder copied to another laptop?). Tell the coordinator."
+        )
+    if hub_seq > last:
+        raise SyncError(
+            f"the hub holds {hub_seq} entries from this laptop, but this laptop has only {last}: "
+            "was its data folder restored from an old backup? Do not enter more forms here; tell "
+            "the coordinator."
+        )
+    if hub_seq > 0:
+        await _check_receipt_like(store, hub_seq, head["hash"])
+    await _take_upstream_receipt(store, head, hello)
+    await _keep_receipt_floor(store, report)
+    sent = hub_seq
+    while sent < last:
+        raws = await store.records_after(sent, batch)
+        if not raws:
+            break
+        resp = await link.push(raws)
+        report.pushed += len(raws)
+        report.accepted += int(resp.get("accepted", 0))
+        report.duplicate += int(resp.get("duplicate", 0))
+        rejected = list(resp.get("rejected", [])) + list(resp.get("forks", []))
+        report.rejected.extend(rejected)
+        newest = sent
+        for raw in resp.get("receipts", []):
+            rc = receipt.decode(raw)
+            if rc.origin != ident.public:
+                continue
+            rc.check(hub_public)
+            await _check_receipt_like(store, rc.seq, rc.hash)
+            await store.add_receipt("hub", rc)
+            newest = max(newest, rc.seq)
+        if progress is not None:
+            progress(newest, last)
+        if newest <= sent:
+            reasons = "; ".join(f"seq {r.get('seq')}: {r.get('reason')}" for r in rejected[:3])
+            raise SyncError(
+                f"the hub did not take entries after seq {sent}: {reasons or 'no reason'}"
+            )
+        sent = newest
+    if report.pushed:
+        await _take_upstream_receipt(store, await link.head(ident.public), hello)
+    await _keep_receipt_floor(store, report)
+    report.confirmed_upstream = await store.highest_receipt("upstream")
+    return report
+
+
+async def _take_upstream_receipt(
+    store: ClientStore, head: dict[str, Any], hello: dict[str, Any]
+) -> None:
+    """Keep upstream's receipt the hub relays ("confirmed upstream"), if it is signed by the
+    upstream the pinned hub names and covers this laptop's own records."""
+    raw, upstream = head.get("confirmed"), hello.get("upstream")
+    if type(raw) is not bytes or type(upstream) is not bytes:
+        return
+    rc = receipt.decode(raw)
+    rc.check(upstream)
+    if rc.origin == store.identity.public and rc.seq <= await store.last_seq():
+        await _check_receipt_like(store, rc.seq, rc.hash)
+        await store.add_receipt("upstream", rc)
+
+
+async def _check_receipt_like(store: ClientStore, seq: int, hash_: bytes) -> None:
+    mine = await store.hash_at(seq)
+    if mine != hash_:
+        raise SyncError(
+            f"the hub's copy of entry {seq} differs from this laptop's: the log has forked "
+            "(a copied data folder?). Stop entering on this laptop and tell the coordinator."
+        )
+
+
+async def _keep_receipt_floor(store: ClientStore, report: SyncReport) -> None:
+    report.at_hub = await store.highest_receipt("hub")
+    report.local_only = max(await store.last_seq() - report.at_hub, 0)
+
+
+async def sync_forever(
+    store: ClientStore,
+    *,
+    hub_url: str | None,
+    mdns_interfaces: list[str] | None,
+    batch: int = DEFAULT_BATCH,
+    poll: float = 2.0,
+    on_report: Callable[[SyncReport], None] | None = None,
+    on_error: Callable[[str, float], None] | None = None,
+    stop: asyncio.Event | None = None,
+    rng: random.Random | None = None,
+) -> None:
+    """Keep the hub up to date until ``stop`` is set. Failures back off with full jitter."""
+    rng = rng or random.Random()
+    stop = stop or asyncio.Event()
+    failures = 0
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            try:
+                rep = await sync_once(
+                    store, session, hub_url=hub_url, mdns_interfaces=mdns_interfaces, batch=batch
+                )
+            except (SyncError, ProtocolError) as exc:
+                failures += 1
+                delay = backoff_delay(failures, rng)
+                if on_error is not None:
+                    on_error(str(exc), delay)
+                log.warning("sync failed (%s); retrying in %.1fs", exc, delay)
+            else:
+                failures = 0
+                delay = poll
+                if on_report is not None:
+                    on_report(rep)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+
+def backoff_delay(failures: int, rng: random.Random) -> float:
+    """Capped exponential backoff with full jitter: uniform(0, min(cap, base * 2**n))."""
+    return rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(failures, 16)))
