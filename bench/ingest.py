@@ -28,6 +28,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -41,20 +42,22 @@ from hub.store import HubStore, examine_batch  # noqa: E402
 BIN = Path(sys.executable).parent
 
 
-def make_logs(entries: int, laptops: int, seed: int = 1) -> list[list[bytes]]:
+def make_logs(entries: int, laptops: int, seed: int = 1, *, return_idents: bool = False) -> Any:
+    """Signed logs, one per laptop (and the laptops' identities if asked)."""
     per = generator.room_workload(
         entries, laptops, seed=seed, mistake_rate=0.15, double_rate=0.0, conflicts=0
     )
-    logs = []
+    logs, idents = [], []
     for forms in per:
         ident = Identity.generate()
+        idents.append(ident)
         prev, raws = record.GENESIS, []
         for i, f in enumerate(forms):
             r = record.make(ident, i + 1, prev, entry.encode_body(entry.parse(f), 1_707_900_000))
             prev = r.hash
             raws.append(r.raw)
         logs.append(raws)
-    return logs
+    return (logs, idents) if return_idents else logs
 
 
 async def raw_limit(logs: list[list[bytes]], batch: int) -> float:

@@ -253,6 +253,51 @@ async def forks(request: web.Request) -> web.Response:
     return web.json_response(await _hub(request)._store().forks())
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; cheap counters only (no derived-state computation)."""
+    hub = _hub(request)
+    store = hub._store()
+    by_state: dict[str, int] = {}
+    for d in store.devices.values():
+        by_state[d.state] = by_state.get(d.state, 0) + 1
+    lines = [
+        "# HELP c1hub_records_stored Records durably stored (all devices, held included).",
+        "# TYPE c1hub_records_stored counter",
+        f"c1hub_records_stored {store.records_stored}",
+        "# HELP c1hub_commits Group commits of pushed batches.",
+        "# TYPE c1hub_commits counter",
+        f"c1hub_commits {store.commits}",
+        "# HELP c1hub_pushes Push requests answered.",
+        "# TYPE c1hub_pushes counter",
+        f"c1hub_pushes {hub.push_count}",
+        "# HELP c1hub_forks Forks detected (a device signed two histories).",
+        "# TYPE c1hub_forks gauge",
+        f"c1hub_forks {store.fork_count}",
+        "# HELP c1hub_devices Devices by enrollment state.",
+        "# TYPE c1hub_devices gauge",
+    ]
+    for st in ("pending", "approved", "revoked"):
+        lines.append(f'c1hub_devices{{state="{st}"}} {by_state.get(st, 0)}')
+    if hub.forwarder is not None:
+        f = hub.forwarder
+        up = {"up": 1, "down": 0, "backoff": 0}
+        lines += [
+            "# HELP c1hub_upstream_up 1 when the last call upstream succeeded.",
+            "# TYPE c1hub_upstream_up gauge",
+            f"c1hub_upstream_up {up.get(f.state, 0)}",
+            "# HELP c1hub_upstream_backlog Entries upstream does not hold yet.",
+            "# TYPE c1hub_upstream_backlog gauge",
+            f"c1hub_upstream_backlog {f.backlog()}",
+            "# HELP c1hub_upstream_confirmed Entries upstream has signed receipts for.",
+            "# TYPE c1hub_upstream_confirmed gauge",
+            f"c1hub_upstream_confirmed {sum(c.seq for c in store.confirmed.values())}",
+            "# HELP c1hub_upstream_rejected Devices stopped by an upstream refusal.",
+            "# TYPE c1hub_upstream_rejected gauge",
+            f"c1hub_upstream_rejected {len(store.rejections)}",
+        ]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
@@ -270,4 +315,5 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_post("/v1/devices/{id}/approve", approve)
     app.router.add_post("/v1/devices/{id}/revoke", revoke)
     app.router.add_get("/v1/forks", forks)
+    app.router.add_get("/metrics", metrics)
     return app

@@ -14,6 +14,7 @@ start and changed only after a commit succeeds; if a commit fails they are reloa
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -261,7 +262,7 @@ def _facts_of(ex: Examined) -> state.EntryFacts:
         hash=ex.record.hash,
         origin=ex.record.origin,
         key=entry.key(body),
-        numbers=entry.numbers(body),
+        numbers=hashlib.sha256(entry.numbers(body)).digest()[:16],  # compact, equal iff agree
         supersedes=bytes.fromhex(sup) if sup else None,
         users_total_j=body["pengguna_total"]["j"],
         scans=tuple(body["scans"]),
