@@ -13,6 +13,7 @@ exponential backoff and full jitter between failures.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -169,7 +170,11 @@ async def find_hub(
         raise SyncError(
             "no hub found: mDNS found nothing (hotel Wi-Fi often blocks it) and no address "
             "worked before. Ask the coordinator for the hub's address and run: "
-            "c1client sync --hub http://ADDRESS:8470"
+            "c1client sync --hub http://ADDRESS:8470",
+            "hub tidak ditemukan: mDNS tidak menemukan apa pun (Wi-Fi hotel sering "
+            "memblokirnya) dan belum ada alamat yang pernah berhasil. Minta alamat hub ke "
+            "koordinator lalu jalankan: c1client sync --hub http://ALAMAT:8470",
+            code="no_hub",
         )
     errors = []
     for url in urls:
@@ -227,13 +232,20 @@ async def sync_once(
     if head.get("forked"):
         raise SyncError(
             "the hub has stopped accepting this laptop: it saw two different entries with the same "
-            "number (was this data folder copied to another laptop?). Tell the coordinator."
+            "number (was this data folder copied to another laptop?). Tell the coordinator.",
+            "hub berhenti menerima laptop ini: ada dua entri berbeda dengan nomor yang sama "
+            "(apakah folder data ini disalin ke laptop lain?). Beri tahu koordinator.",
+            code="forked",
         )
     if hub_seq > last:
         raise SyncError(
             f"the hub holds {hub_seq} entries from this laptop, but this laptop has only {last}: "
             "was its data folder restored from an old backup? Do not enter more forms here; tell "
-            "the coordinator."
+            "the coordinator.",
+            f"hub menyimpan {hub_seq} entri dari laptop ini, padahal laptop ini hanya punya "
+            f"{last}: apakah folder datanya dipulihkan dari cadangan lama? Jangan memasukkan "
+            "formulir lagi di sini; beri tahu koordinator.",
+            code="behind_hub",
         )
     if hub_seq > 0:
         await _check_receipt_like(store, hub_seq, head["hash"])
@@ -294,7 +306,10 @@ async def _check_receipt_like(store: ClientStore, seq: int, hash_: bytes) -> Non
     if mine != hash_:
         raise SyncError(
             f"the hub's copy of entry {seq} differs from this laptop's: the log has forked "
-            "(a copied data folder?). Stop entering on this laptop and tell the coordinator."
+            "(a copied data folder?). Stop entering on this laptop and tell the coordinator.",
+            f"salinan entri {seq} di hub berbeda dengan di laptop ini (folder data disalin?). "
+            "Berhenti memasukkan di laptop ini dan beri tahu koordinator.",
+            code="forked",
         )
 
 
@@ -336,10 +351,8 @@ async def sync_forever(
                 delay = poll
                 if on_report is not None:
                     on_report(rep)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
 
 def backoff_delay(failures: int, rng: random.Random) -> float:

@@ -1,0 +1,138 @@
+"""Settings of the operator laptop, declared once.
+
+Each setting has one declaration in ``SETTINGS``: its name, default, environment variable and
+help text. The CLI builds its options from these declarations and then one frozen
+``ClientConfig`` (``ClientConfig.build``); nothing below the CLI reads the environment or the
+command line. docs/configuration.md documents every entry of ``SETTINGS`` (a test checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+LANGS = ("id", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    env: str
+    help: str
+
+
+SETTINGS: list[Setting] = [
+    Setting(
+        "data_dir",
+        "~/.local/share/c1client",
+        "C1CLIENT_DATA",
+        "Directory holding this laptop's key (node.key) and its local store (client.db).",
+    ),
+    Setting(
+        "lang",
+        "id",
+        "C1_LANG",
+        "Language of messages: id (Bahasa Indonesia) or en (English).",
+    ),
+    Setting(
+        "wilayah",
+        None,
+        "C1_WILAYAH",
+        "Polling-station master (wilayah JSON). With it, an entry for a TPS that does not "
+        "exist is rejected (rule R11).",
+    ),
+    Setting(
+        "batch_size",
+        500,
+        "C1CLIENT_BATCH_SIZE",
+        "Entries saved per transaction by `enter` (1..10000).",
+    ),
+    Setting(
+        "busy_timeout",
+        30.0,
+        "C1CLIENT_BUSY_TIMEOUT",
+        "Seconds to wait for another c1client process that is writing to the same store.",
+    ),
+    Setting(
+        "progress_after",
+        1000,
+        "C1CLIENT_PROGRESS_AFTER",
+        "`enter` reports progress on stderr once this many entries were read (always when "
+        "stderr is a terminal).",
+    ),
+]
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    return SETTINGS_BY_NAME[name]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Everything a c1client command needs to know, validated."""
+
+    data_dir: Path
+    lang: str = "id"
+    wilayah: Path | None = None
+    batch_size: int = 500
+    busy_timeout: float = 30.0
+    progress_after: int = 1000
+    verbose: int = 0
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        data_dir: Path | str | None = None,
+        lang: str | None = None,
+        wilayah: Path | str | None = None,
+        batch_size: int | None = None,
+        busy_timeout: float | None = None,
+        progress_after: int | None = None,
+        verbose: int = 0,
+    ) -> ClientConfig:
+        """Validate values (``None`` means the declared default) into a config."""
+
+        def pick(name: str, value: Any) -> Any:
+            return setting(name).default if value is None else value
+
+        data = Path(pick("data_dir", data_dir)).expanduser().absolute()
+        lang_v = str(pick("lang", lang)).lower()
+        if lang_v not in LANGS:
+            raise ConfigError(
+                f"language {lang_v!r} is not supported (use id or en)",
+                f"bahasa {lang_v!r} tidak dikenal (pakai id atau en)",
+            )
+        batch = int(pick("batch_size", batch_size))
+        if not 1 <= batch <= 10_000:
+            raise ConfigError(
+                f"batch size {batch} is outside 1..10000",
+                f"ukuran batch {batch} di luar 1..10000",
+            )
+        busy = float(pick("busy_timeout", busy_timeout))
+        if not 0 <= busy <= 3600:
+            raise ConfigError(
+                f"busy timeout {busy} s is outside 0..3600",
+                f"batas tunggu {busy} detik di luar 0..3600",
+            )
+        progress = int(pick("progress_after", progress_after))
+        if progress < 0:
+            raise ConfigError(
+                "progress_after must be 0 or more", "progress_after harus 0 atau lebih"
+            )
+        w = pick("wilayah", wilayah)
+        return cls(
+            data_dir=data,
+            lang=lang_v,
+            wilayah=Path(w).expanduser() if w is not None else None,
+            batch_size=batch,
+            busy_timeout=busy,
+            progress_after=progress,
+            verbose=verbose,
+        )
