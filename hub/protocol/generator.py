@@ -156,7 +156,7 @@ def tps_codes(master: Master | None, region: str, rng: random.Random) -> Iterato
         rng.shuffle(codes)
         yield from codes
         raise ValueError(f"region {region!r} has only {len(codes)} TPS")
-    n = 0
+    n = rng.randrange(5_000_000)  # another seed, other codes: separate runs do not collide
     while True:
         kab, kec, desa, t = n // 200_000 + 1, n // 20_000 % 10 + 1, n // 20 % 1000 + 1, n % 20 + 1
         yield f"99{kab:02d}{kec:02d}{desa:04d}{t:03d}"

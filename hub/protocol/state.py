@@ -56,9 +56,10 @@ def derive(entries: Iterable[EntryFacts]) -> dict[Key, TpsState]:
         hashes = {e.hash for e in group}
         dead = {e.supersedes for e in group if e.supersedes in hashes and e.supersedes != e.hash}
         live = [e for e in group if e.hash not in dead]
-        if not live:  # a supersedes cycle: nothing can be live; show every entry as a conflict
-            live = group
-        if len({e.numbers for e in live}) > 1:
+        cycle = not live
+        if cycle:  # a supersedes cycle: nothing can be live; show every entry as a conflict
+            live, dead = group, set()
+        if cycle or len({e.numbers for e in live}) > 1:
             status = CONFLICT
         elif len({e.origin for e in live}) > 1:
             status = VERIFIED

@@ -1,0 +1,32 @@
+"""Fixtures shared by every test package: keep this file small and general."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.protocol.identity import Identity
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WILAYAH_FILE = REPO_ROOT.parent / "shared" / "data" / "wilayah-2024.json"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (the folder holding pyproject.toml)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def wilayah_path() -> Path:
+    """The real 2024 polling-station master at ../shared/data/; skips the test when absent."""
+    if not WILAYAH_FILE.is_file():
+        pytest.skip(f"real polling-station master not found at {WILAYAH_FILE}")
+    return WILAYAH_FILE
+
+
+@pytest.fixture
+def identity() -> Identity:
+    """A deterministic node identity (fixed seed): same key, same node id, every run."""
+    return Identity.from_seed(bytes(range(32)))

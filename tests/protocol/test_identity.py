@@ -1,0 +1,146 @@
+"""Node identities: key files, fingerprints, comparison codes, signatures."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from hub.protocol.errors import SignatureError
+from hub.protocol.identity import (
+    KEY_FILE,
+    Identity,
+    comparison_code,
+    fingerprint,
+    load_or_create,
+    verify,
+)
+
+FINGERPRINT = re.compile(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}")
+CODE = re.compile(r"[0-9]{3} [0-9]{3}")
+
+
+def test_key_file_is_private(tmp_path: Path) -> None:
+    ident = Identity.generate()
+    path = tmp_path / "node.key"
+    ident.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    loaded = Identity.load(path)
+    assert loaded.public == ident.public
+    assert loaded.node_id == ident.node_id
+
+
+def test_save_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "node.key"
+    Identity.generate().save(path)
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        Identity.generate().save(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660, 0o666, 0o700 | 0o010])
+def test_load_refuses_a_key_others_can_read(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "node.key"
+    Identity.generate().save(path)
+    os.chmod(path, mode)
+    with pytest.raises(PermissionError, match=f"chmod 600 {re.escape(str(path))}"):
+        Identity.load(path)
+
+
+def test_load_accepts_owner_only_modes(tmp_path: Path) -> None:
+    path = tmp_path / "node.key"
+    ident = Identity.generate()
+    ident.save(path)
+    os.chmod(path, 0o400)
+    assert Identity.load(path).public == ident.public
+
+
+@pytest.mark.parametrize("content", ["hello\n", "ab" * 31 + "\n", "", "ab" * 33])
+def test_load_refuses_a_file_that_is_not_a_key(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "node.key"
+    path.write_text(content)
+    os.chmod(path, 0o600)
+    with pytest.raises(ValueError, match="does not hold a c1hub key"):
+        Identity.load(path)
+
+
+def test_load_or_create(tmp_path: Path) -> None:
+    first, created = load_or_create(tmp_path)
+    assert created
+    assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
+    again, created = load_or_create(tmp_path)
+    assert not created
+    assert again.public == first.public
+
+
+def test_from_seed_is_deterministic(identity: Identity) -> None:
+    same = Identity.from_seed(bytes(range(32)))
+    assert same.public == identity.public
+    assert same.node_id == identity.node_id
+    assert same.seed() == bytes(range(32))
+    assert Identity.from_seed(bytes(32)).public != identity.public
+
+
+def test_fingerprint_format(identity: Identity) -> None:
+    assert FINGERPRINT.fullmatch(identity.node_id)
+    assert identity.node_id == fingerprint(identity.public)
+    assert len(identity.public) == 32
+
+
+def test_fingerprints_differ_per_key() -> None:
+    ids = {Identity.from_seed(bytes([i]) * 32).node_id for i in range(200)}
+    assert len(ids) == 200
+    assert all(FINGERPRINT.fullmatch(i) for i in ids)
+
+
+def test_comparison_code_format_and_sensitivity() -> None:
+    hub_a, hub_b = (Identity.from_seed(bytes([i]) * 32).public for i in (1, 2))
+    dev_a, dev_b = (Identity.from_seed(bytes([i]) * 32).public for i in (3, 4))
+    code = comparison_code(hub_a, dev_a)
+    assert CODE.fullmatch(code)
+    assert comparison_code(hub_a, dev_a) == code
+    assert comparison_code(hub_b, dev_a) != code
+    assert comparison_code(hub_a, dev_b) != code
+    assert comparison_code(dev_a, hub_a) != code  # the roles are part of the code
+
+
+def test_comparison_codes_are_spread() -> None:
+    hub = Identity.from_seed(b"\x01" * 32).public
+    codes = {
+        comparison_code(hub, Identity.from_seed(bytes([i]) * 32).public) for i in range(2, 102)
+    }
+    assert all(CODE.fullmatch(c) for c in codes)
+    assert len(codes) >= 95
+
+
+def test_sign_and_verify_with_domains(identity: Identity) -> None:
+    sig = identity.sign(b"c1hub/test/v1", b"message")
+    verify(identity.public, b"c1hub/test/v1", b"message", sig)
+    with pytest.raises(SignatureError):
+        verify(identity.public, b"c1hub/other/v1", b"message", sig)
+    with pytest.raises(SignatureError):
+        verify(identity.public, b"c1hub/test/v1", b"messagE", sig)
+    # The separator keeps (domain, message) pairs apart: "a" + "bc" is not "ab" + "c".
+    sig = identity.sign(b"a", b"bc")
+    with pytest.raises(SignatureError):
+        verify(identity.public, b"ab", b"c", sig)
+
+
+def test_verify_with_another_key_fails(identity: Identity) -> None:
+    other = Identity.from_seed(b"\x09" * 32)
+    sig = identity.sign(b"d", b"m")
+    with pytest.raises(SignatureError):
+        verify(other.public, b"d", b"m", sig)
+
+
+@pytest.mark.parametrize(
+    ("public", "sig"),
+    [(b"\x00" * 31, b"\x00" * 64), (b"\x00" * 32, b"\x00" * 63), (b"\xff" * 32, b"\x00" * 64)],
+)
+def test_verify_malformed_key_or_signature(public: bytes, sig: bytes) -> None:
+    with pytest.raises(SignatureError):
+        verify(public, b"d", b"m", sig)
