@@ -621,10 +621,17 @@ def verify(data_dir: Path | None, lang: str | None, verbose: int, as_json: bool)
 @common_options
 @click.option(
     "--hub",
-    "hub_url",
+    "hub_urls",
     metavar="URL",
+    multiple=True,
     help="The hub's address, e.g. http://192.168.1.10:8470 (default: find it by mDNS, "
-    "then the last address that worked).",
+    "then the last address that worked). Repeat for a room with two hubs.",
+)
+@click.option(
+    "--add-hub",
+    is_flag=True,
+    help="Also enroll at a hub other than the pinned one (a room with two hubs: this laptop "
+    "then pushes to both). Compare the code on both screens first.",
 )
 @click.option("--once", is_flag=True, help="Sync once and exit (default: keep syncing).")
 @click.option(
@@ -646,7 +653,8 @@ def sync(
     data_dir: Path | None,
     lang: str | None,
     verbose: int,
-    hub_url: str | None,
+    hub_urls: tuple[str, ...],
+    add_hub: bool,
     once: bool,
     mdns_interfaces: str | None,
     batch: int,
@@ -674,15 +682,18 @@ def sync(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mdns-interface") from None
 
-    def show(rep: SyncReport, entries: int) -> None:
+    def report(rep: SyncReport, entries: int) -> None:
         if as_json:
             _emit(rep.to_dict())
             return
-        click.echo(msg("sync_hub", hub_id=rep.hub_id, url=rep.hub_url))
-        if rep.state == "pending":
-            click.echo(msg("sync_pending", code=rep.code, node_id=store_id[0]))
-        elif rep.state == "revoked":
-            click.echo(msg("sync_revoked"))
+        for h in rep.hubs:
+            click.echo(msg("sync_hub", hub_id=h["id"], url=h["url"]))
+            if h["state"] == "pending":
+                click.echo(msg("sync_pending", code=h["code"], node_id=store_id[0]))
+            elif h["state"] == "revoked":
+                click.echo(msg("sync_revoked"))
+        for e in rep.errors:
+            click.echo(f"{msg('error')}: {e['reason_id' if cfg.lang == 'id' else 'reason']}")
         for r in rep.rejected[:20]:
             click.echo(msg("sync_rejected", seq=r.get("seq"), reason=r.get("reason")))
         click.echo(msg("sync_done", pushed=rep.pushed, at_hub=rep.at_hub, entries=entries,
@@ -697,21 +708,21 @@ def sync(
             store_id[0] = store.node_id
             if once:
                 async with aiohttp.ClientSession() as http:
-                    rep = await sync_once(
-                        store, http, hub_url=hub_url, mdns_interfaces=ifaces, batch=batch
-                    )
-                show(rep, await store.last_seq())
-                return 1 if rep.rejected else 0
+                    rep = await sync_once(store, http, hub_url=hub_urls, mdns_interfaces=ifaces,
+                                          batch=batch, add_hub=add_hub)  # fmt: skip
+                report(rep, await store.last_seq())
+                return 1 if rep.rejected or rep.errors else 0
 
             def on_report(rep: SyncReport) -> None:
                 if rep.pushed or as_json:
-                    show(rep, rep.at_hub + rep.local_only)
+                    report(rep, rep.at_hub + rep.local_only)
 
             def on_error(reason: str, delay: float) -> None:
                 click.echo(msg("sync_retry", reason=reason, delay=delay), err=True)
 
-            await sync_forever(store, hub_url=hub_url, mdns_interfaces=ifaces, batch=batch,
-                               on_report=on_report, on_error=on_error)  # fmt: skip
+            await sync_forever(store, hub_url=hub_urls, mdns_interfaces=ifaces, batch=batch,
+                               add_hub=add_hub, on_report=on_report,
+                               on_error=on_error)  # fmt: skip
         return 0
 
     run(cfg, as_json, work)

@@ -464,13 +464,13 @@ class ClientStore:
         at = clock.now_s() if now is None else now
         async with self._write() as db:
             if kind == HUB:
-                pinned = await _pinned(db)
-                if pinned is not None and pinned.public != r.issuer:
+                pins = await _pins(db)
+                if pins and all(p.public != r.issuer for p in pins):
                     raise ReceiptError(
                         f"receipt was issued by {fingerprint(r.issuer)}, not by the pinned hub "
-                        f"{pinned.node_id}",
+                        f"{pins[0].node_id}",
                         f"tanda terima dari {fingerprint(r.issuer)}, bukan dari hub yang "
-                        f"disematkan {pinned.node_id}",
+                        f"disematkan {pins[0].node_id}",
                     )
             rows = await db.execute_fetchall("SELECT hash FROM entries WHERE seq = ?", (r.seq,))
             held = list(rows)
@@ -505,11 +505,20 @@ class ClientStore:
         return Marks(await self.highest_receipt(HUB), await self.highest_receipt(UPSTREAM))
 
     async def pin_hub(
-        self, public: bytes, node_id: str, url: str, now: int, *, replace: bool = False
+        self,
+        public: bytes,
+        node_id: str,
+        url: str,
+        now: int,
+        *,
+        replace: bool = False,
+        add: bool = False,
     ) -> None:
-        """Pin the hub with key ``public``; re-pinning the same hub updates its id and URL.
+        """Pin the hub with key ``public``; re-pinning a pinned hub updates its id and URL.
 
-        Pinning a different hub while one is pinned raises HubPinError unless ``replace``.
+        Pinning a different hub while one is pinned raises HubPinError, unless ``add`` (the
+        laptop is enrolled at a second hub of the same room and pushes to both) or ``replace``
+        (the old pins are dropped).
         """
         if len(public) != 32:
             raise ValueError("a hub key is 32 bytes")
@@ -519,27 +528,30 @@ class ClientStore:
                 f"id hub {node_id} tidak sesuai dengan kuncinya ({fingerprint(public)})",
             )
         async with self._write() as db:
-            pinned = await _pinned(db)
-            if pinned is not None and pinned.public != public:
-                if not replace:
-                    raise HubPinError(
-                        f"this laptop is pinned to hub {pinned.node_id}, not {node_id}",
-                        f"laptop ini tersemat ke hub {pinned.node_id}, bukan {node_id}",
-                    )
-                await db.execute(
-                    "UPDATE hubs SET pinned_at = NULL WHERE public = ?", (pinned.public,)
-                )
-            if pinned is not None and pinned.public == public:
+            pins = await _pins(db)
+            if any(p.public == public for p in pins):
                 await db.execute(
                     "UPDATE hubs SET node_id = ?, url = ? WHERE public = ?", (node_id, url, public)
                 )
-            else:
-                await db.execute(
-                    "INSERT INTO hubs (public, node_id, url, pinned_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (public) DO UPDATE SET node_id = excluded.node_id,"
-                    " url = excluded.url, pinned_at = excluded.pinned_at",
-                    (public, node_id, url, now),
+                return
+            if pins and not (replace or add):
+                raise HubPinError(
+                    f"this laptop is pinned to hub {pins[0].node_id}, not {node_id}",
+                    f"laptop ini tersemat ke hub {pins[0].node_id}, bukan {node_id}",
                 )
+            if replace:
+                await db.execute("UPDATE hubs SET pinned_at = NULL")
+            await db.execute(
+                "INSERT INTO hubs (public, node_id, url, pinned_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (public) DO UPDATE SET node_id = excluded.node_id,"
+                " url = excluded.url, pinned_at = excluded.pinned_at",
+                (public, node_id, url, now),
+            )
+
+    async def pinned_hubs(self) -> list[HubInfo]:
+        """Every pinned hub, most recently pinned first."""
+        async with self._lock:
+            return await _pins(self._db)
 
     async def pinned_hub(self) -> tuple[bytes, str, str] | None:
         """(public key, node id, url) of the pinned hub, or None."""
@@ -550,11 +562,14 @@ class ClientStore:
         async with self._lock:
             return await _pinned(self._db)
 
-    async def set_hub_url(self, url: str, now: int) -> None:
-        """Record that the pinned hub answered at ``url`` at ``now`` (HubPinError if none)."""
+    async def set_hub_url(self, url: str, now: int, public: bytes | None = None) -> None:
+        """Record that a pinned hub (``public``; default: every pinned hub) answered at ``url``
+        at ``now``. HubPinError if no such hub is pinned."""
         async with self._write() as db:
             cur = await db.execute(
-                "UPDATE hubs SET url = ?, last_ok_at = ? WHERE pinned_at IS NOT NULL", (url, now)
+                "UPDATE hubs SET url = ?, last_ok_at = ? WHERE pinned_at IS NOT NULL"
+                " AND (? IS NULL OR public = ?)",
+                (url, now, public, public),
             )
             changed = cur.rowcount
             await cur.close()
@@ -872,20 +887,23 @@ async def _head(db: aiosqlite.Connection) -> tuple[int, bytes]:
     return seq, hash_
 
 
-async def _pinned(db: aiosqlite.Connection) -> HubInfo | None:
-    rows = list(
-        await db.execute_fetchall(
-            "SELECT public, node_id, url, pinned_at, last_ok_at FROM hubs"
-            " WHERE pinned_at IS NOT NULL ORDER BY pinned_at DESC LIMIT 1"
+async def _pins(db: aiosqlite.Connection) -> list[HubInfo]:
+    rows = await db.execute_fetchall(
+        "SELECT public, node_id, url, pinned_at, last_ok_at FROM hubs"
+        " WHERE pinned_at IS NOT NULL ORDER BY pinned_at DESC, node_id"
+    )
+    return [
+        HubInfo(
+            bytes(public),
+            str(node_id),
+            str(url),
+            int(pinned_at),
+            None if last_ok is None else int(last_ok),
         )
-    )
-    if not rows:
-        return None
-    public, node_id, url, pinned_at, last_ok = rows[0]
-    return HubInfo(
-        bytes(public),
-        str(node_id),
-        str(url),
-        int(pinned_at),
-        None if last_ok is None else int(last_ok),
-    )
+        for public, node_id, url, pinned_at, last_ok in rows
+    ]
+
+
+async def _pinned(db: aiosqlite.Connection) -> HubInfo | None:
+    pins = await _pins(db)
+    return pins[0] if pins else None

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from client.errors import ClientError
 from client.store import ClientStore
 from hub.protocol import clock, codec, enroll, identity, receipt
 from hub.protocol.errors import ProtocolError
+from hub.protocol.pacing import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,6 @@ BACKOFF_CAP = 60.0
 
 class SyncError(ClientError):
     """A sync round failed; the message says what to do."""
-
-
-class HubIdentityError(SyncError):
-    """A hub answered with another identity than the pinned one."""
 
 
 @dataclass(slots=True)
@@ -58,6 +55,8 @@ class SyncReport:
     local_only: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
     refused_hubs: list[str] = field(default_factory=list)
+    hubs: list[dict[str, Any]] = field(default_factory=list)  # one per hub synced
+    errors: list[dict[str, str]] = field(default_factory=list)  # hubs that failed this round
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +71,8 @@ class SyncReport:
             "local_only": self.local_only,
             "rejected": self.rejected,
             "refused_hubs": self.refused_hubs,
+            "hubs": self.hubs,
+            "errors": self.errors,
         }
 
 
@@ -100,18 +101,25 @@ class HubLink:
                 except ProtocolError:
                     raise SyncError(
                         f"{self.url} answered HTTP {r.status} with something that is not a "
-                        "c1hub reply; is this address really a c1hub hub?"
+                        "c1hub reply; is this address really a c1hub hub?",
+                        f"{self.url} menjawab HTTP {r.status} yang bukan balasan c1hub; "
+                        "benarkah ini alamat hub c1hub?",
+                        code="not_a_hub",
                     ) from None
                 if r.status >= 400:
                     err = obj.get("error", {}) if isinstance(obj, dict) else {}
+                    reason = err.get("reason", f"HTTP {r.status}")
                     raise SyncError(
-                        f"hub refused {path}: {err.get('reason', f'HTTP {r.status}')}"
-                        f" ({err.get('code', r.status)})"
+                        f"hub refused {path}: {reason} ({err.get('code', r.status)})",
+                        f"hub menolak {path}: {reason} ({err.get('code', r.status)})",
+                        code=str(err.get("code", "refused")),
                     )
                 return obj
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise SyncError(
-                f"cannot reach hub at {self.url}: {exc or type(exc).__name__}"
+                f"cannot reach hub at {self.url}: {exc or type(exc).__name__}",
+                f"hub di {self.url} tidak dapat dihubungi: {exc or type(exc).__name__}",
+                code="unreachable",
             ) from None
 
     async def hello(self) -> dict[str, Any]:
@@ -134,38 +142,42 @@ class HubLink:
 
 
 async def _candidates(
-    store: ClientStore, hub_url: str | None, mdns_interfaces: list[str] | None, timeout: float
+    store: ClientStore, hub_urls: Sequence[str], mdns_interfaces: list[str] | None, timeout: float
 ) -> list[str]:
-    if hub_url:
-        return [hub_url]
-    pinned = await store.pinned_hub()
+    if hub_urls:
+        return list(hub_urls)
+    pins = await store.pinned_hubs()
+    keys = {p.public for p in pins}
     urls: list[str] = []
     try:
         from client.discovery import browse
 
         found = await browse(
-            interfaces=mdns_interfaces, timeout=timeout, want_public=pinned[0] if pinned else None
+            interfaces=mdns_interfaces,
+            timeout=timeout,
+            want_public=pins[0].public if len(pins) == 1 else None,
         )
-        urls.extend(f.url for f in found if pinned is None or f.public in (None, pinned[0]))
+        urls.extend(f.url for f in found if not keys or f.public is None or f.public in keys)
     except Exception as exc:  # discovery is only a hint
         log.warning("mDNS discovery failed (%s); trying the last address that worked", exc)
-    if pinned and pinned[2] and pinned[2] not in urls:
-        urls.append(pinned[2])
+    urls.extend(p.url for p in pins if p.url and p.url not in urls)
     return urls
 
 
-async def find_hub(
+async def find_hubs(
     store: ClientStore,
     session: aiohttp.ClientSession,
     *,
-    hub_url: str | None,
-    mdns_interfaces: list[str] | None,
+    hub_urls: Sequence[str] = (),
+    mdns_interfaces: list[str] | None = None,
+    add: bool = False,
     timeout: float = 3.0,
     report: SyncReport | None = None,
-) -> tuple[HubLink, dict[str, Any]]:
-    """The hub to sync with: right identity (pinned key) at a reachable address."""
-    pinned = await store.pinned_hub()
-    urls = await _candidates(store, hub_url, mdns_interfaces, timeout)
+) -> list[tuple[HubLink, dict[str, Any]]]:
+    """The hubs to sync with: reachable, and each either pinned, or the first hub ever (pinned
+    at first enrollment), or — with ``add`` — a second hub of the same room."""
+    pins = {p.public: p for p in await store.pinned_hubs()}
+    urls = await _candidates(store, hub_urls, mdns_interfaces, timeout)
     if not urls:
         raise SyncError(
             "no hub found: mDNS found nothing (hotel Wi-Fi often blocks it) and no address "
@@ -176,55 +188,112 @@ async def find_hub(
             "koordinator lalu jalankan: c1client sync --hub http://ALAMAT:8470",
             code="no_hub",
         )
-    errors = []
+    found: dict[bytes, tuple[HubLink, dict[str, Any]]] = {}
+    errors: list[SyncError] = []
     for url in urls:
         link = HubLink(session, url)
         try:
             h = await link.hello()
         except SyncError as exc:
-            errors.append(str(exc))
+            errors.append(exc)
             continue
-        if pinned is not None and h["public"] != pinned[0]:
-            msg = (
-                f"REFUSED hub at {url}: its identity is {identity.fingerprint(h['public'])}, but "
-                f"this laptop is enrolled at {pinned[1]}. It may be a second hub or an impostor; "
-                "ask the coordinator."
-            )
-            log.warning(msg)
+        public: bytes = h["public"]
+        if public in found:
+            continue
+        if pins and public not in pins and not add:
+            enrolled = ", ".join(p.node_id for p in pins.values())
+            other = identity.fingerprint(public)
+            log.warning("refused hub at %s: identity %s is not the pinned %s", url, other, enrolled)
             if report is not None:
                 report.refused_hubs.append(url)
-            errors.append(msg)
+            errors.append(
+                SyncError(
+                    f"REFUSED hub at {url}: its identity is {other}, but this laptop is enrolled "
+                    f"at {enrolled}. It may be a second hub or an impostor; ask the coordinator "
+                    "(to push to a second hub of this room on purpose: --add-hub).",
+                    f"hub di {url} DITOLAK: identitasnya {other}, padahal laptop ini terdaftar "
+                    f"di {enrolled}. Mungkin hub lain atau palsu; tanyakan ke koordinator.",
+                    code="wrong_hub",
+                )
+            )
             continue
-        return link, h
-    raise SyncError("; ".join(errors))
+        found[public] = (link, h)
+        if not pins and not add:
+            break  # first enrollment: one hub, the first that answers
+    if not found:
+        if len(errors) == 1:
+            raise errors[0]
+        raise SyncError(
+            "; ".join(e.message for e in errors),
+            "; ".join(e.pesan for e in errors),
+            code=errors[0].code if errors else "no_hub",
+        )
+    return list(found.values())
 
 
 async def sync_once(
     store: ClientStore,
     session: aiohttp.ClientSession,
     *,
-    hub_url: str | None = None,
+    hub_url: str | Sequence[str] | None = None,
     mdns_interfaces: list[str] | None = None,
     batch: int = DEFAULT_BATCH,
+    add_hub: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> SyncReport:
-    """One round: find, check, enroll, push everything the hub lacks. Raises SyncError."""
+    """One round: find the hub(s), check, enroll, push everything each lacks.
+
+    Raises SyncError when no hub could be synced; when several hubs are pinned and only some
+    fail, the failures are listed in ``report.errors``.
+    """
+    urls = [hub_url] if isinstance(hub_url, str) else list(hub_url or ())
     report = SyncReport()
-    link, hello = await find_hub(
-        store, session, hub_url=hub_url, mdns_interfaces=mdns_interfaces, report=report
-    )
+    targets = await find_hubs(
+        store, session, hub_urls=urls, mdns_interfaces=mdns_interfaces, add=add_hub,
+        report=report,
+    )  # fmt: skip
+    failures: list[SyncError] = []
+    for link, hello in targets:
+        try:
+            await _sync_hub(store, link, hello, report, batch=batch, progress=progress)
+        except SyncError as exc:
+            if len(targets) == 1:
+                raise
+            log.warning("sync with %s failed: %s", link.url, exc)
+            report.errors.append(exc.to_dict())
+            failures.append(exc)
+    if len(failures) == len(targets):
+        raise failures[0]
+    await _keep_receipt_floor(store, report)
+    report.confirmed_upstream = await store.highest_receipt("upstream")
+    return report
+
+
+async def _sync_hub(
+    store: ClientStore,
+    link: HubLink,
+    hello: dict[str, Any],
+    report: SyncReport,
+    *,
+    batch: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     hub_public: bytes = hello["public"]
+    hub_id = identity.fingerprint(hub_public)
     ident = store.identity
     now = clock.now_s()
     reply = await link.enroll(enroll.make_request(ident, hub_public, store.name, "laptop", now))
-    if await store.pinned_hub() is None:
-        await store.pin_hub(hub_public, identity.fingerprint(hub_public), link.url, now)
-        log.info("pinned hub %s at %s", identity.fingerprint(hub_public), link.url)
-    await store.set_hub_url(link.url, now)
-    report.hub_id = identity.fingerprint(hub_public)
-    report.hub_url = link.url
-    report.state = str(reply.get("state", ""))
-    report.code = str(reply.get("code", ""))
+    pins = await store.pinned_hubs()
+    if all(p.public != hub_public for p in pins):
+        await store.pin_hub(hub_public, hub_id, link.url, now, add=bool(pins))
+        log.info("pinned hub %s at %s", hub_id, link.url)
+    await store.set_hub_url(link.url, now, hub_public)
+    state, code = str(reply.get("state", "")), str(reply.get("code", ""))
+    if not report.hub_id:
+        report.hub_id, report.hub_url, report.state, report.code = hub_id, link.url, state, code
+    summary: dict[str, Any] = {"id": hub_id, "url": link.url, "state": state, "code": code,
+                               "pushed": 0}  # fmt: skip
+    report.hubs.append(summary)
 
     head = await link.head(ident.public)
     hub_seq = int(head["seq"])
@@ -250,7 +319,6 @@ async def sync_once(
     if hub_seq > 0:
         await _check_receipt_like(store, hub_seq, head["hash"])
     await _take_upstream_receipt(store, head, hello)
-    await _keep_receipt_floor(store, report)
     sent = hub_seq
     while sent < last:
         raws = await store.records_after(sent, batch)
@@ -258,6 +326,7 @@ async def sync_once(
             break
         resp = await link.push(raws)
         report.pushed += len(raws)
+        summary["pushed"] += len(raws)
         report.accepted += int(resp.get("accepted", 0))
         report.duplicate += int(resp.get("duplicate", 0))
         rejected = list(resp.get("rejected", [])) + list(resp.get("forks", []))
@@ -274,16 +343,15 @@ async def sync_once(
         if progress is not None:
             progress(newest, last)
         if newest <= sent:
-            reasons = "; ".join(f"seq {r.get('seq')}: {r.get('reason')}" for r in rejected[:3])
+            reasons = "; ".join(f"#{r.get('seq')}: {r.get('reason')}" for r in rejected[:3])
             raise SyncError(
-                f"the hub did not take entries after seq {sent}: {reasons or 'no reason'}"
+                f"hub {hub_id} did not take entries after #{sent}: {reasons or 'no reason'}",
+                f"hub {hub_id} tidak menerima entri setelah #{sent}: {reasons or '-'}",
+                code=str(rejected[0].get("code")) if rejected else "not_taken",
             )
         sent = newest
-    if report.pushed:
+    if summary["pushed"]:
         await _take_upstream_receipt(store, await link.head(ident.public), hello)
-    await _keep_receipt_floor(store, report)
-    report.confirmed_upstream = await store.highest_receipt("upstream")
-    return report
 
 
 async def _take_upstream_receipt(
@@ -314,47 +382,46 @@ async def _check_receipt_like(store: ClientStore, seq: int, hash_: bytes) -> Non
 
 
 async def _keep_receipt_floor(store: ClientStore, report: SyncReport) -> None:
-    report.at_hub = await store.highest_receipt("hub")
-    report.local_only = max(await store.last_seq() - report.at_hub, 0)
+    marks = await store.marks()
+    last = await store.last_seq()
+    report.at_hub = min(max(marks.hub, marks.upstream), last)
+    report.local_only = max(last - report.at_hub, 0)
 
 
 async def sync_forever(
     store: ClientStore,
     *,
-    hub_url: str | None,
+    hub_url: str | Sequence[str] | None,
     mdns_interfaces: list[str] | None,
     batch: int = DEFAULT_BATCH,
+    add_hub: bool = False,
     poll: float = 2.0,
     on_report: Callable[[SyncReport], None] | None = None,
     on_error: Callable[[str, float], None] | None = None,
     stop: asyncio.Event | None = None,
     rng: random.Random | None = None,
 ) -> None:
-    """Keep the hub up to date until ``stop`` is set. Failures back off with full jitter."""
+    """Keep the hub(s) up to date until ``stop`` is set. Failures back off exponentially with
+    full jitter (``hub.protocol.pacing.Backoff``); a success resets the backoff."""
     rng = rng or random.Random()
     stop = stop or asyncio.Event()
-    failures = 0
+    backoff = Backoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
     async with aiohttp.ClientSession() as session:
         while not stop.is_set():
             try:
-                rep = await sync_once(
-                    store, session, hub_url=hub_url, mdns_interfaces=mdns_interfaces, batch=batch
-                )
+                rep = await sync_once(store, session, hub_url=hub_url,
+                                      mdns_interfaces=mdns_interfaces, batch=batch,
+                                      add_hub=add_hub)  # fmt: skip
             except (SyncError, ProtocolError) as exc:
-                failures += 1
-                delay = backoff_delay(failures, rng)
+                delay = backoff.failed(clock.monotonic(), rng)
                 if on_error is not None:
                     on_error(str(exc), delay)
                 log.warning("sync failed (%s); retrying in %.1fs", exc, delay)
             else:
-                failures = 0
+                backoff.succeeded()
+                add_hub = False  # added hubs are pinned now
                 delay = poll
                 if on_report is not None:
                     on_report(rep)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-
-
-def backoff_delay(failures: int, rng: random.Random) -> float:
-    """Capped exponential backoff with full jitter: uniform(0, min(cap, base * 2**n))."""
-    return rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(failures, 16)))

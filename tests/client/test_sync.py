@@ -1,0 +1,163 @@
+"""client.sync against real in-process hubs on 127.0.0.1 with real SQLite on both sides."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from client.errors import ClientError
+from client.store import ClientStore
+from client.sync import SyncError, sync_once
+from hub.config import HubConfig
+from hub.node import Hub, init_data_dir
+from hub.protocol import entry
+from hub.protocol.pacing import Backoff
+from tests.helpers import ENTERED_AT, forms
+
+
+def make_hub(tmp: Path, name: str, **kw: object) -> Hub:
+    init_data_dir(tmp / name, name)
+    return Hub(HubConfig(data_dir=tmp / name, host="127.0.0.1", port=0, mdns=False, **kw))  # type: ignore[arg-type]
+
+
+async def laptop(tmp: Path, name: str, n: int, seed: int = 1) -> ClientStore:
+    store, _ = await ClientStore.create(tmp / name, name, now=ENTERED_AT)
+    await store.append([entry.encode_body(entry.parse(f), ENTERED_AT) for f in forms(n, seed)])
+    return store
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def test_first_sync_pins_enrolls_and_keeps_receipts(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with make_hub(tmp_path, "hub") as hub:
+        store = await laptop(tmp_path, "l1", 30)
+        try:
+            rep = await sync_once(store, http, hub_url=hub.url, batch=7)
+            assert rep.state == "pending" and rep.code == hub.status()["device_list"][0]["code"]
+            assert (rep.pushed, rep.accepted, rep.at_hub, rep.local_only) == (30, 30, 30, 0)
+            assert (await store.pinned_hubs())[0].public == hub.ident.public
+            assert await store.highest_receipt("hub") == 30
+            again = await sync_once(store, http, hub_url=hub.url)
+            assert again.pushed == 0 and again.at_hub == 30
+        finally:
+            await store.close()
+
+
+async def test_other_hub_refused_even_when_given_by_hand(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with make_hub(tmp_path, "a") as a, make_hub(tmp_path, "b") as b:
+        store = await laptop(tmp_path, "l1", 5)
+        try:
+            await sync_once(store, http, hub_url=a.url)
+            with pytest.raises(SyncError) as err:
+                await sync_once(store, http, hub_url=b.url)
+            assert err.value.code == "wrong_hub"
+            assert b.ident.node_id in err.value.message and a.ident.node_id in err.value.message
+            assert b._store().records_stored == 0 and not b._store().devices
+        finally:
+            await store.close()
+
+
+async def test_laptop_enrolled_at_two_hubs_pushes_to_both_root_holds_once(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with make_hub(tmp_path, "root", root=True) as root:
+        async with (
+            make_hub(tmp_path, "a", upstream=root.url) as a,
+            make_hub(tmp_path, "b", upstream=root.url) as b,
+        ):
+            for h in (a, b):
+                await eventually(lambda h=h: h.ident.public in root._store().devices)
+                await root.approve(root._store().devices[h.ident.public])
+            store = await laptop(tmp_path, "l1", 12)
+            try:
+                await sync_once(store, http, hub_url=a.url)
+                rep = await sync_once(store, http, hub_url=[a.url, b.url], add_hub=True)
+                assert [h["id"] for h in rep.hubs] == [a.ident.node_id, b.ident.node_id]
+                assert len(await store.pinned_hubs()) == 2
+                for h in (a, b):
+                    await h.approve(h._store().devices[store.identity.public])
+                    assert h._store().head_of(store.identity.public).seq == 12
+                await eventually(lambda: root.status()["entries"]["accepted"] == 12)
+                await asyncio.sleep(0.3)
+                assert root.status()["entries"]["total"] == 12
+                # Both pinned hubs are synced without naming them again.
+                await store.append([entry.encode_body(entry.parse(forms(1, 9)[0]), ENTERED_AT)])
+                rep = await sync_once(store, http, hub_url=[a.url, b.url])
+                assert {h["pushed"] for h in rep.hubs} == {1}
+                await eventually(lambda: root.status()["entries"]["accepted"] == 13)
+                await eventually(
+                    lambda: (
+                        a.status()["upstream"]["backlog"] == 0
+                        and b.status()["upstream"]["backlog"] == 0
+                    )
+                )
+                rep = await sync_once(store, http, hub_url=[a.url, b.url])
+                assert rep.confirmed_upstream == 13
+            finally:
+                await store.close()
+
+
+async def test_confirmed_upstream_reaches_the_laptop(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with make_hub(tmp_path, "root", root=True) as root:
+        async with make_hub(tmp_path, "room", upstream=root.url) as room:
+            await eventually(lambda: room.ident.public in root._store().devices)
+            await root.approve(root._store().devices[room.ident.public])
+            store = await laptop(tmp_path, "l1", 9)
+            try:
+                await sync_once(store, http, hub_url=room.url)
+                await room.approve(room._store().devices[store.identity.public])
+                await eventually(lambda: room.status()["upstream"]["confirmed"] == 9)
+                rep = await sync_once(store, http, hub_url=room.url)
+                assert rep.confirmed_upstream == 9
+                s = await store.summary()
+                assert (s.confirmed_upstream, s.at_hub, s.local_only) == (9, 9, 0)
+            finally:
+                await store.close()
+
+
+async def test_unreachable_hub_is_a_clear_error(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    store = await laptop(tmp_path, "l1", 1)
+    try:
+        with pytest.raises(ClientError) as err:
+            await sync_once(store, http, hub_url="http://127.0.0.1:9")
+        assert err.value.code == "unreachable"
+        assert "tidak dapat dihubungi" in err.value.pesan
+    finally:
+        await store.close()
+
+
+def test_backoff_is_capped_full_jitter() -> None:
+    import random
+
+    b = Backoff(base=1.0, cap=8.0)
+    rng = random.Random(3)
+    delays = [b.failed(0.0, rng) for _ in range(12)]
+    assert all(0 <= d <= 8.0 for d in delays)
+    assert max(delays[6:]) > 4.0  # the ceiling grew to the cap
+    assert b.failed(0.0, rng, retry_after=20.0) >= 20.0  # Retry-After wins
+    b.succeeded()
+    assert b.failures == 0 and not b.waiting(0.0)
