@@ -175,6 +175,8 @@ class Hub:
 
         assert self.port is not None
         ifaces = list(self.config.mdns_interfaces) if self.config.mdns_interfaces else None
+        if ifaces is None and self.config.host not in ("0.0.0.0", "::", ""):
+            ifaces = [self.config.host]  # advertise only where the hub listens
         self._advertiser = Advertiser(
             name=self.name,
             node_id=self.ident.node_id,
@@ -183,13 +185,9 @@ class Hub:
             role=self.role,
             interfaces=ifaces,
         )
-        try:
-            await self._advertiser.start()
-        except Exception as exc:  # mDNS is a hint: the hub works without it
-            log.warning(
-                "could not advertise on mDNS (%s); laptops must use --hub %s", exc, self.url
-            )
-            self._advertiser = None
+        # Retries with capped backoff: a hub started before its Wi-Fi is up still advertises
+        # once the network comes. mDNS is only a hint; the hub serves meanwhile.
+        await self._advertiser.start_with_retry()
 
     def _write_runtime(self) -> None:
         info = {
