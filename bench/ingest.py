@@ -3,8 +3,8 @@
 Prints, for several runs (median shown):
 
 - raw limit  — the same machine, same run: verify + durable batched insert in-process, no HTTP
-               (hub.store.examine_batch on the two worker threads + HubStore.push, which
-               commits with synchronous=FULL);
+               (hub.store.examine_batch on the hub's two examine workers + HubStore.push,
+               which commits with synchronous=FULL), same K concurrent streams and batches;
 - http       — a real ``c1hub serve`` process on 127.0.0.1, K concurrent pushers in this
                process, batches of B: durable entries/s (every push answered only after its
                commit), p50/p99 push latency;
@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from hub.protocol import codec, entry, generator, record  # noqa: E402
 from hub.protocol.identity import Identity  # noqa: E402
-from hub.store import HubStore, examine_batch  # noqa: E402
+from hub.store import HubStore, examine_batch, make_pool  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -63,7 +62,7 @@ def make_logs(entries: int, laptops: int, seed: int = 1, *, return_idents: bool 
 async def raw_limit(logs: list[list[bytes]], batch: int) -> float:
     """Entries/s through verify + durable insert in-process: the same K concurrent streams
     and batches as over HTTP, the same worker threads and group-commit writer, no HTTP."""
-    with tempfile.TemporaryDirectory() as d, ThreadPoolExecutor(2) as pool:
+    with tempfile.TemporaryDirectory() as d, make_pool(None) as pool:
         store = await HubStore.open(Path(d))
 
         async def stream(raws: list[bytes]) -> None:

@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from hub.protocol import clock, enroll, identity, receipt
 from hub.protocol.errors import DeviceError
 from hub.protocol.ingest import APPROVED, REVOKED
 from hub.protocol.wilayah import Master
-from hub.store import Checked, DeviceRow, HubStore, PushResult, examine_batch
+from hub.store import Checked, DeviceRow, HubStore, PushResult, examine_batch, make_pool
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class Hub:
         self.master = Master.load(config.wilayah) if config.wilayah else None
         self.token = admin_token(self.data_dir)
         self.store: HubStore | None = None
-        self.pool: ThreadPoolExecutor | None = None
+        self.pool: Executor | None = None
         self.runner: web.AppRunner | None = None
         self.url: str | None = None
         self.port: int | None = None
@@ -131,7 +131,7 @@ class Hub:
                     "comparison-code check. This is for tests and demos only; never use it in a "
                     "real counting room. !!!"
                 )
-            self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="c1hub-verify")
+            self.pool = make_pool(self.config.wilayah)
             self.store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
             if self.config.upstream:
                 from hub.forwarder import Forwarder

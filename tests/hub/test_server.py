@@ -295,3 +295,21 @@ async def test_restart_keeps_everything(tmp_path: Path, http: aiohttp.ClientSess
         assert h._store().head_of(laptop.public).seq == 12
         _status, reply = await push(http, h, [r.raw for r in recs])
         assert reply["duplicate"] == 12 and reply["accepted"] == 8
+
+
+async def test_large_batch_checked_by_worker_processes_with_master(
+    tmp_path: Path, http: aiohttp.ClientSession, wilayah_path: Path
+) -> None:
+    """A batch big enough to go to the examine workers: they recompute flags themselves,
+    with their own copy of the master (synthetic TPS codes are not in it: R11)."""
+    init_data_dir(tmp_path / "h", "W")
+    cfg = HubConfig(data_dir=tmp_path / "h", host="127.0.0.1", port=0, mdns=False,
+                    wilayah=wilayah_path)  # fmt: skip
+    async with Hub(cfg) as h:
+        laptop = Identity.generate()
+        await enrolled(http, h, laptop, approve=True)
+        recs = chain(laptop, forms(600))
+        status, reply = await push(http, h, [r.raw for r in recs])
+        assert status == 200 and reply["accepted"] == 600
+        assert h.status()["flags"].get("R11") == 600
+        assert receipt.decode(reply["receipts"][0]).seq == 600
