@@ -164,13 +164,15 @@ async def _admin(data_dir: Path, method: str, path: str) -> Any:
         if path == "/v1/status":
             return hub.status()
         if path == "/v1/devices":
-            return st.device_list(store, hub.ident.public)
+            return st.device_list(store.snapshot(), hub.ident.public)
         dev_id, action = path.split("/")[3:5]
         d = store.find_device(dev_id)
         if d is None:
             raise HubError(f"no device {dev_id!r} at this hub; see c1hub devices --data {data_dir}")
         d = await (hub.approve(d) if action == "approve" else hub.revoke(d))
-        return next(x for x in st.device_list(store, hub.ident.public) if x["id"] == d.node_id)
+        return next(
+            x for x in st.device_list(store.snapshot(), hub.ident.public) if x["id"] == d.node_id
+        )
     finally:
         await hub.stop()
 

@@ -175,6 +175,7 @@ class Forwarder:
                 level = logging.DEBUG if self._warned else logging.WARNING
                 log.log(level, "upstream %s: %s; retrying in %.1fs", self.url, exc, delay)
                 self._warned = True
+                await self._note_backlog_age()
                 continue
             except Exception:
                 log.exception("forwarder round failed unexpectedly; retrying")
@@ -312,11 +313,20 @@ class Forwarder:
             if d.id not in store.rejections:
                 self.stuck_until.pop(d.id, None)
 
+    async def _note_backlog_age(self) -> None:
+        """Keep the backlog's age true while upstream cannot be reached: that is when it
+        matters (DESIGN §2.7)."""
+        try:
+            await self._refresh_oldest(self._candidates(clock.monotonic()))
+        except Exception:
+            log.exception("could not read the age of the upstream backlog")
+
     async def _refresh_oldest(self, devs: list[int]) -> None:
         store = self.hub._store()
         oldest = None
         for dev in devs[:200]:
-            at = await store.received_at(dev, self.cursor.get(dev, 0) + 1)
+            done = store.confirmed[dev].seq if dev in store.confirmed else 0
+            at = await store.received_at(dev, max(self.cursor.get(dev, 0), done) + 1)
             if at is not None and (oldest is None or at < oldest):
                 oldest = at
         self.oldest_received = oldest

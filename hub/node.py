@@ -27,7 +27,15 @@ from hub.protocol import clock, enroll, identity, receipt
 from hub.protocol.errors import DeviceError
 from hub.protocol.ingest import APPROVED, REVOKED
 from hub.protocol.wilayah import Master
-from hub.store import Checked, DeviceRow, HubStore, PushResult, examine_batch, make_pool
+from hub.store import (
+    Checked,
+    DeviceRow,
+    HubStore,
+    PushResult,
+    StoreView,
+    examine_batch,
+    make_pool,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +111,8 @@ class Hub:
         self.started_at = clock.now()
         self.push_count = 0
         self.forwarder: Any = None
+        self._status_cache: tuple[float, dict[str, Any]] | None = None
+        self._status_task: asyncio.Future[dict[str, Any]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -290,8 +300,26 @@ class Hub:
         return await self._store().set_state(d, REVOKED, clock.now_s())
 
     def status(self) -> dict[str, Any]:
-        s = status_mod.build(
-            self._store(),
+        """The status dict, computed here and now (blocks the loop: fine for small stores,
+        the CLI and tests; the HTTP API uses ``status_async``)."""
+        return self._finish_status(self._build_status(self._store().snapshot()))
+
+    async def status_async(self, max_age: float = 1.0) -> dict[str, Any]:
+        """The status dict, derived on a worker thread from a snapshot and shared by callers
+        within ``max_age`` seconds, so big stores do not stall pushes."""
+        now = clock.monotonic()
+        if self._status_cache is not None and now - self._status_cache[0] < max_age:
+            return self._finish_status(dict(self._status_cache[1]))
+        if self._status_task is None or self._status_task.done():
+            view = self._store().snapshot()
+            self._status_task = asyncio.ensure_future(asyncio.to_thread(self._build_status, view))
+        built = await asyncio.shield(self._status_task)
+        self._status_cache = (clock.monotonic(), built)
+        return self._finish_status(dict(built))
+
+    def _build_status(self, view: StoreView) -> dict[str, Any]:
+        return status_mod.build(
+            view,
             node_id=self.ident.node_id,
             name=self.name,
             role=self.role,
@@ -299,13 +327,13 @@ class Hub:
             master=self.master,
             now=clock.now(),
         )
+
+    def _finish_status(self, s: dict[str, Any]) -> dict[str, Any]:
+        """Add the parts that change fastest and cost nothing: the upstream block."""
         if self.forwarder is not None:
             s["upstream"] = self.forwarder.status()
         elif not self.config.root:
-            s["upstream"] = status_mod.no_upstream(self._store())
-        if self.config.root:
-            s["totals"] = status_mod.totals(self._store())
-            s["hubs"] = status_mod.hubs(self._store())
+            s["upstream"] = status_mod.no_upstream()
         return s
 
 

@@ -211,14 +211,14 @@ async def push(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(_hub(request).status(), dumps=_dumps)
+    return web.json_response(await _hub(request).status_async(), dumps=_dumps)
 
 
 async def devices(request: web.Request) -> web.Response:
     from hub.status import device_list
 
     hub = _hub(request)
-    return web.json_response(device_list(hub._store(), hub.ident.public), dumps=_dumps)
+    return web.json_response(device_list(hub._store().snapshot(), hub.ident.public), dumps=_dumps)
 
 
 def _device(request: web.Request) -> DeviceRow:
@@ -235,7 +235,9 @@ async def approve(request: web.Request) -> web.Response:
 
     hub = _hub(request)
     d = await hub.approve(_device(request))
-    row = next(x for x in device_list(hub._store(), hub.ident.public) if x["id"] == d.node_id)
+    row = next(
+        x for x in device_list(hub._store().snapshot(), hub.ident.public) if x["id"] == d.node_id
+    )
     return web.json_response(row)
 
 
@@ -245,7 +247,9 @@ async def revoke(request: web.Request) -> web.Response:
 
     hub = _hub(request)
     d = await hub.revoke(_device(request))
-    row = next(x for x in device_list(hub._store(), hub.ident.public) if x["id"] == d.node_id)
+    row = next(
+        x for x in device_list(hub._store().snapshot(), hub.ident.public) if x["id"] == d.node_id
+    )
     return web.json_response(row)
 
 

@@ -1,7 +1,8 @@
 """The room's status, derived from what the store holds (DESIGN §2.5, §2.7).
 
-``build(store, ...)`` returns the JSON-ready dict that ``c1hub status --json`` prints and
-``GET /v1/status`` serves. Stable keys are documented in docs/protocol.md ("Status"): scripts
+``build(view, ...)`` returns the JSON-ready dict that ``c1hub status --json`` prints and
+``GET /v1/status`` serves, from a ``StoreView`` (a copy taken on the event loop, so the work can
+run in a thread while pushes go on). Stable keys are documented in docs/json-output.md: scripts
 read them.
 """
 
@@ -11,18 +12,17 @@ from collections import Counter
 from typing import Any
 
 from hub.protocol import state
+from hub.protocol.identity import comparison_code
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
 from hub.protocol.wilayah import Master
-from hub.store import HubStore
+from hub.store import Facts, StoreView
 
 MAX_LISTED = 200
 
 
-def device_list(store: HubStore, hub_public: bytes) -> list[dict[str, Any]]:
-    from hub.protocol.identity import comparison_code
-
+def device_list(view: StoreView, hub_public: bytes) -> list[dict[str, Any]]:
     out = []
-    for d in sorted(store.devices.values(), key=lambda d: d.first_seen):
+    for d in sorted(view.devices.values(), key=lambda d: (d.first_seen, d.node_id)):
         out.append(
             {
                 "id": d.node_id,
@@ -32,8 +32,8 @@ def device_list(store: HubStore, hub_public: bytes) -> list[dict[str, Any]]:
                 "code": comparison_code(hub_public, d.public),
                 "public": d.public.hex(),
                 "forked": d.forked,
-                "entries": store.counts.get(d.id, 0),
-                "head": store.heads.get(d.id, Head()).seq,
+                "entries": view.counts.get(d.id, 0),
+                "head": view.heads.get(d.id, Head()).seq,
                 "first_seen": d.first_seen,
                 "last_seen": d.last_seen,
                 "revoked_after_seq": d.revoked_after_seq if d.state == REVOKED else None,
@@ -43,7 +43,7 @@ def device_list(store: HubStore, hub_public: bytes) -> list[dict[str, Any]]:
 
 
 def build(
-    store: HubStore,
+    view: StoreView,
     *,
     node_id: str,
     name: str,
@@ -52,14 +52,13 @@ def build(
     master: Master | None,
     now: float,
 ) -> dict[str, Any]:
-    accepted = [f for f in store.facts if store.is_accepted(f)]
-    held = len(store.facts) - len(accepted)
+    accepted = [f for f in view.facts if view.is_accepted(f)]
     facts = [f.facts for f in accepted]
     states = state.derive(facts)
     live = {h for s in states.values() for h in s.live}
     flag_counts: Counter[str] = Counter()
     for f in accepted:
-        if f.facts.hash in live:
+        if f.flags and f.facts.hash in live:
             flag_counts.update(f.flags)
     reuse = state.scan_reuse(facts)
     mismatch = state.users_mismatch(facts, states)
@@ -69,30 +68,41 @@ def build(
         flag_counts["R13"] = len(mismatch)
 
     per_form: dict[str, dict[str, int]] = {}
+    conflicts = []
     for s in states.values():
         c = per_form.setdefault(s.key[1], dict.fromkeys(state.STATUSES, 0))
         c[s.status] += 1
-    conflicts = [
-        {"election": s.key[0], "form": s.key[1], "tps": s.key[2], "live": [h.hex() for h in s.live]}
-        for s in sorted(states.values(), key=lambda s: s.key)
-        if s.status == state.CONFLICT
-    ]
+        if s.status == state.CONFLICT:
+            conflicts.append(s)
+    conflicts.sort(key=lambda s: s.key)
     dev_counts = dict.fromkeys((PENDING, APPROVED, REVOKED), 0)
-    for d in store.devices.values():
+    for d in view.devices.values():
         dev_counts[d.state] = dev_counts.get(d.state, 0) + 1
     out: dict[str, Any] = {
         "node_id": node_id,
         "name": name,
         "role": role,
         "now": now,
-        "entries": {"accepted": len(accepted), "held": held, "total": len(store.facts)},
+        "entries": {
+            "accepted": len(accepted),
+            "held": len(view.facts) - len(accepted),
+            "total": len(view.facts),
+        },
         "tps": state.status_counts(states.values()),
-        "tps_by_form": per_form,
+        "tps_by_form": dict(sorted(per_form.items())),
         "flags": dict(sorted(flag_counts.items(), key=lambda kv: int(kv[0][1:]))),
-        "forks": store.fork_count,
+        "forks": view.fork_count,
         "devices": dev_counts,
-        "device_list": device_list(store, hub_public),
-        "conflicts": conflicts[:MAX_LISTED],
+        "device_list": device_list(view, hub_public),
+        "conflicts": [
+            {
+                "election": s.key[0],
+                "form": s.key[1],
+                "tps": s.key[2],
+                "live": [h.hex() for h in s.live],
+            }
+            for s in conflicts[:MAX_LISTED]
+        ],
         "scan_reuse": [{"scan": k, "tps": v} for k, v in sorted(reuse.items())][:MAX_LISTED],
         "users_mismatch": [
             {"election": k[0], "tps": k[1], "forms": v} for k, v in sorted(mismatch.items())
@@ -100,17 +110,19 @@ def build(
     }
     if master is not None:
         out["progress"] = progress(master, states)
+    if role == "root":
+        out["totals"] = totals(accepted, states)
+        out["hubs"] = hubs(view)
     return out
 
 
 def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[str, Any]:
-    """Entered vs expected TPS per kecamatan, for the kecamatan the room has touched."""
+    """Entered vs expected TPS per kecamatan, for the kabupaten/kota the room has touched."""
     entered: dict[str, set[str]] = {}
     for k in states:
         entered.setdefault(k[2][:6], set()).add(k[2])
-    prefixes = {kec[:4] for kec in entered}
     expected: dict[str, int] = {}
-    for p in sorted(prefixes):
+    for p in sorted({kec[:4] for kec in entered}):
         expected.update(master.expected_by_kecamatan(p))
     rows = []
     for kec in sorted(expected):
@@ -131,7 +143,7 @@ def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[st
     }
 
 
-def no_upstream(store: HubStore) -> dict[str, Any]:
+def no_upstream() -> dict[str, Any]:
     """The ``upstream`` status block of a hub that forwards nowhere."""
     return {
         "state": "none",
@@ -143,13 +155,11 @@ def no_upstream(store: HubStore) -> dict[str, Any]:
     }
 
 
-def totals(store: HubStore) -> dict[str, Any]:
+def totals(accepted: list[Facts], states: dict[state.Key, state.TpsState]) -> dict[str, Any]:
     """National totals: votes per candidate (PPWP, DPD) or party (DPR, DPRD) per election and
     form, over TPS whose live entries agree (single or verified). TPS in conflict are left
     out and counted, never guessed."""
-    accepted = [f for f in store.facts if store.is_accepted(f)]
     by_hash = {f.facts.hash: f for f in accepted}
-    states = state.derive(f.facts for f in accepted)
     out: dict[str, dict[str, Any]] = {}
     for s in states.values():
         election, form, _tps = s.key
@@ -171,13 +181,13 @@ def totals(store: HubStore) -> dict[str, Any]:
     return out
 
 
-def hubs(store: HubStore) -> list[dict[str, Any]]:
+def hubs(view: StoreView) -> list[dict[str, Any]]:
     """Which hubs vouched for which devices, and how many entries those devices sent."""
     rows = []
-    for d in store.devices.values():
+    for d in view.devices.values():
         if d.role != "hub":
             continue
-        vouched = [p for p, by in store.endorsements.items() if d.public in by]
+        vouched = [p for p, by in view.endorsements.items() if d.public in by]
         rows.append(
             {
                 "id": d.node_id,
@@ -185,7 +195,7 @@ def hubs(store: HubStore) -> list[dict[str, Any]]:
                 "state": d.state,
                 "devices": len(vouched),
                 "entries": sum(
-                    store.counts.get(store.devices[p].id, 0) for p in vouched if p in store.devices
+                    view.counts.get(view.devices[p].id, 0) for p in vouched if p in view.devices
                 ),
                 "last_seen": d.last_seen,
             }

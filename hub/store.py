@@ -14,6 +14,7 @@ start and changed only after a commit succeeds; if a commit fails they are reloa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import multiprocessing
@@ -289,6 +290,25 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(x for x in text.split(",") if x)
 
 
+@dataclass(slots=True)
+class StoreView:
+    """A consistent copy of what derived state reads, cheap to take on the event loop and
+    safe to compute on in another thread while the store keeps changing."""
+
+    devices: dict[bytes, DeviceRow]
+    devices_by_id: dict[int, DeviceRow]
+    heads: dict[int, Head]
+    counts: dict[int, int]
+    facts: list[Facts]
+    endorsements: dict[bytes, dict[bytes, bytes]]
+    fork_count: int
+
+    def is_accepted(self, f: Facts) -> bool:
+        """Accepted = counted and forwardable; otherwise held (pending, forked, post-revoke)."""
+        d = self.devices_by_id[f.dev]
+        return f.seq <= d.forward_limit(f.seq)
+
+
 class HubStore:
     """Owner of hub.db: ``store = await HubStore.open(dir)`` ... ``await store.close()``."""
 
@@ -410,10 +430,17 @@ class HubStore:
         d = self.devices.get(public)
         return self.heads.get(d.id, Head()) if d else Head()
 
-    def is_accepted(self, f: Facts) -> bool:
-        """Accepted = counted and forwardable; otherwise held (pending, forked, post-revoke)."""
-        d = self.devices_by_id[f.dev]
-        return f.seq <= d.forward_limit(f.seq)
+    def snapshot(self) -> StoreView:
+        by_id = {i: dataclasses.replace(d) for i, d in self.devices_by_id.items()}
+        return StoreView(
+            devices={d.public: d for d in by_id.values()},
+            devices_by_id=by_id,
+            heads=dict(self.heads),
+            counts=dict(self.counts),
+            facts=list(self.facts),
+            endorsements={k: dict(v) for k, v in self.endorsements.items()},
+            fork_count=self.fork_count,
+        )
 
     def find_device(self, node_id: str) -> DeviceRow | None:
         want = node_id.strip()

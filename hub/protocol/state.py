@@ -14,7 +14,7 @@ different forms, users totals differ). Every node holding the same entries compu
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 SINGLE = "single"
@@ -53,6 +53,9 @@ def derive(entries: Iterable[EntryFacts]) -> dict[Key, TpsState]:
         by_key[e.key].append(e)
     out: dict[Key, TpsState] = {}
     for k, group in by_key.items():
+        if len(group) == 1:  # the common case, kept cheap
+            out[k] = TpsState(k, SINGLE, [group[0].hash], [])
+            continue
         hashes = {e.hash for e in group}
         dead = {e.supersedes for e in group if e.supersedes in hashes and e.supersedes != e.hash}
         live = [e for e in group if e.hash not in dead]
@@ -91,20 +94,30 @@ def scan_reuse(entries: Iterable[EntryFacts]) -> dict[str, list[str]]:
 
 
 def users_mismatch(
-    entries: Iterable[EntryFacts], states: dict[Key, TpsState]
+    entries: Sequence[EntryFacts], states: dict[Key, TpsState]
 ) -> dict[tuple[str, str], dict[str, list[int]]]:
     """R13: (election, tps) whose live entries of different forms disagree on users total J.
 
     Returns ``{(election, tps): {form: [users_total_j, ...]}}`` for each mismatch.
     """
     live = {h for s in states.values() for h in s.live}
-    per_tps: dict[tuple[str, str], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    first: dict[tuple[str, str], int] = {}  # (election, tps) -> first users total seen
+    differs: set[tuple[str, str]] = set()
     for e in entries:
         if e.hash in live:
-            per_tps[(e.key[0], e.key[2])][e.key[1]].add(e.users_total_j)
+            k = (e.key[0], e.key[2])
+            seen = first.setdefault(k, e.users_total_j)
+            if seen != e.users_total_j:
+                differs.add(k)
+    if not differs:
+        return {}
+    per_tps: dict[tuple[str, str], dict[str, set[int]]] = {k: {} for k in differs}
+    for e in entries:
+        k = (e.key[0], e.key[2])
+        if k in per_tps and e.hash in live:
+            per_tps[k].setdefault(e.key[1], set()).add(e.users_total_j)
     out: dict[tuple[str, str], dict[str, list[int]]] = {}
     for k, forms in per_tps.items():
-        values = {v for vs in forms.values() for v in vs}
-        if len(forms) > 1 and len(values) > 1:
+        if len(forms) > 1:
             out[k] = {f: sorted(v) for f, v in sorted(forms.items())}
     return out
