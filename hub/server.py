@@ -257,6 +257,15 @@ async def forks(request: web.Request) -> web.Response:
     return web.json_response(await _hub(request)._store().forks())
 
 
+async def dashboard(request: web.Request) -> web.Response:
+    """The coordinator's page (HTML, refreshes itself); ``?lang=en`` for English."""
+    from hub.dashboard import render
+
+    lang = "en" if request.query.get("lang") == "en" else "id"
+    html = render(await _hub(request).status_async(), lang)
+    return web.Response(text=html, content_type="text/html")
+
+
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; cheap counters only (no derived-state computation)."""
     hub = _hub(request)
@@ -320,4 +329,5 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_post("/v1/devices/{id}/revoke", revoke)
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/", dashboard)
     return app

@@ -313,3 +313,27 @@ async def test_large_batch_checked_by_worker_processes_with_master(
         assert status == 200 and reply["accepted"] == 600
         assert h.status()["flags"].get("R11") == 600
         assert receipt.decode(reply["receipts"][0]).seq == 600
+
+
+async def test_dashboard_shows_what_needs_attention(hub: Hub, http: aiohttp.ClientSession) -> None:
+    laptop = Identity.generate()
+    await enrolled(http, hub, laptop, approve=False)
+    await push(http, hub, [r.raw for r in chain(laptop, forms(3))])
+    code = hub.status()["device_list"][0]["code"]
+    async with http.get(hub.url + "/") as r:
+        assert r.status == 200 and r.content_type == "text/html"
+        page = await r.text()
+    assert "menunggu persetujuan" in page and code in page and laptop.node_id in page
+    assert "<b>3</b>Entri ditahan" in page
+    async with http.get(hub.url + "/?lang=en") as r:
+        page = await r.text()
+    assert "waiting for approval" in page and "<b>3</b>Entries held" in page
+
+
+async def test_metrics_are_prometheus_text(hub: Hub, http: aiohttp.ClientSession) -> None:
+    laptop = Identity.generate()
+    await push(http, hub, [r.raw for r in chain(laptop, forms(4))])
+    async with http.get(hub.url + "/metrics") as r:
+        text = await r.text()
+    assert "c1hub_records_stored 4\n" in text
+    assert 'c1hub_devices{state="pending"} 1\n' in text

@@ -1,0 +1,172 @@
+"""The coordinator's dashboard: one HTML page rendered from the status dict.
+
+No JavaScript; the page refreshes itself every few seconds. Indonesian by default
+(``?lang=en`` for English). What needs the coordinator's attention comes first: forks,
+pending devices (with their comparison codes), conflicts, upstream trouble.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from hub.protocol.rules import RULES
+
+REFRESH_S = 5
+
+_T: dict[str, tuple[str, str]] = {
+    "title": ("Hub C1 — {name}", "C1 hub — {name}"),
+    "accepted": ("Entri diterima", "Entries accepted"),
+    "held": ("Entri ditahan", "Entries held"),
+    "single": ("TPS satu entri", "TPS single"),
+    "verified": ("TPS terverifikasi", "TPS verified"),
+    "conflict": ("TPS konflik", "TPS in conflict"),
+    "forks": ("Fork", "Forks"),
+    "fork_alert": (
+        "PERHATIAN: {n} perangkat menandatangani dua riwayat berbeda (folder data disalin?). "
+        "Entri perangkat itu ditahan. Lihat daftar perangkat.",
+        "ATTENTION: {n} device(s) signed two different histories (a copied data folder?). "
+        "Their entries are held. See the device list.",
+    ),
+    "pending_alert": (
+        "{n} laptop menunggu persetujuan: cocokkan kode di layar laptop, lalu `c1hub approve ID`.",
+        "{n} laptop(s) waiting for approval: compare the code with the laptop's screen, then "
+        "`c1hub approve ID`.",
+    ),
+    "devices": ("Perangkat", "Devices"),
+    "name": ("Nama", "Name"),
+    "state": ("Status", "State"),
+    "code": ("Kode", "Code"),
+    "entries": ("Entri", "Entries"),
+    "last_seen": ("Terakhir terlihat", "Last seen"),
+    "conflicts": ("Konflik (perlu entri koreksi)", "Conflicts (need a correcting entry)"),
+    "flags": ("Catatan aritmetika (entri hidup)", "Arithmetic flags (live entries)"),
+    "upstream": ("Pengiriman ke pusat", "Upstream"),
+    "backlog": ("Antrean", "Backlog"),
+    "oldest": ("Tertua", "Oldest"),
+    "confirmed": ("Terkonfirmasi", "Confirmed"),
+    "rejected": ("Ditolak pusat", "Refused upstream"),
+    "progress": ("Kemajuan per kecamatan", "Progress per kecamatan"),
+    "kecamatan": ("Kecamatan", "Kecamatan"),
+    "expected": ("TPS seharusnya", "TPS expected"),
+    "entered": ("TPS masuk", "TPS entered"),
+    "missing": ("Belum", "Missing"),
+    "none": ("tidak ada", "none"),
+    "ago": ("{s} dtk lalu", "{s} s ago"),
+}
+
+
+def _t(lang: str, key: str, **kw: Any) -> str:
+    ind, eng = _T[key]
+    return (ind if lang == "id" else eng).format(**kw)
+
+
+def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def render(s: dict[str, Any], lang: str = "id") -> str:
+    e = escape
+    now = s["now"]
+    tiles = [
+        ("accepted", s["entries"]["accepted"], ""),
+        ("held", s["entries"]["held"], "warn" if s["entries"]["held"] else ""),
+        ("single", s["tps"]["single"], ""),
+        ("verified", s["tps"]["verified"], "ok"),
+        ("conflict", s["tps"]["conflict"], "bad" if s["tps"]["conflict"] else ""),
+        ("forks", s["forks"], "bad" if s["forks"] else ""),
+    ]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<meta http-equiv='refresh' content='{REFRESH_S}'>",
+        f"<title>{e(_t(lang, 'title', name=s['name']))}</title>",
+        "<style>body{font:15px system-ui,sans-serif;margin:1.5em;color:#222}"
+        ".tiles{display:flex;gap:.8em;flex-wrap:wrap}.tile{border:1px solid #ccc;border-radius:6px;"
+        "padding:.6em 1em;min-width:8em}.tile b{display:block;font-size:1.8em}"
+        ".ok b{color:#176b2c}.warn{background:#fff6d6}.bad{background:#ffe0e0}"
+        ".alert{padding:.7em 1em;margin:.8em 0;border-radius:6px}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border-bottom:1px solid #ddd;"
+        "padding:.25em .8em;text-align:left}code{font-size:1.1em}</style></head><body>",
+        f"<h1>{e(_t(lang, 'title', name=s['name']))}</h1>",
+        f"<p>{e(s['role'])} <code>{e(s['node_id'])}</code> · "
+        f"<a href='?lang={'en' if lang == 'id' else 'id'}'>"
+        f"{'English' if lang == 'id' else 'Bahasa Indonesia'}</a></p>",
+    ]
+    if s["forks"]:
+        parts.append(f"<div class='alert bad'>{e(_t(lang, 'fork_alert', n=s['forks']))}</div>")
+    pending = s["devices"]["pending"]
+    if pending:
+        parts.append(f"<div class='alert warn'>{e(_t(lang, 'pending_alert', n=pending))}</div>")
+    parts.append("<div class='tiles'>")
+    for key, value, cls in tiles:
+        parts.append(f"<div class='tile {cls}'><b>{value}</b>{e(_t(lang, key))}</div>")
+    parts.append("</div>")
+
+    up = s.get("upstream")
+    if up and up["state"] != "none":
+        age = up.get("oldest_age_s")
+        cls = "ok" if up["state"] == "up" else "bad"
+        parts.append(f"<h2>{e(_t(lang, 'upstream'))}</h2><div class='tiles'>")
+        parts.append(
+            f"<div class='tile {cls}'><b>{e(up['state'])}</b>{e(up.get('url') or '')}</div>"
+        )
+        parts.append(f"<div class='tile'><b>{up['backlog']}</b>{e(_t(lang, 'backlog'))}</div>")
+        if age is not None:
+            parts.append(f"<div class='tile warn'><b>{age:.0f} s</b>{e(_t(lang, 'oldest'))}</div>")
+        parts.append(f"<div class='tile'><b>{up['confirmed']}</b>{e(_t(lang, 'confirmed'))}</div>")
+        rej_cls = "bad" if up["rejected"] else ""
+        parts.append(
+            f"<div class='tile {rej_cls}'><b>{up['rejected']}</b>{e(_t(lang, 'rejected'))}</div>"
+        )
+        parts.append("</div>")
+        for r in up.get("rejections", [])[:50]:
+            parts.append(
+                f"<p class='alert bad'><code>{e(r['device'])}</code> #{r['seq']}: "
+                f"{e(r['reason'])} ({e(r['code'])})</p>"
+            )
+
+    parts.append(f"<h2>{e(_t(lang, 'devices'))}</h2>")
+    rows = []
+    for d in s["device_list"]:
+        state = d["state"] + (" — FORK" if d["forked"] else "")
+        rows.append([
+            f"<code>{e(d['id'])}</code>", e(d["name"]), e(state), f"<code>{e(d['code'])}</code>",
+            str(d["entries"]), e(_t(lang, "ago", s=max(int(now - d["last_seen"]), 0))),
+        ])  # fmt: skip
+    headers = ["ID", _t(lang, "name"), _t(lang, "state"), _t(lang, "code"), _t(lang, "entries"),
+               _t(lang, "last_seen")]  # fmt: skip
+    parts.append(_table(headers, rows) if rows else f"<p>{e(_t(lang, 'none'))}</p>")
+
+    parts.append(f"<h2>{e(_t(lang, 'conflicts'))}</h2>")
+    if s["conflicts"]:
+        parts.append(_table(["Form", "TPS", "#"], [
+            [e(c["form"]), f"<code>{e(c['tps'])}</code>", str(len(c["live"]))]
+            for c in s["conflicts"]
+        ]))  # fmt: skip
+    else:
+        parts.append(f"<p>{e(_t(lang, 'none'))}</p>")
+
+    parts.append(f"<h2>{e(_t(lang, 'flags'))}</h2>")
+    if s["flags"]:
+        col = 2 if lang == "id" else 1
+        parts.append(_table(["Rule", "#", ""], [
+            [e(rule), str(n), e(RULES[rule][col])] for rule, n in s["flags"].items()
+        ]))  # fmt: skip
+    else:
+        parts.append(f"<p>{e(_t(lang, 'none'))}</p>")
+
+    prog = s.get("progress")
+    if prog:
+        parts.append(f"<h2>{e(_t(lang, 'progress'))}: {prog['entered_tps']} / "
+                     f"{prog['expected_tps']}</h2>")  # fmt: skip
+        rows = [
+            [e(f"{r['kecamatan']} {r['name']}"), str(r["expected_tps"]), str(r["entered_tps"]),
+             str(r["missing_tps"])]
+            for r in sorted(prog["kecamatan"], key=lambda r: -r["missing_tps"])
+        ]  # fmt: skip
+        parts.append(_table([_t(lang, "kecamatan"), _t(lang, "expected"), _t(lang, "entered"),
+                             _t(lang, "missing")], rows))  # fmt: skip
+    parts.append("</body></html>")
+    return "".join(parts)
