@@ -52,6 +52,9 @@ _T: dict[str, tuple[str, str]] = {
     "entered": ("TPS masuk", "TPS entered"),
     "missing": ("Belum", "Missing"),
     "none": ("tidak ada", "none"),
+    "totals": ("Perolehan suara", "Vote totals"),
+    "votes": ("Suara", "Votes"),
+    "hubs": ("Hub pengirim", "Hubs sending"),
     "ago": ("{s} dtk lalu", "{s} s ago"),
 }
 
@@ -156,6 +159,24 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
         ]))  # fmt: skip
     else:
         parts.append(f"<p>{e(_t(lang, 'none'))}</p>")
+
+    for election, forms in sorted(s.get("totals", {}).items()):
+        for form, block in sorted(forms.items()):
+            parts.append(
+                f"<h2>{e(_t(lang, 'totals'))} {e(election)} {e(form)}: "
+                f"{block['tps_counted']} TPS ({block['tps_in_conflict']} "
+                f"{e(_t(lang, 'conflict'))})</h2>"
+            )
+            parts.append(_table(["No.", _t(lang, "votes")], [
+                [e(no), str(v)] for no, v in block["votes"].items()
+            ]))  # fmt: skip
+    if s.get("hubs"):
+        parts.append(f"<h2>{e(_t(lang, 'hubs'))}</h2>")
+        parts.append(_table(["ID", _t(lang, "name"), _t(lang, "state"), _t(lang, "devices"),
+                             _t(lang, "entries")], [
+            [f"<code>{e(h['id'])}</code>", e(h["name"]), e(h["state"]), str(h["devices"]),
+             str(h["entries"])] for h in s["hubs"]
+        ]))  # fmt: skip
 
     prog = s.get("progress")
     if prog:

@@ -143,6 +143,9 @@ class Forwarder:
             "rejected": len(rejected),
             "rejections": rejected[:100],
             "retry_in_s": max(self.backoff.until - now_m, 0.0) if st == "backoff" else None,
+            "retry_at": clock.now() + max(self.backoff.until - now_m, 0.0)
+            if st == "backoff"
+            else None,
             "last_success": self.last_success,
             "last_error": self.last_error,
             "drain_per_s": round(self.drain_rate(), 1),

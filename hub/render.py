@@ -28,11 +28,16 @@ def status_text(s: dict[str, Any]) -> str:
     up = s.get("upstream")
     if up:
         age = up.get("oldest_age_s")
+        retry = up.get("retry_in_s")
         lines.append(
-            f"upstream: {up['state']}, backlog {up['backlog']}"
+            f"upstream: {up['state']}"
+            + (f" (retrying in {retry:.0f}s)" if retry is not None else "")
+            + f", backlog {up['backlog']}"
             + (f" (oldest {age:.0f}s)" if age is not None else "")
             + f", confirmed {up['confirmed']}, rejected {up['rejected']}"
         )
+        for r in up.get("rejections", [])[:10]:
+            lines.append(f"  refused upstream: {r['device']} #{r['seq']}: {r['reason']}")
     prog = s.get("progress")
     if prog:
         lines.append(f"progress: {prog['entered_tps']} of {prog['expected_tps']} TPS entered")

@@ -228,3 +228,21 @@ def test_record_helper_chain_is_contiguous() -> None:
     recs = chain(ident, forms(3))
     assert [r.seq for r in recs] == [1, 2, 3]
     assert recs[0].prev == record.GENESIS and recs[1].prev == recs[0].hash
+
+
+async def test_root_dashboard_shows_totals_and_hubs(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with make_hub(tmp_path, "root", root=True) as root:
+        async with make_hub(tmp_path, "room", upstream=root.url) as room:
+            await approve_when_enrolled(root, room)
+            laptop = Identity.generate()
+            await enroll_laptop(http, room, laptop)
+            await push(http, room, [r.raw for r in chain(laptop, forms(6))])
+            await eventually(lambda: root.status()["entries"]["accepted"] == 6)
+            async with http.get(root.url + "/?lang=en") as r:
+                page = await r.text()
+            votes = root.status()["totals"]["pemilu-2024"]["PPWP"]["votes"]
+            assert "Vote totals pemilu-2024 PPWP: 6 TPS" in page
+            assert f"<td>{votes['2']}</td>" in page
+            assert room.ident.node_id in page and "Hubs sending" in page
