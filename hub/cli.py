@@ -110,6 +110,9 @@ def _run(coro: Any) -> Any:
     except HubError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:  # port in use, unreadable or loose-mode key file, ...: say it plainly
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -170,9 +173,7 @@ async def _admin(data_dir: Path, method: str, path: str) -> Any:
         if d is None:
             raise HubError(f"no device {dev_id!r} at this hub; see c1hub devices --data {data_dir}")
         d = await (hub.approve(d) if action == "approve" else hub.revoke(d))
-        return next(
-            x for x in st.device_list(store.snapshot(), hub.ident.public) if x["id"] == d.node_id
-        )
+        return hub.device_row(d)
     finally:
         await hub.stop()
 

@@ -299,6 +299,11 @@ class Hub:
         log.warning("revoked device %s (%s)", d.node_id, d.name)
         return await self._store().set_state(d, REVOKED, clock.now_s())
 
+    def device_row(self, d: DeviceRow) -> dict[str, Any]:
+        """``d`` as listed by ``c1hub devices --json``."""
+        rows = status_mod.device_list(self._store().snapshot(), self.ident.public)
+        return next(x for x in rows if x["id"] == d.node_id)
+
     def status(self) -> dict[str, Any]:
         """The status dict, computed here and now (blocks the loop: fine for small stores,
         the CLI and tests; the HTTP API uses ``status_async``)."""

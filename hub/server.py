@@ -229,28 +229,13 @@ def _device(request: web.Request) -> DeviceRow:
     return d
 
 
-async def approve(request: web.Request) -> web.Response:
+async def device_action(request: web.Request) -> web.Response:
+    """POST /v1/devices/{id}/approve|revoke (admin token)."""
     _check_admin(request)
-    from hub.status import device_list
-
     hub = _hub(request)
-    d = await hub.approve(_device(request))
-    row = next(
-        x for x in device_list(hub._store().snapshot(), hub.ident.public) if x["id"] == d.node_id
-    )
-    return web.json_response(row)
-
-
-async def revoke(request: web.Request) -> web.Response:
-    _check_admin(request)
-    from hub.status import device_list
-
-    hub = _hub(request)
-    d = await hub.revoke(_device(request))
-    row = next(
-        x for x in device_list(hub._store().snapshot(), hub.ident.public) if x["id"] == d.node_id
-    )
-    return web.json_response(row)
+    d = _device(request)
+    d = await (hub.approve(d) if request.match_info["action"] == "approve" else hub.revoke(d))
+    return web.json_response(hub.device_row(d))
 
 
 async def forks(request: web.Request) -> web.Response:
@@ -325,8 +310,7 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_post("/v1/push", push)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/devices", devices)
-    app.router.add_post("/v1/devices/{id}/approve", approve)
-    app.router.add_post("/v1/devices/{id}/revoke", revoke)
+    app.router.add_post("/v1/devices/{id}/{action:approve|revoke}", device_action)
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", dashboard)
