@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 MSGPACK = "application/msgpack"
 DEFAULT_BATCH = 500
 CALL_TIMEOUT = 30.0
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 15.0  # one hub on the room's LAN: come back quickly after it restarts
 
 
 class SyncError(ClientError):
@@ -157,7 +157,9 @@ async def _candidates(
             timeout=timeout,
             want_public=pins[0].public if len(pins) == 1 else None,
         )
-        urls.extend(f.url for f in found if not keys or f.public is None or f.public in keys)
+        # Pinned hubs first; others too, so that an impostor is refused out loud, not ignored.
+        found.sort(key=lambda f: f.public not in keys)
+        urls.extend(f.url for f in found)
     except Exception as exc:  # discovery is only a hint
         log.warning("mDNS discovery failed (%s); trying the last address that worked", exc)
     urls.extend(p.url for p in pins if p.url and p.url not in urls)
@@ -316,7 +318,12 @@ async def _sync_hub(
             "formulir lagi di sini; beri tahu koordinator.",
             code="behind_hub",
         )
-    if hub_seq > 0:
+    if hub_seq > 0 and await store.hash_at(hub_seq) != head["hash"]:
+        # The hub holds another entry under this number: this laptop's log forked (a copied
+        # data folder). Hand the hub this laptop's own record as evidence, so the coordinator
+        # sees the fork, then stop.
+        with contextlib.suppress(SyncError):
+            await link.push(await store.records_after(hub_seq - 1, 1))
         await _check_receipt_like(store, hub_seq, head["hash"])
     await _take_upstream_receipt(store, head, hello)
     sent = hub_seq

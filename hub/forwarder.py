@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 MSGPACK = "application/msgpack"
 CALL_TIMEOUT = 30.0
 IDLE_POLL = 2.0
+HEARTBEAT_S = 15.0  # an idle hub checks on its upstream this often
 STUCK_RETRY_S = 120.0
+PENDING_RECHECK_S = 10.0  # while pending upstream, ask again this often whether approved
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 META_UPSTREAM_KEY = "upstream_public"
 
@@ -72,6 +74,9 @@ class Forwarder:
         self._stop = asyncio.Event()
         self._connected = False
         self._warned = False
+        self._last_contact = 0.0
+        self.heartbeat_s = HEARTBEAT_S
+        self._enrolled_at = 0.0  # monotonic time of the last enrollment answer
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -164,8 +169,14 @@ class Forwarder:
             try:
                 moved = await self._round()
             except (UpstreamError, ProtocolError) as exc:
-                self._connected = False
-                self.cursor.clear()
+                # A transport failure keeps the connection state and the cursors: a push whose
+                # answer was lost is simply sent again (upstream treats the same bytes as a
+                # no-op and answers with receipts), so recovery costs one call, not four.
+                # Something upstream said that does not check out (a bad receipt) starts over
+                # from hello, which names the identity problem if there is one.
+                if isinstance(exc, ProtocolError):
+                    self._connected = False
+                    self.cursor.clear()
                 if isinstance(exc, UpstreamError) and exc.too_big:
                     self.sizer.failed()
                 delay = self.backoff.failed(
@@ -232,6 +243,8 @@ class Forwarder:
                         f"HTTP {r.status} {err.get('code', '')}: {err.get('reason', '')}",
                         too_big=r.status == 413,
                     )
+                self._last_contact = clock.monotonic()
+                self.last_success = clock.now()
                 return obj
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise UpstreamError(f"cannot reach upstream ({type(exc).__name__}: {exc})") from None
@@ -252,16 +265,24 @@ class Forwarder:
                 f"REFUSED: {self.url} has identity {identity.fingerprint(public)}, but this hub "
                 f"is enrolled at {identity.fingerprint(self.upstream_public)}; check --upstream"
             )
+        await self._enroll(public)
+        self._connected = True
+
+    async def _enroll(self, public: bytes) -> None:
+        """Enroll upstream (idempotent) and keep the state it answers, for status."""
         req = enroll.make_request(self.hub.ident, public, self.hub.name, "hub", clock.now_s())
         reply = await self._call("POST", "/v1/enroll", req)
+        self._enrolled_at = clock.monotonic()
+        was = self.enrollment.get("state")
         self.enrollment = {"state": reply.get("state"), "code": reply.get("code")}
-        if reply.get("state") == "pending":
+        if reply.get("state") == "pending" and was != "pending":
             log.warning(
                 "this hub is pending at upstream %s: ask the national side to approve %s "
                 "(comparison code %s); entries are forwarded and held there until then",
                 self.url, self.hub.ident.node_id, reply.get("code"),
             )  # fmt: skip
-        self._connected = True
+        elif was == "pending" and reply.get("state") != "pending":
+            log.info("this hub is now %s at upstream %s", reply.get("state"), self.url)
 
     def _candidates(self, now_m: float) -> list[int]:
         """Devices with something to forward, not parked after a refusal."""
@@ -339,6 +360,12 @@ class Forwarder:
         if not self._connected:
             await self._connect()
             self.cursor.clear()
+        elif (
+            self.enrollment.get("state") == "pending"
+            and clock.monotonic() - self._enrolled_at >= PENDING_RECHECK_S
+        ):
+            assert self.upstream_public is not None
+            await self._enroll(self.upstream_public)  # approved since? status must say so
         now_m = clock.monotonic()
         devs = self._candidates(now_m)
         unknown = [d for d in devs if d not in self.cursor]
@@ -347,6 +374,8 @@ class Forwarder:
             devs = self._candidates(now_m)
         await self._refresh_oldest(devs)
         if not devs:
+            if clock.monotonic() - self._last_contact >= self.heartbeat_s:
+                await self._connect()  # idle: still notice (and show) an upstream that went away
             return 0
         store = self.hub._store()
         records: list[bytes] = []

@@ -293,11 +293,20 @@ class Hub:
         now = clock.now_s()
         endorsement = enroll.endorse(self.ident, d.public, d.name, d.role, now)
         log.info("approved device %s (%s)", d.node_id, d.name)
-        return await self._store().set_state(d, APPROVED, now, endorsement)
+        d = await self._store().set_state(d, APPROVED, now, endorsement)
+        self._forget_status()
+        return d
 
     async def revoke(self, d: DeviceRow) -> DeviceRow:
         log.warning("revoked device %s (%s)", d.node_id, d.name)
-        return await self._store().set_state(d, REVOKED, clock.now_s())
+        d = await self._store().set_state(d, REVOKED, clock.now_s())
+        self._forget_status()
+        return d
+
+    def _forget_status(self) -> None:
+        """After a coordinator's action, the next status shows it (not the shared copy)."""
+        self._status_cache = None
+        self._status_task = None
 
     def device_row(self, d: DeviceRow) -> dict[str, Any]:
         """``d`` as listed by ``c1hub devices --json``."""
@@ -318,8 +327,10 @@ class Hub:
         if self._status_task is None or self._status_task.done():
             view = self._store().snapshot()
             self._status_task = asyncio.ensure_future(asyncio.to_thread(self._build_status, view))
-        built = await asyncio.shield(self._status_task)
-        self._status_cache = (clock.monotonic(), built)
+        task = self._status_task
+        built = await asyncio.shield(task)
+        if task is self._status_task:  # not forgotten meanwhile
+            self._status_cache = (clock.monotonic(), built)
         return self._finish_status(dict(built))
 
     def _build_status(self, view: StoreView) -> dict[str, Any]:

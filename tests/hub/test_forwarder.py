@@ -246,3 +246,18 @@ async def test_root_dashboard_shows_totals_and_hubs(
             assert "Vote totals pemilu-2024 PPWP: 6 TPS" in page
             assert f"<td>{votes['2']}</td>" in page
             assert room.ident.node_id in page and "Hubs sending" in page
+
+
+async def test_idle_hub_notices_upstream_going_away(tmp_path: Path) -> None:
+    root = make_hub(tmp_path, "root", root=True)
+    await root.start()
+    try:
+        async with make_hub(tmp_path, "room", upstream=root.url) as room:
+            room.forwarder.heartbeat_s = 0.2
+            await approve_when_enrolled(root, room)
+            await eventually(lambda: room.status()["upstream"]["state"] == "up")
+            await root.stop()
+            await eventually(lambda: room.status()["upstream"]["state"] in ("down", "backoff"))
+            assert "cannot reach upstream" in room.status()["upstream"]["last_error"]
+    finally:
+        await root.stop()
