@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from hub.protocol import codec, entry, generator, record  # noqa: E402
 from hub.protocol.identity import Identity  # noqa: E402
-from hub.store import HubStore, examine_batch, make_pool  # noqa: E402
+from hub.store import HubStore, examine_batch, make_pool, warm_pool  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -64,6 +64,7 @@ async def raw_limit(logs: list[list[bytes]], batch: int) -> float:
     and batches as over HTTP, the same worker threads and group-commit writer, no HTTP."""
     with tempfile.TemporaryDirectory() as d, make_pool(None) as pool:
         store = await HubStore.open(Path(d))
+        await warm_pool(pool)  # like a started hub: workers up before the first push
 
         async def stream(raws: list[bytes]) -> None:
             for i in range(0, len(raws), batch):
@@ -116,6 +117,7 @@ async def over_http(logs: list[list[bytes]], batch: int) -> tuple[float, list[fl
         latencies: list[float] = []
         try:
             await wait_up(url, proc)
+            await asyncio.sleep(1.0)  # let the hub's examine workers start (not part of ingest)
 
             async def pusher(raws: list[bytes]) -> None:
                 async with aiohttp.ClientSession() as s:

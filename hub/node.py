@@ -35,6 +35,7 @@ from hub.store import (
     StoreView,
     examine_batch,
     make_pool,
+    warm_pool,
 )
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class Hub:
         self.push_count = 0
         self.forwarder: Any = None
         self._status_cache: tuple[float, dict[str, Any]] | None = None
+        self._warm_task: asyncio.Task[None] | None = None
         self._status_task: asyncio.Future[dict[str, Any]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -142,6 +144,7 @@ class Hub:
                     "real counting room. !!!"
                 )
             self.pool = make_pool(self.config.wilayah)
+            self._warm_task = asyncio.create_task(warm_pool(self.pool), name="warm-pool")
             self.store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
             if self.config.upstream:
                 from hub.forwarder import Forwarder
@@ -230,6 +233,10 @@ class Hub:
         if self.store is not None:
             await self.store.close()
             self.store = None
+        if self._warm_task is not None:
+            with contextlib.suppress(BaseException):
+                await self._warm_task
+            self._warm_task = None
         if self.pool is not None:
             self.pool.shutdown(wait=True)
             self.pool = None

@@ -28,8 +28,9 @@ from typing import Any
 
 import aiosqlite
 
-from hub.protocol import entry, identity, ingest, rules, state
+from hub.protocol import entry, identity, ingest, record, rules, state
 from hub.protocol.enroll import Endorsement
+from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Device, Examined, Head, Plan
 
 log = logging.getLogger(__name__)
@@ -237,9 +238,49 @@ def make_pool(wilayah: Path | None, workers: int = 2) -> Executor:
     )
 
 
-def examine_chunk(start: int, chunk: Sequence[bytes]) -> list[Checked]:
+# What a worker process sends back per record: small tuples of derived values, not objects
+# (pickling full records costs more than checking them). The parent still holds the raw bytes.
+Wire = tuple[Any, ...]
+
+
+async def warm_pool(pool: Executor, workers: int = 2) -> None:
+    """Start the pool's worker processes now (they import the checker and load the master),
+    so the first big push does not pay for it."""
+    if isinstance(pool, ProcessPoolExecutor):
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(pool, examine_chunk, ()) for _ in range(workers))
+        )
+
+
+def examine_chunk(chunk: Sequence[bytes]) -> list[Wire]:
     """``examine`` a slice of a batch inside a worker process (master from ``init_worker``)."""
-    return [examine(start + i, raw, _worker_master) for i, raw in enumerate(chunk)]
+    out: list[Wire] = []
+    for raw in chunk:
+        c = examine(0, raw, _worker_master)
+        if c.ex.error is not None:
+            out.append(("error", type(c.ex.error), c.ex.error.message, c.ex.error.code))
+        else:
+            f = c.facts
+            assert f is not None
+            out.append(("ok", c.flags, c.votes, f.key, f.numbers, f.supersedes, f.users_total_j,
+                        f.scans))  # fmt: skip
+    return out
+
+
+def _from_wire(index: int, raw: bytes, w: Wire) -> Checked:
+    """Rebuild a worker's verdict around the raw bytes the parent holds."""
+    try:
+        rec: record.Record | None = record.decode(raw)
+    except ProtocolError as exc:  # the worker saw the same: bytes are not a record
+        return Checked(ingest.Examined(index, None, None, exc))
+    assert rec is not None
+    if w[0] == "error":
+        err: ProtocolError = w[1](w[2], code=w[3])
+        return Checked(ingest.Examined(index, rec, None, err))
+    _, flags, votes, key, numbers, sup, users_j, scans = w
+    facts = state.EntryFacts(rec.hash, rec.origin, key, numbers, sup, users_j, scans)
+    return Checked(ingest.Examined(index, rec, None, None), flags, votes, facts)
 
 
 async def examine_batch(
@@ -253,9 +294,14 @@ async def examine_batch(
     loop = asyncio.get_running_loop()
     n = max(EXAMINE_CHUNK, (len(raws) + 1) // 2)
     if isinstance(pool, ProcessPoolExecutor):
-        parts = [
-            loop.run_in_executor(pool, examine_chunk, i, raws[i : i + n])
-            for i in range(0, len(raws), n)
+        starts = range(0, len(raws), n)
+        wires = await asyncio.gather(
+            *(loop.run_in_executor(pool, examine_chunk, raws[i : i + n]) for i in starts)
+        )
+        return [
+            _from_wire(i + j, raws[i + j], w)
+            for i, part in zip(starts, wires, strict=True)
+            for j, w in enumerate(part)
         ]
     else:
 
