@@ -365,10 +365,12 @@ async def _take_upstream_receipt(
     store: ClientStore, head: dict[str, Any], hello: dict[str, Any]
 ) -> None:
     """Keep upstream's receipt the hub relays ("confirmed upstream"), if it is signed by the
-    upstream the pinned hub names and covers this laptop's own records."""
-    raw, upstream = head.get("confirmed"), hello.get("upstream")
-    if type(raw) is not bytes or type(upstream) is not bytes:
+    upstream the pinned hub names (in a statement the hub signs) and covers this laptop's own
+    records."""
+    raw, upstream, sig = head.get("confirmed"), hello.get("upstream"), hello.get("upstream_sig")
+    if type(raw) is not bytes or type(upstream) is not bytes or type(sig) is not bytes:
         return
+    receipt.check_upstream(hello["public"], upstream, sig)  # the pinned hub names its upstream
     rc = receipt.decode(raw)
     rc.check(upstream)
     if rc.origin == store.identity.public and rc.seq <= await store.last_seq():

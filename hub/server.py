@@ -113,7 +113,9 @@ async def hello(request: web.Request) -> web.Response:
         "version": PROTOCOL_VERSION,
     }
     if hub.forwarder is not None and hub.forwarder.upstream_public is not None:
-        out["upstream"] = hub.forwarder.upstream_public
+        up = hub.forwarder.upstream_public
+        out["upstream"] = up
+        out["upstream_sig"] = receipt.vouch_upstream(hub.ident, up)
     return _pack(out)
 
 

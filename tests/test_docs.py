@@ -327,11 +327,40 @@ def test_protocol_md_states_the_wire_constants() -> None:
     from hub.protocol import PROTOCOL_VERSION, enroll, receipt, record
 
     text = _protocol()
-    for domain in (record.DOMAIN, receipt.DOMAIN, enroll.ENROLL_DOMAIN, enroll.ENDORSE_DOMAIN):
+    for domain in (
+        record.DOMAIN,
+        receipt.DOMAIN,
+        receipt.UPSTREAM_DOMAIN,
+        enroll.ENROLL_DOMAIN,
+        enroll.ENDORSE_DOMAIN,
+    ):
         assert domain.decode() in text
     assert f"| `{PROTOCOL_VERSION}` |" in text
     assert f"[{record.VERSION}, origin, seq, prev, body, sig]" in text
     assert f"{record.MAX_RECORD // 1024} KiB" in text
+
+
+def test_protocol_md_states_the_sync_timings() -> None:
+    from client import sync
+    from hub import forwarder
+    from hub.protocol.pacing import BatchSizer
+
+    text = " ".join(_protocol().split())  # line breaks do not matter
+    sizer = BatchSizer()
+    for phrase in (
+        f"base {sync.BACKOFF_BASE:g} s, cap {sync.BACKOFF_CAP:g} s",
+        f"batches of `--batch` ({sync.DEFAULT_BATCH})",
+        f"| {sync.CALL_TIMEOUT:g} s | `CALL_TIMEOUT` |",
+        f"| {forwarder.CALL_TIMEOUT:g} s | `CALL_TIMEOUT` |",
+        f"parked for {forwarder.STUCK_RETRY_S:g} s",
+        f"asks again every {forwarder.PENDING_RECHECK_S:g} s",
+        f"every {forwarder.HEARTBEAT_S:g} s (hello and enroll)",
+        f"sleeps up to {forwarder.IDLE_POLL:g} s",
+        f"at most {forwarder.MAX_BATCH_BYTES // 2**20} MiB",
+        f"{sizer.low}..{sizer.high:,} records (starts at {sizer.size})",
+        f"more than {sizer.slow_s:g} s",
+    ):
+        assert phrase in text, f"docs/protocol.md should say {phrase!r}"
 
 
 # -- docs/json-output.md ----------------------------------------------------------------------

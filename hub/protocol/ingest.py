@@ -177,7 +177,8 @@ def plan(
                 ex,
                 "origin_forked",
                 f"device {fingerprint(o)} has a fork (two different entries signed for one "
-                "seq); the hub accepts nothing more from it until the coordinator resolves it",
+                "seq); the hub accepts nothing more from it. The coordinator enrolls that laptop "
+                "again with a fresh data folder (c1client init) and its forms are re-entered",
             )
             continue
         if rec.seq <= head.seq:

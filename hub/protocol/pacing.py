@@ -39,7 +39,7 @@ class Backoff:
 
 @dataclass(slots=True)
 class BatchSizer:
-    """Additive increase while calls are fast, halve on failure or slowness."""
+    """Grow by half (at least 10) while calls are fast; halve on failure or slowness."""
 
     size: int = 200
     low: int = 10

@@ -64,3 +64,17 @@ def decode(raw: bytes) -> Receipt:
     if type(p["seq"]) is not int or p["seq"] < 0 or type(p["at"]) is not int:
         raise CodecError("receipt seq and at must be whole numbers")
     return Receipt(p["issuer"], p["origin"], p["seq"], p["hash"], p["at"], raw)
+
+
+UPSTREAM_DOMAIN = b"c1hub/upstream/v1"
+
+
+def vouch_upstream(hub: Identity, upstream_public: bytes) -> bytes:
+    """The hub's signature naming its upstream's key, so laptops can trust the "confirmed
+    upstream" receipts it relays (``/v1/hello`` is plain HTTP)."""
+    return hub.sign(UPSTREAM_DOMAIN, upstream_public)
+
+
+def check_upstream(hub_public: bytes, upstream_public: bytes, sig: bytes) -> None:
+    """Raise SignatureError unless the (pinned) hub signed ``upstream_public`` as its upstream."""
+    verify(hub_public, UPSTREAM_DOMAIN, upstream_public, sig)

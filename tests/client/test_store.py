@@ -209,7 +209,9 @@ async def test_bad_receipts_are_refused(data_dir: Path) -> None:
         with pytest.raises(ReceiptError, match="another laptop"):
             await store.add_receipt("hub", receipt.issue(hub, other.public, 1, recs[0].hash, NOW))
         good = receipt.issue(hub, me, 1, recs[0].hash, NOW)
-        forged = receipt.Receipt(hub.public, me, 1, recs[0].hash, NOW, good.raw[:-1] + b"\0")
+        forged = receipt.Receipt(
+            hub.public, me, 1, recs[0].hash, NOW, good.raw[:-1] + bytes([good.raw[-1] ^ 1])
+        )
         with pytest.raises(ReceiptError, match="does not verify"):
             await store.add_receipt("hub", forged)
         assert await store.highest_receipt("hub") == 0

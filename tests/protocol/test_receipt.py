@@ -112,3 +112,17 @@ def test_decode_rejects_bad_envelopes(obj: object) -> None:
 def test_decode_rejects_payload_that_is_not_msgpack() -> None:
     with pytest.raises(CodecError):
         receipt.decode(codec.pack([b"\xc1", b"s" * 64]))
+
+
+def test_upstream_vouch_binds_the_hub_to_its_upstream() -> None:
+    from hub.protocol.errors import SignatureError
+    from hub.protocol.identity import Identity
+    from hub.protocol.receipt import check_upstream, vouch_upstream
+
+    hub, upstream, mallory = Identity.generate(), Identity.generate(), Identity.generate()
+    sig = vouch_upstream(hub, upstream.public)
+    check_upstream(hub.public, upstream.public, sig)
+    with pytest.raises(SignatureError):  # someone on the LAN names their own key
+        check_upstream(hub.public, mallory.public, sig)
+    with pytest.raises(SignatureError):
+        check_upstream(hub.public, mallory.public, vouch_upstream(mallory, mallory.public))
