@@ -11,19 +11,21 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from hub import __version__
-from hub.config import HubConfig
+from hub.config import SETTINGS_BY_NAME, HubConfig
 from hub.errors import HubError
 from hub.protocol.discovery_names import parse_interfaces
 
 log = logging.getLogger(__name__)
 
 DATA_HELP = "Hub data folder (env C1HUB_DATA)."
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _data_option(f: Any) -> Any:
@@ -69,23 +71,28 @@ def init(data_dir: Path, name: str) -> None:
     click.echo(f"data:   {data_dir}")
 
 
+def _setting(name: str, *flags: str, **kw: Any) -> Callable[[F], F]:
+    """A click option whose default and help come from ``hub.config.SETTINGS`` (declared once)."""
+    st = SETTINGS_BY_NAME[name]
+    kw.setdefault("help", st.help)
+    if st.default is not None:
+        kw.setdefault("default", st.default)
+        kw.setdefault("show_default", True)
+    return click.option(*flags, name, **kw)
+
+
 def _serve_options(f: Any) -> Any:
     opts = [
         _data_option,
-        click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on."),
-        click.option("--port", default=8470, show_default=True, type=int, help="TCP port."),
-        click.option("--mdns/--no-mdns", default=True, show_default=True,
-                     help="Advertise on the LAN with mDNS (_c1hub._tcp)."),
-        click.option("--mdns-interface", "mdns_interfaces", default=None,
-                     help="Comma-separated interface addresses for mDNS (e.g. 127.0.0.1)."),
-        click.option("--wilayah", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                     help="Polling-station master JSON for R11 and progress per kecamatan."),
-        click.option("--max-batch", default=5000, show_default=True, type=int,
-                     help="Most records accepted in one push."),
-        click.option("--max-body", default=16 * 1024 * 1024, show_default=True, type=int,
-                     help="Largest request body in bytes."),
-        click.option("--approve-all", is_flag=True, hidden=True,
-                     help="TEST ONLY: approve every device on first contact."),
+        _setting("host", "--host"),
+        _setting("port", "--port", type=click.IntRange(0, 65535)),
+        _setting("mdns", "--mdns/--no-mdns"),
+        _setting("mdns_interfaces", "--mdns-interface"),
+        _setting("wilayah", "--wilayah",
+                 type=click.Path(dir_okay=False, exists=True, path_type=Path)),
+        _setting("max_batch", "--max-batch", type=click.IntRange(1)),
+        _setting("max_body", "--max-body", type=click.IntRange(1024)),
+        _setting("approve_all", "--approve-all", is_flag=True, hidden=True),
     ]  # fmt: skip
     for o in reversed(opts):
         f = o(f)
@@ -119,8 +126,8 @@ def _run(coro: Any) -> Any:
 
 @main.command()
 @_serve_options
-@click.option("--upstream", default=None, help="URL of the upstream hub / national server.")
-@click.option("--upstream-kbps", default=0, type=int, help="Upstream bandwidth cap, KB/s.")
+@_setting("upstream", "--upstream")
+@_setting("upstream_kbps", "--upstream-kbps", type=click.IntRange(0))
 def serve(**kw: Any) -> None:
     """Run the room hub until Ctrl-C."""
     from hub.node import serve_forever

@@ -37,6 +37,9 @@ SETTINGS: list[Setting] = [
 ]
 
 
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
 @dataclass(frozen=True, slots=True)
 class HubConfig:
     data_dir: Path
