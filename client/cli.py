@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import sqlite3
 import sys
@@ -31,7 +32,7 @@ from hub.protocol.errors import ProtocolError
 from hub.protocol.identity import fingerprint
 from hub.protocol.wilayah import Master
 
-from .config import ClientConfig, setting
+from .config import SETTINGS, ClientConfig, setting
 from .errors import ClientError, InputError, StoreDamagedError, StoreError
 from .i18n import Messages
 from .intake import Rejected, Saved, Tally, enter_items, read_items
@@ -86,10 +87,17 @@ def json_option(f: F) -> F:
 
 
 def make_config(**values: Any) -> ClientConfig:
+    """The one config of a command run. Settings a command has no option for are still read
+    from their environment variable (e.g. C1CLIENT_BUSY_TIMEOUT for every command)."""
+    for s in SETTINGS:
+        if values.get(s.name) is None and s.env in os.environ:
+            values[s.name] = os.environ[s.env]
     try:
         return ClientConfig.build(**values)
     except ClientError as exc:
         raise click.UsageError(exc.message) from None
+    except ValueError as exc:  # a number setting given as text that is not a number
+        raise click.UsageError(f"bad setting value: {exc}") from None
 
 
 def _emit(obj: Any) -> None:

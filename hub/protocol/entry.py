@@ -25,6 +25,7 @@ PARTY_FORMS = ("DPR", "DPRD_PROV", "DPRD_KABKO")  # votes per party: "partai"
 LPJ_FIELDS = ("pemilih_dpt", "pengguna_dpt", "pengguna_dptb", "pengguna_dpk", "pengguna_total")
 OPTIONAL_LPJ_FIELDS = ("disabilitas",)
 SURAT_SUARA_KEYS = ("diterima", "digunakan", "rusak", "sisa")
+_SURAT_SUARA_SORTED = tuple(sorted(SURAT_SUARA_KEYS))
 TOTAL_FIELDS = ("sah", "tidak_sah", "total")
 
 MAX_CELL = 999
@@ -53,16 +54,15 @@ _OPTIONAL = ("surat_suara", "disabilitas", "suara", "partai", "scans", "note", "
 _KNOWN = frozenset(_REQUIRED + _OPTIONAL)
 
 
-def _cell(value: Any, field: str) -> int:
+def _cell(value: Any, field: str, sub: str | None = None) -> int:
+    """A cell 0..999; ``field``.``sub`` names it (built only when there is an error: this runs
+    for every number of every entry a hub receives)."""
+    if type(value) is int and 0 <= value <= MAX_CELL:
+        return value
+    name = f"{field}.{sub}" if sub is not None else field
     if type(value) is not int:
-        raise SchemaError(
-            f"{field} must be a whole number 0..{MAX_CELL}, got {value!r}", field=field
-        )
-    if not 0 <= value <= MAX_CELL:
-        raise SchemaError(
-            f"{field} is {value}, outside 0..{MAX_CELL} (three digit boxes)", field=field
-        )
-    return value
+        raise SchemaError(f"{name} must be a whole number 0..{MAX_CELL}, got {value!r}", field=name)
+    raise SchemaError(f"{name} is {value}, outside 0..{MAX_CELL} (three digit boxes)", field=name)
 
 
 def _obj(value: Any, field: str) -> Mapping[str, Any]:
@@ -86,7 +86,7 @@ def _exact_keys(obj: Mapping[str, Any], keys: tuple[str, ...], field: str) -> No
 def _lpj(value: Any, field: str) -> dict[str, int]:
     obj = _obj(value, field)
     _exact_keys(obj, ("l", "p", "j"), field)
-    return {k: _cell(obj[k], f"{field}.{k}") for k in ("j", "l", "p")}  # canonical order
+    return {k: _cell(obj[k], field, k) for k in ("j", "l", "p")}  # canonical order
 
 
 def _str(value: Any, field: str, max_len: int, *, allow_empty: bool = False) -> str:
@@ -118,7 +118,7 @@ def _number_map(value: Any, field: str, max_items: int, what: str, one: str) -> 
 
 def _suara(value: Any) -> dict[str, int]:
     obj = _number_map(value, "suara", MAX_CANDIDATES, "candidates", "candidate")
-    return {k: _cell(obj[k], f"suara.{k}") for k in sorted(obj)}
+    return {k: _cell(obj[k], "suara", k) for k in sorted(obj)}
 
 
 def _partai(value: Any) -> dict[str, dict[str, Any]]:
@@ -141,11 +141,11 @@ def _partai(value: Any) -> dict[str, dict[str, Any]]:
                     field=f"{f}.caleg.{c}",
                 )
         for c in sorted(caleg_obj):
-            caleg[c] = _cell(caleg_obj[c], f"{f}.caleg.{c}")
+            caleg[c] = _cell(caleg_obj[c], f"{f}.caleg", c)
         out[no] = {  # canonical key order
             "caleg": caleg,
-            "jumlah": _cell(p["jumlah"], f"{f}.jumlah"),
-            "partai": _cell(p["partai"], f"{f}.partai"),
+            "jumlah": _cell(p["jumlah"], f, "jumlah"),
+            "partai": _cell(p["partai"], f, "partai"),
         }
     return out
 
@@ -202,7 +202,7 @@ def parse(obj: Any, *, body: bool = False) -> dict[str, Any]:
     if "surat_suara" in obj:
         ss = _obj(obj["surat_suara"], "surat_suara")
         _exact_keys(ss, SURAT_SUARA_KEYS, "surat_suara")
-        out["surat_suara"] = {k: _cell(ss[k], f"surat_suara.{k}") for k in sorted(SURAT_SUARA_KEYS)}
+        out["surat_suara"] = {k: _cell(ss[k], "surat_suara", k) for k in _SURAT_SUARA_SORTED}
 
     if form in CANDIDATE_FORMS:
         if "partai" in obj:

@@ -56,7 +56,11 @@ def make(ident: Identity, seq: int, prev: bytes, body: bytes) -> Record:
 
 def decode(raw: bytes) -> Record:
     """Parse record bytes (shape only; call ``verify`` for the signature)."""
-    obj = codec.unpack(raw, max_size=MAX_RECORD)
+    # A record holds no maps, so re-encoding as-is checks canonical form (shortest ints,
+    # bin types) without the general sorting pass.
+    obj = codec.unpack(raw, max_size=MAX_RECORD, canonical=False)
+    if type(obj) is list and codec.pack_ordered(obj) != raw:
+        raise CodecError("record is valid msgpack but not in canonical form")
     if type(obj) is not list or len(obj) != 6:
         raise CodecError("a record is an array of 6 items")
     version, origin, seq, prev, body, sig = obj

@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
 from client.cli import generate_forms
@@ -502,3 +503,15 @@ def test_language_from_environment_and_verbose_logging(initialised: Invoke, data
     assert r.exit_code == 1 and "INFO client.intake: enter: read 1, saved 0, rejected 1" in r.stderr
     r = runner.invoke(main, ["enter", "-", "--data", str(data_dir)], input="{}")
     assert "INFO" not in r.stderr
+
+
+def test_settings_without_an_option_come_from_the_environment(
+    initialised: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from client.cli import make_config
+
+    monkeypatch.setenv("C1CLIENT_BUSY_TIMEOUT", "7.5")
+    assert make_config(data_dir="/tmp/x").busy_timeout == 7.5
+    monkeypatch.setenv("C1CLIENT_BUSY_TIMEOUT", "soon")
+    with pytest.raises(click.UsageError, match="bad setting value"):
+        make_config(data_dir="/tmp/x")
