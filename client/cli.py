@@ -200,8 +200,9 @@ def main() -> None:
 def init(data_dir: Path | None, lang: str | None, verbose: int, name: str, as_json: bool) -> None:
     """Create this laptop's key and local store, and print its node id.
 
-    The node id (XXXX-XXXX-XXXX) is what the coordinator compares when the laptop joins the
-    hub: read it aloud. Running init again with the same name changes nothing and prints the
+    The node id (XXXX-XXXX-XXXX) names this laptop in the hub's device list. When the laptop
+    first syncs, both screens show a six-digit comparison code: the coordinator approves the
+    laptop only if the codes match. Running init again with the same name changes nothing and prints the
     same id; with another name it is refused (a laptop keeps its name). An existing node.key
     (restored from a backup) is used, never replaced.
 
@@ -721,9 +722,18 @@ def sync(
                 report(rep, await store.last_seq())
                 return 1 if rep.rejected or rep.errors else 0
 
+            states: dict[str, str] = {}  # hub id -> this laptop's state there, last shown
+
             def on_report(rep: SyncReport) -> None:
-                if rep.pushed or as_json:
+                changed = {
+                    h["id"]: h["state"] for h in rep.hubs if states.get(h["id"]) != h["state"]
+                }
+                if rep.pushed or as_json or changed:
                     report(rep, rep.at_hub + rep.local_only)
+                for hub_id, st in changed.items():
+                    if st == "approved" and hub_id in states and not as_json:
+                        click.echo(msg("sync_approved", hub_id=hub_id))
+                states.update(changed)
 
             def on_error(reason: str, delay: float) -> None:
                 click.echo(msg("sync_retry", reason=reason, delay=delay), err=True)

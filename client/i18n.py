@@ -16,6 +16,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "sees the same code on the hub's screen, then ask them to approve laptop {node_id}. "
         "Entries are kept at the hub meanwhile.",
     ),
+    "sync_approved": (
+        "Laptop ini sudah DISETUJUI di hub {hub_id}: entri dihitung.",
+        "This laptop is APPROVED at hub {hub_id}: its entries are counted.",
+    ),
     "sync_revoked": (
         "Laptop ini DICABUT oleh koordinator: entri baru tidak diterima hub.",
         "This laptop was REVOKED by the coordinator: the hub refuses new entries.",
@@ -28,8 +32,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "sync_rejected": ("DITOLAK hub: #{seq}: {reason}", "REFUSED by hub: #{seq}: {reason}"),
     "sync_retry": (
-        "Sinkronisasi gagal: {reason}. Dicoba lagi dalam {delay:.0f} detik.",
-        "Sync failed: {reason}. Retrying in {delay:.0f} s.",
+        "Sinkronisasi gagal: {reason}. Dicoba lagi dalam {delay:.1f} detik.",
+        "Sync failed: {reason}. Retrying in {delay:.1f} s.",
     ),
     "error": ("Galat", "Error"),
     "init_created": (

@@ -249,6 +249,7 @@ async def sync_once(
     fail, the failures are listed in ``report.errors``.
     """
     urls = [hub_url] if isinstance(hub_url, str) else list(hub_url or ())
+    urls = [u if "://" in u else f"http://{u}" for u in urls]  # "192.168.1.10:8470" is fine too
     report = SyncReport()
     targets = await find_hubs(
         store, session, hub_urls=urls, mdns_interfaces=mdns_interfaces, add=add_hub,
@@ -350,7 +351,9 @@ async def _sync_hub(
         if progress is not None:
             progress(newest, last)
         if newest <= sent:
-            reasons = "; ".join(f"#{r.get('seq')}: {r.get('reason')}" for r in rejected[:3])
+            first = rejected[0] if rejected else {}
+            more = f" (+{len(rejected) - 1} more)" if len(rejected) > 1 else ""
+            reasons = f"#{first.get('seq')}: {first.get('reason')}{more}" if first else ""
             raise SyncError(
                 f"hub {hub_id} did not take entries after #{sent}: {reasons or 'no reason'}",
                 f"hub {hub_id} tidak menerima entri setelah #{sent}: {reasons or '-'}",

@@ -213,7 +213,8 @@ def devices(data_dir: Path, as_json: bool) -> None:
     pending = [r for r in rows if r["state"] == "pending"]
     if pending:
         click.echo(
-            f"\n{len(pending)} pending: compare the code with the laptop's screen, then "
+            f"\n{len(pending)} pending: compare each code with the one on that laptop's (or "
+            "hub's) screen, then "
             f"c1hub approve --data {data_dir} ID"
         )
 

@@ -62,6 +62,8 @@ class HubConfig:
             raise ValueError("a root (national stand-in) has no upstream")
         if self.max_batch < 1 or self.max_body < 1024:
             raise ValueError("max_batch must be >= 1 and max_body >= 1024")
+        if self.upstream is not None and not self.upstream.startswith(("http://", "https://")):
+            raise ValueError(f"--upstream {self.upstream!r} must be a URL like http://ADDRESS:8470")
         if self.upstream_kbps < 0:
             raise ValueError("upstream_kbps must be >= 0")
 

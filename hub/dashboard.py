@@ -40,9 +40,12 @@ _T: dict[str, tuple[str, str]] = {
     "entries": ("Entri", "Entries"),
     "last_seen": ("Terakhir terlihat", "Last seen"),
     "conflicts": ("Konflik (perlu entri koreksi)", "Conflicts (need a correcting entry)"),
-    "flags": ("Catatan aritmetika (entri hidup)", "Arithmetic flags (live entries)"),
+    "flags": ("Catatan aturan R1–R13 (entri hidup)", "Rule flags R1–R13 (live entries)"),
+    "rule": ("Aturan", "Rule"),
+    "form": ("Formulir", "Form"),
     "upstream": ("Pengiriman ke pusat", "Upstream"),
     "backlog": ("Antrean", "Backlog"),
+    "up_pending": ("Hub ini belum disetujui pusat", "This hub is not approved upstream yet"),
     "oldest": ("Tertua", "Oldest"),
     "confirmed": ("Terkonfirmasi", "Confirmed"),
     "rejected": ("Ditolak pusat", "Refused upstream"),
@@ -56,6 +59,16 @@ _T: dict[str, tuple[str, str]] = {
     "votes": ("Suara", "Votes"),
     "hubs": ("Hub pengirim", "Hubs sending"),
     "ago": ("{s} dtk lalu", "{s} s ago"),
+}
+
+
+_STATE = {
+    "pending": ("menunggu", "pending"),
+    "approved": ("disetujui", "approved"),
+    "revoked": ("dicabut", "revoked"),
+    "up": ("tersambung", "up"),
+    "down": ("terputus", "down"),
+    "backoff": ("menunggu coba lagi", "backing off"),
 }
 
 
@@ -82,7 +95,8 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
         ("forks", s["forks"], "bad" if s["forks"] else ""),
     ]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         f"<meta http-equiv='refresh' content='{REFRESH_S}'>",
         f"<title>{e(_t(lang, 'title', name=s['name']))}</title>",
         "<style>body{font:15px system-ui,sans-serif;margin:1.5em;color:#222}"
@@ -112,9 +126,11 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
         age = up.get("oldest_age_s")
         cls = "ok" if up["state"] == "up" else "bad"
         parts.append(f"<h2>{e(_t(lang, 'upstream'))}</h2><div class='tiles'>")
-        parts.append(
-            f"<div class='tile {cls}'><b>{e(up['state'])}</b>{e(up.get('url') or '')}</div>"
-        )
+        st = _STATE.get(up["state"], (up["state"], up["state"]))[0 if lang == "id" else 1]
+        parts.append(f"<div class='tile {cls}'><b>{e(st)}</b>{e(up.get('url') or '')}</div>")
+        if up.get("enrollment") == "pending":
+            parts.append(f"<div class='tile bad'><b>{e(_t(lang, 'up_pending'))}</b>"
+                         f"{e(_t(lang, 'code'))} {e(str(up.get('code')))}</div>")  # fmt: skip
         parts.append(f"<div class='tile'><b>{up['backlog']}</b>{e(_t(lang, 'backlog'))}</div>")
         if age is not None:
             parts.append(f"<div class='tile warn'><b>{age:.0f} s</b>{e(_t(lang, 'oldest'))}</div>")
@@ -133,7 +149,8 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
     parts.append(f"<h2>{e(_t(lang, 'devices'))}</h2>")
     rows = []
     for d in s["device_list"]:
-        state = d["state"] + (" — FORK" if d["forked"] else "")
+        state = _STATE.get(d["state"], (d["state"], d["state"]))[0 if lang == "id" else 1]
+        state += " — FORK" if d["forked"] else ""
         rows.append([
             f"<code>{e(d['id'])}</code>", e(d["name"]), e(state), f"<code>{e(d['code'])}</code>",
             str(d["entries"]), e(_t(lang, "ago", s=max(int(now - d["last_seen"]), 0))),
@@ -144,7 +161,7 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
 
     parts.append(f"<h2>{e(_t(lang, 'conflicts'))}</h2>")
     if s["conflicts"]:
-        parts.append(_table(["Form", "TPS", "#"], [
+        parts.append(_table([_t(lang, "form"), "TPS", "#"], [
             [e(c["form"]), f"<code>{e(c['tps'])}</code>", str(len(c["live"]))]
             for c in s["conflicts"]
         ]))  # fmt: skip
@@ -154,7 +171,7 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
     parts.append(f"<h2>{e(_t(lang, 'flags'))}</h2>")
     if s["flags"]:
         col = 2 if lang == "id" else 1
-        parts.append(_table(["Rule", "#", ""], [
+        parts.append(_table([_t(lang, "rule"), "#", ""], [
             [e(rule), str(n), e(RULES[rule][col])] for rule, n in s["flags"].items()
         ]))  # fmt: skip
     else:

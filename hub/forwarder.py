@@ -282,7 +282,7 @@ class Forwarder:
                 self.url, self.hub.ident.node_id, reply.get("code"),
             )  # fmt: skip
         elif was == "pending" and reply.get("state") != "pending":
-            log.info("this hub is now %s at upstream %s", reply.get("state"), self.url)
+            log.warning("this hub is now %s at upstream %s", reply.get("state"), self.url)
 
     def _candidates(self, now_m: float) -> list[int]:
         """Devices with something to forward, not parked after a refusal."""

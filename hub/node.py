@@ -369,6 +369,10 @@ async def serve_forever(config: HubConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Hub(config) as hub:
-        print(f"c1hub {hub.role} {hub.name} ({hub.ident.node_id}) at {hub.url}", flush=True)
+        what = "national stand-in" if hub.role == "root" else "room hub"
+        master = f", master {config.wilayah}" if config.wilayah else ", no polling-station master"
+        up = f", forwarding to {config.upstream}" if config.upstream else ""
+        print(f"c1hub: {what} {hub.name!r} ({hub.ident.node_id}) at {hub.url}{master}{up}",
+              flush=True)  # fmt: skip
         await stop.wait()
         log.info("stopping")

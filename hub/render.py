@@ -28,6 +28,11 @@ def status_text(s: dict[str, Any]) -> str:
     up = s.get("upstream")
     if up:
         age = up.get("oldest_age_s")
+        if up.get("enrollment") == "pending":
+            lines.append(
+                f"!!! this hub is PENDING at the upstream (code {up.get('code')}): the national "
+                "side holds its entries but does not count them until it approves this hub"
+            )
         retry = up.get("retry_in_s")
         lines.append(
             f"upstream: {up['state']}"

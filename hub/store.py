@@ -512,7 +512,7 @@ class HubStore:
             return d
 
     async def _new_device(
-        self, public: bytes, name: str, role: str, st: str, now: int
+        self, public: bytes, name: str, role: str, st: str, now: int, via: str | None = None
     ) -> DeviceRow:
         node_id = identity.fingerprint(public)
         cur = await self._db.execute(
@@ -527,11 +527,16 @@ class HubStore:
         )  # fmt: skip
         self.devices[public] = d
         self.devices_by_id[d.id] = d
-        if st == PENDING:
+        if st == PENDING and via is not None:
+            log.info(
+                "%s %s (%s) arrives through hub %s, which is pending here: approving that hub "
+                "approves it too", role, node_id, name or "no name", via,
+            )  # fmt: skip
+        elif st == PENDING:
             log.warning(
-                "new %s %s (%s) is pending: compare the code on both screens, then run "
-                "`c1hub approve %s`",
-                role, node_id, name or "no name", node_id,
+                "new %s %s (%s) is pending: check its comparison code (c1hub devices --data %s), "
+                "then run `c1hub approve --data %s %s`",
+                role, node_id, name or "no name", self.path.parent, self.path.parent, node_id,
             )  # fmt: skip
         return d
 
@@ -644,7 +649,12 @@ class HubStore:
                 vouched = hub.state == APPROVED
                 if d is None:
                     d = await self._new_device(
-                        e.device, e.name, e.role, APPROVED if vouched else PENDING, now
+                        e.device,
+                        e.name,
+                        e.role,
+                        APPROVED if vouched else PENDING,
+                        now,
+                        via=hub.node_id,
                     )
                 elif vouched and d.state == PENDING:
                     await self._approve(d, now, None)
