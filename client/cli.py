@@ -202,9 +202,9 @@ def init(data_dir: Path | None, lang: str | None, verbose: int, name: str, as_js
 
     The node id (XXXX-XXXX-XXXX) names this laptop in the hub's device list. When the laptop
     first syncs, both screens show a six-digit comparison code: the coordinator approves the
-    laptop only if the codes match. Running init again with the same name changes nothing and prints the
-    same id; with another name it is refused (a laptop keeps its name). An existing node.key
-    (restored from a backup) is used, never replaced.
+    laptop only if the codes match. Running init again with the same name changes nothing and
+    prints the same id; with another name it is refused (a laptop keeps its name). An existing
+    node.key (restored from a backup) is used, never replaced.
 
     \b
     --json: {"node_id": str, "name": str, "data_dir": str, "created": bool}

@@ -259,17 +259,29 @@ async def sync_once(
     for link, hello in targets:
         try:
             await _sync_hub(store, link, hello, report, batch=batch, progress=progress)
-        except SyncError as exc:
+        except (ClientError, ProtocolError) as exc:
+            err = exc if isinstance(exc, SyncError) else _as_sync_error(link.url, exc)
             if len(targets) == 1:
-                raise
-            log.warning("sync with %s failed: %s", link.url, exc)
-            report.errors.append(exc.to_dict())
-            failures.append(exc)
+                raise err from None
+            log.warning("sync with %s failed: %s", link.url, err)
+            report.errors.append(err.to_dict())
+            failures.append(err)
     if len(failures) == len(targets):
         raise failures[0]
     await _keep_receipt_floor(store, report)
     report.confirmed_upstream = await store.highest_receipt("upstream")
     return report
+
+
+def _as_sync_error(url: str, exc: ClientError | ProtocolError) -> SyncError:
+    """Any failure while syncing with one hub, as a bilingual SyncError with a stable code."""
+    if isinstance(exc, ClientError):
+        return SyncError(exc.message, exc.pesan, code=exc.code)
+    return SyncError(
+        f"hub at {url} sent something that does not check out: {exc.message}",
+        f"hub di {url} mengirim data yang tidak sah: {exc.message}",
+        code=exc.code,
+    )
 
 
 async def _sync_hub(
@@ -310,6 +322,11 @@ async def _sync_hub(
             code="forked",
         )
     if hub_seq > last:
+        # A restored backup or a copied folder: hand the hub this laptop's newest record. The
+        # same bytes are a harmless duplicate; different bytes let the hub record the fork.
+        if last > 0:
+            with contextlib.suppress(SyncError):
+                await link.push(await store.records_after(last - 1, 1))
         raise SyncError(
             f"the hub holds {hub_seq} entries from this laptop, but this laptop has only {last}: "
             "was its data folder restored from an old backup? Do not enter more forms here; tell "
@@ -424,7 +441,7 @@ async def sync_forever(
                 rep = await sync_once(store, session, hub_url=hub_url,
                                       mdns_interfaces=mdns_interfaces, batch=batch,
                                       add_hub=add_hub)  # fmt: skip
-            except (SyncError, ProtocolError) as exc:
+            except (ClientError, ProtocolError) as exc:  # e.g. the store is busy: retry later
                 delay = backoff.failed(clock.monotonic(), rng)
                 if on_error is not None:
                     on_error(str(exc), delay)

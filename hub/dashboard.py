@@ -142,7 +142,7 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
         parts.append("</div>")
         for r in up.get("rejections", [])[:50]:
             parts.append(
-                f"<p class='alert bad'><code>{e(r['device'])}</code> #{r['seq']}: "
+                f"<p class='alert bad'><code>{e(r['device'])}</code> #{e(str(r['seq']))}: "
                 f"{e(r['reason'])} ({e(r['code'])})</p>"
             )
 

@@ -75,6 +75,7 @@ class Forwarder:
         self._connected = False
         self._warned = False
         self._last_contact = 0.0
+        self._endorsed: set[bytes] = set()  # endorsements upstream already received
         self.heartbeat_s = HEARTBEAT_S
         self._enrolled_at = 0.0  # monotonic time of the last enrollment answer
 
@@ -177,6 +178,7 @@ class Forwarder:
                 if isinstance(exc, ProtocolError):
                     self._connected = False
                     self.cursor.clear()
+                    self._endorsed.clear()
                 if isinstance(exc, UpstreamError) and exc.too_big:
                     self.sizer.failed()
                 delay = self.backoff.failed(
@@ -266,6 +268,7 @@ class Forwarder:
                 f"is enrolled at {identity.fingerprint(self.upstream_public)}; check --upstream"
             )
         await self._enroll(public)
+        self._endorsed.clear()
         self._connected = True
 
     async def _enroll(self, public: bytes) -> None:
@@ -398,20 +401,24 @@ class Forwarder:
                 sent_to[dev] = start + len(raws)
         if not records:
             return 0
-        body = codec.pack({"records": records, "endorsements": store.chain_for(origins)})
+        chain = [e for e in store.chain_for(origins) if e not in self._endorsed]
+        body = codec.pack({"records": records, "endorsements": chain})
         before = sum(c.seq for c in store.confirmed.values())
         t0 = clock.monotonic()
         reply = await self._call("POST", "/v1/push", body)
         elapsed = clock.monotonic() - t0
         self.sizer.succeeded(elapsed)
         self.pushed += len(records)
+        self._endorsed.update(chain)  # upstream has them now: send each once per connection
         await self._take_receipts(reply.get("receipts", []))
         now = clock.now_s()
         first: dict[int, dict[str, Any]] = {}  # per device, the lowest refused seq: the cause
         for item in list(reply.get("rejected", [])) + list(reply.get("forks", [])):
             origin_id = item.get("origin")
             dv = store.find_device(origin_id) if isinstance(origin_id, str) else None
-            if dv is not None and (dv.id not in first or item["seq"] < first[dv.id]["seq"]):
+            if type(item.get("seq")) is not int or dv is None or dv.id not in sent_to:
+                continue  # not about a record of this batch: nothing to park
+            if dv.id not in first or item["seq"] < first[dv.id]["seq"]:
                 first[dv.id] = item
         for dev_id, item in first.items():
             await store.reject_upstream(

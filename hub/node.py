@@ -267,7 +267,10 @@ class Hub:
         self, raws: Sequence[bytes], endorsements: Sequence[bytes] = ()
     ) -> tuple[PushResult, list[bytes]]:
         """Store a batch durably; return the result and one signed receipt per origin."""
-        opened = [enroll.open_endorsement(e) for e in endorsements]
+        store = self._store()
+        opened = [
+            enroll.open_endorsement(e) for e in endorsements if not store.knows_endorsement(e)
+        ]
         examined = await self.examine(raws)
         now = clock.now_s()
         result = await self._store().push(examined, now, opened)

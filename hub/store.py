@@ -506,9 +506,17 @@ class HubStore:
             if not d.name and name:
                 await self._db.execute("UPDATE devices SET name = ? WHERE id = ?", (name, d.id))
                 d.name = name
-            if d.role != role and role == "hub":
-                await self._db.execute("UPDATE devices SET role = ? WHERE id = ?", (role, d.id))
-                d.role = role
+            if d.role != role:
+                if d.state != PENDING or d.approved_at is not None:
+                    # A role is what the coordinator approved: an approved laptop must never
+                    # turn itself into a hub (hubs vouch for other devices).
+                    log.warning(
+                        "device %s asked to be a %s but was approved as a %s: refused; enroll "
+                        "it under a new key instead", d.node_id, role, d.role,
+                    )  # fmt: skip
+                else:  # still pending: the coordinator sees the new role before approving
+                    await self._db.execute("UPDATE devices SET role = ? WHERE id = ?", (role, d.id))
+                    d.role = role
             return d
 
     async def _new_device(
@@ -675,11 +683,7 @@ class HubStore:
         for job in jobs:
             ex_list = [c.ex for c in job.checked]
             by_index = {c.ex.index: c for c in job.checked}
-            existing: dict[tuple[bytes, int], bytes] = {}
-            for origin, seq in ingest.needed_existing(ex_list, heads):
-                raw = await self._raw(self.devices[origin].id, seq)
-                if raw is not None:
-                    existing[(origin, seq)] = raw
+            existing = await self._existing(ingest.needed_existing(ex_list, heads))
             plan = ingest.plan(
                 ex_list, heads, existing, policies, refuse_unknown=self.refuse_unknown
             )
@@ -756,6 +760,29 @@ class HubStore:
         if new_facts:
             self.changed.set()
         return results
+
+    async def _existing(self, pairs: list[tuple[bytes, int]]) -> dict[tuple[bytes, int], bytes]:
+        """Raw bytes held for (origin, seq) pairs: one range query per origin (replays are the
+        normal recovery path and must not cost a query per record inside the transaction)."""
+        by_origin: dict[bytes, list[int]] = {}
+        for origin, seq in pairs:
+            by_origin.setdefault(origin, []).append(seq)
+        out: dict[tuple[bytes, int], bytes] = {}
+        for origin, seqs in by_origin.items():
+            want = set(seqs)
+            async for seq, raw in self._rows(
+                "SELECT seq, raw FROM records WHERE dev = ? AND seq BETWEEN ? AND ?",
+                (self.devices[origin].id, min(seqs), max(seqs)),
+            ):
+                if seq in want:
+                    out[(origin, seq)] = bytes(raw)
+        return out
+
+    def knows_endorsement(self, raw: bytes) -> bool:
+        """True if these endorsement bytes are already held (no need to check them again)."""
+        return any(raw in by.values() for by in self.endorsements.values()) or any(
+            d.endorsement == raw for d in self.devices.values()
+        )
 
     async def _raw(self, dev: int, seq: int) -> bytes | None:
         async for (raw,) in self._rows(

@@ -337,3 +337,45 @@ async def test_metrics_are_prometheus_text(hub: Hub, http: aiohttp.ClientSession
         text = await r.text()
     assert "c1hub_records_stored 4\n" in text
     assert 'c1hub_devices{state="pending"} 1\n' in text
+
+
+async def test_approved_laptop_cannot_make_itself_a_hub_and_vouch(
+    hub: Hub, http: aiohttp.ClientSession
+) -> None:
+    laptop = Identity.generate()
+    await enrolled(http, hub, laptop, approve=True)
+    status, reply = await post(
+        http, hub, "/v1/enroll", enroll.make_request(laptop, hub.ident.public, "L", "hub", 2)
+    )
+    assert status == 200 and reply["state"] == "approved"
+    assert hub._store().devices[laptop.public].role == "laptop"
+    # It signs an endorsement for a key of its own making and pushes that key's entries.
+    sock = Identity.generate()
+    endorsement = enroll.endorse(laptop, sock.public, "sock", "laptop", 3)
+    body = codec.pack({"records": [r.raw for r in chain(sock, forms(3))],
+                       "endorsements": [endorsement]})  # fmt: skip
+    status, reply = await post(http, hub, "/v1/push", body)
+    assert status == 200 and reply["origins"][0]["state"] == "pending"
+    s = hub.status()
+    assert s["entries"] == {"accepted": 0, "held": 3, "total": 3}
+
+
+async def test_group_commit_takes_concurrent_pushes_together(
+    hub: Hub, http: aiohttp.ClientSession
+) -> None:
+    import asyncio
+
+    laptops = [Identity.generate() for _ in range(6)]
+    recs = [chain(lp, forms(5, seed=i + 20)) for i, lp in enumerate(laptops)]
+    before = hub._store().commits
+    replies = await asyncio.gather(*(push(http, hub, [r.raw for r in c]) for c in recs * 1))
+    assert all(st == 200 and rep["accepted"] == 5 for st, rep in replies)
+    assert hub._store().commits - before < len(laptops)  # several pushes shared a commit
+
+
+async def test_store_is_durable_wal_full(hub: Hub) -> None:
+    db = hub._store()._db
+    async with db.execute("PRAGMA journal_mode") as cur:
+        assert (await cur.fetchone())[0] == "wal"  # type: ignore[index]
+    async with db.execute("PRAGMA synchronous") as cur:
+        assert (await cur.fetchone())[0] == 2  # type: ignore[index]  # FULL
