@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from hub.protocol import clock, codec, enroll, identity, receipt
+from hub.protocol import clock, codec, enroll, identity, receipt, record
 from hub.protocol.errors import ProtocolError
 from hub.protocol.pacing import Backoff, BatchSizer, parse_retry_after
 from hub.store import Rejection
@@ -269,6 +269,7 @@ class Forwarder:
             )
         await self._enroll(public)
         self._endorsed.clear()
+        await self._audit()
         self._connected = True
 
     async def _enroll(self, public: bytes) -> None:
@@ -316,10 +317,13 @@ class Forwarder:
             if d not in self.cursor:
                 self.cursor[d] = store.confirmed[d].seq if d in store.confirmed else 0
 
-    async def _take_receipts(self, raws: list[bytes]) -> None:
+    async def _take_receipts(self, raws: list[bytes]) -> dict[int, tuple[int, bytes]]:
+        """Check upstream's receipts and confirm what they cover. Returns, per device, the
+        receipts that name a seq beyond what this hub holds (upstream got it elsewhere)."""
         store = self.hub._store()
         assert self.upstream_public is not None
         now = clock.now_s()
+        ahead: dict[int, tuple[int, bytes]] = {}
         for raw in raws:
             rc = receipt.decode(raw)
             rc.check(self.upstream_public)
@@ -328,17 +332,60 @@ class Forwarder:
                 continue
             held = await store.record_raw(rc.origin, rc.seq)
             if held is None:
-                continue  # upstream holds more than we do (another hub forwarded it)
+                ahead[d.id] = (rc.seq, raw)  # another hub forwarded more of this log
+                continue
             if sha256(held).digest() != rc.hash:
                 log.error(
                     "upstream holds a different entry %d for device %s than this hub: a fork "
                     "upstream; not confirming", rc.seq, d.node_id,
                 )  # fmt: skip
                 continue
-            await store.confirm(d.id, rc.seq, rc.hash, raw, now)
-            self.cursor[d.id] = max(self.cursor.get(d.id, 0), rc.seq)
-            if d.id not in store.rejections:
-                self.stuck_until.pop(d.id, None)
+            await self._confirmed(d.id, rc.seq, rc.hash, raw, now)
+        return ahead
+
+    async def _confirmed(self, dev: int, seq: int, hash_: bytes, raw: bytes, now: int) -> None:
+        store = self.hub._store()
+        await store.confirm(dev, seq, hash_, raw, now)
+        self.cursor[dev] = max(self.cursor.get(dev, 0), seq)
+        if dev not in store.rejections:
+            self.stuck_until.pop(dev, None)
+
+    async def _audit(self) -> None:
+        """Ask upstream what it holds for every device it has confirmed. If it holds less than
+        it signed for (restored from a backup, say), say so loudly and send the rest again:
+        a receipt is a promise, and a broken promise must not leave a silent hole."""
+        store = self.hub._store()
+        devs = [dev for dev, c in store.confirmed.items() if c.seq > 0]
+        now = clock.now_s()
+        for i in range(0, len(devs), 1000):
+            chunk = devs[i : i + 1000]
+            publics = [store.devices_by_id[d].public for d in chunk]
+            reply = await self._call("POST", "/v1/heads", codec.pack({"origins": publics}))
+            for item in reply.get("heads", []):
+                if not (isinstance(item, list) and len(item) == 3 and type(item[1]) is int):
+                    continue
+                d = store.devices.get(item[0])
+                if d is None or d.id not in store.confirmed:
+                    continue
+                promised = store.confirmed[d.id].seq
+                if item[1] < promised:
+                    log.error(
+                        "upstream %s now holds only %d entries of device %s but had signed a "
+                        "receipt for %d: it lost entries (restored from a backup?). Sending "
+                        "them again; its old receipt is kept as evidence.",
+                        self.url, item[1], d.node_id, promised,
+                    )  # fmt: skip
+                    await store.reject_upstream(Rejection(
+                        d.id, item[1] + 1, "upstream_lost",
+                        f"upstream signed a receipt for seq {promised} but now holds only "
+                        f"seq {item[1]}; resending", now,
+                    ))  # fmt: skip
+                    held = await store.record_raw(d.public, item[1]) if item[1] else None
+                    await store.unconfirm(
+                        d.id, item[1], sha256(held).digest() if held else record.GENESIS
+                    )
+                    self.cursor[d.id] = item[1]
+            await self._take_receipts(reply.get("receipts", []))
 
     async def _note_backlog_age(self) -> None:
         """Keep the backlog's age true while upstream cannot be reached: that is when it
@@ -410,7 +457,7 @@ class Forwarder:
         self.sizer.succeeded(elapsed)
         self.pushed += len(records)
         self._endorsed.update(chain)  # upstream has them now: send each once per connection
-        await self._take_receipts(reply.get("receipts", []))
+        ahead = await self._take_receipts(reply.get("receipts", []))
         now = clock.now_s()
         first: dict[int, dict[str, Any]] = {}  # per device, the lowest refused seq: the cause
         for item in list(reply.get("rejected", [])) + list(reply.get("forks", [])):
@@ -431,6 +478,15 @@ class Forwarder:
                 item["seq"], store.devices_by_id[dev_id].node_id, item.get("reason"),
                 item.get("code"), STUCK_RETRY_S,
             )  # fmt: skip
+        for dev, (up_seq, raw) in ahead.items():
+            # Upstream holds more of this log than this hub (a laptop enrolled at two hubs)
+            # and refused none of what was just sent: every record sent was accepted or was
+            # byte-for-byte a duplicate, so upstream holds ours up to the last one sent.
+            last = sent_to.get(dev)
+            if last is not None and dev not in first and up_seq >= last:
+                held = await store.record_raw(store.devices_by_id[dev].public, last)
+                if held is not None:
+                    await self._confirmed(dev, last, sha256(held).digest(), raw, now)
         for dev, seq in sent_to.items():
             if (
                 self.cursor.get(dev, 0) < seq

@@ -878,6 +878,18 @@ class HubStore:
             if rej_seq is not None and rej_seq <= seq:
                 del self.rejections[dev]
 
+    async def unconfirm(self, dev: int, seq: int, hash_: bytes) -> None:
+        """Move ``dev``'s confirmation back to ``seq``: upstream lost what it had signed for.
+        The row keeps upstream's old receipt as evidence of the broken promise."""
+        old = self.confirmed.get(dev)
+        if old is None or old.seq <= seq:
+            return
+        async with self._write_lock:
+            await self._db.execute(
+                "UPDATE upstream SET seq = ?, hash = ? WHERE dev = ?", (seq, hash_, dev)
+            )
+        self.confirmed[dev] = Confirmed(seq, hash_, old.receipt, old.at)
+
     async def reject_upstream(self, r: Rejection) -> None:
         prev = self.rejections.get(r.dev)
         if prev is not None and (prev.seq, prev.code, prev.reason) == (r.seq, r.code, r.reason):

@@ -261,3 +261,53 @@ async def test_idle_hub_notices_upstream_going_away(tmp_path: Path) -> None:
             assert "cannot reach upstream" in room.status()["upstream"]["last_error"]
     finally:
         await root.stop()
+
+
+async def test_upstream_that_lost_entries_gets_them_again(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    import sqlite3
+
+    laptop = Identity.generate()
+    recs = chain(laptop, forms(10))
+    async with make_hub(tmp_path, "root", root=True) as root:
+        async with make_hub(tmp_path, "room", upstream=root.url) as room:
+            await approve_when_enrolled(root, room)
+            await enroll_laptop(http, room, laptop)
+            await push(http, room, [r.raw for r in recs])
+            await eventually(lambda: room.status()["upstream"]["confirmed"] == 10)
+        root_port = root.port
+    # The national server is restored from a backup that holds only the first 4 entries.
+    db = sqlite3.connect(tmp_path / "root" / "hub.db")
+    with db:
+        db.execute("DELETE FROM records WHERE seq > 4")
+    db.close()
+    root = Hub(HubConfig(data_dir=tmp_path / "root", host="127.0.0.1", port=root_port,
+                         mdns=False, root=True))  # fmt: skip
+    async with root, make_hub(tmp_path, "room", upstream=root.url) as room:
+        await eventually(lambda: root.status()["entries"]["accepted"] == 10)
+        await eventually(lambda: room.status()["upstream"]["confirmed"] == 10)
+        assert root.status()["entries"]["total"] == 10
+
+
+async def test_hub_behind_upstream_confirms_and_stops_resending(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    laptop = Identity.generate()
+    recs = [r.raw for r in chain(laptop, forms(10))]
+    async with make_hub(tmp_path, "root", root=True) as root:
+        async with make_hub(tmp_path, "a", upstream=root.url) as a:
+            await approve_when_enrolled(root, a)
+            await enroll_laptop(http, a, laptop)
+            await push(http, a, recs)
+            await eventually(lambda: root.status()["entries"]["accepted"] == 10)
+        async with make_hub(tmp_path, "b", upstream=root.url) as b:
+            await approve_when_enrolled(root, b)
+            await enroll_laptop(http, b, laptop)
+            await push(http, b, recs[:5])  # B holds less than upstream already has
+            await eventually(lambda: b.status()["upstream"]["backlog"] == 0)
+            assert b.status()["upstream"]["confirmed"] == 5
+            pushed = b.forwarder.pushed
+            await asyncio.sleep(1.0)
+            assert b.forwarder.pushed == pushed  # nothing sent again and again
+            assert root.status()["entries"]["total"] == 10
