@@ -76,6 +76,7 @@ class Forwarder:
         self._warned = False
         self._last_contact = 0.0
         self._endorsed: set[bytes] = set()  # endorsements upstream already received
+        self._forks_sent: set[tuple[int, int]] = set()  # (dev, seq) evidence sent upstream
         self.heartbeat_s = HEARTBEAT_S
         self._enrolled_at = 0.0  # monotonic time of the last enrollment answer
 
@@ -387,6 +388,24 @@ class Forwarder:
                     self.cursor[d.id] = item[1]
             await self._take_receipts(reply.get("receipts", []))
 
+    async def _send_forks(self) -> None:
+        """Hand upstream the evidence of every fork seen here (both records signed for one
+        seq), so the national side stops counting that device too and shows the fork: a
+        forked device's entries are held here, and its earlier ones may be counted there."""
+        store = self.hub._store()
+        for dev, seq, raw, held in await store.fork_evidence():
+            if (dev, seq) in self._forks_sent:
+                continue
+            records = [r for r in (held, raw) if r is not None]
+            reply = await self._call("POST", "/v1/push", codec.pack({"records": records}))
+            self._forks_sent.add((dev, seq))
+            got = len(reply.get("forks", []))
+            log.warning(
+                "sent fork evidence of device %s (seq %d) upstream: %s", store.devices_by_id[dev]
+                .node_id, seq, "fork recorded there" if got else "upstream holds too little of "
+                "that log to see it yet",
+            )  # fmt: skip
+
     async def _note_backlog_age(self) -> None:
         """Keep the backlog's age true while upstream cannot be reached: that is when it
         matters (DESIGN §2.7)."""
@@ -416,6 +435,8 @@ class Forwarder:
         ):
             assert self.upstream_public is not None
             await self._enroll(self.upstream_public)  # approved since? status must say so
+        if self.hub._store().fork_count > len(self._forks_sent):
+            await self._send_forks()
         now_m = clock.monotonic()
         devs = self._candidates(now_m)
         unknown = [d for d in devs if d not in self.cursor]

@@ -819,6 +819,15 @@ class HubStore:
         ):
             yield self.devices_by_id[dev], seq, bytes(raw)
 
+    async def fork_evidence(self) -> list[tuple[int, int, bytes, bytes | None]]:
+        """(dev, seq, evidence raw, held raw) of every fork, for forwarding upstream."""
+        return [
+            (dev, seq, bytes(raw), bytes(held) if held else None)
+            async for dev, seq, raw, held in self._rows(
+                "SELECT dev, seq, raw, held_raw FROM forks ORDER BY id"
+            )
+        ]
+
     async def forks(self) -> list[dict[str, Any]]:
         out = []
         async for dev, seq, raw, held, at in self._rows(

@@ -311,3 +311,22 @@ async def test_hub_behind_upstream_confirms_and_stops_resending(
             await asyncio.sleep(1.0)
             assert b.forwarder.pushed == pushed  # nothing sent again and again
             assert root.status()["entries"]["total"] == 10
+
+
+async def test_fork_seen_at_the_room_reaches_the_root(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    laptop = Identity.generate()
+    recs = chain(laptop, forms(5, seed=1))
+    copy = chain(laptop, forms(1, seed=2), start=3, prev=recs[1].hash)  # a copied folder's seq 3
+    async with make_hub(tmp_path, "root", root=True) as root:
+        async with make_hub(tmp_path, "room", upstream=root.url) as room:
+            await approve_when_enrolled(root, room)
+            await enroll_laptop(http, room, laptop)
+            await push(http, room, [r.raw for r in recs])
+            await eventually(lambda: root.status()["entries"]["accepted"] == 5)
+            reply = await push(http, room, [copy[0].raw])
+            assert reply["forks"]
+            await eventually(lambda: root.status()["forks"] == 1)
+            s = root.status()
+            assert s["entries"] == {"accepted": 0, "held": 5, "total": 5}
