@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -123,9 +124,27 @@ class HubLink:
             ) from None
 
     async def hello(self) -> dict[str, Any]:
-        h = await self._call("GET", "/v1/hello")
-        if not isinstance(h, dict) or type(h.get("public")) is not bytes:
-            raise SyncError(f"{self.url} is not a c1hub hub")
+        """The hub's hello, with proof that it holds the key it names (a fresh nonce it signs):
+        only then may that key be trusted as the pinned hub's."""
+        nonce = os.urandom(enroll.NONCE_LEN)
+        h: dict[str, Any] = await self._call("GET", f"/v1/hello?nonce={nonce.hex()}")
+        public = h.get("public") if isinstance(h, dict) else None
+        if type(public) is not bytes or len(public) != 32:
+            raise SyncError(
+                f"{self.url} is not a c1hub hub",
+                f"{self.url} bukan hub c1hub",
+                code="not_a_hub",
+            )
+        try:
+            enroll.check_proof(public, nonce, h.get("proof", b""))
+        except ProtocolError:
+            raise SyncError(
+                f"{self.url} claims hub key {identity.fingerprint(public)} but cannot prove it "
+                "holds it: an impostor? Ask the coordinator.",
+                f"{self.url} mengaku sebagai hub {identity.fingerprint(public)} tetapi tidak "
+                "dapat membuktikannya: hub palsu? Tanyakan ke koordinator.",
+                code="wrong_hub",
+            ) from None
         return h
 
     async def enroll(self, raw: bytes) -> dict[str, Any]:

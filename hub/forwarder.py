@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import random
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any
@@ -254,10 +255,18 @@ class Forwarder:
 
     async def _connect(self) -> None:
         """Check upstream's identity (pinned at first contact) and enroll there."""
-        hello = await self._call("GET", "/v1/hello")
+        nonce = os.urandom(enroll.NONCE_LEN)
+        hello = await self._call("GET", f"/v1/hello?nonce={nonce.hex()}")
         public = hello.get("public") if isinstance(hello, dict) else None
         if type(public) is not bytes or len(public) != 32:
             raise UpstreamError(f"{self.url} is not a c1hub node")
+        try:
+            enroll.check_proof(public, nonce, hello.get("proof", b""))
+        except ProtocolError:
+            raise UpstreamError(
+                f"REFUSED: {self.url} names key {identity.fingerprint(public)} but cannot prove "
+                "it holds it"
+            ) from None
         store = self.hub._store()
         if self.upstream_public is None:
             await store.set_meta(META_UPSTREAM_KEY, public)

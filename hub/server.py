@@ -18,6 +18,7 @@ from aiohttp import web
 
 from hub.errors import HTTP_STATUS, NotFound, Unauthorized
 from hub.protocol import PROTOCOL_VERSION, clock, codec, receipt
+from hub.protocol.enroll import prove
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
 from hub.store import DeviceRow
 
@@ -112,6 +113,13 @@ async def hello(request: web.Request) -> web.Response:
         "role": hub.role,
         "version": PROTOCOL_VERSION,
     }
+    nonce = request.query.get("nonce")
+    if nonce is not None:
+        try:
+            raw_nonce = bytes.fromhex(nonce)
+        except ValueError:
+            raise CodecError("nonce must be hex") from None
+        out["proof"] = prove(hub.ident, raw_nonce)
     if hub.forwarder is not None and hub.forwarder.upstream_public is not None:
         up = hub.forwarder.upstream_public
         out["upstream"] = up

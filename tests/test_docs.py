@@ -331,6 +331,7 @@ def test_protocol_md_states_the_wire_constants() -> None:
         record.DOMAIN,
         receipt.DOMAIN,
         receipt.UPSTREAM_DOMAIN,
+        enroll.HELLO_DOMAIN,
         enroll.ENROLL_DOMAIN,
         enroll.ENDORSE_DOMAIN,
     ):

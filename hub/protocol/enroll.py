@@ -119,3 +119,20 @@ def open_endorsement(raw: bytes) -> Endorsement:
     device = p["device"]
     assert type(device) is bytes
     return Endorsement(device, hub, str(p["name"]), str(p["role"]), int(p["approved_at"]), raw)
+
+
+HELLO_DOMAIN = b"c1hub/hello/v1"
+NONCE_LEN = 16
+
+
+def prove(node: Identity, nonce: bytes) -> bytes:
+    """A node's answer to a hello challenge: its signature over the caller's fresh nonce."""
+    if len(nonce) != NONCE_LEN:
+        raise SchemaError(f"a hello nonce is {NONCE_LEN} bytes", field="nonce")
+    return node.sign(HELLO_DOMAIN, nonce)
+
+
+def check_proof(public: bytes, nonce: bytes, proof: bytes) -> None:
+    """Raise SignatureError unless ``public`` signed ``nonce``: the node answering really
+    holds the key it claims (a copied hello cannot pass for the pinned hub)."""
+    verify(public, HELLO_DOMAIN, nonce, proof)

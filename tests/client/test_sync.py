@@ -161,3 +161,40 @@ def test_backoff_is_capped_full_jitter() -> None:
     assert b.failed(0.0, rng, retry_after=20.0) >= 20.0  # Retry-After wins
     b.succeeded()
     assert b.failures == 0 and not b.waiting(0.0)
+
+
+async def test_copied_hello_cannot_pass_for_the_pinned_hub(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """An impostor replays the real hub's hello (same key) but cannot sign a fresh nonce."""
+    from aiohttp import web
+
+    from hub.protocol import codec
+
+    async with make_hub(tmp_path, "hub") as hub:
+        store = await laptop(tmp_path, "l1", 3)
+        try:
+            await sync_once(store, http, hub_url=hub.url)
+            async with http.get(hub.url + "/v1/hello?nonce=" + "00" * 16) as r:
+                copied = await r.read()
+
+            async def fake_hello(request: web.Request) -> web.Response:
+                return web.Response(body=copied, content_type="application/msgpack")
+
+            app = web.Application()
+            app.router.add_get("/v1/hello", fake_hello)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = runner.addresses[0][1]
+            try:
+                assert codec.unpack(copied, canonical=False)["public"] == hub.ident.public
+                with pytest.raises(SyncError) as err:
+                    await sync_once(store, http, hub_url=f"http://127.0.0.1:{port}")
+                assert err.value.code == "wrong_hub" and "cannot prove" in err.value.message
+                assert (await store.pinned_hubs())[0].url == hub.url  # not re-pointed
+            finally:
+                await runner.cleanup()
+        finally:
+            await store.close()
