@@ -51,4 +51,5 @@ HTTP_STATUS = {
     "not_found": 404,
     "unauthorized": 401,
     "protocol_error": 400,
+    "unavailable": 503,
 }

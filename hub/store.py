@@ -190,6 +190,12 @@ class _Job:
     future: asyncio.Future[PushResult]
 
 
+class StoreUnavailable(ProtocolError):
+    """The hub's database failed; pushes are refused (HTTP 503) until a restart."""
+
+    code = "unavailable"
+
+
 def votes_of(body: dict[str, Any]) -> str:
     if "suara" in body:
         items = body["suara"].items()
@@ -378,6 +384,7 @@ class HubStore:
         self.records_stored = 0
         self.max_group = 256  # batches per transaction
         self.changed = asyncio.Event()  # set after every commit that stored records
+        self.broken: BaseException | None = None  # set when the writer cannot go on
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -557,12 +564,7 @@ class HubStore:
                 if new == APPROVED:
                     await self._approve(d, now, endorsement)
                 elif new == REVOKED:
-                    cutoff = self.heads.get(d.id, Head()).seq if d.state == APPROVED else 0
-                    await self._db.execute(
-                        "UPDATE devices SET state = 'revoked', revoked_at = ?,"
-                        " revoked_after_seq = ? WHERE id = ?",
-                        (now, cutoff, d.id),
-                    )
+                    await self._revoke(d, now)
                 else:
                     raise ValueError(new)
                 await self._db.execute("COMMIT")
@@ -570,10 +572,34 @@ class HubStore:
                 await self._db.execute("ROLLBACK")
                 await self._load()
                 raise
-            if new == REVOKED:
-                d.state, d.revoked_at, d.revoked_after_seq = REVOKED, now, cutoff
         self.changed.set()
         return d
+
+    async def _revoke(self, d: DeviceRow, now: int) -> None:
+        """Revoke ``d`` after its current head and, for a hub, every device approved here only
+        through that hub's word (symmetric with ``_approve``): a stolen hub stops vouching."""
+        cutoff = self.heads.get(d.id, Head()).seq if d.state == APPROVED else 0
+        await self._db.execute(
+            "UPDATE devices SET state = 'revoked', revoked_at = ?, revoked_after_seq = ?"
+            " WHERE id = ?",
+            (now, cutoff, d.id),
+        )
+        d.state, d.revoked_at, d.revoked_after_seq = REVOKED, now, cutoff
+        if d.role != "hub":
+            return
+        for public, by in self.endorsements.items():
+            other = self.devices.get(public)
+            if other is None or other.state != APPROVED or d.public not in by:
+                continue
+            if other.endorsement is not None:
+                continue  # approved here directly too: that approval stands
+            still = [h for h in by if h in self.devices and self.devices[h].state == APPROVED]
+            if not still:
+                log.warning(
+                    "revoking %s %s too: it was approved only through hub %s",
+                    other.role, other.node_id, d.node_id,
+                )  # fmt: skip
+                await self._revoke(other, now)
 
     async def _approve(self, d: DeviceRow, now: int, endorsement: bytes | None) -> None:
         """Approve ``d`` and, transitively, every pending device an approved hub vouches for."""
@@ -597,11 +623,32 @@ class HubStore:
         self, checked: Sequence[Checked], now: int, endorsements: Sequence[Endorsement] = ()
     ) -> PushResult:
         """Queue a batch for the writer; returns once it is durably committed (or refused)."""
+        if self.broken is not None:
+            raise StoreUnavailable(
+                f"the hub's database failed ({self.broken}); nothing more can be stored until "
+                "the hub is restarted. Entries stay safe on the laptops."
+            )
         fut: asyncio.Future[PushResult] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(checked, endorsements, now, fut))
         return await fut
 
     async def _write_loop(self) -> None:
+        try:
+            await self._write_jobs()
+        except BaseException as exc:
+            if self.broken is None:
+                self.broken = exc
+            raise
+        finally:
+            # Nobody may wait forever for a commit that will not come.
+            while not self._queue.empty():
+                job = self._queue.get_nowait()
+                if job is not None and not job.future.done():
+                    job.future.set_exception(
+                        StoreUnavailable("the hub's writer stopped; restart the hub")
+                    )
+
+    async def _write_jobs(self) -> None:
         while True:
             job = await self._queue.get()
             if job is None:
@@ -619,14 +666,20 @@ class HubStore:
                     results = await self._commit(jobs)
             except Exception as exc:
                 log.exception("commit failed; reloading state from the database")
+                for j in jobs:  # answer first: the reload below may fail too
+                    if not j.future.done():
+                        j.future.set_exception(exc)
                 try:
                     if self._db.in_transaction:
                         await self._db.execute("ROLLBACK")
-                finally:
                     await self._load()
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
+                except Exception as fatal:
+                    log.critical(
+                        "the hub's database cannot be read back after a failed commit (%s): "
+                        "refusing all pushes; stop the hub, check the disk, restart", fatal,
+                    )  # fmt: skip
+                    self.broken = fatal
+                    return
             else:
                 for j, r in zip(jobs, results, strict=True):
                     if not j.future.done():

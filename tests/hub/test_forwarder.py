@@ -330,3 +330,23 @@ async def test_fork_seen_at_the_room_reaches_the_root(
             await eventually(lambda: root.status()["forks"] == 1)
             s = root.status()
             assert s["entries"] == {"accepted": 0, "held": 5, "total": 5}
+
+
+async def test_revoking_a_hub_at_the_root_revokes_what_only_it_vouched_for(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    laptop = Identity.generate()
+    recs = chain(laptop, forms(8))
+    async with make_hub(tmp_path, "root", root=True) as root:
+        async with make_hub(tmp_path, "room", upstream=root.url) as room:
+            await approve_when_enrolled(root, room)
+            await enroll_laptop(http, room, laptop)
+            await push(http, room, [r.raw for r in recs[:5]])
+            await eventually(lambda: root.status()["entries"]["accepted"] == 5)
+            await root.revoke(root._store().devices[room.ident.public])
+            lap = root._store().devices[laptop.public]
+            assert lap.state == "revoked" and lap.revoked_after_seq == 5
+            await push(http, room, [r.raw for r in recs[5:]])
+            await eventually(lambda: room.status()["upstream"]["rejected"] >= 1)
+            s = root.status()
+            assert s["entries"]["accepted"] == 5 and s["devices"]["revoked"] == 2
