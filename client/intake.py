@@ -388,7 +388,33 @@ async def enter_items(
     tally = tally if tally is not None else Tally()
     batch: list[_Pending] = []
 
+    def drop_duplicates(saved_as: list[int | None]) -> None:
+        """Refuse a form this laptop already holds with the same numbers (typed twice, or a
+        file entered again after fixing its rejected entries): nothing new to sign."""
+        seen: set[tuple[tuple[str, str, str], bytes, Any]] = set()
+        keep = []
+        for p, seq in zip(batch, saved_as, strict=True):
+            mark = (entry.key(p.parsed), entry.numbers(p.parsed), p.parsed.get("supersedes"))
+            if seq is None and mark not in seen:
+                seen.add(mark)
+                keep.append(p)
+                continue
+            where_en = f" as #{seq}" if seq is not None else " (earlier in this input)"
+            where_id = f" sebagai #{seq}" if seq is not None else " (lebih awal di masukan ini)"
+            tally.rejected += 1
+            sink.rejected(
+                Rejected(
+                    p.item.source, p.item.index, p.item.line, None, "already_saved",
+                    f"this form is already saved{where_en} with the same numbers: nothing new "
+                    "to save (to correct a saved form, enter the correction with 'supersedes')",
+                    f"formulir ini sudah tersimpan{where_id} dengan angka yang sama: tidak ada "
+                    "yang baru (untuk mengoreksi, masukkan koreksi dengan 'supersedes')",
+                )
+            )  # fmt: skip
+        batch[:] = keep
+
     async def flush() -> None:
+        drop_duplicates(await store.same_entries([p.parsed for p in batch]))
         if not batch:
             return
         try:

@@ -425,6 +425,34 @@ class ClientStore:
                 return
             after = rows[-1][0]
 
+    async def same_entries(self, parsed: Sequence[dict[str, Any]]) -> list[int | None]:
+        """For each parsed entry, the seq of an entry already saved here with the same
+        election, form, TPS and numbers (the same form typed again by mistake), or None.
+        One query per call (``enter`` asks once per batch)."""
+        tps = sorted({p["tps"] for p in parsed})
+        held: dict[tuple[str, str, str], list[tuple[int, bytes, Any]]] = {}
+        for i in range(0, len(tps), 500):
+            chunk = tps[i : i + 500]
+            rows = await self._all(
+                f"SELECT seq, raw FROM entries WHERE tps IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for seq, raw in rows:
+                try:
+                    body = entry.decode_body(record.decode(bytes(raw)).body)
+                except ProtocolError:
+                    continue  # a damaged row is `verify`'s business; it cannot be a twin
+                held.setdefault(entry.key(body), []).append(
+                    (int(seq), entry.numbers(body), body.get("supersedes"))
+                )
+        out: list[int | None] = []
+        for p in parsed:
+            want = (entry.numbers(p), p.get("supersedes"))
+            out.append(
+                next((seq for seq, n, sup in held.get(entry.key(p), []) if (n, sup) == want), None)
+            )
+        return out
+
     async def records_after(self, seq: int, limit: int) -> list[bytes]:
         """Raw record bytes with seq > ``seq``, in seq order, at most ``limit`` of them."""
         rows = await self._all(

@@ -113,10 +113,16 @@ def test_enter_mixed_file_saves_valid_ones(initialised: Invoke, tmp_path: Path) 
     assert "line 3" in r.stdout
     assert [x["seq"] for x in listed(initialised)] == [1, 2]
 
+    # Entering the same file again (after fixing nothing) saves nothing twice.
     r = initialised("enter", str(f), "--json")
     assert r.exit_code == 1
     out = json.loads(r.stdout)
-    assert [s["seq"] for s in out["saved"]] == [3, 4]
+    assert out["saved"] == []
+    again = [x for x in out["rejected"] if x["code"] == "already_saved"]
+    assert [x["line"] for x in again] == [1, 4]
+    assert "already saved as #1" in again[0]["reason"] and "#2" in again[1]["reason"]
+    assert "sudah tersimpan sebagai #1" in again[0]["reason_id"]
+    assert [x["seq"] for x in listed(initialised)] == [1, 2]
     assert out["rejected"][0] == {
         "source": str(f),
         "index": 1,
@@ -128,7 +134,7 @@ def test_enter_mixed_file_saves_valid_ones(initialised: Invoke, tmp_path: Path) 
         "number 0..999, got 'seratus'",
     }
     assert out["rejected"][1]["code"] == "bad_json" and out["rejected"][1]["line"] == 3
-    assert out["counts"] == {"read": 4, "saved": 2, "flagged": 0, "rejected": 2}
+    assert out["counts"] == {"read": 4, "saved": 0, "flagged": 0, "rejected": 4}
 
 
 def test_flagged_entry_is_saved_and_flags_reported(initialised: Invoke, tmp_path: Path) -> None:
@@ -142,6 +148,9 @@ def test_flagged_entry_is_saved_and_flags_reported(initialised: Invoke, tmp_path
     assert [x.rule for x in expected] == ["R3", "R5"]
     for fl in expected:
         assert fl.id in r.stdout and fl.en in r.stdout  # both languages
+    f["note"] = "sesuai formulir"  # typed again, the operator confirming what the paper says
+    f["supersedes"] = listed(initialised)[0]["hash"]
+    path = write_jsonl(tmp_path / "f2.jsonl", [f])
     r = initialised("enter", str(path), "--json")
     saved = json.loads(r.stdout)["saved"][0]
     assert [x["rule"] for x in saved["flags"]] == ["R3", "R5"]
