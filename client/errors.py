@@ -10,6 +10,8 @@ Hierarchy::
     ClientError                     base class
     ├── ConfigError                 a setting or option with a bad value
     ├── InputError                  an input file (e.g. the polling-station master) unusable
+    ├── SyncError                   a sync round with a hub failed (code says why: unreachable,
+    │                               wrong_hub, forked, behind_hub, not_a_hub, ...)
     └── StoreError                  the local store cannot do what was asked
         ├── NotInitialisedError     no store in the data directory yet (run ``c1client init``)
         ├── AlreadyInitialisedError ``init`` with another name on an initialised directory
@@ -48,6 +50,12 @@ class ConfigError(ClientError):
 
 class InputError(ClientError):
     code = "bad_input"
+
+
+class SyncError(ClientError):
+    """A sync round failed; the message says what to do."""
+
+    code = "sync"
 
 
 class StoreError(ClientError):

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from client.errors import ClientError
+from client.errors import ClientError, SyncError
 from client.store import ClientStore
 from hub.protocol import clock, codec, enroll, identity, receipt
 from hub.protocol.errors import ProtocolError
@@ -36,10 +36,6 @@ DEFAULT_BATCH = 500
 CALL_TIMEOUT = 30.0
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 15.0  # one hub on the room's LAN: come back quickly after it restarts
-
-
-class SyncError(ClientError):
-    """A sync round failed; the message says what to do."""
 
 
 @dataclass(slots=True)

@@ -93,6 +93,8 @@ def _serve_options(f: Any) -> Any:
         _setting("max_batch", "--max-batch", type=click.IntRange(1)),
         _setting("max_body", "--max-body", type=click.IntRange(1024)),
         _setting("approve_all", "--approve-all", is_flag=True, hidden=True),
+        _setting("examine_workers", "--examine-workers",
+                 type=click.Choice(["processes", "threads"])),
     ]  # fmt: skip
     for o in reversed(opts):
         f = o(f)

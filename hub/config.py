@@ -34,6 +34,12 @@ SETTINGS: list[Setting] = [
     Setting("max_body", 16 * 1024 * 1024, "Largest request body accepted, in bytes."),
     Setting("max_batch", 5000, "Most records accepted in one push."),
     Setting("approve_all", False, "TEST ONLY: approve every device on first contact."),
+    Setting(
+        "examine_workers",
+        "processes",
+        "How pushed records are checked: 'processes' (two worker processes, the default) or "
+        "'threads' (two threads: the checks hold the GIL, so this is slower; for measuring).",
+    ),
 ]
 
 
@@ -54,8 +60,11 @@ class HubConfig:
     max_body: int = 16 * 1024 * 1024
     max_batch: int = 5000
     approve_all: bool = False
+    examine_workers: str = "processes"
 
     def __post_init__(self) -> None:
+        if self.examine_workers not in ("processes", "threads"):
+            raise ValueError("examine_workers must be 'processes' or 'threads'")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not 0..65535")
         if self.root and self.upstream:

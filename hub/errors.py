@@ -5,7 +5,7 @@ Hierarchy::
     HubError
     ├── NotInitialised     the data folder has no hub (run `c1hub init`)
     ├── AlreadyRunning     another `c1hub serve` holds the data folder
-    └── NotRunning         an admin command needs the running hub
+    └── UpstreamError      a call to the upstream failed (carries Retry-After, too-big)
     hub.protocol.errors.ProtocolError  (mapped to HTTP by ``server.error_middleware``)
     ├── NotFound           code not_found     -> 404
     └── Unauthorized       code unauthorized  -> 401
@@ -28,8 +28,13 @@ class AlreadyRunning(HubError):
     pass
 
 
-class NotRunning(HubError):
-    pass
+class UpstreamError(HubError):
+    """A call upstream failed; the forwarder backs off and retries (its only retry layer)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, too_big: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.too_big = too_big
 
 
 class NotFound(ProtocolError):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from hub.errors import UpstreamError
 from hub.protocol import clock, codec, enroll, identity, receipt, record
 from hub.protocol.errors import ProtocolError
 from hub.protocol.pacing import Backoff, BatchSizer, parse_retry_after
@@ -43,13 +44,6 @@ STUCK_RETRY_S = 120.0
 PENDING_RECHECK_S = 10.0  # while pending upstream, ask again this often whether approved
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 META_UPSTREAM_KEY = "upstream_public"
-
-
-class UpstreamError(Exception):
-    def __init__(self, message: str, *, retry_after: float | None = None, too_big: bool = False):
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.too_big = too_big
 
 
 class Forwarder:

@@ -143,7 +143,7 @@ class Hub:
                     "comparison-code check. This is for tests and demos only; never use it in a "
                     "real counting room. !!!"
                 )
-            self.pool = make_pool(self.config.wilayah)
+            self.pool = make_pool(self.config.wilayah, self.config.examine_workers)
             self._warm_task = asyncio.create_task(warm_pool(self.pool), name="warm-pool")
             self.store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
             if self.config.upstream:

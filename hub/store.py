@@ -18,7 +18,6 @@ import dataclasses
 import hashlib
 import logging
 import multiprocessing
-import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -230,11 +229,11 @@ def init_worker(wilayah: str | None) -> None:
     _worker_master = Master.load(wilayah) if wilayah else None
 
 
-def make_pool(wilayah: Path | None, workers: int = 2) -> Executor:
-    """The executor that examines pushed records: worker *processes* (the Python part of the
-    checks holds the GIL, so threads would serialise it), each with its own copy of the
-    master. ``C1HUB_WORKERS=threads`` selects threads instead (for measuring the difference)."""
-    if os.environ.get("C1HUB_WORKERS") == "threads":
+def make_pool(wilayah: Path | None, kind: str = "processes", workers: int = 2) -> Executor:
+    """The executor that examines pushed records: worker *processes* by default (the Python
+    part of the checks holds the GIL, so threads would serialise it), each with its own copy of
+    the master; ``kind="threads"`` for measuring the difference."""
+    if kind == "threads":
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="c1hub-examine")
     return ProcessPoolExecutor(
         max_workers=workers,
@@ -242,11 +241,6 @@ def make_pool(wilayah: Path | None, workers: int = 2) -> Executor:
         initializer=init_worker,
         initargs=(str(wilayah) if wilayah else None,),
     )
-
-
-# What a worker process sends back per record: small tuples of derived values, not objects
-# (pickling full records costs more than checking them). The parent still holds the raw bytes.
-Wire = tuple[Any, ...]
 
 
 async def warm_pool(pool: Executor, workers: int = 2) -> None:
@@ -257,6 +251,11 @@ async def warm_pool(pool: Executor, workers: int = 2) -> None:
         await asyncio.gather(
             *(loop.run_in_executor(pool, examine_chunk, ()) for _ in range(workers))
         )
+
+
+# What a worker process sends back per record: small tuples of derived values, not objects
+# (pickling full records costs more than checking them). The parent still holds the raw bytes.
+Wire = tuple[Any, ...]
 
 
 def examine_chunk(chunk: Sequence[bytes]) -> list[Wire]:
