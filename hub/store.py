@@ -95,6 +95,14 @@ MIGRATIONS: list[str] = [
         receipt BLOB NOT NULL,
         at INTEGER NOT NULL
     );
+    CREATE TRIGGER records_no_update BEFORE UPDATE ON records
+        BEGIN SELECT RAISE(ABORT, 'records are immutable'); END;
+    CREATE TRIGGER records_no_delete BEFORE DELETE ON records
+        BEGIN SELECT RAISE(ABORT, 'records are immutable'); END;
+    CREATE TRIGGER forks_no_change BEFORE UPDATE ON forks
+        BEGIN SELECT RAISE(ABORT, 'fork evidence is immutable'); END;
+    CREATE TRIGGER forks_no_delete BEFORE DELETE ON forks
+        BEGIN SELECT RAISE(ABORT, 'fork evidence is immutable'); END;
     CREATE TABLE upstream_rejections (
         id INTEGER PRIMARY KEY,
         dev INTEGER NOT NULL REFERENCES devices(id),
@@ -975,11 +983,22 @@ async def _migrate(db: aiosqlite.Connection) -> None:
     for n in range(version, len(MIGRATIONS)):
         try:
             await db.execute("BEGIN IMMEDIATE")
-            for stmt in MIGRATIONS[n].split(";"):
-                if stmt.strip():
-                    await db.execute(stmt)
+            for stmt in _statements(MIGRATIONS[n]):
+                await db.execute(stmt)
             await db.execute(f"PRAGMA user_version = {n + 1}")
             await db.execute("COMMIT")
         except sqlite3.Error:
             await db.execute("ROLLBACK")
             raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into complete SQL statements (triggers hold ';' inside)."""
+    out, buf = [], ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                out.append(buf.strip())
+            buf = ""
+    return out

@@ -50,3 +50,15 @@ async def test_unrecoverable_store_refuses_pushes_instead_of_hanging(tmp_path: P
     with pytest.raises(StoreUnavailable, match="restarted"):
         await asyncio.wait_for(store.push(await examine_batch(None, recs, None), 2), 10)
     await store.close()
+
+
+async def test_stored_records_cannot_be_changed_or_deleted(tmp_path: Path) -> None:
+    store = await HubStore.open(tmp_path)
+    laptop = Identity.generate()
+    await store.push(await examine_batch(None, [r.raw for r in chain(laptop, forms(2))], None), 1)
+    await store.close()
+    db = sqlite3.connect(tmp_path / "hub.db")
+    for sql in ("UPDATE records SET raw = x'00'", "DELETE FROM records"):
+        with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+            db.execute(sql)
+    db.close()
