@@ -339,8 +339,7 @@ def check_item(
     try:
         parsed = entry.parse(item.value)
     except ProtocolError as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        return reject(exc.code, exc.message, f"format entri salah{where}: {exc.message}", exc.field)
+        return reject(exc.code, exc.message, exc.pesan, exc.field)
     flags = rules.check(parsed, master)
     r11 = [f for f in flags if f.rule == "R11"]
     if r11:

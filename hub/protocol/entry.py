@@ -61,13 +61,25 @@ def _cell(value: Any, field: str, sub: str | None = None) -> int:
         return value
     name = f"{field}.{sub}" if sub is not None else field
     if type(value) is not int:
-        raise SchemaError(f"{name} must be a whole number 0..{MAX_CELL}, got {value!r}", field=name)
-    raise SchemaError(f"{name} is {value}, outside 0..{MAX_CELL} (three digit boxes)", field=name)
+        raise SchemaError(
+            f"{name} must be a whole number 0..{MAX_CELL}, got {value!r}",
+            field=name,
+            pesan=f"{name} harus bilangan bulat 0..{MAX_CELL}, bukan {value!r}",
+        )
+    raise SchemaError(
+        f"{name} is {value}, outside 0..{MAX_CELL} (three digit boxes)",
+        field=name,
+        pesan=f"{name} = {value}, di luar 0..{MAX_CELL} (tiga kotak angka)",
+    )
 
 
 def _obj(value: Any, field: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise SchemaError(f"{field} must be an object, got {type(value).__name__}", field=field)
+        raise SchemaError(
+            f"{field} must be an object, got {type(value).__name__}",
+            field=field,
+            pesan=f"{field} harus berupa objek, bukan {type(value).__name__}",
+        )
     return value
 
 
@@ -77,10 +89,13 @@ def _exact_keys(obj: Mapping[str, Any], keys: tuple[str, ...], field: str) -> No
             raise SchemaError(
                 f"{field}.{k} is not a known field (expected {', '.join(keys)})",
                 field=f"{field}.{k}",
+                pesan=f"{field}.{k} bukan isian yang dikenal (seharusnya {', '.join(keys)})",
             )
     for k in keys:
         if k not in obj:
-            raise SchemaError(f"{field}.{k} is missing", field=f"{field}.{k}")
+            raise SchemaError(
+                f"{field}.{k} is missing", field=f"{field}.{k}", pesan=f"{field}.{k} belum diisi"
+            )
 
 
 def _lpj(value: Any, field: str) -> dict[str, int]:
@@ -91,11 +106,21 @@ def _lpj(value: Any, field: str) -> dict[str, int]:
 
 def _str(value: Any, field: str, max_len: int, *, allow_empty: bool = False) -> str:
     if type(value) is not str:
-        raise SchemaError(f"{field} must be text, got {type(value).__name__}", field=field)
+        raise SchemaError(
+            f"{field} must be text, got {type(value).__name__}",
+            field=field,
+            pesan=f"{field} harus berupa teks, bukan {type(value).__name__}",
+        )
     if not allow_empty and not value.strip():
-        raise SchemaError(f"{field} must not be empty", field=field)
+        raise SchemaError(
+            f"{field} must not be empty", field=field, pesan=f"{field} tidak boleh kosong"
+        )
     if len(value) > max_len:
-        raise SchemaError(f"{field} is {len(value)} characters, over {max_len}", field=field)
+        raise SchemaError(
+            f"{field} is {len(value)} characters, over {max_len}",
+            field=field,
+            pesan=f"{field} {len(value)} karakter, melebihi {max_len}",
+        )
     if any(ord(c) < 32 and c not in "\n\t" for c in value):
         raise SchemaError(f"{field} contains control characters", field=field)
     return value
@@ -168,10 +193,14 @@ def parse(obj: Any, *, body: bool = False) -> dict[str, Any]:
         raise SchemaError(f"an entry must be a JSON object, got {type(obj).__name__}")
     for k in obj:
         if k not in _KNOWN and not (body and k == "entered_at"):
-            raise SchemaError(f"unknown field {k!r}", field=str(k))
+            raise SchemaError(
+                f"unknown field {k!r}", field=str(k), pesan=f"isian {k!r} tidak dikenal"
+            )
     for k in _REQUIRED:
         if k not in obj:
-            raise SchemaError(f"required field {k!r} is missing", field=k)
+            raise SchemaError(
+                f"required field {k!r} is missing", field=k, pesan=f"isian wajib {k!r} belum ada"
+            )
 
     out: dict[str, Any] = {}
     election = obj["election"]
@@ -179,12 +208,15 @@ def parse(obj: Any, *, body: bool = False) -> dict[str, Any]:
         raise SchemaError(
             "election must be an id like 'pemilu-2024' (lowercase letters, digits, . _ -)",
             field="election",
+            pesan="election harus berupa kode seperti 'pemilu-2024' (huruf kecil, angka, . _ -)",
         )
     out["election"] = election
     form = obj["form"]
     if form not in FORMS:
         raise SchemaError(
-            f"form {form!r} is not a known form type (one of {', '.join(FORMS)})", field="form"
+            f"form {form!r} is not a known form type (one of {', '.join(FORMS)})",
+            field="form",
+            pesan=f"jenis formulir {form!r} tidak dikenal (pilih {', '.join(FORMS)})",
         )
     out["form"] = form
     tps = obj["tps"]
@@ -192,6 +224,7 @@ def parse(obj: Any, *, body: bool = False) -> dict[str, Any]:
         raise SchemaError(
             f"tps must be 13 digits (10-digit desa code + 3-digit TPS number), got {tps!r}",
             field="tps",
+            pesan=f"tps harus 13 angka (10 angka kode desa + 3 angka nomor TPS), bukan {tps!r}",
         )
     out["tps"] = tps
 

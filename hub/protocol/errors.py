@@ -19,14 +19,23 @@ from __future__ import annotations
 
 
 class ProtocolError(Exception):
-    """Base class. ``code`` is stable; ``field`` names the offending field if any."""
+    """Base class. ``code`` is stable; ``field`` names the offending field if any; ``message``
+    is English and ``pesan`` Indonesian (the same text where no translation was given)."""
 
     code = "protocol_error"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        pesan: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.pesan = pesan if pesan is not None else message  # Indonesian, for operators
         if code is not None:
             self.code = code
 

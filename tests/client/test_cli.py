@@ -130,8 +130,7 @@ def test_enter_mixed_file_saves_valid_ones(initialised: Invoke, tmp_path: Path) 
         "field": "pengguna_dpt.l",
         "code": "bad_entry",
         "reason": "pengguna_dpt.l must be a whole number 0..999, got 'seratus'",
-        "reason_id": "format entri salah (pengguna_dpt.l): pengguna_dpt.l must be a whole "
-        "number 0..999, got 'seratus'",
+        "reason_id": "pengguna_dpt.l harus bilangan bulat 0..999, bukan 'seratus'",
     }
     assert out["rejected"][1]["code"] == "bad_json" and out["rejected"][1]["line"] == 3
     assert out["counts"] == {"read": 4, "saved": 0, "flagged": 0, "rejected": 4}
