@@ -533,7 +533,8 @@ def status(data_dir: Path | None, lang: str | None, verbose: int, as_json: bool)
 
     \b
     --json: {"node_id": str, "name": str, "data_dir": str, "entries": int, "last_seq": int,
-    "flagged": int, "hub": {"id": str|null, "url": str|null, "last_ok_at": int|null},
+    "flagged": int, "hub": {"id": str|null, "url": str|null, "last_ok_at": int|null,
+    "state": "pending"|"approved"|"revoked"|null, "code": str|null},
     "at_hub": int, "confirmed_upstream": int, "local_only": int,
     "oldest_local_entered_at": int|null}
     """
@@ -556,6 +557,8 @@ def status(data_dir: Path | None, lang: str | None, verbose: int, as_json: bool)
                         "id": s.hub.node_id if s.hub else None,
                         "url": s.hub.url if s.hub else None,
                         "last_ok_at": s.hub.last_ok_at if s.hub else None,
+                        "state": s.hub.state if s.hub else None,
+                        "code": s.hub.code if s.hub else None,
                     },
                     "at_hub": s.at_hub,
                     "confirmed_upstream": s.confirmed_upstream,
@@ -568,6 +571,11 @@ def status(data_dir: Path | None, lang: str | None, verbose: int, as_json: bool)
         click.echo(msg("status_entries", entries=s.entries, last_seq=s.last_seq, flagged=s.flagged))
         hub = f"{s.hub.node_id}  {s.hub.url}" if s.hub else msg("status_no_hub")
         click.echo(msg("status_hub", hub=hub))
+        if s.hub is not None and s.hub.state:
+            key = {"pending": "status_pending", "approved": "status_approved",
+                   "revoked": "status_revoked"}.get(s.hub.state)  # fmt: skip
+            if key is not None:
+                click.echo(msg(key, code=s.hub.code or "-"))
         oldest = s.oldest_local_entered_at
         click.echo(
             msg(

@@ -102,7 +102,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Entries:        {entries} (last #{last_seq}), {flagged} with flags",
     ),
     "status_hub": ("Hub:            {hub}", "Hub:            {hub}"),
-    "status_no_hub": ("belum tersemat", "not pinned yet"),
+    "status_no_hub": (
+        "belum pernah terhubung (jalankan c1client sync)",
+        "not connected yet (run c1client sync)",
+    ),
+    "status_pending": (
+        "Status di hub:  MENUNGGU persetujuan koordinator (kode {code})",
+        "At the hub:     PENDING the coordinator's approval (code {code})",
+    ),
+    "status_approved": (
+        "Status di hub:  disetujui",
+        "At the hub:     approved",
+    ),
+    "status_revoked": (
+        "Status di hub:  DICABUT: entri baru ditolak; hubungi koordinator",
+        "At the hub:     REVOKED: new entries are refused; see the coordinator",
+    ),
     "status_local": (
         "Lokal saja:     {count}{oldest}",
         "Local only:     {count}{oldest}",

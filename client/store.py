@@ -104,6 +104,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             last_ok_at INTEGER
         )""",
     ),
+    (  # 2: what each hub last said about this laptop (pending / approved / revoked)
+        "ALTER TABLE hubs ADD COLUMN state TEXT",
+        "ALTER TABLE hubs ADD COLUMN code TEXT",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -142,6 +146,8 @@ class HubInfo:
     url: str
     pinned_at: int
     last_ok_at: int | None
+    state: str | None = None  # this laptop's state there, as the hub last said
+    code: str | None = None  # the comparison code the hub showed
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,14 +596,24 @@ class ClientStore:
         async with self._lock:
             return await _pinned(self._db)
 
-    async def set_hub_url(self, url: str, now: int, public: bytes | None = None) -> None:
+    async def set_hub_url(
+        self,
+        url: str,
+        now: int,
+        public: bytes | None = None,
+        *,
+        state: str | None = None,
+        code: str | None = None,
+    ) -> None:
         """Record that a pinned hub (``public``; default: every pinned hub) answered at ``url``
-        at ``now``. HubPinError if no such hub is pinned."""
+        at ``now``, and what it said of this laptop (``state``, comparison ``code``).
+        HubPinError if no such hub is pinned."""
         async with self._write() as db:
             cur = await db.execute(
-                "UPDATE hubs SET url = ?, last_ok_at = ? WHERE pinned_at IS NOT NULL"
+                "UPDATE hubs SET url = ?, last_ok_at = ?, state = COALESCE(?, state),"
+                " code = COALESCE(?, code) WHERE pinned_at IS NOT NULL"
                 " AND (? IS NULL OR public = ?)",
-                (url, now, public, public),
+                (url, now, state, code, public, public),
             )
             changed = cur.rowcount
             await cur.close()
@@ -917,7 +933,7 @@ async def _head(db: aiosqlite.Connection) -> tuple[int, bytes]:
 
 async def _pins(db: aiosqlite.Connection) -> list[HubInfo]:
     rows = await db.execute_fetchall(
-        "SELECT public, node_id, url, pinned_at, last_ok_at FROM hubs"
+        "SELECT public, node_id, url, pinned_at, last_ok_at, state, code FROM hubs"
         " WHERE pinned_at IS NOT NULL ORDER BY pinned_at DESC, node_id"
     )
     return [
@@ -927,8 +943,10 @@ async def _pins(db: aiosqlite.Connection) -> list[HubInfo]:
             str(url),
             int(pinned_at),
             None if last_ok is None else int(last_ok),
+            state,
+            code,
         )
-        for public, node_id, url, pinned_at, last_ok in rows
+        for public, node_id, url, pinned_at, last_ok, state, code in rows
     ]
 
 

@@ -317,8 +317,8 @@ async def _sync_hub(
     if all(p.public != hub_public for p in pins):
         await store.pin_hub(hub_public, hub_id, link.url, now, add=bool(pins))
         log.info("pinned hub %s at %s", hub_id, link.url)
-    await store.set_hub_url(link.url, now, hub_public)
     state, code = str(reply.get("state", "")), str(reply.get("code", ""))
+    await store.set_hub_url(link.url, now, hub_public, state=state or None, code=code or None)
     if not report.hub_id:
         report.hub_id, report.hub_url, report.state, report.code = hub_id, link.url, state, code
     summary: dict[str, Any] = {"id": hub_id, "url": link.url, "state": state, "code": code,

@@ -306,7 +306,7 @@ def test_list_show_status_shapes(initialised: Invoke, tmp_path: Path, data_dir: 
         "entries": 2,
         "last_seq": 2,
         "flagged": 1,
-        "hub": {"id": None, "url": None, "last_ok_at": None},
+        "hub": {"id": None, "url": None, "last_ok_at": None, "state": None, "code": None},
         "at_hub": 0,
         "confirmed_upstream": 0,
         "local_only": 2,
@@ -330,7 +330,8 @@ def test_status_and_list_follow_receipts(initialised: Invoke, data_dir: Path) ->
 
     asyncio.run(setup())
     s = status(initialised)
-    assert s["hub"] == {"id": hub.node_id, "url": "http://127.0.0.1:8470", "last_ok_at": None}
+    assert s["hub"] == {"id": hub.node_id, "url": "http://127.0.0.1:8470", "last_ok_at": None,
+                        "state": None, "code": None}  # fmt: skip
     assert (s["confirmed_upstream"], s["at_hub"], s["local_only"]) == (2, 3, 1)
     assert [x["state"] for x in listed(initialised)] == [
         "confirmed",

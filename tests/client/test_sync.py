@@ -55,8 +55,13 @@ async def test_first_sync_pins_enrolls_and_keeps_receipts(
             assert (rep.pushed, rep.accepted, rep.at_hub, rep.local_only) == (30, 30, 30, 0)
             assert (await store.pinned_hubs())[0].public == hub.ident.public
             assert await store.highest_receipt("hub") == 30
+            info = (await store.summary()).hub
+            assert info is not None and (info.state, info.code) == ("pending", rep.code)
+            await hub.approve(hub._store().devices[store.identity.public])
             again = await sync_once(store, http, hub_url=hub.url)
             assert again.pushed == 0 and again.at_hub == 30
+            info = (await store.summary()).hub
+            assert info is not None and info.state == "approved"
         finally:
             await store.close()
 
