@@ -110,7 +110,11 @@ async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
     r = Room(base, opts, out)
     master = Master.load(opts.wilayah) if opts.wilayah else None
     where = "real DKI Jakarta TPS codes" if master else "synthetic TPS codes (no --wilayah)"
-    r.say(f"c1hub demo: {opts.laptops} laptops, {opts.forms} forms, {where}, data in {base}")
+    kept = "kept" if opts.keep is not None else "removed at the end; --keep DIR keeps it"
+    r.say(
+        f"c1hub demo: {opts.laptops} laptops, {opts.forms} distinct forms (some typed twice on a "
+        f"second laptop), {where}; data in {base} ({kept})"
+    )
 
     init_data_dir(base / "national", "Nasional (stand-in)")
     init_data_dir(base / "room", "Ruang Hotel A")
