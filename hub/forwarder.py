@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from hub.errors import UpstreamError
-from hub.protocol import clock, codec, enroll, identity, receipt, record
+from hub.protocol import clock, codec, enroll, identity, outbox, receipt, record
 from hub.protocol.errors import ProtocolError
 from hub.protocol.pacing import Backoff, BatchSizer, parse_retry_after
 from hub.store import Rejection
@@ -44,6 +44,11 @@ STUCK_RETRY_S = 120.0
 PENDING_RECHECK_S = 10.0  # while pending upstream, ask again this often whether approved
 MAX_BATCH_BYTES = 4 * 1024 * 1024
 META_UPSTREAM_KEY = "upstream_public"
+
+
+def _dev_id(store: Any, node_id: str) -> int | None:
+    d = store.find_device(node_id)
+    return None if d is None else int(d.id)
 
 
 class Forwarder:
@@ -295,18 +300,13 @@ class Forwarder:
     def _candidates(self, now_m: float) -> list[int]:
         """Devices with something to forward, not parked after a refusal."""
         store = self.hub._store()
-        out = []
-        for dev, d in store.devices_by_id.items():
-            head = store.heads.get(dev)
-            if head is None:
-                continue
-            limit = d.forward_limit(head.seq)
-            done = max(
-                self.cursor.get(dev, 0), store.confirmed[dev].seq if dev in store.confirmed else 0
-            )
-            if limit > done and self.stuck_until.get(dev, 0.0) <= now_m:
-                out.append(dev)
-        return out
+        limits = {
+            dev: d.forward_limit(store.heads[dev].seq)
+            for dev, d in store.devices_by_id.items()
+            if dev in store.heads
+        }
+        confirmed = {dev: c.seq for dev, c in store.confirmed.items()}
+        return outbox.candidates(limits, confirmed, self.cursor, self.stuck_until, now_m)
 
     async def _sync_heads(self, devs: list[int]) -> None:
         """Ask upstream what it holds for ``devs``; take its receipts as confirmations."""
@@ -365,30 +365,33 @@ class Forwarder:
             chunk = devs[i : i + 1000]
             publics = [store.devices_by_id[d].public for d in chunk]
             reply = await self._call("POST", "/v1/heads", codec.pack({"origins": publics}))
-            for item in reply.get("heads", []):
-                if not (isinstance(item, list) and len(item) == 3 and type(item[1]) is int):
-                    continue
-                d = store.devices.get(item[0])
-                if d is None or d.id not in store.confirmed:
-                    continue
-                promised = store.confirmed[d.id].seq
-                if item[1] < promised:
-                    log.error(
-                        "upstream %s now holds only %d entries of device %s but had signed a "
-                        "receipt for %d: it lost entries (restored from a backup?). Sending "
-                        "them again; its old receipt is kept as evidence.",
-                        self.url, item[1], d.node_id, promised,
-                    )  # fmt: skip
-                    await store.reject_upstream(Rejection(
-                        d.id, item[1] + 1, "upstream_lost",
-                        f"upstream signed a receipt for seq {promised} but now holds only "
-                        f"seq {item[1]}; resending", now,
-                    ))  # fmt: skip
-                    held = await store.record_raw(d.public, item[1]) if item[1] else None
-                    await store.unconfirm(
-                        d.id, item[1], sha256(held).digest() if held else record.GENESIS
-                    )
-                    self.cursor[d.id] = item[1]
+            heads = {
+                store.devices[item[0]].id: item[1]
+                for item in reply.get("heads", [])
+                if isinstance(item, list) and len(item) == 3 and type(item[0]) is bytes
+                and type(item[1]) is int
+                and item[0] in store.devices
+            }  # fmt: skip
+            confirmed = {dev: c.seq for dev, c in store.confirmed.items()}
+            for dev, held_seq in outbox.lost_upstream(heads, confirmed).items():
+                d = store.devices_by_id[dev]
+                promised = confirmed[dev]
+                log.error(
+                    "upstream %s now holds only %d entries of device %s but had signed a "
+                    "receipt for %d: it lost entries (restored from a backup?). Sending them "
+                    "again; its old receipt is kept as evidence.",
+                    self.url, held_seq, d.node_id, promised,
+                )  # fmt: skip
+                await store.reject_upstream(Rejection(
+                    dev, held_seq + 1, "upstream_lost",
+                    f"upstream signed a receipt for seq {promised} but now holds only "
+                    f"seq {held_seq}; resending", now,
+                ))  # fmt: skip
+                held = await store.record_raw(d.public, held_seq) if held_seq else None
+                await store.unconfirm(
+                    dev, held_seq, sha256(held).digest() if held else record.GENESIS
+                )
+                self.cursor[dev] = held_seq
             await self._take_receipts(reply.get("receipts", []))
 
     async def _send_forks(self) -> None:
@@ -483,14 +486,8 @@ class Forwarder:
         self._endorsed.update(chain)  # upstream has them now: send each once per connection
         ahead = await self._take_receipts(reply.get("receipts", []))
         now = clock.now_s()
-        first: dict[int, dict[str, Any]] = {}  # per device, the lowest refused seq: the cause
-        for item in list(reply.get("rejected", [])) + list(reply.get("forks", [])):
-            origin_id = item.get("origin")
-            dv = store.find_device(origin_id) if isinstance(origin_id, str) else None
-            if type(item.get("seq")) is not int or dv is None or dv.id not in sent_to:
-                continue  # not about a record of this batch: nothing to park
-            if dv.id not in first or item["seq"] < first[dv.id]["seq"]:
-                first[dv.id] = item
+        items = list(reply.get("rejected", [])) + list(reply.get("forks", []))
+        first = outbox.causes(items, sent_to, lambda node_id: _dev_id(store, node_id))
         for dev_id, item in first.items():
             await store.reject_upstream(
                 Rejection(dev_id, item["seq"], str(item.get("code")), str(item.get("reason")), now)
@@ -502,15 +499,14 @@ class Forwarder:
                 item["seq"], store.devices_by_id[dev_id].node_id, item.get("reason"),
                 item.get("code"), STUCK_RETRY_S,
             )  # fmt: skip
-        for dev, (up_seq, raw) in ahead.items():
-            # Upstream holds more of this log than this hub (a laptop enrolled at two hubs)
-            # and refused none of what was just sent: every record sent was accepted or was
-            # byte-for-byte a duplicate, so upstream holds ours up to the last one sent.
-            last = sent_to.get(dev)
-            if last is not None and dev not in first and up_seq >= last:
-                held = await store.record_raw(store.devices_by_id[dev].public, last)
-                if held is not None:
-                    await self._confirmed(dev, last, sha256(held).digest(), raw, now)
+        # Upstream holds more of a log than this hub (a laptop enrolled at two hubs): confirm
+        # what was sent when upstream refused none of it.
+        for dev, last in outbox.confirmed_by_duplicates(
+            {d: up for d, (up, _raw) in ahead.items()}, sent_to, first
+        ).items():
+            held = await store.record_raw(store.devices_by_id[dev].public, last)
+            if held is not None:
+                await self._confirmed(dev, last, sha256(held).digest(), ahead[dev][1], now)
         for dev, seq in sent_to.items():
             if (
                 self.cursor.get(dev, 0) < seq

@@ -10,7 +10,12 @@ and the root share it. Modules:
 - ``rules``     validation flags R1–R11
 - ``state``     derived state: single / verified / conflict, R12, R13
 - ``ingest``    what a hub does with a pushed batch (accept / duplicate / fork / reject)
-- ``receipt``   signed receipts
+- ``receipt``   signed receipts (and the hub's word on its upstream's key)
+- ``enroll``    enrollment requests, endorsements, hello proofs
+- ``outbox``    the forwarder's decisions (what to send, what a refusal or receipt means)
+- ``pacing``    backoff with full jitter, adaptive batch size
+- ``discovery_names``  DNS-SD names and TXT records
+- ``clock``     the only place that reads the clock
 - ``wilayah``   the polling-station master
 - ``generator`` realistic forms for the demo, tests and benchmarks
 """
