@@ -102,13 +102,7 @@ class Forwarder:
     # -- status ------------------------------------------------------------------------------
 
     def backlog(self) -> int:
-        store = self.hub._store()
-        n = 0
-        for dev, d in store.devices_by_id.items():
-            limit = d.forward_limit(store.heads[dev].seq) if dev in store.heads else 0
-            done = store.confirmed[dev].seq if dev in store.confirmed else 0
-            n += max(limit - done, 0)
-        return n
+        return self.hub._store().backlog()
 
     def drain_rate(self) -> float:
         if len(self._drained) < 2:

@@ -114,6 +114,7 @@ class Hub:
         self.forwarder: Any = None
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._warm_task: asyncio.Task[None] | None = None
+        self._upstream_known = False  # offline: this hub has forwarded somewhere before
         self._status_task: asyncio.Future[dict[str, Any]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -179,6 +180,7 @@ class Hub:
         self._take_lock()
         try:
             self.store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
+            self._upstream_known = await self.store.get_meta("upstream_public") is not None
         except BaseException:
             await self.stop()
             raise
@@ -359,7 +361,7 @@ class Hub:
         if self.forwarder is not None:
             s["upstream"] = self.forwarder.status()
         elif not self.config.root:
-            s["upstream"] = status_mod.no_upstream()
+            s["upstream"] = status_mod.no_upstream(self._store(), self._upstream_known)
         return s
 
 

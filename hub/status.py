@@ -15,7 +15,7 @@ from hub.protocol import state
 from hub.protocol.identity import comparison_code
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
 from hub.protocol.wilayah import Master
-from hub.store import Facts, StoreView
+from hub.store import Facts, HubStore, StoreView
 
 MAX_LISTED = 200
 
@@ -143,15 +143,19 @@ def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[st
     }
 
 
-def no_upstream() -> dict[str, Any]:
-    """The ``upstream`` status block of a hub that forwards nowhere."""
+def no_upstream(store: HubStore | None = None, upstream_known: bool = False) -> dict[str, Any]:
+    """The ``upstream`` block when no forwarder runs: ``none`` for a hub that forwards nowhere,
+    ``stopped`` (with what the store knows) for a hub that has an upstream but is not running."""
+    if store is None or not upstream_known:
+        return {"state": "none", "url": None, "backlog": 0, "oldest_age_s": None,
+                "confirmed": 0, "rejected": 0}  # fmt: skip
     return {
-        "state": "none",
+        "state": "stopped",
         "url": None,
-        "backlog": 0,
+        "backlog": store.backlog(),
         "oldest_age_s": None,
-        "confirmed": 0,
-        "rejected": 0,
+        "confirmed": sum(c.seq for c in store.confirmed.values()),
+        "rejected": len(store.rejections),
     }
 
 

@@ -908,6 +908,15 @@ class HubStore:
 
     # -- upstream bookkeeping ----------------------------------------------------------------
 
+    def backlog(self) -> int:
+        """Records the upstream does not hold yet: forward limit minus confirmed, summed."""
+        n = 0
+        for dev, d in self.devices_by_id.items():
+            limit = d.forward_limit(self.heads[dev].seq) if dev in self.heads else 0
+            done = self.confirmed[dev].seq if dev in self.confirmed else 0
+            n += max(limit - done, 0)
+        return n
+
     def chain_for(self, publics: Iterable[bytes]) -> list[bytes]:
         """Endorsements an upstream needs to link ``publics`` to this node: each device's own
         endorsement (approved here) or the ones received for it, then their hubs', and so on."""

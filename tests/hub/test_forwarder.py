@@ -352,3 +352,22 @@ async def test_revoking_a_hub_at_the_root_revokes_what_only_it_vouched_for(
             await eventually(lambda: room.status()["upstream"]["rejected"] >= 1)
             s = root.status()
             assert s["entries"]["accepted"] == 5 and s["devices"]["revoked"] == 2
+
+
+async def test_status_of_a_stopped_hub_still_shows_its_upstream_backlog(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    laptop = Identity.generate()
+    async with make_hub(tmp_path, "root", root=True) as root:
+        async with make_hub(tmp_path, "room", upstream=root.url) as room:
+            await approve_when_enrolled(root, room)
+            await enroll_laptop(http, room, laptop)
+            await push(http, room, [r.raw for r in chain(laptop, forms(4))])
+            await eventually(lambda: room.status()["upstream"]["confirmed"] == 4)
+    offline = Hub(HubConfig(data_dir=tmp_path / "room", mdns=False))
+    await offline.open_offline()
+    try:
+        up = offline.status()["upstream"]
+        assert (up["state"], up["confirmed"], up["backlog"]) == ("stopped", 4, 0)
+    finally:
+        await offline.stop()
