@@ -28,6 +28,17 @@ C1CLIENT = str(BIN / "c1client")
 REPO = Path(__file__).resolve().parents[2]
 
 
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a process politely, then firmly; a no-op for None or one already gone."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -228,13 +239,7 @@ class HubProc:
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+        terminate(self.proc)
         self.proc = None
 
 
@@ -282,13 +287,7 @@ class FaultProxyProc:
         return post_json(self.url + "/__faults", faults)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+        terminate(self.proc)
         self.proc = None
 
 
