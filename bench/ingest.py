@@ -34,8 +34,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hub.protocol import codec, entry, generator, record  # noqa: E402
+from hub.protocol import codec, entry, record  # noqa: E402
 from hub.protocol.identity import Identity  # noqa: E402
+from hub.shared import generator  # noqa: E402
 from hub.store import HubStore, examine_batch, make_pool, warm_pool  # noqa: E402
 
 BIN = Path(sys.executable).parent

@@ -27,10 +27,12 @@ from typing import Any, TypeVar
 
 import click
 
-from hub.protocol import clock, entry, generator, record, rules
+from hub.protocol import clock, entry, record, rules
 from hub.protocol.errors import ProtocolError
 from hub.protocol.identity import fingerprint
 from hub.protocol.wilayah import Master
+from hub.shared import generator
+from hub.shared.master import load_master
 
 from .config import SETTINGS, ClientConfig, setting
 from .errors import ClientError, InputError, StoreDamagedError, StoreError
@@ -162,7 +164,7 @@ def _load_master(path: Path | None) -> Master | None:
     if path is None:
         return None
     try:
-        return Master.load(path)
+        return load_master(path)
     except (OSError, ProtocolError) as exc:
         raise InputError(
             f"{path} is not a usable polling-station master: {exc}",

@@ -41,7 +41,8 @@ import aiosqlite
 from hub.protocol import clock, entry, record, rules
 from hub.protocol import receipt as receipt_mod
 from hub.protocol.errors import ProtocolError
-from hub.protocol.identity import KEY_FILE, Identity, fingerprint, load_or_create
+from hub.protocol.identity import Identity, fingerprint
+from hub.shared.keyfile import KEY_FILE, load_or_create
 
 from .errors import (
     AlreadyInitialisedError,

@@ -21,6 +21,7 @@ from hub import __version__
 from hub.config import SETTINGS_BY_NAME, HubConfig
 from hub.errors import HubError
 from hub.protocol.discovery_names import parse_interfaces
+from hub.shared import keyfile
 
 log = logging.getLogger(__name__)
 
@@ -277,13 +278,13 @@ def export(data_dir: Path, fmt: str, out: Path | None) -> None:
     """  # fmt: skip
     from hub import export as ex
     from hub.protocol import clock
-    from hub.protocol.identity import KEY_FILE, Identity
+    from hub.shared.keyfile import KEY_FILE
 
     try:
         if fmt == "bundle":
             if out is None:
                 raise click.UsageError("a bundle is binary: give --out FILE.c1b")
-            ident = Identity.load(data_dir / KEY_FILE)
+            ident = keyfile.load(data_dir / KEY_FILE)
             name_file = data_dir / "name"
             name = name_file.read_text().strip() if name_file.exists() else ""
             with open(out, "wb") as f:

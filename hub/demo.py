@@ -27,8 +27,9 @@ import aiohttp
 
 from hub.config import HubConfig
 from hub.node import Hub, init_data_dir
-from hub.protocol import clock, entry, generator, record
-from hub.protocol.wilayah import Master
+from hub.protocol import clock, entry, record
+from hub.shared import generator
+from hub.shared.master import load_master
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
     from client.sync import sync_once
 
     r = Room(base, opts, out)
-    master = Master.load(opts.wilayah) if opts.wilayah else None
+    master = load_master(opts.wilayah) if opts.wilayah else None
     where = "real DKI Jakarta TPS codes" if master else "synthetic TPS codes (no --wilayah)"
     kept = "kept" if opts.keep is not None else "removed at the end; --keep DIR keeps it"
     r.say(

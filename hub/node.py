@@ -26,7 +26,8 @@ from hub.errors import AlreadyRunning, NotInitialised
 from hub.protocol import clock, enroll, identity, receipt
 from hub.protocol.errors import DeviceError
 from hub.protocol.ingest import APPROVED, REVOKED
-from hub.protocol.wilayah import Master
+from hub.shared import keyfile
+from hub.shared.master import load_master
 from hub.store import (
     Checked,
     DeviceRow,
@@ -48,7 +49,7 @@ TOKEN_FILE = "admin.token"
 def init_data_dir(data_dir: Path, name: str) -> identity.Identity:
     """Create the hub's data folder and key; idempotent for the same folder."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ident, _created = identity.load_or_create(data_dir)
+    ident, _created = keyfile.load_or_create(data_dir)
     name_file = data_dir / "name"
     if not name_file.exists():
         name_file.write_text(name + "\n")
@@ -91,15 +92,15 @@ class Hub:
     def __init__(self, config: HubConfig):
         self.config = config
         self.data_dir = config.data_dir
-        if not (self.data_dir / identity.KEY_FILE).exists():
+        if not (self.data_dir / keyfile.KEY_FILE).exists():
             raise NotInitialised(
                 f"{self.data_dir} holds no hub; run: c1hub init --data {self.data_dir} --name NAME"
             )
-        self.ident = identity.Identity.load(self.data_dir / identity.KEY_FILE)
+        self.ident = keyfile.load(self.data_dir / keyfile.KEY_FILE)
         name_file = self.data_dir / "name"
         self.name = name_file.read_text().strip() if name_file.exists() else ""
         self.role = "root" if config.root else "hub"
-        self.master = Master.load(config.wilayah) if config.wilayah else None
+        self.master = load_master(config.wilayah) if config.wilayah else None
         self.token = admin_token(self.data_dir)
         self.store: HubStore | None = None
         self.pool: Executor | None = None

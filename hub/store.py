@@ -31,6 +31,7 @@ from hub.protocol import entry, identity, ingest, record, rules, state
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Device, Examined, Head, Plan
+from hub.shared.master import load_master
 
 log = logging.getLogger(__name__)
 
@@ -232,9 +233,8 @@ _worker_master: rules.TpsMaster | None = None
 def init_worker(wilayah: str | None) -> None:
     """Initializer of the examine worker processes: load the master once per process."""
     global _worker_master
-    from hub.protocol.wilayah import Master
 
-    _worker_master = Master.load(wilayah) if wilayah else None
+    _worker_master = load_master(wilayah) if wilayah else None
 
 
 def make_pool(wilayah: Path | None, kind: str = "processes", workers: int = 2) -> Executor:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from hub.protocol.identity import Identity
+from hub.protocol.wilayah import Master
+from hub.shared.master import load_master
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WILAYAH_FILE = REPO_ROOT.parent / "shared" / "data" / "wilayah-2024.json"
@@ -27,6 +29,12 @@ def wilayah_path() -> Path:
     if not WILAYAH_FILE.is_file():
         pytest.skip(f"real polling-station master not found at {WILAYAH_FILE}")
     return WILAYAH_FILE
+
+
+@pytest.fixture(scope="session")
+def real_master(wilayah_path: Path) -> Master:
+    """The real 2024 master, loaded once per session (skips when the file is absent)."""
+    return load_master(wilayah_path)
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import itertools
 import random
 from typing import Any
 
-from hub.protocol import entry, generator, record
+from hub.protocol import entry, record
 from hub.protocol.identity import Identity
+from hub.shared import generator
 
 ENTERED_AT = 1_707_900_000  # 14 Feb 2024
 

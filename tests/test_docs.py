@@ -463,7 +463,7 @@ SCAN = "ab" * 32
 
 
 def _form(seed: int, tps: str, form: str = "PPWP", **changes: Any) -> dict[str, Any]:
-    from hub.protocol import generator
+    from hub.shared import generator
 
     f = generator.make_form(random.Random(seed), tps, form, operator="Operator Uji")
     f.update(changes)

@@ -1,7 +1,8 @@
 """The c1hub wire format and its rules, free of I/O.
 
-Importing this package loads no aiohttp, aiosqlite or zeroconf (a test checks it): laptops, hubs
-and the root share it. Modules:
+Importing this package loads no aiohttp, aiosqlite or zeroconf and no module of it touches a file
+(tests check both): laptops, hubs and the root share it. Key files, the master file and demo data
+live in ``hub.shared``. Modules:
 
 - ``codec``     canonical msgpack
 - ``identity``  Ed25519 keys, node ids, comparison codes, domain-separated signatures
@@ -16,8 +17,7 @@ and the root share it. Modules:
 - ``pacing``    backoff with full jitter, adaptive batch size
 - ``discovery_names``  DNS-SD names and TXT records
 - ``clock``     the only place that reads the clock
-- ``wilayah``   the polling-station master
-- ``generator`` realistic forms for the demo, tests and benchmarks
+- ``wilayah``   the polling-station master (parsed from its JSON; ``hub.shared.master`` reads it)
 """
 
 PROTOCOL_VERSION = 1

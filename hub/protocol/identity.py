@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from functools import lru_cache
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nacl.exceptions import CryptoError
@@ -23,7 +21,6 @@ from nacl.signing import VerifyKey
 
 from .errors import SignatureError
 
-KEY_FILE = "node.key"
 PUBLIC_KEY_LEN = 32
 SIGNATURE_LEN = 64
 
@@ -52,41 +49,6 @@ class Identity:
 
     def seed(self) -> bytes:
         return self._key.private_bytes_raw()
-
-    def save(self, path: Path) -> None:
-        """Write the private key seed to ``path`` with mode 0600; refuse to overwrite."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, self.seed().hex().encode() + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    @classmethod
-    def load(cls, path: Path) -> Identity:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            raise PermissionError(
-                f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
-            )
-        raw = path.read_text().strip()
-        try:
-            seed = bytes.fromhex(raw)
-        except ValueError:
-            raise ValueError(f"{path} does not hold a c1hub key") from None
-        if len(seed) != 32:
-            raise ValueError(f"{path} does not hold a c1hub key")
-        return cls.from_seed(seed)
-
-
-def load_or_create(data_dir: Path) -> tuple[Identity, bool]:
-    """Load the identity in ``data_dir``, creating it on first run. Returns (identity, created)."""
-    path = data_dir / KEY_FILE
-    if path.exists():
-        return Identity.load(path), False
-    ident = Identity.generate()
-    ident.save(path)
-    return ident, True
 
 
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"

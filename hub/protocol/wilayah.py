@@ -10,9 +10,7 @@ project runs without it, and R11's existence check runs only when it is given.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from .errors import SchemaError
@@ -43,15 +41,6 @@ class Master:
                 raise SchemaError(f"master entry tps[{desa!r}] = {v!r} is not [n] or [n, a, b]")
             tps[desa] = (v[0], v[1], v[2]) if len(v) == 3 else (v[0], 0, 0)
         return cls({str(k): str(n) for k, n in names.items()}, tps)
-
-    @classmethod
-    def load(cls, path: Path | str) -> Master:
-        try:
-            with open(path, encoding="utf-8") as f:
-                obj = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{path} is not valid JSON: {exc}") from None
-        return cls.from_json(obj)
 
     def tps_exists(self, tps: str) -> bool:
         spec = self._tps.get(tps[:10])

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from client.cli import main
-from hub.protocol import entry, generator
+from hub.protocol import entry
+from hub.shared import generator
 
 REPO = Path(__file__).resolve().parents[2]
 WILAYAH = REPO.parent / "shared" / "data" / "wilayah-2024.json"

@@ -18,9 +18,10 @@ from client.cli import generate_forms
 from client.config import SETTINGS
 from client.i18n import MESSAGES
 from client.store import DB_FILE, ClientStore
-from hub.protocol import entry, generator, receipt, record, rules
+from hub.protocol import entry, receipt, record, rules
 from hub.protocol.identity import Identity, fingerprint
-from hub.protocol.wilayah import Master
+from hub.shared import generator, keyfile
+from hub.shared.master import load_master
 
 from .conftest import Invoke, body, make_form, write_jsonl
 
@@ -47,7 +48,7 @@ def test_init_prints_node_id_and_key_is_private(cli: Invoke, data_dir: Path) -> 
     r = cli("init", "--name", "Meja 1")
     assert r.exit_code == 0, r.output
     ids = NODE_ID.findall(r.stdout)
-    key = Identity.load(data_dir / "node.key")
+    key = keyfile.load(data_dir / "node.key")
     assert ids == [key.node_id] == [fingerprint(key.public)]
     assert stat.S_IMODE((data_dir / "node.key").stat().st_mode) == 0o600
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
@@ -175,7 +176,7 @@ def test_dki_kabko_rejected_without_master(initialised: Invoke, tmp_path: Path) 
 def test_unknown_tps_rejected_with_real_master(
     initialised: Invoke, tmp_path: Path, wilayah: Path
 ) -> None:
-    master = Master.load(wilayah)
+    master = load_master(wilayah)
     real = next(master.tps_codes("3171"))
     assert master.tps_exists(real) and not master.tps_exists(real[:10] + "999")
     path = write_jsonl(
@@ -446,7 +447,7 @@ def test_generate_matches_room_workload(cli: Invoke) -> None:
 
 
 def test_generate_with_real_master(wilayah: Path) -> None:
-    master = Master.load(wilayah)
+    master = load_master(wilayah)
     forms = list(
         generate_forms(
             40,

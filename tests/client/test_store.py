@@ -24,6 +24,7 @@ from client.store import DB_FILE, SCHEMA_VERSION, ClientStore
 from hub.protocol import entry, receipt, record
 from hub.protocol.errors import SchemaError
 from hub.protocol.identity import Identity, fingerprint
+from hub.shared import keyfile
 
 from .conftest import body, make_form
 
@@ -80,7 +81,7 @@ async def test_store_without_its_key_is_refused(data_dir: Path) -> None:
     with pytest.raises(IdentityError):
         await ClientStore.create(data_dir, "Meja 1", now=NOW)
     assert not (data_dir / "node.key").exists()  # no new key was made behind the store's back
-    Identity.generate().save(data_dir / "node.key")
+    keyfile.save(Identity.generate(), data_dir / "node.key")
     with pytest.raises(IdentityError, match="not the key"):
         await ClientStore.open(data_dir)
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.protocol import codec, entry, generator, rules
+from hub.protocol import codec, entry, rules
 from hub.protocol.errors import CodecError, SchemaError
+from hub.shared import generator
 
 TPS = "3171011001001"
 TPS_KABKO = "3201011001001"

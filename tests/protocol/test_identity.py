@@ -1,80 +1,21 @@
-"""Node identities: key files, fingerprints, comparison codes, signatures."""
+"""Node identities: fingerprints, comparison codes, signatures."""
 
 from __future__ import annotations
 
-import os
 import re
-import stat
-from pathlib import Path
 
 import pytest
 
 from hub.protocol.errors import SignatureError
 from hub.protocol.identity import (
-    KEY_FILE,
     Identity,
     comparison_code,
     fingerprint,
-    load_or_create,
     verify,
 )
 
 FINGERPRINT = re.compile(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}")
 CODE = re.compile(r"[0-9]{3} [0-9]{3}")
-
-
-def test_key_file_is_private(tmp_path: Path) -> None:
-    ident = Identity.generate()
-    path = tmp_path / "node.key"
-    ident.save(path)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    loaded = Identity.load(path)
-    assert loaded.public == ident.public
-    assert loaded.node_id == ident.node_id
-
-
-def test_save_refuses_to_overwrite(tmp_path: Path) -> None:
-    path = tmp_path / "node.key"
-    Identity.generate().save(path)
-    before = path.read_bytes()
-    with pytest.raises(FileExistsError):
-        Identity.generate().save(path)
-    assert path.read_bytes() == before
-
-
-@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o660, 0o666, 0o700 | 0o010])
-def test_load_refuses_a_key_others_can_read(tmp_path: Path, mode: int) -> None:
-    path = tmp_path / "node.key"
-    Identity.generate().save(path)
-    os.chmod(path, mode)
-    with pytest.raises(PermissionError, match=f"chmod 600 {re.escape(str(path))}"):
-        Identity.load(path)
-
-
-def test_load_accepts_owner_only_modes(tmp_path: Path) -> None:
-    path = tmp_path / "node.key"
-    ident = Identity.generate()
-    ident.save(path)
-    os.chmod(path, 0o400)
-    assert Identity.load(path).public == ident.public
-
-
-@pytest.mark.parametrize("content", ["hello\n", "ab" * 31 + "\n", "", "ab" * 33])
-def test_load_refuses_a_file_that_is_not_a_key(tmp_path: Path, content: str) -> None:
-    path = tmp_path / "node.key"
-    path.write_text(content)
-    os.chmod(path, 0o600)
-    with pytest.raises(ValueError, match="does not hold a c1hub key"):
-        Identity.load(path)
-
-
-def test_load_or_create(tmp_path: Path) -> None:
-    first, created = load_or_create(tmp_path)
-    assert created
-    assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
-    again, created = load_or_create(tmp_path)
-    assert not created
-    assert again.public == first.public
 
 
 def test_from_seed_is_deterministic(identity: Identity) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from hub.protocol import codec, entry, generator, ingest, record
+from hub.protocol import codec, entry, ingest, record
 from hub.protocol.identity import Identity
 from hub.protocol.ingest import (
     ACCEPT,
@@ -21,6 +21,7 @@ from hub.protocol.ingest import (
     Device,
     Head,
 )
+from hub.shared import generator
 
 AT = 1707890400
 ALICE = Identity.from_seed(b"\x21" * 32)

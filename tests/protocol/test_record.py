@@ -7,9 +7,10 @@ import random
 
 import pytest
 
-from hub.protocol import codec, entry, generator, receipt, record
+from hub.protocol import codec, entry, receipt, record
 from hub.protocol.errors import CodecError, SignatureError
 from hub.protocol.identity import Identity, verify
+from hub.shared import generator
 
 AT = 1707890400
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from hub.protocol import entry, generator, rules
+from hub.protocol import entry, rules
 from hub.protocol.rules import Flag
 from hub.protocol.wilayah import Master
+from hub.shared import generator
 
 TPS = "3171011001001"  # Jakarta: no DPRD_KABKO
 TPS_JABAR = "3201011001001"

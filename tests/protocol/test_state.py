@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from hub.protocol import entry, generator, record, state
+from hub.protocol import entry, record, state
 from hub.protocol.identity import Identity
 from hub.protocol.state import CONFLICT, SINGLE, VERIFIED, EntryFacts
+from hub.shared import generator
 
 AT = 1707890400
 TPS_A = "3171011001001"

@@ -10,6 +10,7 @@ import pytest
 
 from hub.protocol.errors import SchemaError
 from hub.protocol.wilayah import Master
+from hub.shared.master import load_master
 
 DATA: dict[str, Any] = {
     "id2name": {"31": "DKI JAKARTA", "3171": "KOTA JAKARTA PUSAT", "317101": "GAMBIR"},
@@ -110,10 +111,10 @@ def test_bad_entry_is_named() -> None:
 def test_load_from_file(tmp_path: Path) -> None:
     path = tmp_path / "wilayah.json"
     path.write_text(json.dumps(DATA), encoding="utf-8")
-    assert Master.load(path).tps_exists("3171011002902")
+    assert load_master(path).tps_exists("3171011002902")
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(SchemaError, match="is not valid JSON"):
-        Master.load(path)
+        load_master(path)
 
 
 def test_real_master(real_master: Master) -> None:

@@ -14,8 +14,8 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from .rules import expected_ballots
-from .wilayah import Master
+from hub.protocol.rules import expected_ballots
+from hub.protocol.wilayah import Master
 
 ELECTION = "pemilu-2024"
 PPWP_WEIGHTS = {"1": 41.0, "2": 41.7, "3": 17.3}  # DKI Jakarta 2024, roughly

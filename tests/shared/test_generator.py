@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from hub.protocol import entry, generator, rules, state
+from hub.protocol import entry, rules, state
 from hub.protocol.wilayah import Master
+from hub.shared import generator
 
 TINY = Master.from_json({"tps": {"3171011001": [6], "3171011002": [4, 901, 902]}})
 
