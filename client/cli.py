@@ -367,7 +367,7 @@ def enter(
             yield from read_items(f, stdin if f == "-" else None)
 
     async def work() -> int:
-        master = _load_master(cfg.wilayah)
+        master = await asyncio.to_thread(_load_master, cfg.wilayah)  # off the loop: ~0.3 s
         async with await _open(cfg) as store:
             out = (_JsonEnter if as_json else _HumanEnter)(msg, cfg.progress_after)
             tally = Tally()
