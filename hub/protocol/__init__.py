@@ -14,6 +14,7 @@ live in ``hub.shared``. Modules:
 - ``receipt``   signed receipts (and the hub's word on its upstream's key)
 - ``enroll``    enrollment requests, endorsements, hello proofs
 - ``outbox``    the forwarder's decisions (what to send, what a refusal or receipt means)
+- ``sender``    the laptop's decisions (which hubs, the head check, receipts, push replies)
 - ``pacing``    backoff with full jitter, adaptive batch size
 - ``discovery_names``  DNS-SD names and TXT records
 - ``clock``     the only place that reads the clock
