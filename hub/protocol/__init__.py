@@ -8,6 +8,7 @@ live in ``hub.shared``. Modules:
 - ``identity``  Ed25519 keys, node ids, comparison codes, domain-separated signatures
 - ``entry``     the C1 entry schema (JSON input) and its canonical body
 - ``record``    the signed record in an origin's append-only log
+- ``chain``     one origin's log checked link by link (gaps, prev, signatures, origin)
 - ``rules``     validation flags R1–R11
 - ``state``     derived state: single / verified / conflict, R12, R13
 - ``ingest``    what a hub does with a pushed batch (accept / duplicate / fork / reject)
