@@ -60,10 +60,12 @@ class CallError(SharedError):
         code: str = "",
         reason: str = "",
         retry_after: float | None = None,
+        node_id: str = "",
     ):
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.code = code or kind
-        self.reason = reason
+        self.reason = reason  # the peer's reason; for ``unreachable``, the network error
         self.retry_after = retry_after
+        self.node_id = node_id  # for ``impostor``: the node id the peer named

@@ -3,8 +3,9 @@ their upstream): one place for timeouts, error bodies, Retry-After and the hello
 
 Every failure is a ``CallError`` whose ``kind`` says what the caller should do: ``unreachable``
 and ``busy`` (429/502/503/504, with ``retry_after`` when the peer said) are retried later,
-``too_big`` (413) asks for smaller batches, ``refused`` carries the peer's own error code and
-reason, ``not_c1hub`` and ``impostor`` mean the address is not the node it should be.
+``too_big`` (413, from the node or a proxy before it) asks for smaller batches, ``refused``
+carries the peer's own error code and reason, ``not_c1hub`` and ``impostor`` mean the address
+is not the node it should be.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ class Peer:
                 retry_after = parse_retry_after(r.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise CallError(
-                f"cannot reach {self.url} ({type(exc).__name__}: {exc})", kind=UNREACHABLE
-            ) from None
+                f"cannot reach {self.url} ({type(exc).__name__}: {exc})",
+                kind=UNREACHABLE, reason=str(exc) or type(exc).__name__,
+            ) from None  # fmt: skip
         try:
             obj = codec.unpack(data, canonical=False) if data else {}
         except ProtocolError:
@@ -81,15 +83,15 @@ class Peer:
                 f"{self.url} is busy (HTTP {status}{': ' + reason if reason else ''})",
                 kind=BUSY, status=status, code=code, reason=reason, retry_after=retry_after,
             )  # fmt: skip
+        if status == 413:  # a proxy in front of the node may say so in its own words
+            raise CallError(
+                f"{self.url} refused {path}: too big ({reason or 'HTTP 413'})",
+                kind=TOO_BIG, status=status, code=code or "too_large", reason=reason,
+            )  # fmt: skip
         if obj is None:
             raise CallError(
                 f"{self.url} answered HTTP {status} with something that is not a c1hub reply",
                 kind=NOT_C1HUB, status=status,
-            )  # fmt: skip
-        if status == 413:
-            raise CallError(
-                f"{self.url} refused {path}: too big ({reason or 'HTTP 413'})",
-                kind=TOO_BIG, status=status, code=code or "too_large", reason=reason,
             )  # fmt: skip
         if status >= 400:
             raise CallError(
@@ -109,10 +111,11 @@ class Peer:
         try:
             enroll.check_proof(public, nonce, h.get("proof", b""))
         except ProtocolError:
+            node_id = identity.fingerprint(public)
             raise CallError(
-                f"{self.url} names key {identity.fingerprint(public)} but cannot prove it holds it",
-                kind=IMPOSTOR,
-            ) from None
+                f"{self.url} names key {node_id} but cannot prove it holds it",
+                kind=IMPOSTOR, node_id=node_id,
+            ) from None  # fmt: skip
         up, sig = h.get("upstream"), h.get("upstream_sig")
         return Hello(
             public=public,
