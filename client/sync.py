@@ -210,8 +210,7 @@ async def sync_once(
             failures.append(err)
     if len(failures) == len(targets):
         raise failures[0]
-    await _keep_receipt_floor(store, report)
-    report.confirmed_upstream = await store.highest_receipt("upstream")
+    await _where(store, report)
     return report
 
 
@@ -360,11 +359,10 @@ def _copied(seq: int) -> SyncError:
     )
 
 
-async def _keep_receipt_floor(store: ClientStore, report: SyncReport) -> None:
-    marks = await store.marks()
-    last = await store.last_seq()
-    report.at_hub = min(max(marks.hub, marks.upstream), last)
-    report.local_only = max(last - report.at_hub, 0)
+async def _where(store: ClientStore, report: SyncReport) -> None:
+    where = (await store.marks()).where(await store.last_seq())
+    report.at_hub, report.local_only = where.at_hub, where.local_only
+    report.confirmed_upstream = where.confirmed_upstream
 
 
 async def sync_forever(

@@ -28,7 +28,9 @@ class DatabaseError(SharedError):
 
 
 class SchemaTooNew(DatabaseError):
-    pass
+    def __init__(self, message: str, *, version: int = 0):
+        super().__init__(message)
+        self.version = version  # the schema version the file is at
 
 
 class StoreBusy(DatabaseError):
