@@ -396,3 +396,27 @@ async def test_readers_never_see_an_uncommitted_append(data_dir: Path) -> None:
         assert (await store.verify()).ok
         (second,) = await store.append([body(make_form(2))])  # the chain goes on from seq 1
         assert (second.seq, second.prev) == (2, first.hash)
+
+
+async def test_a_store_at_schema_1_is_migrated_and_keeps_its_log(data_dir: Path) -> None:
+    """A client.db written by an older c1client (schema 1, no hub state) opens and migrates."""
+    from client.db import MIGRATIONS
+
+    async with await new_store(data_dir) as store:
+        recs = await store.append([body(make_form(i)) for i in range(3)])
+        node_id = store.node_id
+    with db(data_dir) as c:  # back to what schema 1 looked like
+        c.execute("PRAGMA journal_mode = DELETE")
+        c.execute("ALTER TABLE hubs DROP COLUMN state")
+        c.execute("ALTER TABLE hubs DROP COLUMN code")
+        c.execute("PRAGMA user_version = 1")
+    assert len(MIGRATIONS) == SCHEMA_VERSION == 2
+    async with await ClientStore.open(data_dir) as store:
+        assert store.node_id == node_id and await store.head() == (3, recs[-1].hash)
+        assert (await store.verify()).ok
+    with db(data_dir) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert {"state", "code"} <= {r[1] for r in c.execute("PRAGMA table_info(hubs)")}
+        with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+            c.execute("DELETE FROM entries WHERE seq = 1")
