@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import os
-import random
 import sqlite3
 import sys
 import time
@@ -756,37 +755,6 @@ def sync(
     run(cfg, as_json, work)
 
 
-def generate_forms(
-    count: int,
-    *,
-    seed: int,
-    master: Master | None,
-    region: str,
-    forms: tuple[str, ...],
-    mistake_rate: float,
-    operator: str,
-) -> Iterator[dict[str, Any]]:
-    """``count`` realistic forms, one at a time: the forms ``generator.room_workload`` gives one
-    laptop for the same seed (a test keeps the two in step), without holding them all."""
-    rng = random.Random(seed)
-    codes = generator.tps_codes(master, region, rng)
-    made = 0
-    while made < count:
-        tps = next(codes)
-        for form in forms:
-            if made >= count:
-                break
-            if form == "DPRD_KABKO" and tps.startswith("31"):
-                continue
-            f = generator.make_form(
-                rng, tps, form, operator=operator, voters_rng=random.Random(f"{seed}/{tps}")
-            )
-            if rng.random() < mistake_rate:
-                generator.add_mistake(rng, f)
-            made += 1
-            yield f
-
-
 def _forms(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
     forms = tuple(f.strip().upper() for f in value.split(",") if f.strip())
     bad = [f for f in forms if f not in entry.FORMS]
@@ -853,7 +821,7 @@ def generate(
         try:
             master = _load_master(wilayah)
             out = sys.stdout
-            for f in generate_forms(
+            for f in generator.laptop_forms(
                 count,
                 seed=seed,
                 master=master,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from client.cli import generate_forms
 from client.store import DB_FILE
 from hub.protocol import entry, record
+from hub.shared import generator
 
 from .conftest import REPO, write_jsonl
 
@@ -44,7 +44,7 @@ def test_init_and_enter_in_real_processes(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "node id" in r.stdout
     form = next(
-        generate_forms(
+        generator.laptop_forms(
             1, seed=1, master=None, region="31", forms=("PPWP",), mistake_rate=0, operator="x"
         )
     )
@@ -63,7 +63,7 @@ def test_init_and_enter_in_real_processes(tmp_path: Path) -> None:
 
 def _forms(n: int, operator: str, seed: int) -> list[dict[str, Any]]:
     return list(
-        generate_forms(
+        generator.laptop_forms(
             n,
             seed=seed,
             master=None,
