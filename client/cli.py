@@ -91,7 +91,7 @@ def make_config(**values: Any) -> ClientConfig:
     """The one config of a command run. Settings a command has no option for are still read
     from their environment variable (e.g. C1CLIENT_BUSY_TIMEOUT for every command)."""
     for s in SETTINGS:
-        if values.get(s.name) is None and s.env in os.environ:
+        if values.get(s.name) is None and s.env is not None and s.env in os.environ:
             values[s.name] = os.environ[s.env]
     try:
         return ClientConfig.build(**values)
