@@ -297,6 +297,10 @@ class Tally:
     flagged: int = 0
     rejected: int = 0
 
+    def to_dict(self) -> dict[str, int]:
+        return {"read": self.read, "saved": self.saved, "flagged": self.flagged,
+                "rejected": self.rejected}  # fmt: skip
+
 
 class Sink(Protocol):
     """Where ``enter_items`` reports: the CLI prints, tests collect."""

@@ -76,6 +76,12 @@ def cli_reference() -> str:
         "`tests/test_docs.py` fails when this file is out of date. Settings, defaults and "
         "environment\nvariables are explained in [configuration.md](configuration.md); the "
         "`--json` shapes in\n[json-output.md](json-output.md).\n",
+        "Exit codes, the same for both programs:\n\n"
+        "- `0` success;\n"
+        "- `1` the command ran and something failed, was refused or is wrong: the message on "
+        'stderr says\n  what (with `--json`, an `{"error": {...}}` object on stdout too);\n'
+        "- `2` bad usage: an unknown command or option, or a bad value;\n"
+        "- `130` interrupted (Ctrl-C); what was saved before stays saved.\n",
     ]
     for prog, group in _programs():
         ctx = click.Context(group, info_name=prog)
