@@ -40,7 +40,7 @@ def init(data_dir: Path | None, lang: str | None, verbose: int, name: str, as_js
     """Create this laptop's key and local store, and print its node id.
 
     The node id (XXXX-XXXX-XXXX) names this laptop in the hub's device list. When the laptop
-    first syncs, both screens show a six-digit comparison code: the coordinator approves the
+    first syncs, both screens show a sixteen-digit comparison code: the coordinator approves the
     laptop only if the codes match. Running init again with the same name changes nothing and
     prints the same id; with another name it is refused (a laptop keeps its name). An existing
     node.key (restored from a backup) is used, never replaced.

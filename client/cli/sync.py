@@ -69,7 +69,7 @@ def sync(
 
     \b
     --json (one object per round): {"hub": {"id", "url"}, "state": "pending"|"approved"|...,
-    "code": "123 456", "pushed": int, "accepted": int, "duplicate": int, "at_hub": int,
+    "code": "1234 5678 9012 3456", "pushed": int, "accepted": int, "duplicate": int, "at_hub": int,
     "confirmed_upstream": int, "local_only": int, "rejected": [{"seq", "code", "reason"}],
     "refused_hubs": [url]}
     """  # fmt: skip
