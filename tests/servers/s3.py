@@ -97,7 +97,7 @@ class SeaweedServer:
             str(self.weed), "server", f"-dir={self.root / 'data'}",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false",
             f"-master.port={p['master']}", f"-master.port.grpc={g['master']}",
-            "-master.volumeSizeLimitMB=64", "-volume.max=8", "-volume.preStopSeconds=0",
+            "-master.volumeSizeLimitMB=32", "-volume.max=0", "-volume.preStopSeconds=0",
             f"-volume.port={p['volume']}", f"-volume.port.grpc={g['volume']}",
             "-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={g['filer']}",
             f"-filer.localSocket={self.root / 'filer.sock'}",
