@@ -49,19 +49,20 @@ class Row:
     votes: str = ""
     flags: str = ""
 
-    def contribution(self) -> tuple[Counter[str], Counter[str]]:
+    def contribution(self) -> tuple[dict[str, int], dict[str, int]]:
         """(votes per candidate/party, counts per status and flag) this key adds."""
-        votes: Counter[str] = Counter()
-        counts: Counter[str] = Counter()
         if not self.status:
-            return votes, counts
-        counts[self.status] += 1
-        counts.update(f for f in self.flags.split(",") if f)
+            return {}, {}
+        counts = {self.status: 1}
+        for flag in self.flags.split(","):
+            if flag:
+                counts[flag] = counts.get(flag, 0) + 1
+        votes: dict[str, int] = {}
         if self.status != state.CONFLICT:
             for item in self.votes.split(","):
                 if item:
-                    no, v = item.split(":")
-                    votes[no] += int(v)
+                    no, _, v = item.partition(":")
+                    votes[no] = votes.get(no, 0) + int(v)
         return votes, counts
 
 
@@ -73,14 +74,14 @@ class _Delta:
     def add(self, key: Key, old: Row, new: Row) -> None:
         election, form, tps = key
         kec = tps[:6]
-        ov, oc = old.contribution()
-        nv, nc = new.contribution()
-        for no in ov.keys() | nv.keys():
-            k = (election, form, kec, no)
-            self.votes[k] = self.votes.get(k, 0) + nv[no] - ov[no]
-        for what in oc.keys() | nc.keys():
-            k = (election, form, kec, what)
-            self.counts[k] = self.counts.get(k, 0) + nc[what] - oc[what]
+        for sign, row in ((-1, old), (1, new)):
+            votes, counts = row.contribution()
+            for no, n in votes.items():
+                k = (election, form, kec, no)
+                self.votes[k] = self.votes.get(k, 0) + sign * n
+            for what, n in counts.items():
+                k = (election, form, kec, what)
+                self.counts[k] = self.counts.get(k, 0) + sign * n
 
 
 def _columns(keys: Iterable[Key]) -> tuple[list[str], list[str], list[str]]:
@@ -100,12 +101,89 @@ async def keys_of_devices(con: Conn, dev_ids: Iterable[int]) -> set[Key]:
     return {(r[0], r[1], r[2]) for r in rows}
 
 
-async def refresh(con: Conn, keys: Iterable[Key]) -> int:
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A counted record as derived state reads it."""
+
+    facts: state.EntryFacts  # origin: the device id, 8 bytes (distinct devices, distinct origins)
+    votes: str
+    flags: str
+
+
+def _rows(ordered: Iterable[Key], facts: Iterable[Fact]) -> dict[Key, Row]:
+    """The ``tps_state`` row of each key from its counted records (``hub.protocol.state``)."""
+    extra = {f.facts.hash: f for f in facts}
+    derived = state.derive(f.facts for f in extra.values())
+    counted = Counter(f.facts.key for f in extra.values())
+    out: dict[Key, Row] = {}
+    for key in ordered:
+        s = derived.get(key)
+        if s is None:
+            out[key] = Row()
+            continue
+        votes = "" if s.status == state.CONFLICT else extra[s.live[0]].votes
+        flags = ",".join(x for h in s.live for x in extra[h].flags.split(",") if x)
+        out[key] = Row(s.status, counted[key], b"".join(s.live), votes, flags)
+    return out
+
+
+async def refresh(
+    con: Conn, keys: Iterable[Key], fresh: Mapping[Key, list[Fact]] | None = None
+) -> int:
     """Recompute the state of ``keys`` and move the results by the difference; returns how
-    many keys changed. Call inside the transaction that changed their records or devices."""
+    many keys changed. Call inside the transaction that changed their records or devices.
+
+    ``fresh``: this transaction's own new counted records, by key. A key with no
+    ``tps_state`` row has no counted record committed (every transaction that makes a record
+    count writes its key's row), so its state is derived from ``fresh`` alone and its row
+    inserted whole: the common case (the first entry of a TPS) costs one INSERT. A
+    concurrent transaction with a record for the same key then waits on that row and
+    recomputes from everything once this one has committed.
+    """
     ordered = sorted(set(keys))
     if not ordered:
         return 0
+    delta = _Delta()
+    changed = 0
+    if fresh:
+        first = _rows(ordered, (f for k in ordered for f in fresh.get(k, ())))
+        cand = [(k, r) for k, r in first.items() if r.status]
+        made: set[Key] = set()
+        if cand:
+            made = {
+                (r[0], r[1], r[2])
+                for r in await con.fetch(
+                    "INSERT INTO tps_state(election, form, tps, status, entries, live, votes,"
+                    " flags) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+                    " $4::text[], $5::int[], $6::bytea[], $7::text[], $8::text[])"
+                    " ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING RETURNING election, form, tps",
+                    *_columns(k for k, _ in cand),
+                    *_values(r for _, r in cand),
+                )
+            }
+        for k, r in cand:
+            if k in made:
+                delta.add(k, Row(), r)
+        changed += len(made)
+        ordered = [k for k in ordered if k not in made]
+    if ordered:
+        changed += await _recompute(con, ordered, delta)
+    await _apply(con, "kec_votes", "no", "votes", delta.votes)
+    await _apply(con, "kec_counts", "what", "n", delta.counts)
+    return changed
+
+
+def _values(rows: Iterable[Row]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[], [], [], [], []]
+    for r in rows:
+        for i, v in enumerate((r.status, r.entries, r.live, r.votes, r.flags)):
+            cols[i].append(v)
+    return cols
+
+
+async def _recompute(con: Conn, ordered: list[Key], delta: _Delta) -> int:
+    """Lock the keys' rows (creating missing ones), read all their counted records, derive,
+    write what changed."""
     e, f, t = _columns(ordered)
     await con.execute(
         "INSERT INTO tps_state(election, form, tps)"
@@ -122,50 +200,34 @@ async def refresh(con: Conn, keys: Iterable[Key]) -> int:
         e, f, t,
     ):  # fmt: skip
         old[(r[0], r[1], r[2])] = Row(r[3], r[4], bytes(r[5]), r[6], r[7])
-    facts: list[state.EntryFacts] = []
-    extra: dict[bytes, tuple[str, str]] = {}  # hash -> (votes, flags)
-    for r in await con.fetch(
-        "SELECT r.election, r.form, r.tps, r.hash, r.dev, r.numbers, r.supersedes, r.votes,"
-        " r.flags FROM records r JOIN devices d ON d.id = r.dev"
-        " JOIN unnest($1::text[], $2::text[], $3::text[]) k(e, f, t)"
-        " ON r.election = k.e AND r.form = k.f AND r.tps = k.t"
-        f" WHERE {COUNTED}",
-        e, f, t,
-    ):  # fmt: skip
-        h = bytes(r[3])
-        sup = bytes(r[6]) if r[6] is not None else None
-        origin = int(r[4]).to_bytes(8, "big")  # distinct devices are distinct origins
-        facts.append(state.EntryFacts(h, origin, (r[0], r[1], r[2]), bytes(r[5]), sup))
-        extra[h] = (r[7], r[8])
-    derived = state.derive(facts)
-    counted = Counter(ef.key for ef in facts)
-    delta = _Delta()
-    changed: list[tuple[Key, Row]] = []
-    for key in ordered:
-        s = derived.get(key)
-        if s is None:
-            new = Row()
-        else:
-            votes = "" if s.status == state.CONFLICT else extra[s.live[0]][0]
-            flags = ",".join(x for h in s.live for x in extra[h][1].split(",") if x)
-            new = Row(s.status, counted[key], b"".join(s.live), votes, flags)
-        was = old.get(key, Row())
-        if new != was:
-            delta.add(key, was, new)
-            changed.append((key, new))
+    facts = [
+        Fact(
+            state.EntryFacts(
+                bytes(r[3]), int(r[4]).to_bytes(8, "big"), (r[0], r[1], r[2]), bytes(r[5]),
+                bytes(r[6]) if r[6] is not None else None,
+            ),
+            r[7], r[8],
+        )
+        for r in await con.fetch(
+            "SELECT r.election, r.form, r.tps, r.hash, r.dev, r.numbers, r.supersedes, r.votes,"
+            " r.flags FROM records r JOIN devices d ON d.id = r.dev"
+            " JOIN unnest($1::text[], $2::text[], $3::text[]) k(e, f, t)"
+            " ON r.election = k.e AND r.form = k.f AND r.tps = k.t"
+            f" WHERE {COUNTED}",
+            e, f, t,
+        )
+    ]  # fmt: skip
+    changed = [(k, row) for k, row in _rows(ordered, facts).items() if row != old.get(k, Row())]
+    for k, row in changed:
+        delta.add(k, old.get(k, Row()), row)
     if changed:
-        ce, cf, ct = _columns(k for k, _ in changed)
         await con.execute(
             "UPDATE tps_state s SET status = u.s, entries = u.n, live = u.l, votes = u.v,"
             " flags = u.fl FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
             " $5::int[], $6::bytea[], $7::text[], $8::text[]) u(e, f, t, s, n, l, v, fl)"
             " WHERE s.election = u.e AND s.form = u.f AND s.tps = u.t",
-            ce, cf, ct, [r.status for _, r in changed], [r.entries for _, r in changed],
-            [r.live for _, r in changed], [r.votes for _, r in changed],
-            [r.flags for _, r in changed],
+            *_columns(k for k, _ in changed), *_values(row for _, row in changed),
         )  # fmt: skip
-        await _apply(con, "kec_votes", "no", "votes", delta.votes)
-        await _apply(con, "kec_counts", "what", "n", delta.counts)
     return len(changed)
 
 

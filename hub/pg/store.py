@@ -229,6 +229,7 @@ class PgStore:
 
         cols: list[list[Any]] = [[] for _ in range(14)]
         counted_keys: set[state.Key] = set()
+        fresh: dict[state.Key, list[derived.Fact]] = {}
         added: dict[bytes, int] = {}
         for ex in plan.accepted:
             rec, c = ex.record, by_index[ex.index]
@@ -242,6 +243,9 @@ class PgStore:
             added[rec.origin] = added.get(rec.origin, 0) + 1
             if rec.seq <= d.forward_limit(rec.seq):
                 counted_keys.add(ef.key)
+                origin = d.id.to_bytes(8, "big")  # as derived state reads it back
+                f = state.EntryFacts(rec.hash, origin, ef.key, ef.numbers, ef.supersedes)
+                fresh.setdefault(ef.key, []).append(derived.Fact(f, c.votes, c.flags))
         if plan.accepted:
             await con.execute(
                 "INSERT INTO records(dev, seq, hash, raw, received_at, election, form, tps,"
@@ -274,9 +278,10 @@ class PgStore:
                 [devices[o].id in forked for o in touched], now,
             )  # fmt: skip
         changed |= forked
-        if changed:
+        if changed:  # a device's counted records changed: derive its keys from the database
             counted_keys |= await derived.keys_of_devices(con, changed)
-        await derived.refresh(con, counted_keys)
+            fresh = {}
+        await derived.refresh(con, counted_keys, fresh)
         out_heads = {o: final[o] for o in touched} if touched else {}
         return PushResult(plan, out_heads, new)
 
