@@ -216,6 +216,31 @@ async def test_double_entry_across_receivers_is_verified_or_conflict(pg_dsn: str
         await b.close()
 
 
+async def test_first_entries_of_the_same_tps_at_once_through_two_receivers(
+    pg_dsn: str,
+) -> None:
+    """Two laptops type the same new TPS (no state yet) and push through two receivers at the
+    same moment, several times over: the second to write a TPS's state derives it from both
+    entries."""
+    a, b = await PgStore.open(pg_dsn), await PgStore.open(pg_dsn)
+    try:
+        l1, l2 = await approved(a, 2)
+        base = forms(300, seed=60)
+        twin = [dict(f, operator="Op 2") for f in base]
+        twin[7] = dict(twin[7], sah=twin[7]["sah"] + 1)
+        r1, r2 = sign(l1, base), sign(l2, twin)
+        for i in range(0, 300, 50):
+            await asyncio.gather(a.push(check(r1[i : i + 50]), 1), b.push(check(r2[i : i + 50]), 1))
+        c = await a.status_counts()
+        assert c["tps"] == {"single": 0, "verified": 299, "conflict": 1}
+        assert await a.pool.fetchval("SELECT sum(entries) FROM tps_state") == 600
+        national = await a.results(base[0]["election"])
+        assert national["forms"]["PPWP"]["tps_counted"] == 299
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_derived_state_of_a_tps_waits_for_the_other_writer_of_that_tps(
     pg_dsn: str,
 ) -> None:
