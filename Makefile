@@ -13,7 +13,7 @@ DEMO_ARGS ?= $(if $(WILAYAH),--wilayah $(WILAYAH))
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,national]'
 	touch $(STAMP)
 
 demo: $(STAMP)

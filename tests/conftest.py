@@ -14,6 +14,10 @@ from hub.protocol.wilayah import Master
 from hub.shared.master import load_master
 from tests import loopguard
 
+# Real servers the tests start themselves (PostgreSQL, S3): fixtures postgres_server, pg_dsn,
+# s3_server; skipped loudly when not installed, failed under CI.
+pytest_plugins = ["tests.servers", "tests.servers.postgres", "tests.servers.s3"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WILAYAH_FILE = REPO_ROOT.parent / "shared" / "data" / "wilayah-2024.json"
 
