@@ -38,6 +38,7 @@ from .i18n import Messages
 from .intake import Rejected, Saved, Tally, enter_items, read_items
 from .store import ClientStore, Marks
 from .sync import SyncReport, sync_forever, sync_once
+from .ui.command import ui as ui_command  # the operator's station (client/ui/)
 
 log = logging.getLogger(__name__)
 
@@ -869,6 +870,8 @@ def generate(
             click.echo(f"{Messages(cfg.lang)('error')}: {exc}", err=True)
             sys.exit(1)
 
+
+main.add_command(ui_command)
 
 if __name__ == "__main__":
     main()
