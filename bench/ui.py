@@ -44,7 +44,7 @@ TPS0 = "9901010001001"
 
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q / 100 * (len(s) - 1)))]
 
 
 def forms(n: int, seed: int) -> list[dict[str, Any]]:
@@ -96,7 +96,7 @@ def latency(page: Any, trials: int) -> tuple[list[float], list[float]]:
     for name, v in values.items():
         page.fill(f'input[name="{name}"]', v)
     page.dispatch_event('input[name="total"]', "input")
-    page.wait_for_selector('#flag-summary li.ok')
+    page.wait_for_selector("#flag-summary li.ok")
     page.evaluate(
         """() => {
           window.__c1 = {down: 0, shown: []};
@@ -120,7 +120,7 @@ def latency(page: Any, trials: int) -> tuple[list[float], list[float]]:
         page.wait_for_timeout(30)
         page.evaluate("() => { window.__c1.shown = []; }")
         page.keyboard.press(digit)
-        sel = '#flag-summary [data-flag]' if want_flags else '#flag-summary li.ok'
+        sel = "#flag-summary [data-flag]" if want_flags else "#flag-summary li.ok"
         page.wait_for_selector(sel)
         t = page.evaluate(
             """(want) => { const s = window.__c1.shown.find(([_, n]) => want ? n > 0 : n === 0);
@@ -255,16 +255,20 @@ def main() -> int:
     print("2. keystroke -> flag shown (ms)")
     print(f"   UI         p50 {pct(lat, 50):6.1f}   p99 {pct(lat, 99):6.1f}   "
           f"(n={len(lat)}; goal p99 < 50)")  # fmt: skip
-    print(f"   baseline   p50 {pct(base, 50):6.1f}   p99 {pct(base, 99):6.1f}   "
-          "(bare check request from the page)")
+    print(
+        f"   baseline   p50 {pct(base, 50):6.1f}   p99 {pct(base, 99):6.1f}   "
+        "(bare check request from the page)"
+    )
     print()
     print(f"3. scripted keyer at {args.rate:g} keys/s ({flagged} of {args.forms} forms flagged)")
     print(f"   time per form      {mean_form:7.2f} s")
     print(f"   keystrokes / rate  {mean_ideal:7.2f} s  (baseline)")
     print(f"   added by the UI    {added:6.2f} %   (goal < 5%; waited for the page "
           f"{res['waited']:.2f} s in all)")  # fmt: skip
-    print(f"   stored entries equal to what was keyed: "
-          f"{'all ' + str(len(batch)) if not problems else 'NO: ' + repr(problems)}")
+    print(
+        f"   stored entries equal to what was keyed: "
+        f"{'all ' + str(len(batch)) if not problems else 'NO: ' + repr(problems)}"
+    )
     return 0 if not problems else 1
 
 
