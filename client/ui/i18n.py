@@ -15,8 +15,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "nav_work": ("Daftar kerja", "Work list"),
     "nav_conn": ("Koneksi", "Connection"),
     "nav_stats": ("Kinerja", "Pace"),
-    "other_lang": ("English", "Bahasa Indonesia"),
-    "signout": ("Ganti operator", "Change operator"),
+    "other_lang": ("EN", "ID"),
+    "other_lang_long": ("English (Ctrl+Shift+L)", "Bahasa Indonesia (Ctrl+Shift+L)"),
+    "signout": ("Ganti", "Change"),
+    "signout_long": ("Ganti operator (Ctrl+Shift+Q)", "Change operator (Ctrl+Shift+Q)"),
     "operator": ("Operator", "Operator"),
     "offline": (
         "Stasiun tidak tersambung. Angka tetap di layar dan dikirim lagi begitu tersambung.",
@@ -93,6 +95,12 @@ WORDS: dict[str, tuple[str, str]] = {
         "Enter/Tab: next box · Shift+Tab: back · Esc: clear · Ctrl+Enter: save · "
         "empty ≠ 0 (type 0)",
     ),
+    "auto_advance": (
+        "Lompat otomatis setelah 3 angka (Ctrl+Shift+A)",
+        "Jump on after 3 digits (Ctrl+Shift+A)",
+    ),
+    "auto_on": ("aktif", "on"),
+    "auto_off": ("mati", "off"),
     "only_digits": ("Hanya angka 0–9.", "Digits 0–9 only."),
     "max_three": ("Paling banyak 3 angka (0–999).", "At most 3 digits (0–999)."),
     "at_end": ("Kotak terakhir. Ctrl+Enter untuk menyimpan.", "Last box. Ctrl+Enter saves."),
@@ -127,12 +135,12 @@ WORDS: dict[str, tuple[str, str]] = {
         "Your numbers agree with none of the readings. Check the paper again.",
     ),
     # saved
-    "saved": ("Tersimpan #{seq} · {form} TPS {tps}", "Saved #{seq} · {form} TPS {tps}"),
+    "saved": ("✓ Tersimpan #{seq} · {form} {tps}", "✓ Saved #{seq} · {form} {tps}"),
     "saved_again": (
         "Sudah tersimpan sebelumnya sebagai #{seq} · {form} TPS {tps}",
         "Already saved as #{seq} · {form} TPS {tps}",
     ),
-    "saved_flags": ("{n} temuan dikonfirmasi", "{n} flags confirmed"),
+    "saved_flags": ("{n} temuan", "{n} flags"),
     "after_agrees_second": ("sama dengan entri pertama", "agrees with the first keying"),
     "after_differs_second": ("berbeda: TPS akan konflik", "differs: the TPS will be in conflict"),
     "after_agrees_correction": ("koreksi dikirim", "correction sent"),
@@ -219,11 +227,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "up_stopped": ("berhenti", "stopped"),
     "conn_laptop": ("Laptop ini", "This laptop"),
     "badge_no_hub": ("Hub: belum ada", "Hub: none yet"),
-    "badge_pending": ("Menunggu persetujuan · kode {code}", "Pending approval · code {code}"),
-    "badge_ok": (
-        "Hub ✓ · lokal {local} · di hub {at_hub}",
-        "Hub ✓ · local {local} · at hub {at_hub}",
-    ),
+    "badge_pending": ("Menunggu persetujuan (F9)", "Pending approval (F9)"),
+    "badge_ok": ("Hub ✓ · lokal {local}", "Hub ✓ · local {local}"),
     # pace
     "stats_title": ("Kinerja sesi ini", "This session's pace"),
     "stats_operator": ("Operator", "Operator"),

@@ -14,6 +14,7 @@ Live checks (``check``) store the draft and return the flags ``cells.live_flags`
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import os
@@ -57,9 +58,12 @@ class SyncState:
 
 @dataclass(slots=True)
 class _TpsIndex:
-    """Kelurahan names for type-ahead: (desa code, lower-case search text)."""
+    """Kelurahan for type-ahead: (desa code, lower-case search text), codes sorted, and the
+    number of TPS of each kelurahan."""
 
     rows: list[tuple[str, str]] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class Station:
@@ -197,7 +201,10 @@ class Station:
             idx = _TpsIndex()
             if self.master is not None:
                 n = self.master.names
-                for desa in self.master.desa_codes():
+                for code in self.master.tps_codes(special=True):
+                    idx.counts[code[:10]] = idx.counts.get(code[:10], 0) + 1
+                idx.codes = self.master.desa_codes()
+                for desa in idx.codes:
                     text = " ".join(
                         n.get(desa[:k], "") for k in (10, 6, 4, 2)
                     ).lower()  # kelurahan, kecamatan, kab/kota, province
@@ -212,15 +219,17 @@ class Station:
         if not q or self.master is None:
             return []
         out: list[str] = []
+        idx = self._tps_index()
         if q.isdigit():
-            for desa in self.master.desa_codes(q[:10]):
-                out.append(desa)
-                if len(out) >= limit:
+            at = bisect.bisect_left(idx.codes, q[:10])
+            for desa in idx.codes[at : at + limit]:
+                if not desa.startswith(q[:10]):
                     break
+                out.append(desa)
         else:
             words = q.split()
             ranked: list[tuple[int, str]] = []
-            for desa, text in self._tps_index().rows:
+            for desa, text in idx.rows:
                 if all(w in text for w in words):
                     kel = self.master.names.get(desa, "").lower()
                     rank = 0 if kel == q else 1 if kel.startswith(q) else 2
@@ -235,7 +244,7 @@ class Station:
                 "kecamatan": n.get(d[:6], d[:6]),
                 "kabko": n.get(d[:4], d[:4]),
                 "province": n.get(d[:2], d[:2]),
-                "tps_count": sum(1 for _ in self.master.tps_codes(d)),
+                "tps_count": idx.counts.get(d, 0),
             }
             for d in out
         ]

@@ -120,8 +120,15 @@ $('#screen-signin input[name="operator"]').addEventListener("keydown", async (e)
   }
 });
 
+function drawAutoAdvance() {
+  const a = $("#auto-advance");
+  a.dataset.on = S.st?.auto_advance ? "1" : "0";
+  a.textContent = `${W.auto_advance}: ${S.st?.auto_advance ? W.auto_on : W.auto_off}`;
+}
+
 function drawWho() {
-  $("#who").textContent = S.st?.operator ? `${W.operator}: ${S.st.operator}` : "";
+  $("#who").textContent = S.st?.operator || "";
+  $("#who").title = S.st?.operator ? `${W.operator}: ${S.st.operator}` : "";
 }
 
 // -- start a form ----------------------------------------------------------------------------
@@ -192,6 +199,11 @@ async function lookupTps() {
   if (!q) {
     place.textContent = "";
     drawSuggestions([]);
+    return;
+  }
+  if (/^\d+$/.test(q) && (q.length < 4 || (q.length > 10 && q.length !== 13))) {
+    drawSuggestions([]);
+    place.textContent = fmt(W.tps_digits, { n: q.length }); // nothing to ask yet
     return;
   }
   try {
@@ -803,7 +815,7 @@ function drawBadge(c) {
   const b = $("#conn-badge");
   const st = c.hub?.state;
   b.textContent = !c.hub ? W.badge_no_hub : st === "pending"
-    ? fmt(W.badge_pending, { code: c.hub.code || "" })
+    ? W.badge_pending
     : fmt(W.badge_ok, { local: c.counts.local, at_hub: c.counts.at_hub });
   b.className = "badge " + (!c.hub || c.sync.last_error ? "warn" : st === "pending" ? "warn" : "ok");
 }
@@ -851,6 +863,13 @@ document.addEventListener("keydown", async (e) => {
   if (e.ctrlKey && e.shiftKey && (k === "L" || k === "l")) {
     e.preventDefault();
     return toggleLang();
+  }
+  if (e.ctrlKey && e.shiftKey && (k === "A" || k === "a")) {
+    e.preventDefault();
+    S.st.auto_advance = !S.st.auto_advance;
+    drawAutoAdvance();
+    post("/api/prefs", { auto_advance: S.st.auto_advance }).catch(() => {});
+    return;
   }
   if (e.ctrlKey && e.shiftKey && (k === "Q" || k === "q")) {
     e.preventDefault();
@@ -905,6 +924,7 @@ async function boot() {
   }
   banner("");
   drawWho();
+  drawAutoAdvance();
   refreshBadge();
   setInterval(refreshBadge, 10000);
   if (!S.st.operator) showSignin();
