@@ -78,10 +78,18 @@ def test_layout_cell_names_are_the_entry_json_paths() -> None:
     spec = layout.spec("DPR", TPS, rows, "id")
     names = layout.cell_names("DPR", rows)
     assert names[:3] == ["pemilih_dpt.l", "pemilih_dpt.p", "pemilih_dpt.j"]
-    assert names[22:29] == ["partai.1.partai", "partai.1.caleg.1", "partai.1.caleg.2",
-                            "partai.1.jumlah", "partai.24.partai", "partai.24.jumlah", "sah"]
+    assert names[22:29] == [
+        "partai.1.partai",
+        "partai.1.caleg.1",
+        "partai.1.caleg.2",
+        "partai.1.jumlah",
+        "partai.24.partai",
+        "partai.24.jumlah",
+        "sah",
+    ]
     assert [s["id"] for s in spec["sections"]] == ["I", "II", "III", "IV", "V"]
-    assert layout.parties_for("DPRD_PROV", "1101010001001")[17:23] == [str(n) for n in range(18, 24)]
+    aceh = layout.parties_for("DPRD_PROV", "1101010001001")
+    assert aceh[17:23] == [str(n) for n in range(18, 24)]
     assert "18" not in layout.parties_for("DPR", "1101010001001")
     assert layout.clean_rows("PPWP", TPS, {"suara": ["1", "01"]}) == {"suara": ["1", "2", "3"]}
     assert layout.clean_rows("DPD", TPS, {"suara": ["1", "2"]}) == {"suara": ["1", "2"]}

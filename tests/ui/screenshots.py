@@ -50,7 +50,7 @@ def paper(form: dict[str, Any]) -> str:
       td.n {{ width: 70px; text-align: center; font: 22px 'DejaVu Serif', cursive;
               color: #1b2a8a; }}
       .s {{ font: bold 13px sans-serif; background: #ddd; }}
-    </style><div class=p><h1>MODEL C.HASIL-PPWP &mdash; TPS {form['tps'][-3:]}</h1>
+    </style><div class=p><h1>MODEL C.HASIL-PPWP &mdash; TPS {form["tps"][-3:]}</h1>
     <table><tr><td class=s colspan=4>I. DATA PEMILIH DAN PENGGUNA HAK PILIH (L / P / J)</td>
     </tr>{rows}</table>
     <table><tr><td class=s colspan=2>II. PENGGUNAAN SURAT SUARA</td></tr>
