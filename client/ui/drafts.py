@@ -214,17 +214,14 @@ class UiStore:
         now: float,
     ) -> bool:
         """Keep the newest state of an open draft; an older ``rev`` (a late request) changes
-        nothing. Returns whether the draft is open."""
+        nothing. Returns whether it was kept."""
         n = await self._exec(
             "UPDATE drafts SET cells = ?, rows = ?, rev = ?, keystrokes = max(keystrokes, ?),"
             " refused = max(refused, ?), updated_at = ? WHERE id = ? AND state = 'open'"
             " AND rev <= ?",
             (json.dumps(cells), json.dumps(rows), rev, keystrokes, refused, now, draft_id, rev),
         )
-        if n:
-            return True
-        d = await self.get(draft_id)
-        return d is not None and d.state == OPEN
+        return n > 0  # 0: not open (saved or discarded), or a late request for an older rev
 
     async def set_scans(self, draft_id: str, scans: list[str], now: float) -> None:
         await self._exec(

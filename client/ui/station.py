@@ -92,6 +92,7 @@ class Station:
         self._index: _TpsIndex | None = None
         self._http: aiohttp.ClientSession | None = None
         self._upstream: tuple[float, dict[str, Any] | None] = (0.0, None)
+        self._kinds: dict[str, tuple[str, str]] = {}  # draft id -> (form, tps): never change
 
     async def start(self) -> None:
         lang = await self.ui.pref("lang")
@@ -403,6 +404,7 @@ class Station:
             scans=scans or [],
         )
         d = await self.ui.create(d, self.now())
+        self._kinds[d.id] = (d.form, d.tps)
         log.info("draft %s: %s TPS %s (%s)", d.id, form, tps, mode)
         return await self._draft_view(d)
 
@@ -410,6 +412,7 @@ class Station:
         d = await self.ui.get(draft_id)
         if d is None:
             raise NotFound(f"no draft {draft_id}", f"draf {draft_id} tidak ada")
+        self._kinds[d.id] = (d.form, d.tps)
         return d
 
     async def open_draft(self, draft_id: str) -> dict[str, Any]:
@@ -454,22 +457,26 @@ class Station:
         keystrokes: int = 0,
         refused: int = 0,
     ) -> dict[str, Any]:
-        """Keep the draft as typed, and return the flags the filled cells already decide."""
-        d = await self._open_draft(draft_id)
+        """Keep the draft as typed, and return the flags the filled cells already decide.
+        One write to ``ui.db`` per call (this runs at every keystroke)."""
+        kind = self._kinds.get(draft_id)
+        if kind is None:
+            d = await self._open_draft(draft_id)
+            kind = (d.form, d.tps)
+        form, tps = kind
         clean = self._cells(cells)
-        rows_c = layout.clean_rows(d.form, d.tps, rows)
+        rows_c = layout.clean_rows(form, tps, rows)
         is_open = await self.ui.update(
             draft_id, rev=rev, cells=clean, rows=rows_c, keystrokes=keystrokes,
             refused=refused, now=self.now(),
         )  # fmt: skip
-        flags = self._live(d.form, d.tps, rows_c, clean)
-        return {
-            "rev": rev,
-            "open": is_open,
-            "state": d.state if not is_open else OPEN,
-            "seq": d.seq,
-            "flags": [f.to_dict() for f in flags],
-        }
+        flags = self._live(form, tps, rows_c, clean)
+        out: dict[str, Any] = {"rev": rev, "open": is_open, "state": OPEN, "seq": None,
+                               "flags": [f.to_dict() for f in flags]}  # fmt: skip
+        if not is_open:
+            d = await self._open_draft(draft_id)
+            out.update(state=d.state, seq=d.seq)
+        return out
 
     async def discard(self, draft_id: str) -> None:
         d = await self._open_draft(draft_id)

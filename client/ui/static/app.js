@@ -368,6 +368,7 @@ function drawFlags(flags) {
 
 function drawDraftState(st, r) {
   const t = $("#draft-state");
+  if (t.dataset.state === st && st !== "error" && st !== "closed") return; // nothing new
   if (st === "offline") t.textContent = W.draft_offline;
   else if (st === "typing") t.textContent = W.draft_typing;
   else if (st === "error") t.textContent = msg(r);

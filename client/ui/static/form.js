@@ -57,6 +57,7 @@ export class FormView {
       for (const [p, c] of Object.entries(this.rows.partai))
         if (c.length === 0) this.adding.add(`partai.${p}`);
     this.build(cells);
+    this.root._flagsKey = null;
     if (!this.readOnly && this.version > (draft.rev || 0)) this.changed(false);
   }
 
@@ -362,7 +363,6 @@ export class FormView {
     try {
       localStorage.setItem(this.storeKey(), JSON.stringify(this.snapshot()));
     } catch (_) { /* storage full: the server copy still goes */ }
-    this.opts.onState?.("typing");
     this.schedule();
   }
 
@@ -386,7 +386,7 @@ export class FormView {
       if (draft !== this.draft) return;
       if (r.rev === this.version) {
         this.opts.onFlags?.(r.flags);
-        this.opts.onState?.(r.open ? "kept" : "closed", r);
+        this.opts.onState?.(r.state === "open" ? "kept" : "closed", r);
       }
     } catch (e) {
       if (e instanceof Offline) {
@@ -416,7 +416,11 @@ export function flagRow(root, field) {
 }
 
 export function renderFlags(root, list, flags, lang, onPick) {
-  for (const g of root.querySelectorAll(".gutter")) g.replaceChildren();
+  // Touch the page only where something changed: no relayout while nothing moves.
+  const key = JSON.stringify([lang, flags]);
+  if (root._flagsKey === key) return;
+  root._flagsKey = key;
+  for (const g of root.querySelectorAll(".gutter:not(:empty)")) g.replaceChildren();
   for (const i of root.querySelectorAll("input.flagged")) i.classList.remove("flagged");
   for (const tr of root.querySelectorAll("tr.flagged")) tr.classList.remove("flagged");
   const items = [];
