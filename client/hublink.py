@@ -53,6 +53,11 @@ class HubLink:
         reply = await self._call("POST", "/v1/push", codec.pack({"records": records}))
         return sender.parse_push_reply(reply)
 
+    async def work(self, query: str) -> dict[str, Any]:
+        """The hub's double-entry work list (``GET /v1/work``; docs/protocol.md)."""
+        reply = await self._call("GET", f"/v1/work?{query}")
+        return reply if isinstance(reply, dict) else {}
+
     async def _call(self, method: str, path: str, body: bytes | None = None) -> Any:
         try:
             return await self.peer.call(method, path, body)

@@ -60,6 +60,7 @@ class SyncReport:
     refused_hubs: list[str] = field(default_factory=list)
     hubs: list[dict[str, Any]] = field(default_factory=list)  # one per hub synced
     errors: list[dict[str, str]] = field(default_factory=list)  # hubs that failed this round
+    found_by: dict[str, str] = field(default_factory=dict)  # url -> "address"|"mdns"|"cached"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,9 +81,15 @@ class SyncReport:
 
 
 async def _candidates(
-    store: ClientStore, hub_urls: Sequence[str], mdns_interfaces: list[str] | None, timeout: float
+    store: ClientStore,
+    hub_urls: Sequence[str],
+    mdns_interfaces: list[str] | None,
+    timeout: float,
+    found_by: dict[str, str] | None = None,
 ) -> list[str]:
+    how = found_by if found_by is not None else {}
     if hub_urls:
+        how.update(dict.fromkeys(hub_urls, "address"))
         return list(hub_urls)
     pins = await store.pinned_hubs()
     keys = {p.public for p in pins}
@@ -98,9 +105,11 @@ async def _candidates(
         # Pinned hubs first; others too, so that an impostor is refused out loud, not ignored.
         found.sort(key=lambda f: f.public not in keys)
         urls.extend(f.url for f in found)
+        how.update(dict.fromkeys(urls, "mdns"))
     except Exception as exc:  # discovery is only a hint
         log.warning("mDNS discovery failed (%s); trying the last address that worked", exc)
     urls.extend(p.url for p in pins if p.url and p.url not in urls)
+    how.update({u: "cached" for u in urls if u not in how})
     return urls
 
 
@@ -118,7 +127,9 @@ async def find_hubs(
     at first enrollment), or — with ``add`` — a second hub of the same room
     (``sender.HubChoice``)."""
     pins = {p.public: p for p in await store.pinned_hubs()}
-    urls = await _candidates(store, hub_urls, mdns_interfaces, timeout)
+    urls = await _candidates(
+        store, hub_urls, mdns_interfaces, timeout, report.found_by if report else None
+    )
     if not urls:
         raise SyncError(
             "no hub found: mDNS found nothing (hotel Wi-Fi often blocks it) and no address "

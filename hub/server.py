@@ -33,7 +33,7 @@ HUB_KEY: web.AppKey[Hub] = web.AppKey("hub")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push")
+_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work")
 
 
 def _error_body(request: web.Request, err: dict[str, str], status: int) -> web.Response:
@@ -218,6 +218,36 @@ async def push(request: web.Request) -> web.Response:
     )
 
 
+async def work(request: web.Request) -> web.Response:
+    """The double-entry work list, without numbers (hub/protocol/worklist.py)."""
+    import asyncio
+
+    from hub.protocol import worklist
+
+    q = request.query
+    try:
+        limit = min(int(q.get("limit", "100")), worklist.MAX_LIMIT)
+        keys = q.getall("key", [])
+        if len(keys) > worklist.MAX_KEYS:
+            raise LimitError(f"ask about at most {worklist.MAX_KEYS} keys at a time")
+        if keys and "election" not in q:
+            raise CodecError("key=FORM:TPS needs election=ID")
+        query = worklist.Query(
+            asker=_origin(q["origin"]) if "origin" in q else None,
+            election=q.get("election"),
+            form=q.get("form"),
+            tps_prefix=q.get("tps", ""),
+            limit=max(limit, 0),
+            keys=worklist.keys_of(q.get("election", ""), keys),
+        )
+    except ValueError as exc:
+        raise CodecError(f"bad work-list query: {exc}") from None
+    view = _hub(request)._store().snapshot()
+    facts = [f.facts for f in view.facts if view.is_accepted(f)]
+    wl = await asyncio.to_thread(worklist.build, facts, query)
+    return _pack(wl.to_wire(query.asker))
+
+
 # -- status and admin (JSON) ------------------------------------------------------------------
 
 
@@ -319,6 +349,7 @@ def make_app(hub: Hub) -> web.Application:
     app.router.add_post("/v1/heads", heads)
     app.router.add_get("/v1/heads/{origin}", head)
     app.router.add_post("/v1/push", push)
+    app.router.add_get("/v1/work", work)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/devices", devices)
     app.router.add_post("/v1/devices/{id}/{action:approve|revoke}", device_action)

@@ -9,7 +9,9 @@ Two limits, so that a slow or shared machine cannot fail a test that is right:
   generous because wall time does grow under load.
 
 Only the product's own callbacks count: a task whose coroutine is defined under ``tests/`` (a
-test function or fixture building its data on the loop) is the test's business, not the hub's.
+test function or fixture building its data on the loop) is the test's business, not the hub's,
+and so are the callbacks of test tools that run a loop of their own (Playwright's sync API
+waits for the browser inside its loop).
 Request handlers, the store's writer, the forwarder, status derivation, discovery and every
 other task or callback are watched.
 
@@ -47,14 +49,22 @@ STATE = _State()
 _original_run = asyncio.events.Handle._run
 
 
+TOOLS = ("playwright.",)
+
+
 def _describe(handle: asyncio.Handle) -> str | None:
-    """What ran, or None when it is a test's own task."""
+    """What ran, or None when it is a test's own task or a test tool's callback."""
     cb: Any = getattr(handle, "_callback", None)
+    if str(getattr(cb, "__module__", "")).startswith(TOOLS):
+        return None
     owner = getattr(cb, "__self__", None)
     if isinstance(owner, asyncio.Task):
         coro = owner.get_coro()
         code = getattr(coro, "cr_code", None)
-        if code is not None and code.co_filename.startswith(TESTS_DIR):
+        if code is not None and (
+            code.co_filename.startswith(TESTS_DIR)
+            or "/site-packages/playwright/" in code.co_filename
+        ):
             return None
         where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
         return f"task {owner.get_name()} running {getattr(coro, '__qualname__', coro)}{where}"

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import click
 
+from client.ui.command import ui as ui_command  # the operator's station (client/ui/)
+
 from . import enter, entries, generate, init, status, sync, verify
 from .base import Group, make_config
 
@@ -49,5 +51,6 @@ for _command in (
     verify.verify,
     sync.sync,
     generate.generate,
+    ui_command,
 ):
     main.add_command(_command)

@@ -14,6 +14,7 @@ live in ``hub.shared``. Modules:
 - ``ingest``    what a hub does with a pushed batch (accept / duplicate / fork / reject)
 - ``receipt``   signed receipts (and the hub's word on its upstream's key)
 - ``enroll``    enrollment requests, endorsements, hello proofs
+- ``worklist``  the double-entry work list (forms to key again), without numbers
 - ``outbox``    the forwarder's decisions (what to send, what a refusal or receipt means)
 - ``sender``    the laptop's decisions (which hubs, the head check, receipts, push replies)
 - ``pacing``    backoff with full jitter, adaptive batch size
