@@ -74,7 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def loop_stall_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test during which one event-loop callback held the loop's thread for more than
-    100 ms of CPU (or 1 s of wall time): see tests/loopguard.py."""
+    100 ms of CPU (or 5 s of wall time): see tests/loopguard.py."""
     if request.node.get_closest_marker("allow_loop_stall"):
         yield
         return
