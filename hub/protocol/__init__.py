@@ -14,7 +14,8 @@ live in ``hub.shared``. Modules:
 - ``ingest``    what a hub does with a pushed batch (accept / duplicate / fork / reject)
 - ``receipt``   signed receipts (and the hub's word on its upstream's key)
 - ``enroll``    enrollment requests, endorsements, hello proofs
-- ``outbox``    the forwarder's decisions (what to send, what a refusal or receipt means)
+- ``outbox``    the upstream state machine: what to send next, what each answer means, when to
+                wake (``hub.forwarder`` does the I/O)
 - ``sender``    the laptop's decisions (which hubs, the head check, receipts, push replies)
 - ``pacing``    backoff with full jitter, adaptive batch size
 - ``discovery_names``  DNS-SD names and TXT records

@@ -7,14 +7,17 @@ answer with Retry-After, a 413 over a batch size, an answer lost after the commi
 (restored from a backup), receipts signed by a stranger. Every call is logged with the time of
 the clock it was given, so a test can check what was sent and when.
 
-``serve`` puts the same root behind a real aiohttp server on 127.0.0.1 (for the few tests that
-need real sockets).
+``FakeUpstream`` answers the forwarder's ``hub.upstream.Upstream`` calls from it in memory;
+``serve`` puts it behind a real aiohttp server on 127.0.0.1 (for the few tests that need real
+sockets and ``HttpUpstream``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
+import os
 import socket
 import struct
 import time
@@ -24,8 +27,10 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.errors import UpstreamError
 from hub.protocol import codec, enroll, identity, ingest, receipt
 from hub.protocol.identity import Identity
+from hub.shared.rpc import Hello
 
 DOWN = "down"  # nothing reaches the root (connection refused or reset)
 BUSY = "busy"  # 503 with Retry-After; nothing processed
@@ -52,6 +57,7 @@ class Call:
     path: str  # hello | enroll | heads | push
     origins: dict[bytes, list[int]] = field(default_factory=dict)  # push: seqs; heads: []
     endorsements: list[bytes] = field(default_factory=list)
+    nbytes: int = 0  # push: the records' bytes
     outcome: str = "ok"  # ok | down | busy | drop | too_big
 
     def seqs(self, origin: bytes) -> list[int]:
@@ -72,6 +78,7 @@ class FakeRoot:
         self.is_down = False
         self.max_records: int | None = None  # over this, a push gets 413
         self.stranger_receipts = 0  # sign this many receipts with another key
+        self.receiptless_pushes = 0  # answer this many pushes without receipts
         self.calls: list[Call] = []
 
     # -- what the test asks for ---------------------------------------------------------------
@@ -162,7 +169,7 @@ class FakeRoot:
         for ex in examined:
             if ex.record is not None:
                 seqs.setdefault(ex.record.origin, []).append(ex.record.seq)
-        call = Call(self.clock(), "push", seqs, list(endorsements))
+        call = Call(self.clock(), "push", seqs, list(endorsements), sum(map(len, records)))
         self._begin(call)
         if self.max_records is not None and len(records) > self.max_records:
             call.outcome = "too_big"
@@ -195,6 +202,10 @@ class FakeRoot:
             self.forked.add(ex.record.origin)
             self.forks.append((ex.record.origin, ex.record.seq))
         outcomes = sorted(p.outcomes + refused, key=lambda o: o.index)
+        receipts = [self._receipt(o, self._head(o)) for o in seqs if self.head(o)]
+        if self.receiptless_pushes > 0:
+            self.receiptless_pushes -= 1
+            receipts = []
         return self._answer(
             call,
             {
@@ -202,7 +213,7 @@ class FakeRoot:
                 "duplicate": sum(1 for o in outcomes if o.decision == ingest.DUPLICATE),
                 "rejected": [o.to_dict() for o in outcomes if o.decision == ingest.REJECT],
                 "forks": [o.to_dict() for o in outcomes if o.decision == ingest.FORK],
-                "receipts": [self._receipt(o, self._head(o)) for o in seqs if self.head(o)],
+                "receipts": receipts,
             },
         )
 
@@ -282,3 +293,49 @@ async def serve(root: FakeRoot) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+# -- the same root as an ``hub.upstream.Upstream``, in memory ---------------------------------
+
+
+class FakeUpstream:
+    """``hub.upstream.Upstream`` answered by ``root`` in memory (no sockets). Failures read as
+    ``HttpUpstream``'s would."""
+
+    url = "http://fake-root"
+
+    def __init__(self, root: FakeRoot):
+        self.root = root
+        self.closed = False
+
+    async def _call(self, fn: Callable[[], Any]) -> Any:
+        await asyncio.sleep(0)  # like any I/O, let others run
+        try:
+            return fn()
+        except Fault as f:
+            if f.kind == BUSY:
+                msg = f"upstream {self.url} is busy (HTTP 503)"
+                raise UpstreamError(msg, retry_after=f.retry_after) from None
+            what = "the answer was lost" if f.kind == DROP else "it is down"
+            raise UpstreamError(f"cannot reach upstream {self.url} ({what})") from None
+        except TooBig as exc:
+            msg = f"upstream {self.url} refused /v1/push: too big ({exc})"
+            raise UpstreamError(msg, too_big=True) from None
+
+    async def hello(self) -> Hello:
+        nonce = os.urandom(enroll.NONCE_LEN)
+        h = await self._call(lambda: self.root.hello(nonce))
+        enroll.check_proof(h["public"], nonce, h["proof"])
+        return Hello(h["public"], h["node_id"], h["name"], h["role"], h["version"], None, None)
+
+    async def enroll(self, request: bytes) -> Any:
+        return await self._call(lambda: self.root.enroll(request))
+
+    async def heads(self, origins: Sequence[bytes]) -> Any:
+        return await self._call(lambda: self.root.heads(origins))
+
+    async def push(self, records: Sequence[bytes], endorsements: Sequence[bytes] | None) -> Any:
+        return await self._call(lambda: self.root.push(records, endorsements or []))
+
+    async def close(self) -> None:
+        self.closed = True

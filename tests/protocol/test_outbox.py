@@ -8,26 +8,18 @@ forwarding is built.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import sqlite3
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+import random
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import pytest
 
-from hub.config import HubConfig
-from hub.node import Hub, init_data_dir
-from hub.protocol import clock, enroll, outbox, record
+from hub.protocol import enroll, outbox, record
 from hub.protocol.identity import Identity
+from hub.protocol.outbox import HEARTBEAT_S, PENDING_RECHECK_S, STUCK_RETRY_S
 from tests.helpers import chain, forms
-from tests.hub.fakes import BUSY, DROP, FakeRoot, serve
-
-STUCK_RETRY_S = 120.0
-PENDING_RECHECK_S = 10.0
-HEARTBEAT_S = 15.0
+from tests.hub.fakes import BUSY, DROP, FakeRoot, Fault, TooBig
 
 
 class Rig(Protocol):
@@ -195,6 +187,9 @@ async def a_pending_hub_asks_upstream_again_every_10_s(rig: Rig) -> None:
     await rig.until(lambda: rig.root.count("enroll") >= 3, "three enrollments")
     assert rig.enrollment() == "pending"
     assert rig.root.head(a) == 2  # forwarded anyway, held there
+    paths = [c.path for c in rig.root.calls]
+    # a re-check is an enrollment on its own (a heartbeat says hello first)
+    assert any(p == "enroll" and q != "hello" for q, p in itertools.pairwise(paths))
     enrolls = [c.at for c in rig.root.calls if c.path == "enroll"]
     assert all(b - a >= rig.s(PENDING_RECHECK_S) for a, b in itertools.pairwise(enrolls))
     rig.root.approve(rig.hub_public)
@@ -231,6 +226,16 @@ async def another_entry_upstream_is_a_fork_there_not_a_confirmation(rig: Rig) ->
     assert rig.confirmed("A") == 0
 
 
+async def a_push_answered_without_receipts_asks_the_heads_again(rig: Rig) -> None:
+    a = await rig.device("A", 4)
+    rig.root.receiptless_pushes = 1
+    await rig.start()
+    await rig.until(lambda: rig.confirmed("A") == 4, "A confirmed")
+    paths = [c.path for c in rig.root.calls]
+    assert paths[:5] == ["hello", "enroll", "heads", "push", "heads"]  # not a blind resend
+    assert [p.seqs(a) for p in rig.root.pushes()] == [[1, 2, 3, 4]]
+
+
 async def a_device_held_here_is_not_forwarded_until_approved(rig: Rig) -> None:
     a = await rig.device("A", 3)
     b = await rig.device("B", 2, approved=False)
@@ -256,154 +261,317 @@ SCENARIOS: list[Callable[[Rig], Awaitable[None]]] = [
     fork_evidence_is_sent_upstream_once,
     a_receipt_that_does_not_check_out_starts_over_from_hello,
     another_entry_upstream_is_a_fork_there_not_a_confirmation,
+    a_push_answered_without_receipts_asks_the_heads_again,
     a_device_held_here_is_not_forwarded_until_approved,
 ]
 
 
-# -- a room hub with a real store, forwarding over loopback ------------------------------------
+# -- the outbox alone: an in-memory hub store, simulated time --------------------------------
 
 
-class HubRig:
-    """A real hub store (offline ``Hub``), forwarded by ``hub.forwarder`` to ``root`` served on
-    127.0.0.1. Its timers are shortened by ``scale`` so waits of minutes take seconds."""
+class MemStore:
+    """What a hub store holds, as the outbox sees it, with the store's rules for confirmations
+    and refusals (only forward; a confirmation past a refusal clears it)."""
 
-    scale = 0.02
+    def __init__(self, hub: Identity):
+        self.hub = hub
+        self.ids: dict[str, int] = {}
+        self.publics: dict[int, bytes] = {}
+        self.approved: dict[int, bytes | None] = {}  # dev -> this hub's endorsement, if any
+        self.forked: set[int] = set()
+        self.logs: dict[int, list[bytes]] = {}
+        self.received: dict[int, list[int]] = {}
+        self.confirmed: dict[int, int] = {}
+        self.rejections: dict[int, tuple[int | None, str, str]] = {}
+        self.rejections_log: list[tuple[int, int | None, str]] = []
+        self.evidence: list[tuple[int, int, bytes, bytes | None]] = []
+        self.pinned: bytes | None = None
 
-    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch):
-        self.tmp = tmp
-        self.monkeypatch = monkeypatch
-        self.root = FakeRoot(time.monotonic)
+    def holdings(self) -> outbox.Holdings:
+        limits = {
+            dev: 0 if dev in self.forked or self.approved.get(dev) is None else len(log)
+            for dev, log in self.logs.items()
+        }
+        return outbox.Holdings(
+            limits=limits,
+            confirmed=dict(self.confirmed),
+            rejected=set(self.rejections),
+            publics=dict(self.publics),
+            devs={p: d for d, p in self.publics.items()},
+            forks=len(self.evidence),
+        )
+
+    def raw(self, origin: bytes, seq: int) -> bytes | None:
+        log = self.logs[{p: d for d, p in self.publics.items()}[origin]]
+        return log[seq - 1] if 0 < seq <= len(log) else None
+
+    def apply(self, effect: outbox.Effect) -> None:
+        match effect:
+            case outbox.Pin(public):
+                self.pinned = public
+            case outbox.Confirm(dev, seq):
+                if self.confirmed.get(dev, 0) >= seq:
+                    return
+                self.confirmed[dev] = seq
+                rej = self.rejections.get(dev)
+                if rej is not None and rej[0] is not None and rej[0] <= seq:
+                    del self.rejections[dev]
+            case outbox.Unconfirm(dev, seq):
+                if self.confirmed.get(dev, 0) > seq:
+                    self.confirmed[dev] = seq
+            case outbox.Reject(dev, seq, code, reason):
+                if self.rejections.get(dev) != (seq, code, reason):
+                    self.rejections[dev] = (seq, code, reason)
+                    self.rejections_log.append((dev, seq, code))
+
+
+class OutboxRig:
+    """``Outbox`` driven step by step against ``root``, with a simulated clock: the real
+    timings (minutes of parking, heartbeats) take no time at all."""
+
+    SIM_LIMIT = 3600.0  # simulated seconds an ``until`` may take
+    CALL_S = 0.001  # each call upstream takes this long
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.root = FakeRoot(lambda: self.now)
+        self.ident = Identity.generate()
+        self.mem = MemStore(self.ident)
+        self.box: outbox.Outbox | None = None
         self.idents: dict[str, Identity] = {}
-        self.held: dict[str, int] = {}
-        self.hub: Hub | None = None
-        self.fwd: Any = None
-        self.url = ""
+        self.steps = 0
 
     def s(self, seconds: float) -> float:
-        return seconds * self.scale
-
-    @property
-    def _hub(self) -> Hub:
-        assert self.hub is not None
-        return self.hub
+        return seconds
 
     @property
     def hub_public(self) -> bytes:
-        return self._hub.ident.public
+        return self.ident.public
 
-    async def open(self, url: str) -> None:
-        self.url = url
-        init_data_dir(self.tmp / "room", "room")
-        self.hub = Hub(HubConfig(data_dir=self.tmp / "room", mdns=False))
-        await self.hub.open_offline()
-
-    async def close(self) -> None:
-        if self.fwd is not None:
-            await self.fwd.stop()
-        await self._hub.stop()
+    @property
+    def _box(self) -> outbox.Outbox:
+        assert self.box is not None
+        return self.box
 
     def sign(self, name: str, n: int, *, variant: int = 0) -> list[bytes]:
-        seed = 10 * (sorted(self.idents).index(name) + 1) + variant
+        seed = 1 + variant  # the fork below uses seed 3
         return [r.raw for r in chain(self.idents[name], forms(n, seed=seed))]
 
     async def device(self, name: str, n: int = 0, *, approved: bool = True) -> bytes:
         ident = self.idents[name] = Identity.generate()
-        self.held[name] = 0
-        req = enroll.make_request(ident, self.hub_public, name, "laptop", clock.now_s())
-        d, _code = await self._hub.enroll(req)
+        dev = self.mem.ids[name] = len(self.mem.ids) + 1
+        self.mem.publics[dev], self.mem.logs[dev], self.mem.received[dev] = ident.public, [], []
+        self.mem.approved[dev] = None
         if approved:
-            await self._hub.approve(d)
+            await self.approve(name)
         await self.add(name, n)
         return ident.public
 
     async def add(self, name: str, n: int) -> None:
-        raws = self.sign(name, self.held[name] + n)[self.held[name] :]
-        if raws:
-            await self._hub.push(raws)
-        self.held[name] += n
+        log = self.mem.logs[self.mem.ids[name]]
+        log += self.sign(name, len(log) + n)[len(log) :]
+        self.mem.received[self.mem.ids[name]] += [int(self.now)] * n
 
     async def approve(self, name: str) -> None:
-        await self._hub.approve(self._hub._store().devices[self.idents[name].public])
+        public = self.idents[name].public
+        self.mem.approved[self.mem.ids[name]] = enroll.endorse(
+            self.ident, public, name, "laptop", 1
+        )
 
     async def fork(self, name: str, seq: int) -> None:
-        prev = record.decode(self.sign(name, seq - 1)[-1]).hash if seq > 1 else record.GENESIS
+        dev = self.mem.ids[name]
+        prev = record.decode(self.mem.logs[dev][seq - 2]).hash if seq > 1 else record.GENESIS
         other = chain(self.idents[name], forms(1, seed=3), start=seq, prev=prev)[0]
-        await self._hub.push([other.raw])
+        self.mem.evidence.append((dev, seq, other.raw, self.mem.logs[dev][seq - 1]))
+        self.mem.forked.add(dev)
 
     async def pin(self, public: bytes) -> None:
-        await self._hub._store().set_meta("upstream_public", public)
+        self.mem.pinned = public
 
-    async def start(self) -> None:
-        from hub import forwarder
-
-        for name in ("STUCK_RETRY_S", "PENDING_RECHECK_S", "IDLE_POLL"):
-            self.monkeypatch.setattr(forwarder, name, self.s(getattr(forwarder, name)))
-        self.fwd = forwarder.Forwarder(self._hub, self.url)
-        self.fwd.heartbeat_s = self.s(forwarder.HEARTBEAT_S)
-        await self.fwd.start()
+    async def start(self, *, kbps: int = 0) -> None:
+        self.box = outbox.Outbox("http://fake-root", self.mem.pinned, random.Random(7), kbps=kbps)
 
     async def until(self, cond: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + 60
+        deadline = self.now + self.SIM_LIMIT
         while not cond():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not reached: {what}")
-            await asyncio.sleep(0.01)
+            if self.now > deadline:
+                raise AssertionError(f"not reached in {self.SIM_LIMIT:g} s: {what}")
+            self.step()
 
     async def wait(self, seconds: float) -> None:
-        await asyncio.sleep(self.s(seconds))
+        end = self.now + seconds
+        while self.now < end:
+            self.step()
 
-    def _dev(self, name: str) -> int:
-        return self._hub._store().devices[self.idents[name].public].id
+    def step(self) -> None:
+        """One step of the outbox, done here, its effects applied."""
+        box, mem, root = self._box, self.mem, self.root
+        self.steps += 1
+        assert self.steps < 100_000, "the outbox is going round in circles"
+        h = mem.holdings()
+        step = box.next_step(h, self.now)
+        try:
+            match step:
+                case outbox.Wait(until):
+                    assert until > self.now, f"a wait for the past: {step}"
+                    self.now = until
+                case outbox.Hello():
+                    nonce = bytes(16)
+                    reply = self._call(lambda: root.hello(nonce))
+                    enroll.check_proof(reply["public"], nonce, reply["proof"])
+                    box.hello_answered(reply["public"], self.now)
+                case outbox.Enroll(upstream):
+                    req = enroll.make_request(self.ident, upstream, "room", "hub", 1)
+                    box.enroll_answered(self._call(lambda: root.enroll(req)), self.now)
+                case outbox.AskHeads(origins):
+                    reply = self._call(lambda: root.heads(origins))
+                    box.heads_answered(reply, mem.holdings(), self.now)
+                case outbox.PushFork(records=records):
+                    box.fork_answered(self._call(lambda: root.push(records, [])), self.now)
+                case outbox.Push(records, endorsements):
+                    t0 = self.now
+                    reply = self._call(lambda: root.push(records, endorsements))
+                    box.push_answered(reply, mem.holdings(), t0, self.now)
+                case outbox.ReadForks():
+                    box.forks_read(list(mem.evidence))
+                case outbox.ReadRecords(dev, _origin, after, limit):
+                    box.records_read(mem.logs[dev][after : after + limit])
+                case outbox.ReadChain(origins):
+                    ids = {p: d for d, p in mem.publics.items()}
+                    box.chain_read([e for o in origins if (e := mem.approved.get(ids[o]))])
+                case outbox.ReadHeld(keys):
+                    box.held_read({k: mem.raw(*k) for k in keys}, self.now)
+                case outbox.ReadAges(keys):
+                    box.ages_read([mem.received[d][s - 1] for d, s in keys])
+        except Fault as f:
+            message = "busy" if f.kind == BUSY else "cannot reach upstream (test)"
+            box.call_failed(message, self.now, retry_after=f.retry_after)
+        except TooBig:
+            box.call_failed("too big", self.now, too_big=True)
+        for effect in box.effects():
+            mem.apply(effect)
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        self.now += self.CALL_S
+        return fn()
 
     def confirmed(self, name: str) -> int:
-        c = self._hub._store().confirmed.get(self._dev(name))
-        return 0 if c is None else c.seq
+        return self.mem.confirmed.get(self.mem.ids[name], 0)
 
     def rejection(self, name: str) -> tuple[int | None, str] | None:
-        r = self._hub._store().rejections.get(self._dev(name))
-        return None if r is None else (r.seq, r.code)
+        r = self.mem.rejections.get(self.mem.ids[name])
+        return None if r is None else (r[0], r[1])
 
     def rejections_log(self) -> list[tuple[str, int | None, str]]:
-        names = {self._dev(n): n for n in self.idents}
-        db = sqlite3.connect(f"file:{self.tmp / 'room' / 'hub.db'}?mode=ro", uri=True)
-        try:
-            rows = db.execute("SELECT dev, seq, code FROM upstream_rejections ORDER BY id")
-            return [(names[dev], seq, code) for dev, seq, code in rows]
-        finally:
-            db.close()
+        names = {d: n for n, d in self.mem.ids.items()}
+        return [(names[dev], seq, code) for dev, seq, code in self.mem.rejections_log]
 
     def pinned(self) -> bytes | None:
-        if self.fwd is None:
-            return None
-        public: bytes | None = self.fwd.upstream_public
-        return public
+        return self.mem.pinned
 
     def state(self) -> str:
-        return str(self.fwd.status()["state"])
+        box = self._box
+        return "backoff" if box.backoff.waiting(self.now) else box.state
 
     def last_error(self) -> str | None:
-        return self.fwd.last_error  # type: ignore[no-any-return]
+        return self._box.last_error
 
     def enrollment(self) -> str | None:
-        return self.fwd.enrollment.get("state")  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def hub_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HubRig]:
-    rig = HubRig(tmp_path, monkeypatch)
-    async with serve(rig.root) as url:
-        await rig.open(url)
-        try:
-            yield rig
-        finally:
-            await rig.close()
+        return self._box.enrollment
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda f: f.__name__)
-async def test_scenario_through_a_hub(
-    scenario: Callable[[Rig], Awaitable[None]], hub_rig: HubRig
-) -> None:
-    await scenario(hub_rig)
+async def test_scenario(scenario: Callable[[Rig], Awaitable[None]]) -> None:
+    await scenario(OutboxRig())
+
+
+# -- what only a simulated clock can show -----------------------------------------------------
+
+
+async def test_a_confirmation_past_a_refusal_ends_the_parking_early() -> None:
+    rig = OutboxRig()
+    a = await rig.device("A", 5)
+    rig.root.refuse(a, 3)
+    await rig.start()
+    await rig.until(lambda: rig.rejection("A") == (3, "device_revoked"), "the refusal")
+    refused_at = rig.now
+    rig.root.logs[a] = rig.sign("A", 5)  # the rest reached upstream another way
+    del rig.root.refusals[a]
+    await rig.until(lambda: rig.rejection("A") is None, "cleared by the heartbeat's audit")
+    await rig.add("A", 2)
+    await rig.until(lambda: rig.confirmed("A") == 7, "A's new records")
+    assert rig.now - refused_at < STUCK_RETRY_S  # not held back until the parking ends
+
+
+async def test_a_pending_hub_asks_more_often_than_the_heartbeat() -> None:
+    rig = OutboxRig()
+    rig.root.approve_hubs = False
+    await rig.device("A", 1)
+    await rig.start()
+    await rig.wait(60)
+    enrolls = [c.at for c in rig.root.calls if c.path == "enroll"]
+    gaps = [b - a for a, b in itertools.pairwise(enrolls)]
+    assert len(gaps) >= 4 and all(PENDING_RECHECK_S <= g < HEARTBEAT_S for g in gaps)
+
+
+async def test_the_bandwidth_cap_spaces_pushes_out() -> None:
+    rig = OutboxRig()
+    a = await rig.device("A", 600)
+    await rig.start(kbps=50)
+    await rig.until(lambda: rig.confirmed("A") == 600, "A confirmed")
+    pushes = rig.root.pushes()
+    assert len(pushes) >= 3 and sum(len(p.seqs(a)) for p in pushes) == 600
+    for p, nxt in itertools.pairwise(pushes):
+        assert nxt.at - p.at >= p.nbytes / (50 * 1024)  # a push of N bytes takes N / cap
+
+
+def _holdings(**kw: Any) -> outbox.Holdings:
+    base: dict[str, Any] = {"limits": {}, "confirmed": {}, "rejected": set(), "publics": {},
+                            "devs": {}, "forks": 0}  # fmt: skip
+    return outbox.Holdings(**(base | kw))
+
+
+def test_an_answer_of_the_wrong_shape_starts_over_from_hello() -> None:
+    box = outbox.Outbox("http://up", None, random.Random(1))
+    h = _holdings()
+    key = Identity.generate().public
+    assert box.next_step(h, 0.0) == outbox.Hello()
+    box.hello_answered(key, 0.1)
+    assert box.next_step(h, 0.1) == outbox.Enroll(key)
+    box.enroll_answered(["not", "an", "answer"], 0.2)
+    pin, failed = box.effects()
+    assert pin == outbox.Pin(key) and isinstance(failed, outbox.Failed) and failed.first
+    assert box.state == outbox.DOWN and "enrollment" in (box.last_error or "")
+    wait = box.next_step(h, 0.2)
+    assert isinstance(wait, outbox.Wait) and wait.until == box.backoff.until
+    assert box.next_step(h, wait.until) == outbox.Hello()
+
+
+def test_a_broken_read_backs_off_and_asks_the_heads_again() -> None:
+    box = outbox.Outbox("http://up", None, random.Random(1))
+    key, pk = Identity.generate().public, Identity.generate().public
+    h = _holdings(limits={1: 3}, publics={1: pk}, devs={pk: 1})
+    box.next_step(h, 0.0)
+    box.hello_answered(key, 0.0)
+    box.next_step(h, 0.0)
+    box.enroll_answered({"state": "approved", "code": "123 456"}, 0.0)
+    assert box.next_step(h, 0.0) == outbox.AskHeads((pk,))
+    box.heads_answered({"heads": [[pk, 0, record.GENESIS]], "receipts": []}, h, 0.0)
+    assert box.next_step(h, 0.0) == outbox.ReadAges(((1, 1),))
+    box.ages_read([1_700_000_000])
+    assert box.next_step(h, 0.0) == outbox.ReadRecords(1, pk, 0, 3)
+    box.crashed(0.1)  # the store failed under the read
+    assert [type(e) for e in box.effects()] == [outbox.Pin]  # the driver logs the crash
+    wait = box.next_step(h, 0.1)
+    assert isinstance(wait, outbox.Wait) and box.backoff.failures == 1
+    assert box.next_step(h, wait.until) == outbox.AskHeads((pk,))  # cursors forgotten
+
+
+def test_heads_replies_are_read_defensively() -> None:
+    pk = bytes(32)
+    reply = {"heads": [[pk, 4, b"h"], [pk], ["x", 1, b"h"], [bytes(31) + b"\1", 2, b"h"], "x"]}
+    assert outbox.parse_heads(reply, {pk: 7}) == {7: 4}
+    assert outbox.parse_heads({"heads": "nonsense"}, {pk: 7}) == {}
 
 
 # -- the decision helpers --------------------------------------------------------------------
