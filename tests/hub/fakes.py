@@ -79,6 +79,7 @@ class FakeRoot:
         self.max_records: int | None = None  # over this, a push gets 413
         self.stranger_receipts = 0  # sign this many receipts with another key
         self.receiptless_pushes = 0  # answer this many pushes without receipts
+        self.impostor = False  # name this key in hello without holding it
         self.calls: list[Call] = []
 
     # -- what the test asks for ---------------------------------------------------------------
@@ -139,7 +140,7 @@ class FakeRoot:
                 "name": "fake root",
                 "role": "root",
                 "version": 1,
-                "proof": enroll.prove(self.ident, nonce),
+                "proof": enroll.prove(Identity.generate() if self.impostor else self.ident, nonce),
             },
         )
 
