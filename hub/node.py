@@ -150,8 +150,12 @@ class Hub:
             self.store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
             if self.config.upstream:
                 from hub.forwarder import Forwarder
+                from hub.upstream import HttpUpstream
 
-                self.forwarder = Forwarder(self, self.config.upstream, self.config.upstream_kbps)
+                self.forwarder = Forwarder(
+                    self.store, HttpUpstream(self.config.upstream), self.ident, self.name,
+                    kbps=self.config.upstream_kbps,
+                )  # fmt: skip
             app = make_app(self)
             self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await self.runner.setup()

@@ -15,7 +15,8 @@ live in ``hub.shared``. Modules:
 - ``receipt``   signed receipts (and the hub's word on its upstream's key)
 - ``enroll``    enrollment requests, endorsements, hello proofs
 - ``worklist``  the double-entry work list (forms to key again), without numbers
-- ``outbox``    the forwarder's decisions (what to send, what a refusal or receipt means)
+- ``outbox``    the upstream state machine: what to send next, what each answer means, when to
+                wake (``hub.forwarder`` does the I/O)
 - ``sender``    the laptop's decisions (which hubs, the head check, receipts, push replies)
 - ``pacing``    backoff with full jitter, adaptive batch size
 - ``discovery_names``  DNS-SD names and TXT records
