@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.protocol import enroll
 from hub.protocol.identity import Identity
 from hub.store import HubStore, StoreUnavailable, examine_batch
 from tests.helpers import chain, forms
@@ -62,3 +63,169 @@ async def test_stored_records_cannot_be_changed_or_deleted(tmp_path: Path) -> No
         with pytest.raises(sqlite3.IntegrityError, match="immutable"):
             db.execute(sql)
     db.close()
+
+
+# -- trust: enrollment, approval and revocation cascades, endorsements ------------------------
+
+
+UPSTREAM = Identity.from_seed(bytes(32))  # the node above, whose endorsement approves here
+
+
+async def _endorse(store: HubStore, raws: list[bytes], now: int = 5) -> None:
+    """Hand the store endorsements the way a push from a lower hub carries them."""
+    await store.push([], now, [enroll.open_endorsement(raw) for raw in raws])
+
+
+async def test_endorsements_chain_in_any_order_and_approval_cascades(tmp_path: Path) -> None:
+    store = await HubStore.open(tmp_path, refuse_unknown=True)
+    try:
+        prov, room, laptop = Identity.generate(), Identity.generate(), Identity.generate()
+        p = await store.enroll(prov.public, "Prov", "hub", 1)
+        # Child before parent: the laptop's endorsement waits for the room hub's in one push.
+        await _endorse(store, [
+            enroll.endorse(room, laptop.public, "L", "laptop", 2),
+            enroll.endorse(prov, room.public, "Room", "hub", 2),
+        ])  # fmt: skip
+        r, lap = store.devices[room.public], store.devices[laptop.public]
+        assert (r.state, r.role, r.name) == ("pending", "hub", "Room")
+        assert (lap.state, lap.role) == ("pending", "laptop")
+        assert set(store.endorsements[laptop.public]) == {room.public}
+        await store.set_state(p, "approved", 9, enroll.endorse(UPSTREAM, p.public, "", "hub", 9))
+        assert store.devices[room.public].state == "approved"  # through the province's word
+        assert store.devices[laptop.public].state == "approved"  # through the room's
+        assert store.devices[laptop.public].approved_at == 9
+        assert store.devices[laptop.public].endorsement is None  # not approved here directly
+    finally:
+        await store.close()
+
+
+async def test_an_approved_hubs_word_approves_on_arrival_others_are_ignored(
+    tmp_path: Path,
+) -> None:
+    store = await HubStore.open(tmp_path)
+    try:
+        hub, lap_hub, forked_hub = Identity.generate(), Identity.generate(), Identity.generate()
+        h = await store.enroll(hub.public, "H", "hub", 1)
+        await store.set_state(h, "approved", 1)
+        lh = await store.enroll(lap_hub.public, "a laptop", "laptop", 1)
+        await store.set_state(lh, "approved", 1)
+        new, pending, revoked = Identity.generate(), Identity.generate(), Identity.generate()
+        await store.enroll(pending.public, "P", "laptop", 1)
+        rv = await store.enroll(revoked.public, "R", "laptop", 1)
+        await store.set_state(rv, "revoked", 1)
+        strangers = [Identity.generate() for _ in range(3)]
+        await _endorse(store, [
+            enroll.endorse(hub, new.public, "N", "laptop", 2),
+            enroll.endorse(hub, pending.public, "P", "laptop", 2),
+            enroll.endorse(hub, revoked.public, "R", "laptop", 2),
+            enroll.endorse(lap_hub, strangers[0].public, "S0", "laptop", 2),  # a laptop's word
+            enroll.endorse(Identity.generate(), strangers[1].public, "S1", "laptop", 2),  # unknown
+        ])  # fmt: skip
+        assert store.devices[new.public].state == "approved"
+        assert store.devices[new.public].name == "N"
+        assert store.devices[pending.public].state == "approved"
+        assert store.devices[revoked.public].state == "revoked"
+        assert strangers[0].public not in store.devices
+        assert strangers[1].public not in store.devices
+        assert set(store.endorsements) == {new.public, pending.public, revoked.public}
+        # A forked hub's word counts for nothing.
+        fh = await store.enroll(forked_hub.public, "F", "hub", 1)
+        await store.set_state(fh, "approved", 1)
+        laptop = Identity.generate()
+        a = chain(forked_hub, forms(2, seed=1))
+        b = chain(forked_hub, forms(1, seed=2), start=2, prev=a[0].hash)
+        await store.push(await examine_batch(None, [r.raw for r in a], None), 3)
+        await store.push(await examine_batch(None, [b[0].raw], None), 3)
+        assert store.devices[forked_hub.public].forked
+        await _endorse(store, [enroll.endorse(forked_hub, laptop.public, "L", "laptop", 4)])
+        assert laptop.public not in store.devices
+        assert store.knows_endorsement(enroll.endorse(hub, new.public, "N", "laptop", 2))
+    finally:
+        await store.close()
+
+
+async def test_revoking_a_hub_revokes_what_only_it_vouched_for(tmp_path: Path) -> None:
+    store = await HubStore.open(tmp_path)
+    try:
+        h1, h2 = Identity.generate(), Identity.generate()
+        only, both, direct, sub = (Identity.generate() for _ in range(4))
+        for ident, name in ((h1, "H1"), (h2, "H2")):
+            d = await store.enroll(ident.public, name, "hub", 1)
+            await store.set_state(d, "approved", 1)
+        sub_hub = Identity.generate()
+        await _endorse(store, [
+            enroll.endorse(h1, only.public, "only", "laptop", 2),
+            enroll.endorse(h1, both.public, "both", "laptop", 2),
+            enroll.endorse(h2, both.public, "both", "laptop", 2),
+            enroll.endorse(h1, direct.public, "direct", "laptop", 2),
+            enroll.endorse(h1, sub_hub.public, "sub", "hub", 2),
+            enroll.endorse(sub_hub, sub.public, "under sub", "laptop", 2),
+        ])  # fmt: skip
+        d = store.devices[direct.public]
+        await store.set_state(d, "approved", 3, b"own endorsement")
+        await store.push(await examine_batch(None, [r.raw for r in chain(only, forms(3))], None), 4)
+        await store.set_state(store.devices[h1.public], "revoked", 5)
+        states = {p: store.devices[p.public].state for p in (only, both, direct, sub_hub, sub)}
+        assert states == {only: "revoked", both: "approved", direct: "approved",
+                          sub_hub: "revoked", sub: "revoked"}  # fmt: skip
+        assert store.devices[only.public].revoked_after_seq == 3  # what it sent before stays
+        assert store.devices[sub.public].revoked_after_seq == 0
+        assert store.devices[h1.public].revoked_at == 5
+    finally:
+        await store.close()
+
+
+async def test_chain_for_and_backlog(tmp_path: Path) -> None:
+    store = await HubStore.open(tmp_path)
+    try:
+        root_hub, mid = Identity.generate(), Identity.generate()
+        lap, own = Identity.generate(), Identity.generate()
+        r = await store.enroll(root_hub.public, "R", "hub", 1)
+        await store.set_state(r, "approved", 1, b"E(root_hub)")
+        e_mid = enroll.endorse(root_hub, mid.public, "M", "hub", 2)
+        e_lap = enroll.endorse(mid, lap.public, "L", "laptop", 2)
+        await _endorse(store, [e_mid, e_lap])
+        o = await store.enroll(own.public, "O", "laptop", 1)
+        await store.set_state(o, "approved", 1, b"E(own)")
+        assert store.chain_for([lap.public]) == [e_lap, e_mid, b"E(root_hub)"]
+        assert store.chain_for([own.public, lap.public]) == [
+            e_lap,
+            e_mid,
+            b"E(root_hub)",
+            b"E(own)",
+        ]
+        assert store.chain_for([Identity.generate().public]) == []
+        # Backlog: what may be forwarded (approved: all; revoked: up to the cut; pending and
+        # forked: nothing) minus what upstream confirmed.
+        for ident in (lap, own):
+            recs = [x.raw for x in chain(ident, forms(4, seed=3))]
+            await store.push(await examine_batch(None, recs, None), 3)
+        assert store.backlog() == 8
+        await store.confirm(store.devices[own.public].id, 3, b"h" * 32, b"receipt", 4)
+        assert store.backlog() == 5
+        await store.set_state(store.devices[mid.public], "revoked", 5)
+        assert store.devices[lap.public].state == "revoked"
+        assert store.backlog() == 5  # revoked after seq 4: those four still go
+        pending = Identity.generate()
+        await store.push(await examine_batch(None, [chain(pending, forms(1))[0].raw], None), 6)
+        assert store.backlog() == 5
+    finally:
+        await store.close()
+
+
+async def test_a_role_is_fixed_once_approved(tmp_path: Path) -> None:
+    store = await HubStore.open(tmp_path)
+    try:
+        a, b = Identity.generate(), Identity.generate()
+        await store.enroll(a.public, "", "laptop", 1)
+        d = await store.enroll(a.public, "A", "hub", 2)  # still pending: may change
+        assert (d.role, d.name, d.last_seen) == ("hub", "A", 2)
+        d = await store.enroll(a.public, "other", "hub", 3)
+        assert d.name == "A"  # a name, once given, stays
+        db = await store.enroll(b.public, "B", "laptop", 1)
+        await store.set_state(db, "approved", 2)
+        assert (await store.enroll(b.public, "B", "hub", 3)).role == "laptop"
+        await store.set_state(store.devices[b.public], "revoked", 4)
+        assert (await store.enroll(b.public, "B", "hub", 5)).role == "laptop"
+    finally:
+        await store.close()
