@@ -13,6 +13,8 @@ live in ``hub.shared``. Modules:
 - ``ingest``    what a hub does with a pushed batch (accept / duplicate / fork / reject)
 - ``receipt``   signed receipts (and the hub's word on its upstream's key)
 - ``enroll``    enrollment requests, endorsements, hello proofs
+- ``trust``     enrollment policy: roles, forward limits, approval and revocation cascades,
+                endorsements and their chains
 - ``outbox``    the forwarder's decisions (what to send, what a refusal or receipt means)
 - ``pacing``    backoff with full jitter, adaptive batch size
 - ``discovery_names``  DNS-SD names and TXT records
