@@ -3,7 +3,7 @@
 Prints, for several runs (median shown):
 
 - raw limit  — the same machine, same run: verify + durable batched insert in-process, no HTTP
-               (hub.store.examine_batch on the hub's two examine workers + HubStore.push,
+               (hub.examine.examine_batch on the hub's two examine workers + HubStore.push,
                which commits with synchronous=FULL), same K concurrent streams and batches;
 - http       — a real ``c1hub serve`` process on 127.0.0.1, K concurrent pushers in this
                process, batches of B: durable entries/s (every push answered only after its
@@ -34,10 +34,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from hub.examine import examine_batch, make_pool, warm_pool  # noqa: E402
 from hub.protocol import codec, entry, record  # noqa: E402
 from hub.protocol.identity import Identity  # noqa: E402
 from hub.shared import generator  # noqa: E402
-from hub.store import HubStore, examine_batch, make_pool, warm_pool  # noqa: E402
+from hub.store import HubStore  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

@@ -23,21 +23,13 @@ from aiohttp import web
 from hub import status as status_mod
 from hub.config import HubConfig
 from hub.errors import AlreadyRunning, NotInitialised
+from hub.examine import Checked, examine_batch, make_pool, warm_pool
 from hub.protocol import clock, enroll, identity, receipt
 from hub.protocol.errors import DeviceError
 from hub.protocol.ingest import APPROVED, REVOKED
 from hub.shared import keyfile
 from hub.shared.master import load_master
-from hub.store import (
-    Checked,
-    DeviceRow,
-    HubStore,
-    PushResult,
-    StoreView,
-    examine_batch,
-    make_pool,
-    warm_pool,
-)
+from hub.store import DeviceRow, HubStore, PushResult, StoreView
 
 log = logging.getLogger(__name__)
 
@@ -306,13 +298,13 @@ class Hub:
         now = clock.now_s()
         endorsement = enroll.endorse(self.ident, d.public, d.name, d.role, now)
         log.info("approved device %s (%s)", d.node_id, d.name)
-        d = await self._store().set_state(d, APPROVED, now, endorsement)
+        d = await self._store().approve(d.public, now, endorsement)
         self._forget_status()
         return d
 
     async def revoke(self, d: DeviceRow) -> DeviceRow:
         log.warning("revoked device %s (%s)", d.node_id, d.name)
-        d = await self._store().set_state(d, REVOKED, clock.now_s())
+        d = await self._store().revoke(d.public, clock.now_s())
         self._forget_status()
         return d
 
