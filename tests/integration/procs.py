@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.protocol import codec
-from hub.protocol.identity import KEY_FILE, fingerprint
+from hub.protocol.identity import fingerprint
 from hub.shared import keyfile
 
 BIN = Path(sys.executable).parent
@@ -139,7 +139,7 @@ def call_msgpack(url: str, body: Any = None, timeout: float = 30.0) -> tuple[int
 
 def laptop_public(data: Path) -> bytes:
     """A laptop's (or hub's) public key, read from its data folder."""
-    return keyfile.load(data / KEY_FILE).public
+    return keyfile.load(data / keyfile.KEY_FILE).public
 
 
 def kill9(p: subprocess.Popen[bytes]) -> None:
