@@ -21,18 +21,16 @@ import logging
 import os
 import random
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from hub.errors import UpstreamError
 from hub.protocol import clock, codec, enroll, identity, outbox, receipt, record
 from hub.protocol.errors import ProtocolError
+from hub.protocol.identity import Identity
 from hub.protocol.pacing import Backoff, BatchSizer, parse_retry_after
-from hub.store import Rejection
-
-if TYPE_CHECKING:
-    from hub.node import Hub
+from hub.store import HubStore, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +50,19 @@ def _dev_id(store: Any, node_id: str) -> int | None:
 
 
 class Forwarder:
-    def __init__(self, hub: Hub, url: str, kbps: int = 0, *, rng: random.Random | None = None):
-        self.hub = hub
+    def __init__(
+        self,
+        store: HubStore,
+        url: str,
+        ident: Identity,
+        name: str,
+        kbps: int = 0,
+        *,
+        rng: random.Random | None = None,
+    ):
+        self.store = store
+        self.ident = ident
+        self.name = name
         self.url = url.rstrip("/")
         self.kbps = kbps
         self.rng = rng or random.Random()
@@ -83,7 +92,7 @@ class Forwarder:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        store = self.hub._store()
+        store = self.store
         self.upstream_public = await store.get_meta(META_UPSTREAM_KEY)
         self._session = aiohttp.ClientSession()
         self._task = asyncio.create_task(self._run(), name="forwarder")
@@ -102,7 +111,7 @@ class Forwarder:
     # -- status ------------------------------------------------------------------------------
 
     def backlog(self) -> int:
-        return self.hub._store().backlog()
+        return self.store.backlog()
 
     def drain_rate(self) -> float:
         if len(self._drained) < 2:
@@ -111,7 +120,7 @@ class Forwarder:
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
     def status(self) -> dict[str, Any]:
-        store = self.hub._store()
+        store = self.store
         backlog = self.backlog()
         now_m = clock.monotonic()
         st = self.state
@@ -156,7 +165,7 @@ class Forwarder:
     # -- the loop ----------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        store = self.hub._store()
+        store = self.store
         while not self._stop.is_set():
             now_m = clock.monotonic()
             if self.backoff.waiting(now_m):
@@ -260,7 +269,7 @@ class Forwarder:
                 f"REFUSED: {self.url} names key {identity.fingerprint(public)} but cannot prove "
                 "it holds it"
             ) from None
-        store = self.hub._store()
+        store = self.store
         if self.upstream_public is None:
             await store.set_meta(META_UPSTREAM_KEY, public)
             self.upstream_public = public
@@ -277,7 +286,7 @@ class Forwarder:
 
     async def _enroll(self, public: bytes) -> None:
         """Enroll upstream (idempotent) and keep the state it answers, for status."""
-        req = enroll.make_request(self.hub.ident, public, self.hub.name, "hub", clock.now_s())
+        req = enroll.make_request(self.ident, public, self.name, "hub", clock.now_s())
         reply = await self._call("POST", "/v1/enroll", req)
         self._enrolled_at = clock.monotonic()
         was = self.enrollment.get("state")
@@ -286,14 +295,14 @@ class Forwarder:
             log.warning(
                 "this hub is pending at upstream %s: ask the national side to approve %s "
                 "(comparison code %s); entries are forwarded and held there until then",
-                self.url, self.hub.ident.node_id, reply.get("code"),
+                self.url, self.ident.node_id, reply.get("code"),
             )  # fmt: skip
         elif was == "pending" and reply.get("state") != "pending":
             log.warning("this hub is now %s at upstream %s", reply.get("state"), self.url)
 
     def _candidates(self, now_m: float) -> list[int]:
         """Devices with something to forward, not parked after a refusal."""
-        store = self.hub._store()
+        store = self.store
         limits = {
             dev: d.forward_limit(store.heads[dev].seq)
             for dev, d in store.devices_by_id.items()
@@ -304,7 +313,7 @@ class Forwarder:
 
     async def _sync_heads(self, devs: list[int]) -> None:
         """Ask upstream what it holds for ``devs``; take its receipts as confirmations."""
-        store = self.hub._store()
+        store = self.store
         publics = [store.devices_by_id[d].public for d in devs]
         for i in range(0, len(publics), 1000):
             reply = await self._call(
@@ -318,7 +327,7 @@ class Forwarder:
     async def _take_receipts(self, raws: list[bytes]) -> dict[int, tuple[int, bytes]]:
         """Check upstream's receipts and confirm what they cover. Returns, per device, the
         receipts that name a seq beyond what this hub holds (upstream got it elsewhere)."""
-        store = self.hub._store()
+        store = self.store
         assert self.upstream_public is not None
         now = clock.now_s()
         ahead: dict[int, tuple[int, bytes]] = {}
@@ -342,7 +351,7 @@ class Forwarder:
         return ahead
 
     async def _confirmed(self, dev: int, seq: int, hash_: bytes, raw: bytes, now: int) -> None:
-        store = self.hub._store()
+        store = self.store
         await store.confirm(dev, seq, hash_, raw, now)
         self.cursor[dev] = max(self.cursor.get(dev, 0), seq)
         if dev not in store.rejections:
@@ -352,7 +361,7 @@ class Forwarder:
         """Ask upstream what it holds for every device it has confirmed. If it holds less than
         it signed for (restored from a backup, say), say so loudly and send the rest again:
         a receipt is a promise, and a broken promise must not leave a silent hole."""
-        store = self.hub._store()
+        store = self.store
         devs = [dev for dev, c in store.confirmed.items() if c.seq > 0]
         now = clock.now_s()
         for i in range(0, len(devs), 1000):
@@ -392,7 +401,7 @@ class Forwarder:
         """Hand upstream the evidence of every fork seen here (both records signed for one
         seq), so the national side stops counting that device too and shows the fork: a
         forked device's entries are held here, and its earlier ones may be counted there."""
-        store = self.hub._store()
+        store = self.store
         for dev, seq, raw, held in await store.fork_evidence():
             if (dev, seq) in self._forks_sent:
                 continue
@@ -415,7 +424,7 @@ class Forwarder:
             log.exception("could not read the age of the upstream backlog")
 
     async def _refresh_oldest(self, devs: list[int]) -> None:
-        store = self.hub._store()
+        store = self.store
         oldest = None
         for dev in devs[:200]:
             done = store.confirmed[dev].seq if dev in store.confirmed else 0
@@ -435,7 +444,7 @@ class Forwarder:
         ):
             assert self.upstream_public is not None
             await self._enroll(self.upstream_public)  # approved since? status must say so
-        if self.hub._store().fork_count > len(self._forks_sent):
+        if self.store.fork_count > len(self._forks_sent):
             await self._send_forks()
         now_m = clock.monotonic()
         devs = self._candidates(now_m)
@@ -448,7 +457,7 @@ class Forwarder:
             if clock.monotonic() - self._last_contact >= self.heartbeat_s:
                 await self._connect()  # idle: still notice (and show) an upstream that went away
             return 0
-        store = self.hub._store()
+        store = self.store
         records: list[bytes] = []
         size = 0
         origins: list[bytes] = []
