@@ -10,8 +10,9 @@ hub's store writes them in one transaction and applies them to its memory after 
   approved, and an approved laptop must never turn itself into a hub (hubs vouch for others).
 - ``approve``: approving a device approves, transitively, every pending device an approved
   hub vouches for. ``check_approvable``: a forked device cannot be approved.
-- ``revoke``: revoking a device cuts its log at its current head (what it sent before stays);
-  revoking a hub revokes every device approved here only through that hub's word.
+- ``revoke``: revoking a device cuts its log at its current head (what it sent before stays,
+  however often it is revoked); revoking a hub revokes every device approved here only
+  through that hub's word.
 - ``accept_endorsements``: endorsements from lower hubs are taken when they chain to a hub
   known here (role hub, not forked); the rest wait for a later stream. An approved hub's word
   approves the device it names; a pending hub's word makes it pending "through that hub".
@@ -194,7 +195,12 @@ class _Book:
         return out
 
     def revoke(self, p: bytes, heads: Mapping[bytes, int], via: bytes | None) -> list[Revocation]:
-        cutoff = heads.get(p, 0) if self.state(p) == APPROVED else 0
+        if self.state(p) == APPROVED:
+            cutoff = heads.get(p, 0)
+        elif self.state(p) == REVOKED and p not in self._states:
+            cutoff = self._devices[p].revoked_after_seq  # revoked before: the cut stands
+        else:
+            cutoff = 0
         out = [Revocation(p, cutoff, via)]
         self._states[p] = REVOKED
         if self.role(p) != HUB:

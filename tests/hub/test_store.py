@@ -329,6 +329,8 @@ async def test_revoking_a_hub_revokes_what_only_it_vouched_for(tmp_path: Path) -
         assert store.devices[only.public].revoked_after_seq == 3  # what it sent before stays
         assert store.devices[sub.public].revoked_after_seq == 0
         assert store.devices[h1.public].revoked_at == 5
+        await store.revoke(only.public, 6)  # again: what it sent before stays counted
+        assert store.devices[only.public].revoked_after_seq == 3
     finally:
         await store.close()
 

@@ -146,6 +146,12 @@ def test_revoking_what_is_not_approved_cuts_at_zero() -> None:
     assert trust.revoke(A, book(Dev(A, state="approved")), {}, {A: 9}) == [Revocation(A, 9)]
 
 
+def test_revoking_again_keeps_the_cut() -> None:
+    """What a device sent before its revocation stays counted, however often it is revoked."""
+    again = book(Dev(A, state="revoked", revoked_after_seq=5))
+    assert trust.revoke(A, again, {}, {A: 9}) == [Revocation(A, 5)]
+
+
 # -- endorsements -----------------------------------------------------------------------------
 
 
