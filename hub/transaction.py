@@ -37,19 +37,12 @@ class Draft:
         self.forks = 0
         self.changed = False  # something status shows changed (records, states)
         self.logs: list[tuple[int, str, tuple[Any, ...]]] = []  # said after the COMMIT
-
-    # -- reading through the draft -------------------------------------------------------------
-
-    @property
-    def devices(self) -> ChainMap[bytes, DeviceRow]:
-        return ChainMap(self.rows, self.base.devices)
-
-    @property
-    def endorsements(self) -> ChainMap[bytes, dict[bytes, bytes]]:
-        return ChainMap(self.endorsed, self.base.endorsements)
+        # Reading through the draft: its changes over the committed state.
+        self.devices: ChainMap[bytes, DeviceRow] = ChainMap(self.rows, base.devices)
+        self.endorsements = ChainMap(self.endorsed, base.endorsements)
 
     def device(self, public: bytes) -> DeviceRow | None:
-        return self.rows.get(public) or self.base.devices.get(public)
+        return self.devices.get(public)
 
     def head(self, dev: int) -> Head:
         return self.heads.get(dev) or self.base.heads.get(dev, Head())
