@@ -1,9 +1,10 @@
 """Settings of the operator laptop, declared once.
 
-Each setting has one declaration in ``SETTINGS``: its name, default, environment variable and
-help text. The CLI builds its options from these declarations and then one frozen
-``ClientConfig`` (``ClientConfig.build``); nothing below the CLI reads the environment or the
-command line. docs/configuration.md documents every entry of ``SETTINGS`` (a test checks it).
+Each setting has one declaration in ``SETTINGS`` (``hub.shared.settings.Setting``, the one
+setting class of both programs): its name, default, environment variable and help text. The
+CLI builds its options from these declarations and then one frozen ``ClientConfig``
+(``ClientConfig.build``); nothing below the CLI reads the environment or the command line.
+docs/configuration.md documents every entry of ``SETTINGS`` (a test checks it).
 """
 
 from __future__ import annotations
@@ -12,61 +13,55 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.shared.settings import Setting, by_name
+
 from .errors import ConfigError
 
 LANGS = ("id", "en")
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    name: str
-    default: Any
-    env: str
-    help: str
 
 
 SETTINGS: list[Setting] = [
     Setting(
         "data_dir",
         "~/.local/share/c1client",
-        "C1CLIENT_DATA",
         "Directory holding this laptop's key (node.key) and its local store (client.db).",
+        env="C1CLIENT_DATA",
     ),
     Setting(
         "lang",
         "id",
-        "C1_LANG",
         "Language of messages: id (Bahasa Indonesia) or en (English).",
+        env="C1_LANG",
     ),
     Setting(
         "wilayah",
         None,
-        "C1_WILAYAH",
         "Polling-station master (wilayah JSON). With it, an entry for a TPS that does not "
         "exist is rejected (rule R11).",
+        env="C1_WILAYAH",
     ),
     Setting(
         "batch_size",
         500,
-        "C1CLIENT_BATCH_SIZE",
         "Entries saved per transaction by `enter` (1..10000).",
+        env="C1CLIENT_BATCH_SIZE",
     ),
     Setting(
         "busy_timeout",
         30.0,
-        "C1CLIENT_BUSY_TIMEOUT",
         "Seconds to wait for another c1client process that is writing to the same store.",
+        env="C1CLIENT_BUSY_TIMEOUT",
     ),
     Setting(
         "progress_after",
         1000,
-        "C1CLIENT_PROGRESS_AFTER",
         "`enter` reports progress on stderr once this many entries were read (always when "
         "stderr is a terminal).",
+        env="C1CLIENT_PROGRESS_AFTER",
     ),
 ]
 
-SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+SETTINGS_BY_NAME: dict[str, Setting] = by_name(SETTINGS)
 
 
 def setting(name: str) -> Setting:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import ipaddress
 import logging
 from dataclasses import dataclass
 
-import ifaddr
 from zeroconf import DNSQuestionType, InterfaceChoice, IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from hub.protocol.discovery_names import SERVICE_TYPE, TxtError, parse_txt
+from hub.shared.netif import check_local
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +101,6 @@ def _to_found(info: AsyncServiceInfo, loopback_first: bool) -> FoundHub | None:
     )
 
 
-def _check_local(addresses: list[str]) -> None:
-    """Raise OSError unless every address is this machine's (before zeroconf opens sockets:
-    zeroconf 0.154 leaks its listening socket when an interface address cannot be bound)."""
-    local = {ip.ip for adapter in ifaddr.get_adapters() for ip in adapter.ips if ip.is_IPv4}
-    missing = [a for a in addresses if a not in local]
-    if missing:
-        raise OSError(
-            errno.EADDRNOTAVAIL, f"{', '.join(missing)} is not an address of this machine"
-        )
-
-
 def _network_error(exc: OSError) -> None:
     """Log the first failure of a kind as a warning, repeats at debug."""
     key = exc.errno or 0
@@ -146,7 +134,7 @@ async def browse(
     choice = list(interfaces) if interfaces is not None else InterfaceChoice.All
     try:
         if interfaces is not None:
-            _check_local(interfaces)
+            check_local(interfaces)
         aiozc = AsyncZeroconf(interfaces=choice, ip_version=IPVersion.V4Only)
     except OSError as exc:
         _network_error(exc)

@@ -11,7 +11,8 @@ Hierarchy::
     ├── ConfigError                 a setting or option with a bad value
     ├── InputError                  an input file (e.g. the polling-station master) unusable
     ├── SyncError                   a sync round with a hub failed (code says why: unreachable,
-    │                               wrong_hub, forked, behind_hub, not_a_hub, ...)
+    │   │                           wrong_hub, forked, behind_hub, not_a_hub, ...)
+    │   └── TooBigError             the hub found a push too big (413): halve the batch
     └── StoreError                  the local store cannot do what was asked
         ├── NotInitialisedError     no store in the data directory yet (run ``c1client init``)
         ├── AlreadyInitialisedError ``init`` with another name on an initialised directory
@@ -53,9 +54,25 @@ class InputError(ClientError):
 
 
 class SyncError(ClientError):
-    """A sync round failed; the message says what to do."""
+    """A sync round failed; the message says what to do. ``retry_after``: the hub asked not to
+    be called again for that many seconds (HTTP 429/503 with Retry-After)."""
 
     code = "sync"
+
+    def __init__(
+        self,
+        message: str,
+        pesan: str | None = None,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
+        super().__init__(message, pesan, code=code)
+        self.retry_after = retry_after
+
+
+class TooBigError(SyncError):
+    """The hub (or a proxy before it) found a request too big (HTTP 413): send less at once."""
 
 
 class StoreError(ClientError):

@@ -36,6 +36,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Sync failed: {reason}. Retrying in {delay:.1f} s.",
     ),
     "error": ("Galat", "Error"),
+    "interrupted": (
+        "Dihentikan. Entri yang sudah tersimpan tetap tersimpan.",
+        "Interrupted. Entries already saved stay saved.",
+    ),
     "init_created": (
         "Laptop {name!r} siap. Data di {data_dir}.",
         "Laptop {name!r} is ready. Data in {data_dir}.",

@@ -31,6 +31,7 @@ from typing import IO, Any, Protocol
 from hub.protocol import entry, rules
 from hub.protocol.errors import ProtocolError
 
+from . import scans
 from .errors import StoreError
 from .store import ClientStore
 
@@ -297,6 +298,10 @@ class Tally:
     flagged: int = 0
     rejected: int = 0
 
+    def to_dict(self) -> dict[str, int]:
+        return {"read": self.read, "saved": self.saved, "flagged": self.flagged,
+                "rejected": self.rejected}  # fmt: skip
+
 
 class Sink(Protocol):
     """Where ``enter_items`` reports: the CLI prints, tests collect."""
@@ -356,6 +361,7 @@ _ID_READ_ERRORS = {
     "bad_json": "bukan JSON yang sah: ",
     "unreadable": "tidak dapat dibaca: ",
     "empty_input": "tidak ada entri: ",
+    "bad_scan": "pindaian tidak dapat dipakai: ",
 }
 
 
@@ -444,9 +450,10 @@ async def enter_items(
         batch.clear()
         sink.progress(tally, False)
 
+    blobs = scans.blob_store(store.data_dir)  # scan file paths are stored, then named by hash
     for item in items:
         tally.read += 1
-        checked = check_item(item, master)
+        checked = check_item(scans.resolve(item, blobs), master)
         if isinstance(checked, Rejected):
             tally.rejected += 1
             sink.rejected(checked)

@@ -7,7 +7,12 @@ batches, and keep each signed receipt after checking it: signed by the pinned hu
 and hash that match this laptop's own record. Entries up to a receipt's seq are "at hub".
 
 ``sync_forever`` repeats rounds as entries are added and as the hub comes and goes, with capped
-exponential backoff and full jitter between failures.
+exponential backoff and full jitter between failures, never sooner than a busy hub's
+Retry-After. A push the hub finds too big (413) is sent again in halves.
+
+The decisions (which hubs, what the hub's head means, which receipts to keep, what a push reply
+means) are ``hub.protocol.sender``'s; the calls are ``client.hublink``'s. This module does the
+rounds: it reads the store, calls the hub, and words each verdict for the operator.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,17 +27,19 @@ from typing import Any
 
 import aiohttp
 
-from client.errors import ClientError, SyncError
+from client.errors import ClientError, SyncError, TooBigError
+from client.hublink import HubLink
 from client.store import ClientStore
-from hub.protocol import clock, codec, enroll, identity, receipt
-from hub.protocol.errors import ProtocolError
+from hub.protocol import clock, enroll, receipt, sender
+from hub.protocol.errors import ProtocolError, SignatureError
 from hub.protocol.pacing import Backoff
+from hub.shared import rpc
+from hub.shared.rpc import Hello
 
 log = logging.getLogger(__name__)
 
-MSGPACK = "application/msgpack"
 DEFAULT_BATCH = 500
-CALL_TIMEOUT = 30.0
+CALL_TIMEOUT = rpc.CALL_TIMEOUT
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 15.0  # one hub on the room's LAN: come back quickly after it restarts
 
@@ -54,6 +60,7 @@ class SyncReport:
     refused_hubs: list[str] = field(default_factory=list)
     hubs: list[dict[str, Any]] = field(default_factory=list)  # one per hub synced
     errors: list[dict[str, str]] = field(default_factory=list)  # hubs that failed this round
+    found_by: dict[str, str] = field(default_factory=dict)  # url -> "address"|"mdns"|"cached"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,93 +80,16 @@ class SyncReport:
         }
 
 
-class HubLink:
-    """Thin msgpack-over-HTTP calls to one hub; every call has a timeout."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str):
-        self.session = session
-        self.url = url.rstrip("/")
-
-    async def _call(self, method: str, path: str, body: bytes | None = None) -> Any:
-        headers = {"Accept": MSGPACK}
-        if body is not None:
-            headers["Content-Type"] = MSGPACK
-        try:
-            async with self.session.request(
-                method,
-                self.url + path,
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT),
-            ) as r:
-                data = await r.read()
-                try:
-                    obj = codec.unpack(data, canonical=False) if data else {}
-                except ProtocolError:
-                    raise SyncError(
-                        f"{self.url} answered HTTP {r.status} with something that is not a "
-                        "c1hub reply; is this address really a c1hub hub?",
-                        f"{self.url} menjawab HTTP {r.status} yang bukan balasan c1hub; "
-                        "benarkah ini alamat hub c1hub?",
-                        code="not_a_hub",
-                    ) from None
-                if r.status >= 400:
-                    err = obj.get("error", {}) if isinstance(obj, dict) else {}
-                    reason = err.get("reason", f"HTTP {r.status}")
-                    raise SyncError(
-                        f"hub refused {path}: {reason} ({err.get('code', r.status)})",
-                        f"hub menolak {path}: {reason} ({err.get('code', r.status)})",
-                        code=str(err.get("code", "refused")),
-                    )
-                return obj
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise SyncError(
-                f"cannot reach hub at {self.url}: {exc or type(exc).__name__}",
-                f"hub di {self.url} tidak dapat dihubungi: {exc or type(exc).__name__}",
-                code="unreachable",
-            ) from None
-
-    async def hello(self) -> dict[str, Any]:
-        """The hub's hello, with proof that it holds the key it names (a fresh nonce it signs):
-        only then may that key be trusted as the pinned hub's."""
-        nonce = os.urandom(enroll.NONCE_LEN)
-        h: dict[str, Any] = await self._call("GET", f"/v1/hello?nonce={nonce.hex()}")
-        public = h.get("public") if isinstance(h, dict) else None
-        if type(public) is not bytes or len(public) != 32:
-            raise SyncError(
-                f"{self.url} is not a c1hub hub",
-                f"{self.url} bukan hub c1hub",
-                code="not_a_hub",
-            )
-        try:
-            enroll.check_proof(public, nonce, h.get("proof", b""))
-        except ProtocolError:
-            raise SyncError(
-                f"{self.url} claims hub key {identity.fingerprint(public)} but cannot prove it "
-                "holds it: an impostor? Ask the coordinator.",
-                f"{self.url} mengaku sebagai hub {identity.fingerprint(public)} tetapi tidak "
-                "dapat membuktikannya: hub palsu? Tanyakan ke koordinator.",
-                code="wrong_hub",
-            ) from None
-        return h
-
-    async def enroll(self, raw: bytes) -> dict[str, Any]:
-        r: dict[str, Any] = await self._call("POST", "/v1/enroll", raw)
-        return r
-
-    async def head(self, origin: bytes) -> dict[str, Any]:
-        r: dict[str, Any] = await self._call("GET", f"/v1/heads/{origin.hex()}")
-        return r
-
-    async def push(self, records: list[bytes]) -> dict[str, Any]:
-        r: dict[str, Any] = await self._call("POST", "/v1/push", codec.pack({"records": records}))
-        return r
-
-
 async def _candidates(
-    store: ClientStore, hub_urls: Sequence[str], mdns_interfaces: list[str] | None, timeout: float
+    store: ClientStore,
+    hub_urls: Sequence[str],
+    mdns_interfaces: list[str] | None,
+    timeout: float,
+    found_by: dict[str, str] | None = None,
 ) -> list[str]:
+    how = found_by if found_by is not None else {}
     if hub_urls:
+        how.update(dict.fromkeys(hub_urls, "address"))
         return list(hub_urls)
     pins = await store.pinned_hubs()
     keys = {p.public for p in pins}
@@ -175,9 +105,11 @@ async def _candidates(
         # Pinned hubs first; others too, so that an impostor is refused out loud, not ignored.
         found.sort(key=lambda f: f.public not in keys)
         urls.extend(f.url for f in found)
+        how.update(dict.fromkeys(urls, "mdns"))
     except Exception as exc:  # discovery is only a hint
         log.warning("mDNS discovery failed (%s); trying the last address that worked", exc)
     urls.extend(p.url for p in pins if p.url and p.url not in urls)
+    how.update({u: "cached" for u in urls if u not in how})
     return urls
 
 
@@ -190,11 +122,14 @@ async def find_hubs(
     add: bool = False,
     timeout: float = 3.0,
     report: SyncReport | None = None,
-) -> list[tuple[HubLink, dict[str, Any]]]:
+) -> list[tuple[HubLink, Hello]]:
     """The hubs to sync with: reachable, and each either pinned, or the first hub ever (pinned
-    at first enrollment), or — with ``add`` — a second hub of the same room."""
+    at first enrollment), or — with ``add`` — a second hub of the same room
+    (``sender.HubChoice``)."""
     pins = {p.public: p for p in await store.pinned_hubs()}
-    urls = await _candidates(store, hub_urls, mdns_interfaces, timeout)
+    urls = await _candidates(
+        store, hub_urls, mdns_interfaces, timeout, report.found_by if report else None
+    )
     if not urls:
         raise SyncError(
             "no hub found: mDNS found nothing (hotel Wi-Fi often blocks it) and no address "
@@ -205,21 +140,22 @@ async def find_hubs(
             "koordinator lalu jalankan: c1client sync --hub http://ALAMAT:8470",
             code="no_hub",
         )
-    found: dict[bytes, tuple[HubLink, dict[str, Any]]] = {}
+    choice = sender.HubChoice(pins, add=add)
+    found: list[tuple[HubLink, Hello]] = []
     errors: list[SyncError] = []
     for url in urls:
         link = HubLink(session, url)
         try:
-            h = await link.hello()
+            hello = await link.hello()
         except SyncError as exc:
             errors.append(exc)
             continue
-        public: bytes = h["public"]
-        if public in found:
+        verdict = choice.offer(hello.public)
+        if verdict == sender.SEEN:
             continue
-        if pins and public not in pins and not add:
+        if verdict == sender.REFUSE:
             enrolled = ", ".join(p.node_id for p in pins.values())
-            other = identity.fingerprint(public)
+            other = hello.node_id
             log.warning("refused hub at %s: identity %s is not the pinned %s", url, other, enrolled)
             if report is not None:
                 report.refused_hubs.append(url)
@@ -234,18 +170,20 @@ async def find_hubs(
                 )
             )
             continue
-        found[public] = (link, h)
-        if not pins and not add:
+        found.append((link, hello))
+        if choice.done:
             break  # first enrollment: one hub, the first that answers
     if not found:
         if len(errors) == 1:
             raise errors[0]
+        waits = [e.retry_after for e in errors if e.retry_after is not None]
         raise SyncError(
             "; ".join(e.message for e in errors),
             "; ".join(e.pesan for e in errors),
             code=errors[0].code if errors else "no_hub",
+            retry_after=max(waits) if waits else None,
         )
-    return list(found.values())
+    return found
 
 
 async def sync_once(
@@ -283,8 +221,7 @@ async def sync_once(
             failures.append(err)
     if len(failures) == len(targets):
         raise failures[0]
-    await _keep_receipt_floor(store, report)
-    report.confirmed_upstream = await store.highest_receipt("upstream")
+    await _where(store, report)
     return report
 
 
@@ -302,19 +239,18 @@ def _as_sync_error(url: str, exc: ClientError | ProtocolError) -> SyncError:
 async def _sync_hub(
     store: ClientStore,
     link: HubLink,
-    hello: dict[str, Any],
+    hello: Hello,
     report: SyncReport,
     *,
     batch: int,
     progress: Callable[[int, int], None] | None,
 ) -> None:
-    hub_public: bytes = hello["public"]
-    hub_id = identity.fingerprint(hub_public)
+    hub_public, hub_id = hello.public, hello.node_id
     ident = store.identity
     now = clock.now_s()
     reply = await link.enroll(enroll.make_request(ident, hub_public, store.name, "laptop", now))
-    pins = await store.pinned_hubs()
-    if all(p.public != hub_public for p in pins):
+    pins = [p.public for p in await store.pinned_hubs()]
+    if hub_public not in pins:
         await store.pin_hub(hub_public, hub_id, link.url, now, add=bool(pins))
         log.info("pinned hub %s at %s", hub_id, link.url)
     state, code = str(reply.get("state", "")), str(reply.get("code", ""))
@@ -326,9 +262,15 @@ async def _sync_hub(
     report.hubs.append(summary)
 
     head = await link.head(ident.public)
-    hub_seq = int(head["seq"])
     last = await store.last_seq()
-    if head.get("forked"):
+    own = await store.hash_at(head.seq) if 0 < head.seq <= last else None
+    check = sender.assess_head(head, last, own)
+    if check.evidence is not None:
+        # Hand the hub this laptop's own record: the same bytes are a harmless duplicate,
+        # different bytes let the hub record the fork, so the coordinator sees it.
+        with contextlib.suppress(SyncError):
+            await link.push(await store.records_after(check.evidence - 1, 1))
+    if check.verdict == sender.FORKED:
         raise SyncError(
             "the hub has stopped accepting this laptop: it saw two different entries with the same "
             "number (was this data folder copied to another laptop?). Tell the coordinator.",
@@ -336,100 +278,102 @@ async def _sync_hub(
             "(apakah folder data ini disalin ke laptop lain?). Beri tahu koordinator.",
             code="forked",
         )
-    if hub_seq > last:
-        # A restored backup or a copied folder: hand the hub this laptop's newest record. The
-        # same bytes are a harmless duplicate; different bytes let the hub record the fork.
-        if last > 0:
-            with contextlib.suppress(SyncError):
-                await link.push(await store.records_after(last - 1, 1))
+    if check.verdict == sender.BEHIND:
         raise SyncError(
-            f"the hub holds {hub_seq} entries from this laptop, but this laptop has only {last}: "
+            f"the hub holds {head.seq} entries from this laptop, but this laptop has only {last}: "
             "was its data folder restored from an old backup? Do not enter more forms here; tell "
             "the coordinator.",
-            f"hub menyimpan {hub_seq} entri dari laptop ini, padahal laptop ini hanya punya "
+            f"hub menyimpan {head.seq} entri dari laptop ini, padahal laptop ini hanya punya "
             f"{last}: apakah folder datanya dipulihkan dari cadangan lama? Jangan memasukkan "
             "formulir lagi di sini; beri tahu koordinator.",
             code="behind_hub",
         )
-    if hub_seq > 0 and await store.hash_at(hub_seq) != head["hash"]:
-        # The hub holds another entry under this number: this laptop's log forked (a copied
-        # data folder). Hand the hub this laptop's own record as evidence, so the coordinator
-        # sees the fork, then stop.
-        with contextlib.suppress(SyncError):
-            await link.push(await store.records_after(hub_seq - 1, 1))
-        await _check_receipt_like(store, hub_seq, head["hash"])
+    if check.verdict == sender.DIVERGED:
+        raise _copied(head.seq)
     await _take_upstream_receipt(store, head, hello)
-    sent = hub_seq
-    while sent < last:
-        raws = await store.records_after(sent, batch)
+
+    pusher = sender.Pusher(head.seq, last, batch)
+    while (want := pusher.next()) is not None:
+        raws = await store.records_after(*want)
         if not raws:
             break
-        resp = await link.push(raws)
+        try:
+            resp = await link.push(raws)
+        except TooBigError:
+            if not pusher.too_big():
+                raise
+            log.info("hub %s finds %d records too many at once; sending %d", hub_id,
+                     len(raws), pusher.batch)  # fmt: skip
+            continue
         report.pushed += len(raws)
         summary["pushed"] += len(raws)
-        report.accepted += int(resp.get("accepted", 0))
-        report.duplicate += int(resp.get("duplicate", 0))
-        rejected = list(resp.get("rejected", [])) + list(resp.get("forks", []))
-        report.rejected.extend(rejected)
-        newest = sent
-        for raw in resp.get("receipts", []):
+        report.accepted += resp.accepted
+        report.duplicate += resp.duplicate
+        report.rejected.extend(resp.refused)
+        kept = []
+        for raw in resp.receipts:
             rc = receipt.decode(raw)
-            if rc.origin != ident.public:
-                continue
-            rc.check(hub_public)
-            await _check_receipt_like(store, rc.seq, rc.hash)
-            await store.add_receipt("hub", rc)
-            newest = max(newest, rc.seq)
+            if rc.origin == ident.public and await _keep(store, "hub", rc, [hub_public]):
+                kept.append(rc.seq)
+        step = pusher.replied(kept, resp.refused)
         if progress is not None:
-            progress(newest, last)
-        if newest <= sent:
-            first = rejected[0] if rejected else {}
-            more = f" (+{len(rejected) - 1} more)" if len(rejected) > 1 else ""
-            reasons = f"#{first.get('seq')}: {first.get('reason')}{more}" if first else ""
+            progress(step.to, last)
+        if step.stuck:
             raise SyncError(
-                f"hub {hub_id} did not take entries after #{sent}: {reasons or 'no reason'}",
-                f"hub {hub_id} tidak menerima entri setelah #{sent}: {reasons or '-'}",
-                code=str(rejected[0].get("code")) if rejected else "not_taken",
+                f"hub {hub_id} did not take entries after #{step.after}: "
+                f"{step.reason or 'no reason'}",
+                f"hub {hub_id} tidak menerima entri setelah #{step.after}: {step.reason or '-'}",
+                code=step.code,
             )
-        sent = newest
     if summary["pushed"]:
         await _take_upstream_receipt(store, await link.head(ident.public), hello)
 
 
-async def _take_upstream_receipt(
-    store: ClientStore, head: dict[str, Any], hello: dict[str, Any]
-) -> None:
+async def _take_upstream_receipt(store: ClientStore, head: sender.HubHead, hello: Hello) -> None:
     """Keep upstream's receipt the hub relays ("confirmed upstream"), if it is signed by the
     upstream the pinned hub names (in a statement the hub signs) and covers this laptop's own
     records."""
-    raw, upstream, sig = head.get("confirmed"), hello.get("upstream"), hello.get("upstream_sig")
-    if type(raw) is not bytes or type(upstream) is not bytes or type(sig) is not bytes:
-        return
-    receipt.check_upstream(hello["public"], upstream, sig)  # the pinned hub names its upstream
-    rc = receipt.decode(raw)
-    rc.check(upstream)
-    if rc.origin == store.identity.public and rc.seq <= await store.last_seq():
-        await _check_receipt_like(store, rc.seq, rc.hash)
-        await store.add_receipt("upstream", rc)
+    rc = sender.relayed_confirmation(
+        hello.public, hello.upstream, hello.upstream_sig, head.confirmed,
+        origin=store.identity.public, last_seq=await store.last_seq(),
+    )  # fmt: skip
+    if rc is not None:
+        await _keep(store, "upstream", rc, [rc.issuer])
 
 
-async def _check_receipt_like(store: ClientStore, seq: int, hash_: bytes) -> None:
-    mine = await store.hash_at(seq)
-    if mine != hash_:
-        raise SyncError(
-            f"the hub's copy of entry {seq} differs from this laptop's: the log has forked "
-            "(a copied data folder?). Stop entering on this laptop and tell the coordinator.",
-            f"salinan entri {seq} di hub berbeda dengan di laptop ini (folder data disalin?). "
-            "Berhenti memasukkan di laptop ini dan beri tahu koordinator.",
-            code="forked",
-        )
+async def _keep(store: ClientStore, kind: str, rc: receipt.Receipt, issuers: list[bytes]) -> bool:
+    """Keep a receipt for this laptop's log once ``sender.judge_receipt`` says so; False for
+    one that covers nothing. A receipt naming another entry than the one held here is a fork
+    (SyncError ``forked``); one that is not signed by the hub expected, a SignatureError."""
+    held = await store.hash_at(rc.seq) if rc.seq > 0 else None
+    check = sender.judge_receipt(rc, origin=store.identity.public, issuers=issuers,
+                                 held_hash=held)  # fmt: skip
+    if check.verdict in (sender.NOT_HELD, sender.MISMATCH):
+        raise _copied(rc.seq)
+    if check.verdict == sender.UNSIGNED:
+        raise SignatureError(f"receipt does not verify: {check.detail}")
+    if check.verdict == sender.WRONG_ISSUER:
+        raise SignatureError("receipt was issued by another node than the pinned hub")
+    if not check.ok:
+        return False
+    await store.add_receipt(kind, check.receipt)
+    return True
 
 
-async def _keep_receipt_floor(store: ClientStore, report: SyncReport) -> None:
-    marks = await store.marks()
-    last = await store.last_seq()
-    report.at_hub = min(max(marks.hub, marks.upstream), last)
-    report.local_only = max(last - report.at_hub, 0)
+def _copied(seq: int) -> SyncError:
+    return SyncError(
+        f"the hub's copy of entry {seq} differs from this laptop's: the log has forked "
+        "(a copied data folder?). Stop entering on this laptop and tell the coordinator.",
+        f"salinan entri {seq} di hub berbeda dengan di laptop ini (folder data disalin?). "
+        "Berhenti memasukkan di laptop ini dan beri tahu koordinator.",
+        code="forked",
+    )
+
+
+async def _where(store: ClientStore, report: SyncReport) -> None:
+    where = (await store.marks()).where(await store.last_seq())
+    report.at_hub, report.local_only = where.at_hub, where.local_only
+    report.confirmed_upstream = where.confirmed_upstream
 
 
 async def sync_forever(
@@ -446,7 +390,8 @@ async def sync_forever(
     rng: random.Random | None = None,
 ) -> None:
     """Keep the hub(s) up to date until ``stop`` is set. Failures back off exponentially with
-    full jitter (``hub.protocol.pacing.Backoff``); a success resets the backoff."""
+    full jitter (``hub.protocol.pacing.Backoff``), never for less than a busy hub's
+    Retry-After; a success resets the backoff."""
     rng = rng or random.Random()
     stop = stop or asyncio.Event()
     backoff = Backoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
@@ -457,7 +402,8 @@ async def sync_forever(
                                       mdns_interfaces=mdns_interfaces, batch=batch,
                                       add_hub=add_hub)  # fmt: skip
             except (ClientError, ProtocolError) as exc:  # e.g. the store is busy: retry later
-                delay = backoff.failed(clock.monotonic(), rng)
+                retry_after = exc.retry_after if isinstance(exc, SyncError) else None
+                delay = backoff.failed(clock.monotonic(), rng, retry_after)
                 if on_error is not None:
                     on_error(str(exc), delay)
                 log.warning("sync failed (%s); retrying in %.1fs", exc, delay)

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import msgpack
 
-from hub.protocol import codec, enroll, entry, identity, record
+from hub.protocol import chain, codec, enroll, entry, identity, record
 from hub.protocol.errors import ProtocolError
 from hub.protocol.identity import Identity
 from hub.schema import DB_FILE
@@ -155,7 +155,7 @@ def verify_bundle(f: IO[bytes]) -> BundleReport:
     rep = BundleReport()
     unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=True, max_buffer_size=1 << 24)
     digest = hashlib.sha256()
-    heads: dict[bytes, tuple[int, bytes]] = {}
+    logs = chain.Logs()
     header: dict[str, Any] | None = None
     trailer: dict[str, Any] | None = None
     try:
@@ -184,13 +184,13 @@ def verify_bundle(f: IO[bytes]) -> BundleReport:
                 except ProtocolError as exc:
                     rep.problems.append(f"endorsement {rep.endorsements}: {exc.message}")
             elif kind == "record":
-                _check_record(raw, heads, rep)
+                _check_record(raw, logs, rep)
             else:
                 rep.problems.append(f"unknown item kind {kind!r}")
     except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
         rep.problems.append(f"the file is damaged or truncated ({type(exc).__name__})")
         return rep
-    rep.origins = len(heads)
+    rep.origins = len(logs.walks)
     if header is None:
         rep.problems.append("empty file")
     elif trailer is None:
@@ -208,19 +208,23 @@ def verify_bundle(f: IO[bytes]) -> BundleReport:
     return rep
 
 
-def _check_record(raw: bytes, heads: dict[bytes, tuple[int, bytes]], rep: BundleReport) -> None:
+_FINDINGS = {
+    chain.GAP: "seq {seq} follows {after} (a gap)",
+    chain.CHAIN: "seq {seq} does not chain to seq {after}",
+    chain.BAD_SIGNATURE: "seq {seq}: the signature does not verify",
+    chain.BAD_BODY: "seq {seq}: {detail}",
+    chain.SEQ_MISMATCH: "seq {seq} names seq {said}",
+    chain.WRONG_ORIGIN: "seq {seq} is signed by another device",
+}
+
+
+def _check_record(raw: bytes, logs: chain.Logs, rep: BundleReport) -> None:
+    """One record of the bundle, checked with the one chain checker (``hub.protocol.chain``)."""
     rep.records += 1
-    try:
-        rec = record.decode(raw)
-        rec.verify()
-        entry.decode_body(rec.body)
-    except ProtocolError as exc:
-        rep.problems.append(f"record {rep.records}: {exc.message}")
-        return
-    seq, prev = heads.get(rec.origin, (0, record.GENESIS))
-    who = identity.fingerprint(rec.origin)
-    if rec.seq != seq + 1:
-        rep.problems.append(f"device {who}: seq {rec.seq} follows {seq} (a gap)")
-    elif rec.prev != prev:
-        rep.problems.append(f"device {who}: seq {rec.seq} does not chain to seq {seq}")
-    heads[rec.origin] = (rec.seq, rec.hash)
+    for f in logs.check(raw).findings:
+        if f.code == chain.BAD_RECORD:
+            rep.problems.append(f"record {rep.records}: {f.detail}")
+            continue
+        who = identity.fingerprint(record.decode(raw).origin)
+        text = _FINDINGS[f.code].format(seq=f.seq, after=f.after, said=f.said, detail=f.detail)
+        rep.problems.append(f"device {who}: {text}")

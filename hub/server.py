@@ -23,7 +23,7 @@ from aiohttp import web
 
 from hub.dashboard import render
 from hub.errors import HTTP_STATUS, Unauthorized
-from hub.protocol import codec
+from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
 from hub.service import HubService, Metrics
 
@@ -45,7 +45,7 @@ class Api:
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 
-_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push")
+_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work")
 
 
 def _error_body(request: web.Request, err: dict[str, str], status: int) -> web.Response:
@@ -171,6 +171,30 @@ async def push(request: web.Request) -> web.Response:
     return _pack((await service.push(records, endorsements)).to_wire())
 
 
+async def work(request: web.Request) -> web.Response:
+    """The double-entry work list, without numbers (hub/protocol/worklist.py)."""
+    q = request.query
+    try:
+        limit = min(int(q.get("limit", "100")), worklist.MAX_LIMIT)
+        keys = q.getall("key", [])
+        if len(keys) > worklist.MAX_KEYS:
+            raise LimitError(f"ask about at most {worklist.MAX_KEYS} keys at a time")
+        if keys and "election" not in q:
+            raise CodecError("key=FORM:TPS needs election=ID")
+        query = worklist.Query(
+            asker=_origin(q["origin"]) if "origin" in q else None,
+            election=q.get("election"),
+            form=q.get("form"),
+            tps_prefix=q.get("tps", ""),
+            limit=max(limit, 0),
+            keys=worklist.keys_of(q.get("election", ""), keys),
+        )
+    except ValueError as exc:
+        raise CodecError(f"bad work-list query: {exc}") from None
+    wl = await _service(request).work(query)
+    return _pack(wl.to_wire(query.asker))
+
+
 # -- status and admin (JSON) ------------------------------------------------------------------
 
 
@@ -257,6 +281,7 @@ def make_app(service: HubService, *, admin_token: str, max_body: int) -> web.App
     app.router.add_post("/v1/heads", heads)
     app.router.add_get("/v1/heads/{origin}", head)
     app.router.add_post("/v1/push", push)
+    app.router.add_get("/v1/work", work)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/devices", devices)
     app.router.add_post("/v1/devices/{id}/{action:approve|revoke}", device_action)

@@ -2,11 +2,11 @@
 
 ``HubService`` is the one entry point for every operation on a hub: push, enroll, approve,
 revoke, heads (the version vector with receipts), the head of one origin, hello, status,
-devices, forks and metrics. The HTTP handlers (``hub/server.py``), the command line's offline
-admin path, the demo and the tests call it. It checks pushed records on the worker pool
-(``hub.examine``), lets the store (``hub.store``) decide and commit them, and signs receipts
-and endorsements with the hub's key. It knows its forwarder only through ``UpstreamLink``
-(what status and hello show about upstream).
+devices, forks, the double-entry work list and metrics. The HTTP handlers (``hub/server.py``),
+the command line's offline admin path, the demo and the tests call it. It checks pushed
+records on the worker pool (``hub.examine``), lets the store (``hub.store``) decide and commit
+them, and signs receipts and endorsements with the hub's key. It knows its forwarder only
+through ``UpstreamLink`` (what status and hello show about upstream).
 
 The process around it (data-folder lock, worker pool, HTTP site, mDNS, forwarder, signals)
 is ``hub/node.py``.
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from hub import status as status_mod
 from hub.errors import NotFound
 from hub.examine import Checked, examine_batch
-from hub.protocol import PROTOCOL_VERSION, clock, enroll, identity, receipt, trust
+from hub.protocol import PROTOCOL_VERSION, clock, enroll, identity, receipt, trust, worklist
 from hub.protocol.errors import LimitError
 from hub.protocol.identity import Identity
 from hub.protocol.ingest import APPROVED, REVOKED, Head
@@ -311,6 +311,13 @@ class HubService:
 
     async def forks(self) -> list[dict[str, Any]]:
         return await self.store.forks()
+
+    async def work(self, query: worklist.Query) -> worklist.WorkList:
+        """The double-entry work list (no numbers), derived off the loop from accepted
+        entries (``hub/protocol/worklist.py``)."""
+        view = self.store.snapshot()
+        facts = [f.facts for f in view.facts if view.is_accepted(f)]
+        return await asyncio.to_thread(worklist.build, facts, query)
 
     # -- status ------------------------------------------------------------------------------
 

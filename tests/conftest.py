@@ -12,6 +12,11 @@ import pytest
 from hub.protocol.identity import Identity
 from hub.protocol.wilayah import Master
 from hub.shared.master import load_master
+from tests import loopguard
+
+# Real servers the tests start themselves (PostgreSQL, S3): fixtures postgres_server, pg_dsn,
+# s3_server; skipped loudly when not installed, failed under CI.
+pytest_plugins = ["tests.servers", "tests.servers.postgres", "tests.servers.s3"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WILAYAH_FILE = REPO_ROOT.parent / "shared" / "data" / "wilayah-2024.json"
@@ -55,3 +60,33 @@ def no_leaked_threads() -> Iterator[None]:
             break
         time.sleep(0.02)
     assert not extra, f"test leaked threads: {[t.name for t in extra]}"
+
+
+loopguard.install()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "allow_loop_stall: the test blocks the event loop on purpose (loop guard off)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def loop_stall_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which one event-loop callback held the loop's thread for more than
+    100 ms of CPU (or 5 s of wall time): see tests/loopguard.py."""
+    if request.node.get_closest_marker("allow_loop_stall"):
+        yield
+        return
+    loopguard.STATE.stalls.clear()
+    loopguard.STATE.active = True
+    try:
+        yield
+    finally:
+        loopguard.STATE.active = False
+    stalls = list(loopguard.STATE.stalls)
+    loopguard.STATE.stalls.clear()
+    assert not stalls, "the event loop was blocked:\n" + "\n".join(
+        f"  {s.cpu_s * 1000:.0f} ms CPU / {s.wall_s * 1000:.0f} ms wall in {s.callback}"
+        for s in sorted(stalls, key=lambda s: -s.cpu_s)[:10]
+    )

@@ -77,12 +77,11 @@ def cli_reference() -> str:
         "environment\nvariables are explained in [configuration.md](configuration.md); the "
         "`--json` shapes in\n[json-output.md](json-output.md).\n",
         "Exit codes, the same for both programs:\n\n"
-        "| code | meaning |\n|---|---|\n"
-        "| 0 | success |\n"
-        "| 1 | the command ran and something failed, was refused or is wrong: the message on "
-        'stderr says what; with `--json`, an `{"error": {...}}` object on stdout |\n'
-        "| 2 | bad usage: an unknown command or option, a missing or invalid argument |\n"
-        "| 130 | interrupted (Ctrl-C) |\n",
+        "- `0` success;\n"
+        "- `1` the command ran and something failed, was refused or is wrong: the message on "
+        'stderr says\n  what (with `--json`, an `{"error": {...}}` object on stdout too);\n'
+        "- `2` bad usage: an unknown command or option, or a bad value;\n"
+        "- `130` interrupted (Ctrl-C); what was saved before stays saved.\n",
     ]
     for prog, group in _programs():
         ctx = click.Context(group, info_name=prog)
@@ -349,8 +348,9 @@ def test_protocol_md_states_the_wire_constants() -> None:
 
 def test_protocol_md_states_the_sync_timings() -> None:
     from client import sync
-    from hub import forwarder
+    from hub.protocol import outbox
     from hub.protocol.pacing import BatchSizer
+    from hub.shared import rpc
 
     text = " ".join(_protocol().split())  # line breaks do not matter
     sizer = BatchSizer()
@@ -358,12 +358,13 @@ def test_protocol_md_states_the_sync_timings() -> None:
         f"base {sync.BACKOFF_BASE:g} s, cap {sync.BACKOFF_CAP:g} s",
         f"batches of `--batch` ({sync.DEFAULT_BATCH})",
         f"| {sync.CALL_TIMEOUT:g} s | `CALL_TIMEOUT` |",
-        f"| {forwarder.CALL_TIMEOUT:g} s | `CALL_TIMEOUT` |",
-        f"parked for {forwarder.STUCK_RETRY_S:g} s",
-        f"asks again every {forwarder.PENDING_RECHECK_S:g} s",
-        f"every {forwarder.HEARTBEAT_S:g} s (hello and enroll)",
-        f"sleeps up to {forwarder.IDLE_POLL:g} s",
-        f"at most {forwarder.MAX_BATCH_BYTES // 2**20} MiB",
+        f"| {rpc.CALL_TIMEOUT:g} s | `CALL_TIMEOUT` |",
+        f"parked for {outbox.STUCK_RETRY_S:g} s",
+        f"asks again every {outbox.PENDING_RECHECK_S:g} s",
+        f"every {outbox.HEARTBEAT_S:g} s (hello, enroll and the audit)",
+        f"sleeps up to {outbox.IDLE_POLL:g} s",
+        f"at most {outbox.MAX_BATCH_BYTES // 2**20} MiB",
+        f"{outbox.HEADS_PER_CALL:,} origins per call",
         f"{sizer.low}..{sizer.high:,} records (starts at {sizer.size})",
         f"more than {sizer.slow_s:g} s",
     ):
@@ -501,6 +502,7 @@ async def test_json_output_md_matches_what_the_commands_print(tmp_path: Path) ->
     from hub.protocol import clock, enroll, ingest, record
     from hub.protocol.identity import Identity
     from hub.store import Rejection
+    from hub.upstream import HttpUpstream
     from tests.helpers import chain
 
     run = _Cli()
@@ -545,7 +547,8 @@ async def test_json_output_md_matches_what_the_commands_print(tmp_path: Path) ->
 
         # The upstream block of a hub that forwards, with one refusal from upstream.
         store = room.service.store
-        room.service.upstream = Forwarder(store, "http://127.0.0.1:9", room.ident, room.name)
+        upstream = HttpUpstream("http://127.0.0.1:9")
+        room.service.upstream = Forwarder(store, upstream, room.ident, room.name)
         await store.reject_upstream(
             Rejection(store.devices[b.public].id, 1, "device_revoked", "revoked", clock.now_s())
         )

@@ -8,6 +8,7 @@ live in ``hub.shared``. Modules:
 - ``identity``  Ed25519 keys, node ids, comparison codes, domain-separated signatures
 - ``entry``     the C1 entry schema (JSON input) and its canonical body
 - ``record``    the signed record in an origin's append-only log
+- ``chain``     one origin's log checked link by link (gaps, prev, signatures, origin)
 - ``rules``     validation flags R1–R11
 - ``state``     derived state: single / verified / conflict, R12, R13
 - ``ingest``    what a hub does with a pushed batch (accept / duplicate / fork / reject)
@@ -15,7 +16,10 @@ live in ``hub.shared``. Modules:
 - ``enroll``    enrollment requests, endorsements, hello proofs
 - ``trust``     enrollment policy: roles, forward limits, approval and revocation cascades,
                 endorsements and their chains
-- ``outbox``    the forwarder's decisions (what to send, what a refusal or receipt means)
+- ``worklist``  the double-entry work list (forms to key again), without numbers
+- ``outbox``    the upstream state machine: what to send next, what each answer means, when to
+                wake (``hub.forwarder`` does the I/O)
+- ``sender``    the laptop's decisions (which hubs, the head check, receipts, push replies)
 - ``pacing``    backoff with full jitter, adaptive batch size
 - ``discovery_names``  DNS-SD names and TXT records
 - ``clock``     the only place that reads the clock

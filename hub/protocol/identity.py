@@ -2,7 +2,8 @@
 
 A node's id is a fingerprint of its public key that a person can read aloud: twelve base32
 characters in three groups (``K7QF-3MZD-X2PA``), 60 bits of SHA-256. The comparison code
-shown on both screens during enrollment is six digits derived from both keys.
+shown on both screens during enrollment is sixteen digits derived from both keys: finding a key
+that matches a given code takes about 2**53 tries, years of one machine's work.
 
 Signatures are domain-separated: ``sign(key, DOMAIN, message)`` signs ``DOMAIN + b"\\0" +
 message`` so a signature made for one purpose (an entry) can never be replayed as another (a
@@ -62,10 +63,12 @@ def fingerprint(public: bytes) -> str:
 
 
 def comparison_code(hub_public: bytes, device_public: bytes) -> str:
-    """Six digits, ``"123 456"``, that both screens show while a device enrolls."""
+    """Sixteen digits in four groups, ``"1234 5678 9012 3456"``, that both screens show while a
+    device enrolls. Codes are public (``/v1/devices``), so they must be too long to forge: a
+    six-digit code could be matched with a new key in seconds."""
     digest = hashlib.sha256(b"c1hub-pair\0" + hub_public + device_public).digest()
-    n = int.from_bytes(digest[:8], "big") % 1_000_000
-    return f"{n // 1000:03d} {n % 1000:03d}"
+    digits = f"{int.from_bytes(digest[:8], 'big') % 10**16:016d}"
+    return " ".join(digits[i : i + 4] for i in range(0, 16, 4))
 
 
 @lru_cache(maxsize=4096)

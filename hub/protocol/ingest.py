@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import entry, record
+from . import chain, entry, record
 from .errors import ProtocolError
 from .identity import fingerprint
 
@@ -211,7 +211,8 @@ def plan(
                 "entries made since are refused. Re-enter them on an approved laptop.",
             )
             continue
-        if rec.seq != head.seq + 1:
+        follows = chain.link(head.seq, head.hash, rec.seq, rec.prev)
+        if follows == chain.GAP:
             reject(
                 ex,
                 "out_of_order",
@@ -219,7 +220,7 @@ def plan(
                 f"device; send seq {head.seq + 1} first",
             )
             continue
-        if rec.prev != head.hash:
+        if follows == chain.CHAIN:
             p.forks.append((ex, None))
             forked.add(o)
             p.outcomes.append(

@@ -235,7 +235,8 @@ async def _migrate(
         if version > want:
             raise SchemaTooNew(
                 f"{path} is at schema version {version}, newer than this program knows "
-                f"({want}); upgrade {label}"
+                f"({want}); upgrade {label}",
+                version=version,
             )
         for n in range(version, want):
             for stmt in statements(migrations[n]):

@@ -7,7 +7,11 @@ Hierarchy::
     │   ├── SchemaTooNew         written by a newer program (upgrade it)
     │   ├── StoreBusy            another process holds the write lock past the busy timeout
     │   └── WriteFailed          a write transaction failed and was rolled back
-    └── CallError                a msgpack-over-HTTP call to another node failed (``kind`` says how)
+    ├── CallError                a msgpack-over-HTTP call to another node failed (``kind`` says how)
+    └── BlobError                a scan that cannot be stored or read (``code`` says why:
+                                 not_an_image, incomplete, too_large, hash_mismatch, empty,
+                                 not_a_hash, not_found, unreadable, closed, damaged); it carries
+                                 an Indonesian message too (``pesan``), for the operator
 
 Each program maps these to its own errors (bilingual on the laptop, HTTP codes on the hub).
 """
@@ -28,7 +32,9 @@ class DatabaseError(SharedError):
 
 
 class SchemaTooNew(DatabaseError):
-    pass
+    def __init__(self, message: str, *, version: int = 0):
+        super().__init__(message)
+        self.version = version  # the schema version the file is at
 
 
 class StoreBusy(DatabaseError):
@@ -60,10 +66,28 @@ class CallError(SharedError):
         code: str = "",
         reason: str = "",
         retry_after: float | None = None,
+        node_id: str = "",
     ):
         super().__init__(message)
         self.kind = kind
         self.status = status
         self.code = code or kind
-        self.reason = reason
+        self.reason = reason  # the peer's reason; for ``unreachable``, the network error
         self.retry_after = retry_after
+        self.node_id = node_id  # for ``impostor``: the node id the peer named
+
+
+class BlobError(SharedError):
+    """A scan that cannot be stored or read: a stable ``code``, an English message and an
+    Indonesian one (``pesan``), so a laptop can show it to an operator as it is."""
+
+    def __init__(self, code: str, message: str, pesan: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.pesan = pesan if pesan is not None else message
+
+    def text(self, lang: str) -> str:
+        return self.pesan if lang == "id" else self.message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "reason": self.message, "reason_id": self.pesan}

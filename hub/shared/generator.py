@@ -14,7 +14,8 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from hub.protocol.rules import expected_ballots
+from hub.protocol.entry import FORMS
+from hub.protocol.rules import expected_ballots, form_allowed
 from hub.protocol.wilayah import Master
 
 ELECTION = "pemilu-2024"
@@ -164,10 +165,51 @@ def tps_codes(master: Master | None, region: str, rng: random.Random) -> Iterato
 
 
 def forms_for(region_tps: str) -> tuple[str, ...]:
-    """The ballot types a TPS has: DKI Jakarta (31) has no DPRD kabupaten/kota."""
-    if region_tps.startswith("31"):
-        return ("PPWP", "DPR", "DPD", "DPRD_PROV")
-    return ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KABKO")
+    """The ballot types a TPS (or a region code) has (``rules.form_allowed``: DKI Jakarta, 31,
+    has no DPRD kabupaten/kota)."""
+    return tuple(f for f in FORMS if form_allowed(f, region_tps))
+
+
+def _slots(count: int, forms: tuple[str, ...], codes: Iterator[str]) -> Iterator[tuple[str, str]]:
+    """(TPS, form) for ``count`` forms: every form of ``forms`` the TPS has, TPS after TPS."""
+    made = 0
+    while made < count:
+        tps = next(codes)
+        for form in forms:
+            if made >= count:
+                return
+            if not form_allowed(form, tps):
+                continue
+            made += 1
+            yield tps, form
+
+
+def _typed(
+    rng: random.Random, seed: int, tps: str, form: str, operator: str, mistake_rate: float
+) -> dict[str, Any]:
+    """One form as an operator types it: every form of a TPS with the same voters, and a
+    share ``mistake_rate`` with one paper mistake."""
+    f = make_form(rng, tps, form, operator=operator, voters_rng=random.Random(f"{seed}/{tps}"))
+    if rng.random() < mistake_rate:
+        add_mistake(rng, f)
+    return f
+
+
+def laptop_forms(
+    count: int,
+    *,
+    seed: int = 2024,
+    master: Master | None = None,
+    region: str = "31",
+    forms: tuple[str, ...] = ("PPWP",),
+    mistake_rate: float = 0.15,
+    operator: str = "Operator 01",
+) -> Iterator[dict[str, Any]]:
+    """``count`` forms typed on one laptop, one at a time (``c1client generate``): for the same
+    seed, the forms ``room_workload`` gives a room of one laptop, without holding them all."""
+    rng = random.Random(seed)
+    for tps, form in _slots(count, forms, tps_codes(master, region, rng)):
+        yield _typed(rng, seed, tps, form, operator, mistake_rate)
 
 
 def room_workload(
@@ -191,37 +233,20 @@ def room_workload(
     if laptops < 1:
         raise ValueError("a room needs at least one laptop")
     rng = random.Random(seed)
-    codes = tps_codes(master, region, rng)
     per: list[list[dict[str, Any]]] = [[] for _ in range(laptops)]
-    made = 0
     conflicts_left = conflicts if laptops > 1 else 0
-    while made < count:
-        tps = next(codes)
-        for form in forms:
-            if made >= count:
-                break
-            if form == "DPRD_KABKO" and tps.startswith("31"):
-                continue
-            i = made % laptops
-            f = make_form(
-                rng,
-                tps,
-                form,
-                operator=f"Operator {i + 1:02d}",
-                voters_rng=random.Random(f"{seed}/{tps}"),
-            )
-            if rng.random() < mistake_rate:
-                add_mistake(rng, f)
-            per[i].append(f)
-            made += 1
-            if laptops > 1 and (conflicts_left > 0 or rng.random() < double_rate):
-                j = (i + 1 + rng.randrange(laptops - 1)) % laptops
-                twin = _copy(f)
-                twin["operator"] = f"Operator {j + 1:02d}"
-                if conflicts_left > 0:
-                    add_mistake(rng, twin, "hundred")
-                    conflicts_left -= 1
-                per[j].append(twin)
+    for made, (tps, form) in enumerate(_slots(count, forms, tps_codes(master, region, rng))):
+        i = made % laptops
+        f = _typed(rng, seed, tps, form, f"Operator {i + 1:02d}", mistake_rate)
+        per[i].append(f)
+        if laptops > 1 and (conflicts_left > 0 or rng.random() < double_rate):
+            j = (i + 1 + rng.randrange(laptops - 1)) % laptops
+            twin = _copy(f)
+            twin["operator"] = f"Operator {j + 1:02d}"
+            if conflicts_left > 0:
+                add_mistake(rng, twin, "hundred")
+                conflicts_left -= 1
+            per[j].append(twin)
     return per
 
 

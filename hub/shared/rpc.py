@@ -3,8 +3,9 @@ their upstream): one place for timeouts, error bodies, Retry-After and the hello
 
 Every failure is a ``CallError`` whose ``kind`` says what the caller should do: ``unreachable``
 and ``busy`` (429/502/503/504, with ``retry_after`` when the peer said) are retried later,
-``too_big`` (413) asks for smaller batches, ``refused`` carries the peer's own error code and
-reason, ``not_c1hub`` and ``impostor`` mean the address is not the node it should be.
+``too_big`` (413, from the node or a proxy before it) asks for smaller batches, ``refused``
+carries the peer's own error code and reason, ``not_c1hub`` and ``impostor`` mean the address
+is not the node it should be.
 """
 
 from __future__ import annotations
@@ -40,12 +41,22 @@ class Hello:
 
 
 class Peer:
-    """Calls to one node at ``url`` over a caller-owned ``aiohttp.ClientSession``."""
+    """Calls to one node at ``url`` over a caller-owned ``aiohttp.ClientSession``; ``name``
+    (say "upstream") goes before the URL in error messages."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, *, timeout: float = CALL_TIMEOUT):
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        timeout: float = CALL_TIMEOUT,
+        name: str = "",
+    ):
         self.session = session
         self.url = url.rstrip("/")
         self.timeout = timeout
+        # How messages name the peer: "upstream http://..." reads better than the bare URL.
+        self.label = f"{name} {self.url}" if name else self.url
 
     async def call(
         self, method: str, path: str, body: bytes | None = None, *, timeout: float | None = None
@@ -67,8 +78,9 @@ class Peer:
                 retry_after = parse_retry_after(r.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise CallError(
-                f"cannot reach {self.url} ({type(exc).__name__}: {exc})", kind=UNREACHABLE
-            ) from None
+                f"cannot reach {self.label} ({type(exc).__name__}: {exc})",
+                kind=UNREACHABLE, reason=str(exc) or type(exc).__name__,
+            ) from None  # fmt: skip
         try:
             obj = codec.unpack(data, canonical=False) if data else {}
         except ProtocolError:
@@ -78,22 +90,22 @@ class Peer:
         reason = str(err.get("reason", "")) if isinstance(err, dict) else ""
         if status in BUSY_STATUS:
             raise CallError(
-                f"{self.url} is busy (HTTP {status}{': ' + reason if reason else ''})",
+                f"{self.label} is busy (HTTP {status}{': ' + reason if reason else ''})",
                 kind=BUSY, status=status, code=code, reason=reason, retry_after=retry_after,
+            )  # fmt: skip
+        if status == 413:  # a proxy in front of the node may say so in its own words
+            raise CallError(
+                f"{self.label} refused {path}: too big ({reason or 'HTTP 413'})",
+                kind=TOO_BIG, status=status, code=code or "too_large", reason=reason,
             )  # fmt: skip
         if obj is None:
             raise CallError(
-                f"{self.url} answered HTTP {status} with something that is not a c1hub reply",
+                f"{self.label} answered HTTP {status} with something that is not a c1hub reply",
                 kind=NOT_C1HUB, status=status,
-            )  # fmt: skip
-        if status == 413:
-            raise CallError(
-                f"{self.url} refused {path}: too big ({reason or 'HTTP 413'})",
-                kind=TOO_BIG, status=status, code=code or "too_large", reason=reason,
             )  # fmt: skip
         if status >= 400:
             raise CallError(
-                f"{self.url} refused {path}: {reason or f'HTTP {status}'} ({code or status})",
+                f"{self.label} refused {path}: {reason or f'HTTP {status}'} ({code or status})",
                 kind=REFUSED, status=status, code=code or "refused", reason=reason,
             )  # fmt: skip
         return obj
@@ -105,14 +117,15 @@ class Peer:
         h = await self.call("GET", f"/v1/hello?nonce={nonce.hex()}", timeout=timeout)
         public = h.get("public") if isinstance(h, dict) else None
         if type(public) is not bytes or len(public) != 32:
-            raise CallError(f"{self.url} is not a c1hub node", kind=NOT_C1HUB)
+            raise CallError(f"{self.label} is not a c1hub node", kind=NOT_C1HUB)
         try:
             enroll.check_proof(public, nonce, h.get("proof", b""))
         except ProtocolError:
+            node_id = identity.fingerprint(public)
             raise CallError(
-                f"{self.url} names key {identity.fingerprint(public)} but cannot prove it holds it",
-                kind=IMPOSTOR,
-            ) from None
+                f"{self.label} names key {node_id} but cannot prove it holds it",
+                kind=IMPOSTOR, node_id=node_id,
+            ) from None  # fmt: skip
         up, sig = h.get("upstream"), h.get("upstream_sig")
         return Hello(
             public=public,

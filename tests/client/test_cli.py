@@ -14,7 +14,6 @@ from typing import Any
 import click
 import pytest
 
-from client.cli import generate_forms
 from client.config import SETTINGS
 from client.i18n import MESSAGES
 from client.store import DB_FILE, ClientStore
@@ -449,7 +448,7 @@ def test_generate_matches_room_workload(cli: Invoke) -> None:
 def test_generate_with_real_master(wilayah: Path) -> None:
     master = load_master(wilayah)
     forms = list(
-        generate_forms(
+        generator.laptop_forms(
             40,
             seed=1,
             master=master,

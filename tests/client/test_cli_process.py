@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from client.cli import generate_forms
 from client.store import DB_FILE
 from hub.protocol import entry, record
+from hub.shared import generator
 
 from .conftest import REPO, write_jsonl
 
@@ -44,7 +44,7 @@ def test_init_and_enter_in_real_processes(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "node id" in r.stdout
     form = next(
-        generate_forms(
+        generator.laptop_forms(
             1, seed=1, master=None, region="31", forms=("PPWP",), mistake_rate=0, operator="x"
         )
     )
@@ -63,7 +63,7 @@ def test_init_and_enter_in_real_processes(tmp_path: Path) -> None:
 
 def _forms(n: int, operator: str, seed: int) -> list[dict[str, Any]]:
     return list(
-        generate_forms(
+        generator.laptop_forms(
             n,
             seed=seed,
             master=None,
@@ -159,3 +159,33 @@ def test_ten_thousand_entries_from_one_jsonl_file(tmp_path: Path) -> None:
     assert s["flagged"] == out["counts"]["flagged"]
     r = c1client("verify", "--data", str(data), "--lang", "en")
     assert r.returncode == 0 and r.stdout.strip() == "All 10000 entries verified."
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+def test_interrupted_sync_exits_130_with_a_message(tmp_path: Path, lang: str) -> None:
+    """Ctrl-C while `c1client sync` keeps retrying an unreachable hub: exit code 130, a
+    message, no traceback."""
+    import signal
+    import time
+
+    data = tmp_path / "data"
+    assert c1client("init", "--data", str(data), "--name", "Meja 1").returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "client.cli", "sync", "--data", str(data), "--lang", lang,
+         "--hub", "http://127.0.0.1:9"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        first = proc.stderr.readline()  # the first retry: the command is in its loop
+        assert "127.0.0.1:9" in first, first
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _out, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, rest
+    assert "Traceback" not in rest
+    assert ("Dihentikan" if lang == "id" else "Interrupted") in rest

@@ -20,7 +20,7 @@ from client.errors import (
     StoreDamagedError,
     StoreError,
 )
-from client.store import DB_FILE, SCHEMA_VERSION, ClientStore
+from client.store import DB_FILE, SCHEMA_VERSION, ClientStore, Marks
 from hub.protocol import entry, receipt, record
 from hub.protocol.errors import SchemaError
 from hub.protocol.identity import Identity, fingerprint
@@ -339,3 +339,84 @@ async def test_future_schema_is_refused(data_dir: Path) -> None:
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer c1client"):
         await ClientStore.open(data_dir)
+
+
+async def test_readers_never_see_an_uncommitted_append(data_dir: Path) -> None:
+    """Readers see committed data only: while an append's transaction is open (held there
+    by the database's fault-injection hook) every read of the store's public API shows the
+    log without it; then the COMMIT fails, and nothing of it is ever visible."""
+    hub = Identity.generate()
+    async with await new_store(data_dir) as store:
+        (first,) = await store.append([body(make_form(1))])
+        await store.pin_hub(hub.public, hub.node_id, "http://127.0.0.1:8470", NOW)
+        await store.add_receipt(
+            "hub", receipt.issue(hub, store.identity.public, 1, first.hash, NOW)
+        )
+        seen: dict[str, object] = {}
+
+        async def read_everything(s: ClientStore) -> dict[str, object]:
+            summary = await s.summary()
+            return {
+                "head": await s.head(),
+                "last": await s.last_seq(),
+                "hash_at_2": await s.hash_at(2),
+                "get_2": await s.get(2),
+                "entries": [e.seq async for e in s.entries()],
+                "records_after": await s.records_after(1, 10),
+                "same": await s.same_entries([entry.parse(make_form(2))]),
+                "summary": (summary.entries, summary.last_seq, summary.local_only),
+                "verify": (await s.verify()).checked,
+                "marks": await s.marks(),
+            }
+
+        async def commit_fails() -> None:
+            seen["here"] = await read_everything(store)
+            async with await ClientStore.open(data_dir) as other:  # another connection
+                seen["other"] = await read_everything(other)
+            raise sqlite3.OperationalError("disk I/O error")  # the COMMIT does not happen
+
+        store._db.before_commit = commit_fails
+        with pytest.raises(StoreError, match="could not save: disk I/O error"):
+            await store.append([body(make_form(2)), body(make_form(3))])
+        store._db.before_commit = None
+        want = {
+            "head": (1, first.hash),
+            "last": 1,
+            "hash_at_2": None,
+            "get_2": None,
+            "entries": [1],
+            "records_after": [],
+            "same": [None],
+            "summary": (1, 1, 0),
+            "verify": 1,
+            "marks": Marks(hub=1, upstream=0),
+        }
+        assert seen == {"here": want, "other": want}
+        assert await read_everything(store) == want
+        assert (await store.verify()).ok
+        (second,) = await store.append([body(make_form(2))])  # the chain goes on from seq 1
+        assert (second.seq, second.prev) == (2, first.hash)
+
+
+async def test_a_store_at_schema_1_is_migrated_and_keeps_its_log(data_dir: Path) -> None:
+    """A client.db written by an older c1client (schema 1, no hub state) opens and migrates."""
+    from client.db import MIGRATIONS
+
+    async with await new_store(data_dir) as store:
+        recs = await store.append([body(make_form(i)) for i in range(3)])
+        node_id = store.node_id
+    with db(data_dir) as c:  # back to what schema 1 looked like
+        c.execute("PRAGMA journal_mode = DELETE")
+        c.execute("ALTER TABLE hubs DROP COLUMN state")
+        c.execute("ALTER TABLE hubs DROP COLUMN code")
+        c.execute("PRAGMA user_version = 1")
+    assert len(MIGRATIONS) == SCHEMA_VERSION == 2
+    async with await ClientStore.open(data_dir) as store:
+        assert store.node_id == node_id and await store.head() == (3, recs[-1].hash)
+        assert (await store.verify()).ok
+    with db(data_dir) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert {"state", "code"} <= {r[1] for r in c.execute("PRAGMA table_info(hubs)")}
+        with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+            c.execute("DELETE FROM entries WHERE seq = 1")

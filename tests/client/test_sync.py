@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from client.errors import ClientError
 from client.store import ClientStore
-from client.sync import SyncError, sync_once
+from client.sync import SyncError, SyncReport, sync_forever, sync_once
 from hub.config import HubConfig
 from hub.node import Hub, init_data_dir
-from hub.protocol import entry
+from hub.protocol import codec, entry
 from hub.protocol.pacing import Backoff
 from tests.helpers import ENTERED_AT, forms
 
@@ -203,3 +205,113 @@ async def test_copied_hello_cannot_pass_for_the_pinned_hub(
                 await runner.cleanup()
         finally:
             await store.close()
+
+
+# -- a hub that is busy, or finds a batch too big --------------------------------------------
+
+
+class Front:
+    """An HTTP front on 127.0.0.1 before a real hub, as a proxy or a loaded server answers: the
+    first pushes with 429 and 503 (with Retry-After), pushes of more than ``max_records``
+    records with a bare 413; everything else passes through to the hub."""
+
+    def __init__(self, hub_url: str, busy: list[tuple[int, str, bytes]], max_records: int):
+        self.hub_url = hub_url
+        self.busy = list(busy)
+        self.max_records = max_records
+        self.pushes: list[tuple[int, int]] = []  # (records, status answered)
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if request.path == "/v1/push":
+            n = len(codec.unpack(body, canonical=False)["records"])
+            if n > self.max_records:
+                self.pushes.append((n, 413))
+                return web.Response(status=413, text="Request Entity Too Large")
+            if self.busy:
+                status, retry_after, reply = self.busy.pop(0)
+                self.pushes.append((n, status))
+                return web.Response(status=status, body=reply, headers={"Retry-After": retry_after})
+            self.pushes.append((n, 200))
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(
+                request.method,
+                self.hub_url + request.path_qs,
+                data=body or None,
+                headers={
+                    k: v for k, v in request.headers.items() if k in ("Content-Type", "Accept")
+                },
+            ) as r,  # fmt: skip
+        ):
+            return web.Response(status=r.status, body=await r.read(), content_type=r.content_type)
+
+    async def __aenter__(self) -> Front:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+async def test_batch_too_big_for_the_hub_is_halved(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """The hub's own limit (413 too_large): the laptop halves its batch and goes on."""
+    async with make_hub(tmp_path, "hub", max_batch=40) as hub:
+        store = await laptop(tmp_path, "l1", 100)
+        try:
+            rep = await sync_once(store, http, hub_url=hub.url, batch=500)
+            assert (rep.pushed, rep.accepted, rep.at_hub, rep.local_only) == (100, 100, 100, 0)
+            assert hub._store().head_of(store.identity.public).seq == 100
+        finally:
+            await store.close()
+
+
+async def test_busy_hub_is_left_alone_for_its_retry_after(tmp_path: Path) -> None:
+    """429 and 503 with Retry-After: the laptop waits at least that long before trying again
+    (not its own short backoff), and a bare 413 from a front halves the batch."""
+    unavailable = codec.pack({"error": {"code": "unavailable", "reason": "database failed"}})
+    async with make_hub(tmp_path, "hub") as hub:
+        busy = [(429, "1", b"slow down"), (503, "2", unavailable)]
+        async with Front(hub.url or "", busy, max_records=30) as front:
+            store = await laptop(tmp_path, "l1", 70)
+            errors: list[tuple[str, float]] = []
+            reports: list[SyncReport] = []
+            stop = asyncio.Event()
+
+            def on_error(reason: str, delay: float) -> None:
+                errors.append((reason, delay))
+                if len(errors) > 4:
+                    stop.set()  # today's code would retry quickly forever: give up
+
+            def on_report(rep: SyncReport) -> None:
+                reports.append(rep)
+                if rep.at_hub == 70:
+                    stop.set()
+
+            try:
+                await sync_forever(store, hub_url=front.url, mdns_interfaces=None, batch=100,
+                                   on_report=on_report, on_error=on_error, stop=stop,
+                                   rng=random.Random(1))  # fmt: skip
+            finally:
+                await store.close()
+        assert len(errors) == 2, errors
+        for (_reason, delay), (_status, retry_after, _body) in zip(errors, busy, strict=True):
+            assert delay >= float(retry_after), errors
+        assert "unavailable" in errors[1][0]
+        assert reports and reports[-1].at_hub == 70
+        assert hub._store().head_of(store.identity.public).seq == 70
+        # 70 records were too many for the front: the batch of 100 halved to 50, then 25.
+        assert front.pushes[:3] == [(70, 413), (50, 413), (25, 429)]
+        assert all(n <= 30 for n, status in front.pushes if status != 413)
+        assert sum(n for n, status in front.pushes if status == 200) == 70

@@ -66,3 +66,29 @@ async def test_bundle_verifies_offline_and_tampering_is_caught(tmp_path: Path) -
     export_bundle(data, other, "Export room", forged, 1_707_900_000)
     rep = verify_bundle(io.BytesIO(forged.getvalue()))
     assert rep.ok and rep.hub_id == other.node_id != ident.node_id
+
+
+def _bundle(hub: Identity, raws: list[bytes]) -> bytes:
+    """A bundle of these records, signed by ``hub`` (the format export_bundle writes)."""
+    import hashlib
+
+    from hub.export import BUNDLE_DOMAIN
+    from hub.protocol import codec
+
+    items = [{"bundle": 1, "created_at": 1, "hub": hub.public, "name": "x"}]
+    items += [["record", raw] for raw in raws]
+    digest = hashlib.sha256(b"".join(codec.pack(i) for i in items)).digest()
+    trailer = {"count": len(raws), "sha256": digest, "sig": hub.sign(BUNDLE_DOMAIN, digest)}
+    return b"".join(codec.pack(i) for i in [*items, trailer])
+
+
+def test_bundle_problems_name_the_device_and_the_break_in_its_chain() -> None:
+    hub, lp = Identity.generate(), Identity.generate()
+    recs = [r.raw for r in chain(lp, forms(4, seed=3))]
+    rep = verify_bundle(io.BytesIO(_bundle(hub, recs)))
+    assert rep.ok and (rep.records, rep.origins) == (4, 1)
+    rep = verify_bundle(io.BytesIO(_bundle(hub, [recs[0], recs[2], recs[3]])))
+    assert rep.problems == [f"device {lp.node_id}: seq 3 follows 1 (a gap)"]
+    other = [r.raw for r in chain(lp, forms(2, seed=9))]  # another history of the same device
+    rep = verify_bundle(io.BytesIO(_bundle(hub, [recs[0], other[1]])))
+    assert rep.problems == [f"device {lp.node_id}: seq 2 does not chain to seq 1"]

@@ -1,29 +1,45 @@
-"""Forwarding upstream between in-process hubs on real loopback sockets and real SQLite."""
+"""Forwarding upstream: between in-process hubs on real loopback sockets and real SQLite, and
+the table of scenarios of tests/protocol/test_outbox.py through the real forwarder and store
+(against an in-memory fake root, and a few over a real socket)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from hub.config import HubConfig
+from hub.forwarder import META_UPSTREAM_KEY, Forwarder
 from hub.node import Hub, init_data_dir
-from hub.protocol import codec, enroll, receipt, record
+from hub.protocol import clock, codec, enroll, receipt, record
 from hub.protocol.identity import Identity
+from hub.store import HubStore
+from hub.upstream import HttpUpstream, Upstream
 from tests.helpers import chain, forms
+from tests.hub.fakes import FakeRoot, FakeUpstream, serve
+from tests.protocol.test_outbox import (
+    SCENARIOS,
+    a_busy_upstream_is_left_alone_for_its_retry_after,
+    a_lost_answer_is_sent_again_and_confirmed_by_the_duplicate,
+    a_refusal_parks_the_device_and_its_later_records_wait,
+    an_idle_hub_still_checks_on_its_upstream,
+    too_big_halves_the_batch,
+)
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
+async def eventually(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
     """Wait until ``check()`` holds (a bounded wait for background work, not a speed test)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
+            raise AssertionError(f"condition not reached in time: {what}")
+        await asyncio.sleep(0.01)
 
 
 def make_hub(tmp: Path, name: str, **kw: object) -> Hub:
@@ -371,3 +387,160 @@ async def test_status_of_a_stopped_hub_still_shows_its_upstream_backlog(
         assert (up["state"], up["confirmed"], up["backlog"]) == ("stopped", 4, 0)
     finally:
         await offline.stop()
+
+
+# -- the table of scenarios (tests/protocol/test_outbox.py) through a real hub store ----------
+
+
+class HubRig:
+    """A real hub store (an offline ``Hub``) forwarded by ``hub.forwarder.Forwarder`` to a
+    ``FakeRoot``, in memory or over loopback. Its timers are shortened by ``scale`` so that
+    minutes of parking take seconds."""
+
+    scale = 0.02
+
+    def __init__(self, tmp: Path, root: FakeRoot, upstream: Upstream):
+        self.tmp = tmp
+        self.root = root
+        self.upstream = upstream
+        self.idents: dict[str, Identity] = {}
+        self.held: dict[str, int] = {}
+        self.hub = Hub(HubConfig(data_dir=tmp / "room", mdns=False))
+        self.fwd: Forwarder | None = None
+
+    def s(self, seconds: float) -> float:
+        return seconds * self.scale
+
+    @property
+    def store(self) -> HubStore:
+        assert self.hub.store is not None
+        return self.hub.store
+
+    @property
+    def _fwd(self) -> Forwarder:
+        assert self.fwd is not None
+        return self.fwd
+
+    @property
+    def hub_public(self) -> bytes:
+        return self.hub.ident.public
+
+    def sign(self, name: str, n: int, *, variant: int = 0) -> list[bytes]:
+        return [r.raw for r in chain(self.idents[name], forms(n, seed=1 + variant))]
+
+    async def device(self, name: str, n: int = 0, *, approved: bool = True) -> bytes:
+        ident = self.idents[name] = Identity.generate()
+        self.held[name] = 0
+        req = enroll.make_request(ident, self.hub_public, name, "laptop", clock.now_s())
+        d, _code = await self.hub.enroll(req)
+        if approved:
+            await self.hub.approve(d)
+        await self.add(name, n)
+        return ident.public
+
+    async def add(self, name: str, n: int) -> None:
+        raws = self.sign(name, self.held[name] + n)[self.held[name] :]
+        if raws:
+            await self.hub.push(raws)
+        self.held[name] += n
+
+    async def approve(self, name: str) -> None:
+        await self.hub.approve(self.store.devices[self.idents[name].public])
+
+    async def fork(self, name: str, seq: int) -> None:
+        prev = record.decode(self.sign(name, seq - 1)[-1]).hash if seq > 1 else record.GENESIS
+        other = chain(self.idents[name], forms(1, seed=3), start=seq, prev=prev)[0]
+        await self.hub.push([other.raw])
+
+    async def pin(self, public: bytes) -> None:
+        await self.store.set_meta(META_UPSTREAM_KEY, public)
+
+    async def start(self) -> None:
+        self.fwd = Forwarder(self.store, self.upstream, self.hub.ident, self.hub.name)
+        box = self.fwd.outbox
+        box.park_s, box.recheck_s = self.s(box.park_s), self.s(box.recheck_s)
+        box.idle_s, box.heartbeat_s = self.s(box.idle_s), self.s(box.heartbeat_s)
+        await self.fwd.start()
+
+    async def until(self, cond: Callable[[], bool], what: str) -> None:
+        await eventually(cond, 60.0, what)
+
+    async def wait(self, seconds: float) -> None:
+        await asyncio.sleep(self.s(seconds))
+
+    def _dev(self, name: str) -> int:
+        return self.store.devices[self.idents[name].public].id
+
+    def confirmed(self, name: str) -> int:
+        c = self.store.confirmed.get(self._dev(name))
+        return 0 if c is None else c.seq
+
+    def rejection(self, name: str) -> tuple[int | None, str] | None:
+        r = self.store.rejections.get(self._dev(name))
+        return None if r is None else (r.seq, r.code)
+
+    def rejections_log(self) -> list[tuple[str, int | None, str]]:
+        """Every refusal ever recorded, read from hub.db (the table keeps the history)."""
+        names = {self._dev(n): n for n in self.idents}
+        db = sqlite3.connect(f"file:{self.tmp / 'room' / 'hub.db'}?mode=ro", uri=True)
+        try:
+            rows = db.execute("SELECT dev, seq, code FROM upstream_rejections ORDER BY id")
+            return [(names[dev], seq, code) for dev, seq, code in rows]
+        finally:
+            db.close()
+
+    def pinned(self) -> bytes | None:
+        return self.fwd.upstream_public if self.fwd is not None else None
+
+    def state(self) -> str:
+        return str(self._fwd.status()["state"])
+
+    def last_error(self) -> str | None:
+        return self._fwd.outbox.last_error
+
+    def enrollment(self) -> str | None:
+        return self._fwd.outbox.enrollment
+
+
+@contextlib.asynccontextmanager
+async def hub_rig(tmp: Path, root: FakeRoot, upstream: Upstream) -> AsyncIterator[HubRig]:
+    init_data_dir(tmp / "room", "room")
+    rig = HubRig(tmp, root, upstream)
+    await rig.hub.open_offline()
+    try:
+        yield rig
+    finally:
+        if rig.fwd is not None:
+            await rig.fwd.stop()
+        await rig.hub.stop()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda f: f.__name__)
+async def test_scenario_through_the_forwarder(
+    scenario: Callable[[HubRig], Awaitable[None]], tmp_path: Path
+) -> None:
+    root = FakeRoot(time.monotonic)
+    upstream = FakeUpstream(root)
+    async with hub_rig(tmp_path, root, upstream) as rig:
+        await scenario(rig)
+    assert upstream.closed  # stop() closes the upstream client
+
+
+OVER_SOCKETS = [
+    a_lost_answer_is_sent_again_and_confirmed_by_the_duplicate,
+    a_busy_upstream_is_left_alone_for_its_retry_after,
+    too_big_halves_the_batch,
+    an_idle_hub_still_checks_on_its_upstream,
+    a_refusal_parks_the_device_and_its_later_records_wait,
+]
+
+
+@pytest.mark.parametrize("scenario", OVER_SOCKETS, ids=lambda f: f.__name__)
+async def test_scenario_over_http(
+    scenario: Callable[[HubRig], Awaitable[None]], tmp_path: Path
+) -> None:
+    """The same, through ``HttpUpstream`` and a real socket: what aiohttp reports (a reset, a
+    503 with Retry-After, a 413) must mean to the forwarder what the fake says it means."""
+    root = FakeRoot(time.monotonic)
+    async with serve(root) as url, hub_rig(tmp_path, root, HttpUpstream(url)) as rig:
+        await scenario(rig)

@@ -46,7 +46,7 @@ def test_pending_laptop_sees_the_same_comparison_code_as_the_hub(procs: Procs) -
     (dev,) = run_json(C1HUB, "devices", "--data", hub.data)
     assert dev["state"] == "pending" and dev["name"] == "laptop"
     code = dev["code"]
-    assert re.fullmatch(r"\d{3} \d{3}", code), code
+    assert re.fullmatch(r"\d{4} \d{4} \d{4} \d{4}", code), code
     assert "PENDING" in out and f"code: {code}." in out, out
     assert dev["id"] in out  # the laptop names itself, so the coordinator approves the right one
     rep = json.loads(

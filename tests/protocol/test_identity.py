@@ -15,7 +15,7 @@ from hub.protocol.identity import (
 )
 
 FINGERPRINT = re.compile(r"[A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}")
-CODE = re.compile(r"[0-9]{3} [0-9]{3}")
+CODE = re.compile(r"[0-9]{4} [0-9]{4} [0-9]{4} [0-9]{4}")
 
 
 def test_from_seed_is_deterministic(identity: Identity) -> None:

@@ -175,3 +175,15 @@ def test_room_workload_keeps_r13_quiet() -> None:
     )
     facts = as_facts(room)
     assert state.users_mismatch(facts, state.derive(facts)) == {}
+
+
+@pytest.mark.parametrize("forms", [("PPWP",), entry.FORMS, ("DPRD_KABKO", "DPD")])
+def test_laptop_forms_are_a_room_of_one_streamed(forms: tuple[str, ...]) -> None:
+    """``c1client generate`` streams what ``room_workload`` gives a room of one laptop."""
+    for seed, master, region in ((7, None, "31"), (3, TINY, "3171"), (9, None, "32")):
+        want = generator.room_workload(8, 1, seed=seed, master=master, region=region, forms=forms)
+        got = generator.laptop_forms(8, seed=seed, master=master, region=region, forms=forms)
+        assert list(got) == want[0]
+        assert all(rules.form_allowed(f["form"], f["tps"]) for f in want[0])
+    named = next(generator.laptop_forms(1, seed=7, operator="Meja 9"))
+    assert named["operator"] == "Meja 9"

@@ -1,0 +1,345 @@
+"""National benchmark: many hubs pushing into the root's PostgreSQL store through 1 and 2
+receiver processes, next to the SQLite root, in one run.
+
+Signed entries are generated directly (``hub.protocol`` + ``hub.shared.generator``, not via
+laptops): ``--hubs`` hubs, each forwarding the logs of its own laptops (about 500 entries per
+laptop, every TPS with its five ballot types, 10% typed twice), TPS codes spread over as many
+provinces as hubs. They are made once per size and kept in ``--cache`` (generation is
+~2,300 entries/s per core here).
+
+Each receiver is a process with its own ``PgStore`` (its own connection pool) serving some of
+the hubs; each hub is one task pushing batches of ``--batch`` records one after the other, as a
+hub's forwarder does. Receivers are direct callers of the store for now (no HTTP: see
+docs/scaling.md for what changes behind HTTP). Two modes:
+
+- ``--examine before`` (default): each receiver examines (decodes, verifies, checks) all its
+  batches before the clock starts, so entries/s is what the store and PostgreSQL sustain;
+- ``--examine inline``: each batch is examined when it is pushed, on a pool of 2 worker
+  processes per receiver (a receiver's real work; CPU-bound on these 2 cores).
+
+Printed per run: entries/s, the receivers' RSS when the clock starts and at the end (their own
+per-entry state: none), transaction retries, and then the read side on the loaded database:
+``results`` (national, one province, one kabupaten/kota) and ``status_counts`` timings. The
+baseline in the same run is the SQLite root (``HubStore``, one process, group commit) taking the
+same batches, with its RSS. PostgreSQL is a throw-away cluster started by the benchmark
+(durable: fsync and synchronous_commit on) unless ``--dsn`` names one.
+
+    .venv/bin/python bench/national.py [--entries 100000] [--hubs 8] [--receivers 1,2]
+    .venv/bin/python bench/national.py --entries 1000000 --examine inline   # 1M option
+    .venv/bin/python bench/national.py --entries 4100000 --receivers 2      # the country
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hub.protocol import entry, record  # noqa: E402
+from hub.protocol.identity import Identity  # noqa: E402
+from hub.shared import generator  # noqa: E402
+
+FORMS = ("PPWP", "DPR", "DPD", "DPRD_PROV", "DPRD_KABKO")
+PER_LAPTOP = 500
+ENTERED_AT = 1_707_900_000
+
+
+def laptop_ident(hub: int, i: int) -> Identity:
+    return Identity.from_seed(f"bench-national/{hub}/{i}".encode().ljust(32, b".")[:32])
+
+
+# -- generation (worker processes) ----------------------------------------------------------
+
+
+def generate_hub(args: tuple[int, int, int, Path]) -> Path:
+    """One hub's share: its laptops' logs, interleaved into batches, written as a msgpack
+    stream of batches (lists of raw records)."""
+    hub, count, batch, out = args
+    rng = random.Random(hub)
+    province = f"{11 + hub % 80:02d}"
+    codes = generator.tps_codes(None, "99", rng)
+    laptops = max(1, count // PER_LAPTOP)
+    bodies: list[list[dict[str, Any]]] = [[] for _ in range(laptops)]
+    made = 0
+    while made < count:
+        tps = province + next(codes)[2:]
+        voters = random.Random(tps)
+        for form in FORMS:
+            if made >= count:
+                break
+            i = rng.randrange(laptops)
+            f = generator.make_form(rng, tps, form, operator=f"Op {i}", voters_rng=voters)
+            bodies[i].append(f)
+            made += 1
+            if laptops > 1 and made < count and rng.random() < 0.1:  # typed twice: verified
+                j = (i + 1 + rng.randrange(laptops - 1)) % laptops
+                bodies[j].append(dict(f, operator=f"Op {j}"))
+                made += 1
+    logs: list[list[bytes]] = []
+    for i, bs in enumerate(bodies):
+        ident, prev, raws = laptop_ident(hub, i), record.GENESIS, []
+        for seq, b in enumerate(bs, 1):
+            r = record.make(ident, seq, prev, entry.encode_body(entry.parse(b), ENTERED_AT))
+            raws.append(r.raw)
+            prev = r.hash
+        logs.append(raws)
+    # Interleave: each batch takes the next records of every laptop, in seq order.
+    per = max(1, batch // laptops)
+    tmp = out.with_suffix(".part")
+    with open(tmp, "wb") as f:
+        pos = [0] * len(logs)
+        cur: list[bytes] = []
+        while any(p < len(lg) for p, lg in zip(pos, logs, strict=True)):
+            for i, lg in enumerate(logs):
+                cur.extend(lg[pos[i] : pos[i] + per])
+                pos[i] += per
+            while len(cur) >= batch:
+                f.write(msgpack.packb(cur[:batch]))
+                cur = cur[batch:]
+        if cur:
+            f.write(msgpack.packb(cur))
+    tmp.rename(out)
+    return out
+
+
+def hub_files(entries: int, hubs: int, batch: int, cache: Path) -> list[Path]:
+    cache.mkdir(parents=True, exist_ok=True)
+    files = [cache / f"n{entries}-h{hubs}-b{batch}-hub{h}.msgpack" for h in range(hubs)]
+    todo = [(h, entries // hubs, batch, f) for h, f in enumerate(files) if not f.exists()]
+    if todo:
+        print(f"generating {entries:,} signed entries for {hubs} hubs into {cache} ...",
+              flush=True)  # fmt: skip
+        t = time.perf_counter()
+        with multiprocessing.get_context("forkserver").Pool(2) as pool:
+            pool.map(generate_hub, todo)
+        print(f"  generated in {time.perf_counter() - t:.0f} s", flush=True)
+    return files
+
+
+def batches(path: Path) -> Iterator[list[bytes]]:
+    with open(path, "rb") as f:
+        yield from msgpack.Unpacker(f, raw=False, max_buffer_size=256 * 1024 * 1024)
+
+
+def rss_mb() -> tuple[float, float]:
+    text = Path("/proc/self/status").read_text()
+    vals = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        if k in ("VmRSS", "VmHWM"):
+            vals[k] = int(v.split()[0]) / 1024
+    return vals["VmRSS"], vals["VmHWM"]
+
+
+# -- a receiver process ------------------------------------------------------------------------
+
+
+async def receiver(opts: argparse.Namespace) -> None:
+    from hub.store import HubStore, examine, examine_batch, make_pool
+
+    files = [Path(p) for p in opts.files.split(",")]
+    now = int(time.time())
+    if opts.sqlite:
+        store: Any = await HubStore.open(Path(opts.sqlite))
+        devs = {}
+        for h in opts.hub_ids.split(","):
+            for i in range(opts.laptops):
+                ident = laptop_ident(int(h), i)
+                d = await store.enroll(ident.public, f"L{i}", "laptop", now)
+                await store.set_state(d, "approved", now)
+                devs[ident.public] = d
+    else:
+        from hub.pg.store import PgStore
+
+        store = await PgStore.open(opts.dsn, max_size=len(files) + 2)
+        for h in opts.hub_ids.split(","):
+            for i in range(opts.laptops):
+                ident = laptop_ident(int(h), i)
+                await store.enroll(ident.public, f"L{i}", "laptop", now)
+                await store.set_state(ident.public, "approved", now)
+    pool = make_pool(None, "processes", 2) if opts.examine == "inline" else None
+    prepared: list[list[Any]] = []
+    if opts.examine == "before":
+        for p in files:
+            prepared.append([[examine(i, r, None) for i, r in enumerate(b)] for b in batches(p)])
+    rss0, _ = rss_mb()
+    print("READY", flush=True)
+    sys.stdin.readline()
+    n = 0
+    samples: list[float] = []
+
+    async def hub_task(k: int) -> None:
+        nonlocal n
+        source = prepared[k] if prepared else batches(files[k])
+        for b in source:
+            checked = b if prepared else await examine_batch(pool, b, None)
+            await store.push(checked, now)
+            n += len(checked)
+            if len(samples) < 1000:
+                samples.append(rss_mb()[0])
+
+    t0 = time.time()
+    await asyncio.gather(*(hub_task(k) for k in range(len(files))))
+    t1 = time.time()
+    rss1, hwm = rss_mb()
+    retries = getattr(store, "retries", 0)
+    await store.close()
+    if pool is not None:
+        pool.shutdown()
+    print("DONE " + json.dumps({"entries": n, "t0": t0, "t1": t1, "rss_start": rss0,
+                                "rss_mid": samples[len(samples) // 2] if samples else rss0,
+                                "rss_end": rss1, "hwm": hwm, "retries": retries}),
+          flush=True)  # fmt: skip
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def run_receivers(
+    files: list[Path], n: int, opts: argparse.Namespace, *, dsn: str = "", sqlite: str = ""
+) -> dict[str, Any]:
+    procs = []
+    laptops = max(1, opts.entries // opts.hubs // PER_LAPTOP)
+    for r in range(n):
+        mine = [h for h in range(len(files)) if h % n == r]
+        args = [sys.executable, __file__, "--role", "receiver", "--examine", opts.examine,
+                "--files", ",".join(str(files[h]) for h in mine),
+                "--hub-ids", ",".join(map(str, mine)), "--laptops", str(laptops)]  # fmt: skip
+        args += ["--sqlite", sqlite] if sqlite else ["--dsn", dsn]
+        procs.append(subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True))  # fmt: skip
+    for p in procs:
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        if line.strip() != "READY":
+            raise SystemExit(f"a receiver did not start: {line!r}")
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("GO\n")
+        p.stdin.flush()
+    done = []
+    for p in procs:
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        if not line.startswith("DONE "):
+            raise SystemExit(f"a receiver failed: {line!r}")
+        done.append(json.loads(line[5:]))
+        p.wait()
+    t0, t1 = min(d["t0"] for d in done), max(d["t1"] for d in done)
+    total = sum(d["entries"] for d in done)
+    return {"entries": total, "seconds": t1 - t0, "rate": total / (t1 - t0), "procs": done}
+
+
+async def read_side(dsn: str) -> dict[str, float]:
+    from hub.pg.store import PgStore
+
+    store = await PgStore.open(dsn)
+    out: dict[str, float] = {}
+    try:
+        national = await store.results(generator.ELECTION)
+        prov = sorted(national["forms"]["PPWP"]["children"])[0]
+        province = await store.results(generator.ELECTION, "province", prov)
+        kab = sorted(province["forms"]["PPWP"]["children"])[0]
+        for name, call in (
+            ("results national", lambda: store.results(generator.ELECTION)),
+            ("results province", lambda: store.results(generator.ELECTION, "province", prov)),
+            ("results kabkota", lambda: store.results(generator.ELECTION, "kabkota", kab)),
+            ("status_counts", store.status_counts),
+        ):
+            times = []
+            for _ in range(5):
+                t = time.perf_counter()
+                await call()
+                times.append(time.perf_counter() - t)
+            out[name] = statistics.median(times)
+        counts = await store.status_counts()
+        out["_tps"] = sum(counts["tps"].values())
+        out["_verified"] = counts["tps"]["verified"]
+    finally:
+        await store.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--entries", type=int, default=100_000)
+    ap.add_argument("--hubs", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--receivers", default="1,2", help="receiver counts to run, e.g. 1,2")
+    ap.add_argument("--examine", choices=("before", "inline"), default="before")
+    ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite root baseline")
+    ap.add_argument("--dsn", default="", help="an existing PostgreSQL (default: start one)")
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "c1hub-bench")
+    ap.add_argument("--role", default="main", help=argparse.SUPPRESS)
+    ap.add_argument("--files", help=argparse.SUPPRESS)
+    ap.add_argument("--hub-ids", help=argparse.SUPPRESS)
+    ap.add_argument("--laptops", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--sqlite", default="", help=argparse.SUPPRESS)
+    opts = ap.parse_args()
+    if opts.role == "receiver":
+        asyncio.run(receiver(opts))
+        return
+
+    from tests.servers.postgres import PostgresServer, find_bin_dir
+
+    files = hub_files(opts.entries, opts.hubs, opts.batch, opts.cache)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    reads: dict[int, dict[str, float]] = {}
+    server: PostgresServer | None = None
+    try:
+        if not opts.dsn:
+            bin_dir = find_bin_dir()
+            if bin_dir is None:
+                raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
+            server = PostgresServer(bin_dir, settings={
+                "shared_buffers": "512MB", "max_wal_size": "4GB", "checkpoint_timeout": "15min",
+                "max_connections": "60", "fsync": "on", "synchronous_commit": "on",
+            }).__enter__()  # fmt: skip
+        for n in [int(x) for x in opts.receivers.split(",")]:
+            dsn = server.dsn(server.new_database()) if server is not None else opts.dsn
+            print(f"{n} receiver(s) -> PostgreSQL ...", flush=True)
+            rows.append((f"PostgreSQL, {n} receiver(s)", run_receivers(files, n, opts, dsn=dsn)))
+            reads[n] = asyncio.run(read_side(dsn))
+        if not opts.no_sqlite:
+            with tempfile.TemporaryDirectory() as d:
+                print("1 process -> SQLite root (baseline) ...", flush=True)
+                rows.append(("SQLite root, 1 process (baseline)",
+                             run_receivers(files, 1, opts, sqlite=d)))  # fmt: skip
+    finally:
+        if server is not None:
+            server.close()
+
+    print(f"\n{opts.entries:,} entries, {opts.hubs} hubs, batches of {opts.batch}, "
+          f"examine {opts.examine}\n")  # fmt: skip
+    print(f"{'store':<36}{'entries/s':>11}{'seconds':>9}{'RSS start':>11}{'RSS mid':>9}"
+          f"{'RSS end':>9}{'retries':>9}")  # fmt: skip
+    for name, r in rows:
+        ps = r["procs"]
+        rss = [max(p[k] for p in ps) for k in ("rss_start", "rss_mid", "rss_end")]
+        print(f"{name:<36}{r['rate']:>11,.0f}{r['seconds']:>9.1f}{rss[0]:>9.0f}MB{rss[1]:>7.0f}MB"
+              f"{rss[2]:>7.0f}MB{sum(p['retries'] for p in ps):>9}")  # fmt: skip
+    for n, rd in reads.items():
+        print(f"\nread side after {n} receiver(s): {rd['_tps']:,} (election, form, TPS) keys, "
+              f"{rd['_verified']:,} verified")  # fmt: skip
+        for k, v in rd.items():
+            if not k.startswith("_"):
+                print(f"  {k:<20}{v * 1000:>8.1f} ms (median of 5)")
+
+
+if __name__ == "__main__":
+    main()

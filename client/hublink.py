@@ -1,0 +1,113 @@
+"""The calls a laptop makes to one hub, over ``hub.shared.rpc.Peer``.
+
+``Peer`` does the msgpack-over-HTTP call (timeouts, error bodies, Retry-After, the hello
+proof); this module decodes the answers into the sender's values (``hub.protocol.sender``) and
+turns every failure into a bilingual ``SyncError`` with a stable code:
+
+=================  ====================================================================
+``unreachable``    no connection, reset, timeout
+``not_a_hub``      the answer is not a c1hub reply (a web page, a captive portal)
+``wrong_hub``      the address names a hub key it cannot prove it holds (an impostor)
+``busy``           HTTP 429/502/503/504 with no c1hub reason; ``retry_after`` if it said
+``too_large``      HTTP 413 (``TooBigError``): send fewer records at a time
+the hub's code     any other refusal (``unavailable``, ``bad_entry``, ...), with its reason
+=================  ====================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from hub.protocol import codec, sender
+from hub.shared import errors as shared
+from hub.shared.rpc import Hello, Peer
+
+from .errors import SyncError, TooBigError
+
+
+class HubLink:
+    """Calls to the hub at ``url``; every call has a timeout (``rpc.CALL_TIMEOUT``)."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str):
+        self.peer = Peer(session, url)
+        self.url = self.peer.url
+
+    async def hello(self) -> Hello:
+        """The hub's hello, once it proved it holds the key it names (a fresh nonce it signs):
+        only then may that key be trusted as the pinned hub's."""
+        try:
+            return await self.peer.hello()
+        except shared.CallError as exc:
+            raise sync_error(self.url, "/v1/hello", exc) from None
+
+    async def enroll(self, raw: bytes) -> dict[str, Any]:
+        reply = await self._call("POST", "/v1/enroll", raw)
+        return reply if isinstance(reply, dict) else {}
+
+    async def head(self, origin: bytes) -> sender.HubHead:
+        return sender.parse_head(await self._call("GET", f"/v1/heads/{origin.hex()}"))
+
+    async def push(self, records: list[bytes]) -> sender.PushReply:
+        reply = await self._call("POST", "/v1/push", codec.pack({"records": records}))
+        return sender.parse_push_reply(reply)
+
+    async def work(self, query: str) -> dict[str, Any]:
+        """The hub's double-entry work list (``GET /v1/work``; docs/protocol.md)."""
+        reply = await self._call("GET", f"/v1/work?{query}")
+        return reply if isinstance(reply, dict) else {}
+
+    async def _call(self, method: str, path: str, body: bytes | None = None) -> Any:
+        try:
+            return await self.peer.call(method, path, body)
+        except shared.CallError as exc:
+            raise sync_error(self.url, path, exc) from None
+
+
+def sync_error(url: str, path: str, exc: shared.CallError) -> SyncError:
+    """A failed call to the hub at ``url`` as a message an operator can act on."""
+    if exc.kind == shared.UNREACHABLE:
+        return SyncError(
+            f"cannot reach hub at {url}: {exc.reason}",
+            f"hub di {url} tidak dapat dihubungi: {exc.reason}",
+            code="unreachable",
+        )
+    if exc.kind == shared.NOT_C1HUB and exc.status is None:
+        return SyncError(f"{url} is not a c1hub hub", f"{url} bukan hub c1hub", code="not_a_hub")
+    if exc.kind == shared.NOT_C1HUB:
+        return SyncError(
+            f"{url} answered HTTP {exc.status} with something that is not a c1hub reply; is "
+            "this address really a c1hub hub?",
+            f"{url} menjawab HTTP {exc.status} yang bukan balasan c1hub; benarkah ini alamat "
+            "hub c1hub?",
+            code="not_a_hub",
+        )
+    if exc.kind == shared.IMPOSTOR:
+        return SyncError(
+            f"{url} claims hub key {exc.node_id} but cannot prove it holds it: an impostor? "
+            "Ask the coordinator.",
+            f"{url} mengaku sebagai hub {exc.node_id} tetapi tidak dapat membuktikannya: hub "
+            "palsu? Tanyakan ke koordinator.",
+            code="wrong_hub",
+        )
+    if exc.kind == shared.BUSY and not exc.reason:
+        wait = f"{exc.retry_after:g} s" if exc.retry_after is not None else None
+        return SyncError(
+            f"hub at {url} is busy (HTTP {exc.status}); trying again "
+            + (f"in {wait} as it asked" if wait else "later"),
+            f"hub di {url} sedang sibuk (HTTP {exc.status}); dicoba lagi "
+            + (f"dalam {wait} sesuai permintaannya" if wait else "nanti"),
+            code=exc.code,
+            retry_after=exc.retry_after,
+        )
+    # The hub's own refusal (a busy hub may give its reason too, e.g. `unavailable`).
+    shown = exc.code if exc.code not in (shared.REFUSED, shared.BUSY) else exc.status
+    reason = exc.reason or f"HTTP {exc.status}"
+    cls = TooBigError if exc.kind == shared.TOO_BIG else SyncError
+    return cls(
+        f"hub refused {path}: {reason} ({shown})",
+        f"hub menolak {path}: {reason} ({shown})",
+        code=exc.code,
+        retry_after=exc.retry_after,
+    )

@@ -1,0 +1,51 @@
+"""Scanned pages on the laptop: the blob store in the data folder, and scan file paths in
+entries.
+
+Pages are kept in ``DATA/blobs/`` by ``hub.shared.blobs.BlobStore`` (SHA-256 addressed, checked
+by content). An entry names its pages by hash (docs/entry-format.md); ``c1client enter`` also
+accepts a file path in ``scans``: ``resolve`` stores that file and puts its hash in its place.
+A relative path is taken from the folder of the input file (from the current folder for stdin).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hub.shared.blobs import BlobStore, is_hash
+from hub.shared.errors import BlobError
+
+if TYPE_CHECKING:
+    from .intake import Item
+
+BLOB_DIR = "blobs"
+
+
+def blob_store(data_dir: Path) -> BlobStore:
+    return BlobStore(data_dir / BLOB_DIR)
+
+
+def resolve(item: Item, blobs: BlobStore) -> Item:
+    """``item`` with every scan file path replaced by the stored file's hash; an Item with an
+    error (code ``bad_scan``) if a file cannot be stored. Hashes and other values pass as they
+    are (``entry.parse`` judges them)."""
+    value = item.value
+    if item.error is not None or not isinstance(value, dict):
+        return item
+    scans = value.get("scans")
+    if not isinstance(scans, list) or all(not isinstance(s, str) or is_hash(s) for s in scans):
+        return item
+    base = Path.cwd() if item.source == "stdin" else Path(item.source).parent
+    out = []
+    for i, s in enumerate(scans):
+        if not isinstance(s, str) or is_hash(s):
+            out.append(s)
+            continue
+        path = Path(s).expanduser()
+        try:
+            out.append(blobs.put_file(path if path.is_absolute() else base / path).hash)
+        except BlobError as exc:
+            error = f"scans[{i}] {s!r}: {exc.message}"
+            return dataclasses.replace(item, value=None, error=error, code="bad_scan")
+    return dataclasses.replace(item, value={**value, "scans": out})

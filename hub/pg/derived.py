@@ -1,0 +1,387 @@
+"""Derived state and national results in PostgreSQL, kept up to date inside the transaction
+that changes what they derive from (new records, a fork, an approval or a revocation).
+
+``refresh(con, keys)`` recomputes the state of some (election, form, TPS) keys:
+
+1. lock their ``tps_state`` rows, in key order (missing rows are inserted first), so two
+   transactions touching one key (two laptops typing the same form, on two receivers) run one
+   after the other and the second reads the first's records;
+2. read the *counted* records of those keys (device approved, or revoked and the record within
+   its cut; never a forked device's) and derive each key's state with ``hub.protocol.state``,
+   the one implementation every node uses;
+3. write the new rows and move the per-kecamatan aggregates by the difference between each
+   key's old and new contribution (rows updated in key order: no deadlock between refreshes).
+
+Read side: ``results`` sums kecamatan rows under a region code (at most ~7,300 for the whole
+country, ~80 per kabupaten/kota); ``status_counts`` sums them and the device counters.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.protocol import state
+
+from .schema import Conn
+
+Key = state.Key
+LEVELS = {"national": 0, "province": 2, "kabkota": 4, "kecamatan": 6}
+CHILD = {"national": "province", "province": "kabkota", "kabkota": "kecamatan"}
+HASH_LEN = 32
+
+# A record counts (status, totals) when its device's forward limit covers it.
+COUNTED = (
+    "NOT d.forked AND (d.state = 'approved'"
+    " OR (d.state = 'revoked' AND r.seq <= d.revoked_after_seq))"
+)
+
+
+@dataclass(slots=True)
+class Row:
+    """One ``tps_state`` row: what a key contributes to the results."""
+
+    status: str = ""  # '' when no entry of the key is counted
+    entries: int = 0
+    live: bytes = b""
+    votes: str = ""
+    flags: str = ""
+
+    def contribution(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(votes per candidate/party, counts per status and flag) this key adds."""
+        if not self.status:
+            return {}, {}
+        counts = {self.status: 1}
+        for flag in self.flags.split(","):
+            if flag:
+                counts[flag] = counts.get(flag, 0) + 1
+        votes: dict[str, int] = {}
+        if self.status != state.CONFLICT:
+            for item in self.votes.split(","):
+                if item:
+                    no, _, v = item.partition(":")
+                    votes[no] = votes.get(no, 0) + int(v)
+        return votes, counts
+
+
+@dataclass(slots=True)
+class _Delta:
+    votes: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    counts: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+
+    def add(self, key: Key, old: Row, new: Row) -> None:
+        election, form, tps = key
+        kec = tps[:6]
+        for sign, row in ((-1, old), (1, new)):
+            votes, counts = row.contribution()
+            for no, n in votes.items():
+                k = (election, form, kec, no)
+                self.votes[k] = self.votes.get(k, 0) + sign * n
+            for what, n in counts.items():
+                k = (election, form, kec, what)
+                self.counts[k] = self.counts.get(k, 0) + sign * n
+
+
+def _columns(keys: Iterable[Key]) -> tuple[list[str], list[str], list[str]]:
+    e, f, t = [], [], []
+    for k in keys:
+        e.append(k[0])
+        f.append(k[1])
+        t.append(k[2])
+    return e, f, t
+
+
+async def keys_of_devices(con: Conn, dev_ids: Iterable[int]) -> set[Key]:
+    rows = await con.fetch(
+        "SELECT DISTINCT election, form, tps FROM records WHERE dev = ANY($1::bigint[])",
+        list(dev_ids),
+    )
+    return {(r[0], r[1], r[2]) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A counted record as derived state reads it."""
+
+    facts: state.EntryFacts  # origin: the device id, 8 bytes (distinct devices, distinct origins)
+    votes: str
+    flags: str
+
+
+def _rows(ordered: Iterable[Key], facts: Iterable[Fact]) -> dict[Key, Row]:
+    """The ``tps_state`` row of each key from its counted records (``hub.protocol.state``)."""
+    extra = {f.facts.hash: f for f in facts}
+    derived = state.derive(f.facts for f in extra.values())
+    counted = Counter(f.facts.key for f in extra.values())
+    out: dict[Key, Row] = {}
+    for key in ordered:
+        s = derived.get(key)
+        if s is None:
+            out[key] = Row()
+            continue
+        votes = "" if s.status == state.CONFLICT else extra[s.live[0]].votes
+        flags = ",".join(x for h in s.live for x in extra[h].flags.split(",") if x)
+        out[key] = Row(s.status, counted[key], b"".join(s.live), votes, flags)
+    return out
+
+
+async def refresh(
+    con: Conn, keys: Iterable[Key], fresh: Mapping[Key, list[Fact]] | None = None
+) -> int:
+    """Recompute the state of ``keys`` and move the results by the difference; returns how
+    many keys changed. Call inside the transaction that changed their records or devices.
+
+    ``fresh``: this transaction's own new counted records, by key. A key with no
+    ``tps_state`` row has no counted record committed (every transaction that makes a record
+    count writes its key's row), so its state is derived from ``fresh`` alone and its row
+    inserted whole: the common case (the first entry of a TPS) costs one INSERT. A
+    concurrent transaction with a record for the same key then waits on that row and
+    recomputes from everything once this one has committed.
+    """
+    ordered = sorted(set(keys))
+    if not ordered:
+        return 0
+    delta = _Delta()
+    changed = 0
+    if fresh:
+        first = _rows(ordered, (f for k in ordered for f in fresh.get(k, ())))
+        cand = [(k, r) for k, r in first.items() if r.status]
+        made: set[Key] = set()
+        if cand:
+            made = {
+                (r[0], r[1], r[2])
+                for r in await con.fetch(
+                    "INSERT INTO tps_state(election, form, tps, status, entries, live, votes,"
+                    " flags) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+                    " $4::text[], $5::int[], $6::bytea[], $7::text[], $8::text[])"
+                    " ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING RETURNING election, form, tps",
+                    *_columns(k for k, _ in cand),
+                    *_values(r for _, r in cand),
+                )
+            }
+        for k, r in cand:
+            if k in made:
+                delta.add(k, Row(), r)
+        changed += len(made)
+        ordered = [k for k in ordered if k not in made]
+    if ordered:
+        changed += await _recompute(con, ordered, delta)
+    await _apply(con, "kec_votes", "no", "votes", delta.votes)
+    await _apply(con, "kec_counts", "what", "n", delta.counts)
+    return changed
+
+
+def _values(rows: Iterable[Row]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[], [], [], [], []]
+    for r in rows:
+        for i, v in enumerate((r.status, r.entries, r.live, r.votes, r.flags)):
+            cols[i].append(v)
+    return cols
+
+
+async def _recompute(con: Conn, ordered: list[Key], delta: _Delta) -> int:
+    """Lock the keys' rows (creating missing ones), read all their counted records, derive,
+    write what changed."""
+    e, f, t = _columns(ordered)
+    await con.execute(
+        "INSERT INTO tps_state(election, form, tps)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ORDER BY 1, 2, 3"
+        " ON CONFLICT DO NOTHING",
+        e, f, t,
+    )  # fmt: skip
+    old: dict[Key, Row] = {}
+    for r in await con.fetch(
+        "SELECT s.election, s.form, s.tps, s.status, s.entries, s.live, s.votes, s.flags"
+        " FROM tps_state s JOIN unnest($1::text[], $2::text[], $3::text[]) k(e, f, t)"
+        " ON s.election = k.e AND s.form = k.f AND s.tps = k.t"
+        " ORDER BY s.election, s.form, s.tps FOR UPDATE OF s",
+        e, f, t,
+    ):  # fmt: skip
+        old[(r[0], r[1], r[2])] = Row(r[3], r[4], bytes(r[5]), r[6], r[7])
+    facts = [
+        Fact(
+            state.EntryFacts(
+                bytes(r[3]), int(r[4]).to_bytes(8, "big"), (r[0], r[1], r[2]), bytes(r[5]),
+                bytes(r[6]) if r[6] is not None else None,
+            ),
+            r[7], r[8],
+        )
+        for r in await con.fetch(
+            "SELECT r.election, r.form, r.tps, r.hash, r.dev, r.numbers, r.supersedes, r.votes,"
+            " r.flags FROM records r JOIN devices d ON d.id = r.dev"
+            " JOIN unnest($1::text[], $2::text[], $3::text[]) k(e, f, t)"
+            " ON r.election = k.e AND r.form = k.f AND r.tps = k.t"
+            f" WHERE {COUNTED}",
+            e, f, t,
+        )
+    ]  # fmt: skip
+    changed = [(k, row) for k, row in _rows(ordered, facts).items() if row != old.get(k, Row())]
+    for k, row in changed:
+        delta.add(k, old.get(k, Row()), row)
+    if changed:
+        await con.execute(
+            "UPDATE tps_state s SET status = u.s, entries = u.n, live = u.l, votes = u.v,"
+            " flags = u.fl FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+            " $5::int[], $6::bytea[], $7::text[], $8::text[]) u(e, f, t, s, n, l, v, fl)"
+            " WHERE s.election = u.e AND s.form = u.f AND s.tps = u.t",
+            *_columns(k for k, _ in changed), *_values(row for _, row in changed),
+        )  # fmt: skip
+    return len(changed)
+
+
+async def _apply(
+    con: Conn, table: str, col: str, value: str, d: Mapping[tuple[str, str, str, str], int]
+) -> None:
+    items = sorted((k, v) for k, v in d.items() if v)
+    if not items:
+        return
+    cols: list[list[Any]] = [[], [], [], [], []]
+    for k, v in items:
+        for i, x in enumerate((*k, v)):
+            cols[i].append(x)
+    await con.execute(
+        f"INSERT INTO {table}(election, form, kec, {col}, {value})"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])"
+        f" ORDER BY 1, 2, 3, 4 ON CONFLICT (election, form, kec, {col})"
+        f" DO UPDATE SET {value} = {table}.{value} + EXCLUDED.{value}",
+        *cols,
+    )
+
+
+# -- read side --------------------------------------------------------------------------------
+
+
+def region_level(level: str, code: str) -> int:
+    """Length of a region code at ``level``; ValueError for an unknown level or a bad code."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    n = LEVELS[level]
+    if len(code) != n or (n and not code.isdigit()):
+        raise ValueError(f"a {level} code is {n} digits, not {code!r}")
+    return n
+
+
+def _num(k: str) -> tuple[int, str]:
+    return (int(k), k) if k.isdigit() else (1 << 30, k)
+
+
+async def results(
+    con: Conn, election: str, level: str = "national", code: str = ""
+) -> dict[str, Any]:
+    """National results under one region: per form, votes per candidate (PPWP, DPD) or party
+    total (DPR, DPRD) over TPS whose live entries agree (single or verified), TPS per status
+    and flags counted apart, and the same per child region (province under the country,
+    kabupaten/kota under a province, kecamatan under a kabupaten/kota)."""
+    n = region_level(level, code)
+    child = CHILD.get(level)
+    width = LEVELS[child] if child else n
+    prefix = code + "%"
+    forms: dict[str, dict[str, Any]] = {}
+
+    def block(form: str) -> dict[str, Any]:
+        return forms.setdefault(
+            form,
+            {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0), "flags": {}, "children": {}},
+        )
+
+    def child_block(b: dict[str, Any], region: str) -> dict[str, Any]:
+        c: dict[str, Any] = b["children"].setdefault(
+            region, {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0)}
+        )
+        return c
+
+    for form, region, no, votes in await con.fetch(
+        "SELECT form, substr(kec, 1, $3), no, sum(votes) FROM kec_votes"
+        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
+        election, prefix, width,
+    ):  # fmt: skip
+        b = block(form)
+        b["votes"][no] = b["votes"].get(no, 0) + int(votes)
+        if child:
+            child_block(b, region)["votes"][no] = int(votes)
+    for form, region, what, cnt in await con.fetch(
+        "SELECT form, substr(kec, 1, $3), what, sum(n) FROM kec_counts"
+        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
+        election, prefix, width,
+    ):  # fmt: skip
+        b = block(form)
+        bucket = b["tps"] if what in state.STATUSES else b["flags"]
+        bucket[what] = bucket.get(what, 0) + int(cnt)
+        if child and what in state.STATUSES:
+            child_block(b, region)["tps"][what] = int(cnt)
+    for b in forms.values():
+        b["votes"] = dict(sorted(b["votes"].items(), key=lambda kv: _num(kv[0])))
+        b["flags"] = dict(sorted(((k, v) for k, v in b["flags"].items() if v), key=_flag_order))
+        b["tps_counted"] = b["tps"][state.SINGLE] + b["tps"][state.VERIFIED]
+        for c in b["children"].values():
+            c["votes"] = dict(sorted(c["votes"].items(), key=lambda kv: _num(kv[0])))
+        b["children"] = dict(sorted(b["children"].items()))
+        if not child:
+            del b["children"]
+    return {
+        "election": election,
+        "level": level,
+        "code": code,
+        "forms": dict(sorted(forms.items())),
+    }
+
+
+def _flag_order(kv: tuple[str, int]) -> tuple[int, str]:
+    return _num(kv[0][1:])
+
+
+async def conflicts(con: Conn, limit: int = 200) -> list[dict[str, Any]]:
+    rows = await con.fetch(
+        "SELECT election, form, tps, live FROM tps_state WHERE status = 'conflict'"
+        " ORDER BY election, form, tps LIMIT $1",
+        limit,
+    )
+    return [
+        {
+            "election": r[0],
+            "form": r[1],
+            "tps": r[2],
+            "live": [bytes(r[3][i : i + HASH_LEN]).hex() for i in range(0, len(r[3]), HASH_LEN)],
+        }
+        for r in rows
+    ]
+
+
+async def status_counts(con: Conn) -> dict[str, Any]:
+    """The counts of a hub's status (the shape of ``c1hub status --json``'s entries, tps,
+    tps_by_form, flags, forks and devices), from counters: no per-entry work."""
+    dev = await con.fetchrow(
+        "SELECT coalesce(sum(records), 0) AS total, coalesce(sum(CASE WHEN forked THEN 0"
+        " WHEN state = 'approved' THEN records"
+        " WHEN state = 'revoked' THEN least(records, revoked_after_seq) ELSE 0 END), 0)"
+        " AS accepted FROM devices"
+    )
+    assert dev is not None
+    by_state = dict.fromkeys(("pending", "approved", "revoked"), 0)
+    for st, cnt in await con.fetch("SELECT state, count(*) FROM devices GROUP BY state"):
+        by_state[st] = int(cnt)
+    per_form: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(state.STATUSES, 0))
+    flags: Counter[str] = Counter()
+    for form, what, cnt in await con.fetch(
+        "SELECT form, what, sum(n) FROM kec_counts GROUP BY form, what"
+    ):
+        if what in state.STATUSES:
+            per_form[form][what] += int(cnt)
+        elif cnt:
+            flags[what] += int(cnt)
+    tps = dict.fromkeys(state.STATUSES, 0)
+    for c in per_form.values():
+        for k, v in c.items():
+            tps[k] += v
+    forks = await con.fetchval("SELECT count(*) FROM forks")
+    total, accepted = int(dev["total"]), int(dev["accepted"])
+    return {
+        "entries": {"accepted": accepted, "held": total - accepted, "total": total},
+        "tps": tps,
+        "tps_by_form": dict(sorted(per_form.items())),
+        "flags": dict(sorted(flags.items(), key=_flag_order)),
+        "forks": int(forks),
+        "devices": by_state,
+    }

@@ -1,0 +1,210 @@
+"""The PostgreSQL schema of a hub's store, as numbered migrations.
+
+The tables mirror the SQLite store's (``hub.store.MIGRATIONS``): devices, records with
+``PRIMARY KEY (dev, seq)``, forks kept as immutable evidence, endorsements, meta and upstream
+bookkeeping. Three kinds of row are new, so that a root holds no per-entry state in memory:
+
+- ``devices.head_seq / head_hash / records``: each origin's head and record count, moved in the
+  same transaction as its records (a trigger refuses a head that goes backwards);
+- ``tps_state``: the derived state of every (election, form, TPS) that has an entry (status,
+  the votes of its counted entry, its live entries' flags), recomputed in the ingest
+  transaction for the keys it touches with the one implementation ``hub.protocol.state``;
+- ``kec_votes`` / ``kec_counts``: national results per kecamatan (votes per candidate or party
+  over single + verified TPS; TPS per status; flags), moved by the same transaction by the
+  difference between a key's old and new state. A province, kabupaten/kota or the whole
+  country is a sum over at most ~7,300 kecamatan rows, whatever the number of entries.
+
+``migrate`` applies what is missing, each migration in its own transaction, recorded in
+``schema_migrations``, under a session advisory lock: several receivers starting at once
+migrate once (the others wait, then find nothing to do).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    import asyncpg
+    import asyncpg.pool
+
+    # A connection, or the pool's proxy of one (what ``pool.acquire()`` gives).
+    Conn: TypeAlias = (
+        asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+    )
+else:
+    Conn = Any
+
+# pg_advisory_lock key for schema changes: "c1hub" in ASCII.
+MIGRATION_LOCK = 0x6331687562
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    r"""
+    CREATE TABLE meta (key text PRIMARY KEY, value bytea NOT NULL);
+
+    CREATE TABLE devices (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        public bytea NOT NULL UNIQUE CHECK (length(public) = 32),
+        node_id text NOT NULL,
+        name text NOT NULL DEFAULT '',
+        role text NOT NULL DEFAULT 'laptop' CHECK (role IN ('laptop', 'hub')),
+        state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'approved', 'revoked')),
+        first_seen bigint NOT NULL,
+        last_seen bigint NOT NULL,
+        approved_at bigint,
+        revoked_at bigint,
+        revoked_after_seq bigint NOT NULL DEFAULT 0,
+        forked boolean NOT NULL DEFAULT false,
+        endorsement bytea,
+        head_seq bigint NOT NULL DEFAULT 0,
+        head_hash bytea NOT NULL DEFAULT decode(repeat('00', 32), 'hex'),
+        records bigint NOT NULL DEFAULT 0
+    );
+
+    CREATE FUNCTION c1hub_head_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.head_seq < OLD.head_seq THEN
+            RAISE EXCEPTION 'head of device % would go back from % to %',
+                OLD.id, OLD.head_seq, NEW.head_seq;
+        END IF;
+        IF OLD.forked AND NOT NEW.forked THEN
+            RAISE EXCEPTION 'a fork is evidence: device % stays forked', OLD.id;
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER devices_head_forward BEFORE UPDATE ON devices
+        FOR EACH ROW EXECUTE FUNCTION c1hub_head_forward();
+
+    -- No foreign key to devices: a record is inserted only by the transaction holding its
+    -- device's row lock, and devices are never deleted (trigger below). The check per row
+    -- cost ~20% of an ingest batch.
+    CREATE TABLE records (
+        dev bigint NOT NULL,
+        seq bigint NOT NULL CHECK (seq >= 1),
+        hash bytea NOT NULL,
+        raw bytea NOT NULL,
+        received_at bigint NOT NULL,
+        election text NOT NULL,
+        form text NOT NULL,
+        tps text NOT NULL,
+        flags text NOT NULL,
+        users_j integer NOT NULL,
+        numbers bytea NOT NULL,
+        supersedes bytea,
+        scans text NOT NULL DEFAULT '',
+        votes text NOT NULL DEFAULT '',
+        PRIMARY KEY (dev, seq)
+    );
+    CREATE INDEX records_key ON records (election, form, tps);
+
+    CREATE TABLE forks (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        dev bigint NOT NULL REFERENCES devices(id),
+        seq bigint NOT NULL,
+        raw bytea NOT NULL,
+        held_raw bytea,
+        detected_at bigint NOT NULL,
+        hash bytea GENERATED ALWAYS AS (sha256(raw)) STORED,
+        UNIQUE (dev, seq, hash)
+    );
+
+    CREATE FUNCTION c1hub_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '% are immutable', TG_TABLE_NAME;
+    END $$;
+    CREATE TRIGGER records_immutable BEFORE UPDATE OR DELETE ON records
+        FOR EACH ROW EXECUTE FUNCTION c1hub_immutable();
+    CREATE TRIGGER forks_immutable BEFORE UPDATE OR DELETE ON forks
+        FOR EACH ROW EXECUTE FUNCTION c1hub_immutable();
+    CREATE TRIGGER records_no_truncate BEFORE TRUNCATE ON records
+        FOR EACH STATEMENT EXECUTE FUNCTION c1hub_immutable();
+    CREATE TRIGGER forks_no_truncate BEFORE TRUNCATE ON forks
+        FOR EACH STATEMENT EXECUTE FUNCTION c1hub_immutable();
+    CREATE TRIGGER devices_no_delete BEFORE DELETE ON devices
+        FOR EACH ROW EXECUTE FUNCTION c1hub_immutable();
+
+    CREATE TABLE endorsements (
+        device bytea NOT NULL,
+        hub bytea NOT NULL,
+        raw bytea NOT NULL,
+        received_at bigint NOT NULL,
+        PRIMARY KEY (device, hub)
+    );
+    CREATE INDEX endorsements_hub ON endorsements (hub);
+
+    CREATE TABLE upstream (
+        dev bigint PRIMARY KEY REFERENCES devices(id),
+        seq bigint NOT NULL,
+        hash bytea NOT NULL,
+        receipt bytea NOT NULL,
+        at bigint NOT NULL
+    );
+    CREATE TABLE upstream_rejections (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        dev bigint NOT NULL REFERENCES devices(id),
+        seq bigint,
+        code text NOT NULL,
+        reason text NOT NULL,
+        at bigint NOT NULL
+    );
+
+    CREATE TABLE tps_state (
+        election text NOT NULL,
+        form text NOT NULL,
+        tps text NOT NULL,
+        status text NOT NULL DEFAULT '',  -- '' while no entry of it is counted (held only)
+        entries integer NOT NULL DEFAULT 0,  -- counted entries
+        live bytea NOT NULL DEFAULT '',  -- hashes of the live counted entries, sorted, joined
+        votes text NOT NULL DEFAULT '',  -- of the counted entry when single or verified
+        flags text NOT NULL DEFAULT '',  -- of every live counted entry, repeated, joined by ,
+        PRIMARY KEY (election, form, tps)
+    );
+    CREATE INDEX tps_state_conflicts ON tps_state (election, form, tps)
+        WHERE status = 'conflict';
+
+    CREATE TABLE kec_votes (
+        election text NOT NULL,
+        form text NOT NULL,
+        kec text NOT NULL,
+        no text NOT NULL,
+        votes bigint NOT NULL,
+        PRIMARY KEY (election, form, kec, no)
+    );
+    CREATE TABLE kec_counts (
+        election text NOT NULL,
+        form text NOT NULL,
+        kec text NOT NULL,
+        what text NOT NULL,  -- single | verified | conflict | a flag id (R1..R11)
+        n bigint NOT NULL,
+        PRIMARY KEY (election, form, kec, what)
+    );
+    """,
+]
+
+
+async def migrate(con: Conn) -> int:
+    """Apply missing migrations; returns the schema version. Safe to call from many
+    processes at once (one migrates under the advisory lock; the others wait for it)."""
+    await con.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+    try:
+        await con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        version = await con.fetchval("SELECT COALESCE(max(version), 0) FROM schema_migrations")
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the database is at schema version {version}, newer than this c1hub knows "
+                f"({len(MIGRATIONS)}); upgrade c1hub"
+            )
+        for n in range(version, len(MIGRATIONS)):
+            async with con.transaction():
+                await con.execute(MIGRATIONS[n])
+                await con.execute("INSERT INTO schema_migrations(version) VALUES ($1)", n + 1)
+            log.info("database schema migrated to version %d", n + 1)
+        return len(MIGRATIONS)
+    finally:
+        await con.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)

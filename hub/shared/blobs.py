@@ -1,0 +1,311 @@
+"""A content-addressed store of scanned pages (JPEG, PNG, PDF), shared by laptops and hubs.
+
+Each blob is stored once under its SHA-256 (64 lowercase hex characters), at
+``ROOT/ab/abcdef...``. Writing never holds a blob in memory: bytes are streamed to a temporary
+file in ``ROOT/tmp/`` while they are hashed and checked, and only when the whole blob is there
+(its kind confirmed by its content, its size within the limit, its hash the expected one when
+one was given) is the file fsynced and renamed into place, then the folder fsynced. A crash
+leaves at most a temporary file, never a wrong or half-written blob under a hash.
+
+The kind is decided by content, never by a file name: JPEG (``FF D8 FF`` ... ``FF D9``), PNG
+(the 8-byte signature ... the ``IEND`` chunk) and PDF (``%PDF-`` ... ``%%EOF``). Checking the
+end as well as the start refuses a file the scanner is still writing.
+
+Node-neutral: no notion of entries, laptops or HTTP. ``BlobWriter`` takes chunks (``write``)
+and ``commit`` or ``abort``; a hub receiving a scan in chunks over the network uses it the same
+way a laptop copies a file from the scanner's folder (``put_file``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from .errors import BlobError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SIZE = 20 * 1024 * 1024  # a scanned page is 0.3-3 MB; a multi-page PDF more
+CHUNK = 64 * 1024
+TMP_DIR = "tmp"
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+
+JPEG = "jpeg"
+PNG = "png"
+PDF = "pdf"
+KINDS = (JPEG, PNG, PDF)
+MEDIA_TYPES = {JPEG: "image/jpeg", PNG: "image/png", PDF: "application/pdf"}
+
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_TAIL = 1024  # how much of the end is kept to check the end marker
+
+
+def is_hash(text: str) -> bool:
+    """Is ``text`` a blob name: a SHA-256 as 64 lowercase hex characters?"""
+    return bool(_HASH_RE.fullmatch(text))
+
+
+def sniff(head: bytes) -> str | None:
+    """The kind a blob starting with ``head`` claims to be, or None (not a page image)."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(_PNG_SIG):
+        return PNG
+    if head.startswith(b"%PDF-"):
+        return PDF
+    return None
+
+
+def _complete(kind: str, tail: bytes) -> bool:
+    """Does a blob of ``kind`` ending with ``tail`` end the way a whole file of it does?"""
+    if kind == JPEG:
+        return tail.rstrip(b"\x00\r\n").endswith(b"\xff\xd9")
+    if kind == PNG:
+        return tail.endswith(_PNG_END)
+    return b"%%EOF" in tail[-_TAIL:]
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    hash: str  # SHA-256, 64 lowercase hex
+    size: int
+    kind: str  # jpeg | png | pdf
+    new: bool = True  # False when the store already held it
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.kind]
+
+
+class BlobWriter:
+    """One blob being written: ``write`` chunks, then ``commit`` (or ``abort``).
+
+    A context manager: leaving the block without ``commit`` aborts (the temporary file goes).
+    """
+
+    def __init__(self, store: BlobStore, expect: str | None, max_size: int):
+        if expect is not None and not is_hash(expect):
+            raise BlobError(
+                "not_a_hash",
+                f"{expect!r} is not a SHA-256 hash (64 lowercase hex characters)",
+                f"{expect!r} bukan hash SHA-256 (64 karakter heksadesimal huruf kecil)",
+            )
+        self.store = store
+        self.expect = expect
+        self.max_size = max_size
+        self.size = 0
+        self.kind: str | None = None
+        self._hash = hashlib.sha256()
+        self._head = b""
+        self._tail = b""
+        self._done = False
+        store.tmp.mkdir(parents=True, exist_ok=True)
+        self._tmp = store.tmp / f"{secrets.token_hex(8)}.part"
+        self._f: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+
+    def write(self, chunk: bytes) -> None:
+        """Add ``chunk``: hashed, checked and written to the temporary file."""
+        if self._f is None:
+            raise BlobError("closed", "this blob is already committed or aborted")
+        if not chunk:
+            return
+        self.size += len(chunk)
+        if self.size > self.max_size:
+            self.abort()
+            raise BlobError(
+                "too_large",
+                f"the page is over the limit of {_mib(self.max_size)} per page",
+                f"halaman melebihi batas {_mib(self.max_size)} per halaman",
+            )
+        if self.kind is None:
+            self._head += chunk[: 16 - len(self._head)]
+            if len(self._head) >= 8 or self.size >= 16:
+                self._sniff()
+        self._hash.update(chunk)
+        self._tail = (self._tail + chunk)[-_TAIL:]
+        self._f.write(chunk)
+
+    def _sniff(self) -> None:
+        kind = sniff(self._head)
+        if kind is None:
+            self.abort()
+            raise BlobError(
+                "not_an_image",
+                "the file is not a JPEG, PNG or PDF page (checked by its content, not its name)",
+                "berkas bukan halaman JPEG, PNG atau PDF (diperiksa dari isinya, bukan namanya)",
+            )
+        self.kind = kind
+
+    def commit(self) -> BlobInfo:
+        """Check the whole blob, then make it durable under its hash. Returns what was stored."""
+        if self._f is None:
+            raise BlobError("closed", "this blob is already committed or aborted")
+        if self.kind is None:
+            if self.size == 0:
+                self.abort()
+                raise BlobError("empty", "the file is empty", "berkas kosong")
+            self._sniff()
+        assert self.kind is not None
+        if not _complete(self.kind, self._tail):
+            self.abort()
+            raise BlobError(
+                "incomplete",
+                f"the {self.kind.upper()} file is cut short (still being written, or damaged)",
+                f"berkas {self.kind.upper()} terpotong (masih ditulis, atau rusak)",
+            )
+        digest = self._hash.hexdigest()
+        if self.expect is not None and digest != self.expect:
+            self.abort()
+            raise BlobError(
+                "hash_mismatch",
+                f"the bytes received hash to {digest[:12]}…, not the expected {self.expect[:12]}…",
+                f"hash data yang diterima {digest[:12]}…, bukan {self.expect[:12]}…",
+            )
+        f, self._f = self._f, None
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+        dest = self.store.path(digest)
+        if dest.exists():
+            self._tmp.unlink(missing_ok=True)
+            self._done = True
+            return BlobInfo(digest, self.size, self.kind, new=False)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._tmp, dest)
+        _fsync_dir(dest.parent)
+        self._done = True
+        log.debug("stored blob %s (%s, %d bytes)", digest, self.kind, self.size)
+        return BlobInfo(digest, self.size, self.kind, new=True)
+
+    def abort(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        if not self._done:
+            self._tmp.unlink(missing_ok=True)
+            self._done = True
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._done:
+            self.abort()
+
+
+class BlobStore:
+    """The blobs under ``root``: ``put_file``, ``writer``, ``open``, ``has``."""
+
+    def __init__(self, root: Path, *, max_size: int = DEFAULT_MAX_SIZE):
+        self.root = root
+        self.tmp = root / TMP_DIR
+        self.max_size = max_size
+
+    def path(self, digest: str) -> Path:
+        if not is_hash(digest):
+            raise BlobError(
+                "not_a_hash",
+                f"{digest!r} is not a SHA-256 hash (64 lowercase hex characters)",
+                f"{digest!r} bukan hash SHA-256",
+            )
+        return self.root / digest[:2] / digest
+
+    def has(self, digest: str) -> bool:
+        return is_hash(digest) and self.path(digest).is_file()
+
+    def writer(self, expect: str | None = None) -> BlobWriter:
+        """A writer for one new blob; with ``expect``, commit refuses any other hash."""
+        return BlobWriter(self, expect, self.max_size)
+
+    def put_chunks(self, chunks: Iterable[bytes], expect: str | None = None) -> BlobInfo:
+        with self.writer(expect) as w:
+            for c in chunks:
+                w.write(c)
+            return w.commit()
+
+    def put_file(self, path: Path, expect: str | None = None) -> BlobInfo:
+        """Store the file at ``path`` (streamed in chunks)."""
+        try:
+            f = open(path, "rb")  # noqa: SIM115
+        except OSError as exc:
+            raise BlobError(
+                "unreadable",
+                f"cannot read {path}: {exc.strerror}",
+                f"{path} tidak dapat dibaca: {exc.strerror}",
+            ) from None
+        with f:
+            return self.put_chunks(iter(lambda: f.read(CHUNK), b""), expect)
+
+    def info(self, digest: str) -> BlobInfo | None:
+        """Kind and size of a held blob (None if not held)."""
+        p = self.path(digest)
+        try:
+            with open(p, "rb") as f:
+                head = f.read(16)
+                size = os.fstat(f.fileno()).st_size
+        except FileNotFoundError:
+            return None
+        kind = sniff(head)
+        if kind is None:  # pragma: no cover - only a blob written by hand
+            raise BlobError("damaged", f"blob {digest} is not a page image", f"blob {digest} rusak")
+        return BlobInfo(digest, size, kind, new=False)
+
+    def open(self, digest: str) -> BinaryIO:
+        """The held blob for reading (BlobError ``not_found`` if it is not held)."""
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise BlobError(
+                "not_found", f"no scan {digest[:12]}… here", f"pindaian {digest[:12]}… tidak ada"
+            ) from None
+
+    def iter_chunks(self, digest: str, size: int = CHUNK) -> Iterator[bytes]:
+        with self.open(digest) as f:
+            while chunk := f.read(size):
+                yield chunk
+
+    def verify(self, digest: str) -> bool:
+        """Re-hash a held blob: does it still match its name?"""
+        h = hashlib.sha256()
+        for chunk in self.iter_chunks(digest):
+            h.update(chunk)
+        return h.hexdigest() == digest
+
+    def clean_tmp(self) -> int:
+        """Remove temporary files left by a crash; returns how many."""
+        n = 0
+        if self.tmp.is_dir():
+            for p in self.tmp.glob("*.part"):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    n += 1
+        return n
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
