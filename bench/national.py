@@ -150,7 +150,8 @@ def rss_mb() -> tuple[float, float]:
 
 
 async def receiver(opts: argparse.Namespace) -> None:
-    from hub.store import HubStore, examine, examine_batch, make_pool
+    from hub.examine import examine, examine_batch, make_pool
+    from hub.store import HubStore
 
     files = [Path(p) for p in opts.files.split(",")]
     now = int(time.time())
@@ -160,9 +161,8 @@ async def receiver(opts: argparse.Namespace) -> None:
         for h in opts.hub_ids.split(","):
             for i in range(opts.laptops):
                 ident = laptop_ident(int(h), i)
-                d = await store.enroll(ident.public, f"L{i}", "laptop", now)
-                await store.set_state(d, "approved", now)
-                devs[ident.public] = d
+                await store.enroll(ident.public, f"L{i}", "laptop", now)
+                devs[ident.public] = await store.approve(ident.public, now)
     else:
         from hub.pg.store import PgStore
 

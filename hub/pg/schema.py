@@ -1,6 +1,6 @@
 """The PostgreSQL schema of a hub's store, as numbered migrations.
 
-The tables mirror the SQLite store's (``hub.store.MIGRATIONS``): devices, records with
+The tables mirror the SQLite store's (``hub.schema.MIGRATIONS``): devices, records with
 ``PRIMARY KEY (dev, seq)``, forks kept as immutable evidence, endorsements, meta and upstream
 bookkeeping. Three kinds of row are new, so that a root holds no per-entry state in memory:
 

@@ -78,7 +78,7 @@ class PgUnavailable(ProtocolError):
 
 class CheckedLike(Protocol):
     """A record after the CPU-heavy checks, with what the store derives from its body
-    (``hub.store.Checked`` is one)."""
+    (``hub.examine.Checked`` is one)."""
 
     @property
     def ex(self) -> Examined: ...

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
 
 from hub.config import HubConfig
 from hub.errors import AlreadyRunning
@@ -19,68 +18,9 @@ from hub.examine import make_pool
 from hub.node import Hub, init_data_dir
 from hub.protocol import codec, enroll, entry, receipt, record, worklist
 from hub.protocol.identity import Identity
-from hub.server import make_app
-from hub.service import HubService
-from hub.store import HubStore
 from tests.helpers import chain, forms
 
-TOKEN = "test-admin-token"
-Client = TestClient[Any, Any]
-MakeClient = Callable[..., Awaitable[Client]]
-
-
-class Served:
-    """A hub service and an HTTP client to its app (the service's store open in ``path``)."""
-
-    def __init__(self, service: HubService, http: Client):
-        self.service = service
-        self.http = http
-        self.store = service.store
-        self.ident = service.ident
-
-    async def post(
-        self, path: str, body: bytes, ctype: str = "application/msgpack"
-    ) -> tuple[int, Any]:
-        async with self.http.post(path, data=body, headers={"Content-Type": ctype}) as r:
-            return r.status, codec.unpack(await r.read(), canonical=False)
-
-    async def push(self, recs: list[bytes]) -> tuple[int, Any]:
-        return await self.post("/v1/push", codec.pack({"records": recs}))
-
-    async def enrolled(self, ident: Identity, approve: bool) -> None:
-        raw = enroll.make_request(ident, self.ident.public, "Laptop", "laptop", 1)
-        status, reply = await self.post("/v1/enroll", raw)
-        assert status == 200 and reply["state"] == "pending"
-        if approve:
-            await self.service.approve(ident.node_id)
-
-
-HUB_KEY = Identity.from_seed(b"h" * 32)
-
-
-@pytest.fixture
-async def serve(
-    tmp_path: Path, aiohttp_client: MakeClient
-) -> AsyncIterator[Callable[..., Awaitable[Served]]]:
-    """``await serve(**service options)``: a store in a fresh folder, its service, a client."""
-    stores: list[HubStore] = []
-
-    async def make(folder: str = "hub", max_body: int = 16 << 20, **kw: Any) -> Served:
-        (tmp_path / folder).mkdir(exist_ok=True)
-        store = await HubStore.open(tmp_path / folder, refuse_unknown=kw.get("root", False))
-        stores.append(store)
-        service = HubService(store, HUB_KEY, name="Test Hub", **kw)
-        app = make_app(service, admin_token=TOKEN, max_body=max_body)
-        return Served(service, await aiohttp_client(app))
-
-    yield make
-    for store in stores:
-        await store.close()
-
-
-@pytest.fixture
-async def hub(serve: Callable[..., Awaitable[Served]]) -> Served:
-    return await serve()
+from .conftest import HUB_KEY, TOKEN, Served
 
 
 async def test_push_stores_and_receipt_is_signed(hub: Served) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from hub.examine import Checked, examine
 from hub.protocol import entry, record
 from hub.protocol.identity import Identity
 from hub.shared import generator
-from hub.store import Checked, examine
 from tests.helpers import ENTERED_AT
 
 
