@@ -62,4 +62,6 @@ HTTP_STATUS = {
     "unauthorized": 401,
     "protocol_error": 400,
     "unavailable": 503,
+    "bad_http": 400,  # made by server.HubRequestHandler for aiohttp's parser refusals
+    "internal_error": 500,  # a fault in the hub, never a client's doing
 }

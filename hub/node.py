@@ -34,7 +34,7 @@ from hub.errors import AlreadyRunning, HubError, NotInitialised
 from hub.examine import make_pool, warm_pool
 from hub.forwarder import META_UPSTREAM_KEY, Forwarder
 from hub.protocol import identity
-from hub.server import make_app
+from hub.server import HubRunner, make_app
 from hub.service import HubService
 from hub.shared import keyfile
 from hub.shared.master import load_master
@@ -226,7 +226,7 @@ class Hub:
         return store
 
     async def _serve(self, stack: contextlib.AsyncExitStack, app: web.Application) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = HubRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self.config.host, self.config.port)

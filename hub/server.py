@@ -15,11 +15,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from hub.dashboard import render
 from hub.errors import HTTP_STATUS, Unauthorized
@@ -47,6 +49,31 @@ API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 
 _MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work")
 
+REFUSAL_LOG_INTERVAL = 60.0
+
+
+@dataclass(slots=True)
+class RefusalLog:
+    """Refused requests are logged at INFO at most once per cause per ``interval`` seconds,
+    repeats at DEBUG, never with a traceback: a flood of bad requests cannot flood the log."""
+
+    interval: float = REFUSAL_LOG_INTERVAL
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def refused(self, cause: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(cause)
+        if last is not None and now - last < self.interval:
+            log.debug(msg, *args)
+            return
+        if len(self._last) > 1000:  # causes are codes, but stay bounded whatever they are
+            self._last.clear()
+        self._last[cause] = now
+        log.info(msg + " (repeats of this refusal are not logged for %d s)", *args, self.interval)
+
+
+REFUSALS = RefusalLog()
+
 
 def _error_body(request: web.Request, err: dict[str, str], status: int) -> web.Response:
     wants_json = "json" in request.headers.get("Accept", "")
@@ -62,19 +89,104 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ProtocolError as exc:
         status = HTTP_STATUS.get(exc.code, 400)
         if status >= 500:
-            log.error("%s %s: %s", request.method, request.path, exc.message)
+            log.error("%s %s: %s", request.method, _printable(request.path), exc.message)
         else:
-            log.info("%s %s refused: %s (%s)", request.method, request.path, exc.message, exc.code)
+            REFUSALS.refused(
+                exc.code, "%s %s refused: %s (%s)", request.method, _printable(request.path),
+                _printable(exc.message), exc.code,
+            )  # fmt: skip
         return _error_body(request, exc.to_dict(), status)
     except web.HTTPRequestEntityTooLarge:
-        limit = _api(request).max_body
-        err = LimitError(f"request body is over the limit of {limit} bytes; send smaller batches")
-        return _error_body(request, err.to_dict(), 413)
+        return _error_body(request, _too_large(request).to_dict(), 413)
+    except RequestPayloadError as exc:  # e.g. a gzip or deflate body that does not decode
+        REFUSALS.refused("bad_content_encoding", "%s %s refused: %s", request.method,
+                         _printable(request.path), _printable(str(exc)))  # fmt: skip
+        err = CodecError(f"the body cannot be read as its headers say (Content-Encoding?): {exc}")
+        return _error_body(request, err.to_dict(), 400)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         return _error_body(request, {"code": code, "reason": exc.reason}, exc.status)
+
+
+def _printable(text: str) -> str:
+    """Text from the network as one log line: control characters escaped."""
+    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
+def _too_large(request: web.Request) -> LimitError:
+    limit = _api(request).max_body
+    return LimitError(f"request body is over the limit of {limit} bytes; send smaller batches")
+
+
+async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue``: a body that can never fit is refused before it is asked for
+    (413 ``too_large``, connection closed); otherwise "100 Continue" as aiohttp does."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.content_length is not None and request.content_length > _api(request).max_body:
+        REFUSALS.refused(
+            "too_large", "%s %s refused: Content-Length %d over max_body", request.method,
+            _printable(request.path), request.content_length,
+        )  # fmt: skip
+        resp = _error_body(request, _too_large(request).to_dict(), 413)
+        resp.force_close()
+        return resp
+    if request.version == HttpVersion11:
+        if expect.lower() != "100-continue":
+            err = {"code": "http_error", "reason": f"unknown Expect: {expect}"}
+            return _error_body(request, err, 417)
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the reply itself has not started
+    return None
+
+
+class HubRequestHandler(RequestHandler):
+    """aiohttp's connection handler with its own error replies (a request its parser refused,
+    a handler that failed) in the documented error body instead of text/plain, and parser
+    refusals logged as refusals (INFO, once per cause per interval) instead of tracebacks."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status == 400:
+            reason = message or (str(exc) if exc else "") or "malformed HTTP request"
+            REFUSALS.refused("bad_http", "request from %s refused: %s (bad_http)",
+                             request.remote, _printable(reason))  # fmt: skip
+            err = {"code": "bad_http", "reason": f"malformed HTTP request: {reason}"}
+        elif status == 500:
+            log.error("request from %s failed", request.remote, exc_info=exc)
+            err = {"code": "internal_error", "reason": "the hub failed on this request"}
+        else:
+            err = {"code": "http_error", "reason": message or f"HTTP {status}"}
+        if request.writer.output_size > 0:
+            raise ConnectionError("the reply has started; cannot send an error reply")
+        resp = web.json_response({"error": err}, status=status)
+        resp.force_close()
+        return resp
+
+
+class HubServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return HubRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class HubRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections are ``HubRequestHandler``s."""
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        return HubServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            **plain._kwargs,
+        )
 
 
 def _api(request: web.Request) -> Api:
@@ -109,8 +221,8 @@ def _origin(text: str) -> bytes:
 
 def _check_admin(request: web.Request) -> None:
     want = _api(request).admin_token
-    got = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(got.encode(), f"Bearer {want}".encode()):
+    got = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(got, f"Bearer {want}".encode()):
         raise Unauthorized(
             "admin commands need the hub's admin token (admin.token in its data folder); "
             "run them on the hub machine with --data"
@@ -277,13 +389,15 @@ def make_app(service: HubService, *, admin_token: str, max_body: int) -> web.App
     app = web.Application(middlewares=[error_middleware], client_max_size=max_body)
     app[API_KEY] = Api(service, admin_token, max_body)
     app.router.add_get("/v1/hello", hello)
-    app.router.add_post("/v1/enroll", enroll)
-    app.router.add_post("/v1/heads", heads)
+    app.router.add_post("/v1/enroll", enroll, expect_handler=expect_handler)
+    app.router.add_post("/v1/heads", heads, expect_handler=expect_handler)
     app.router.add_get("/v1/heads/{origin}", head)
-    app.router.add_post("/v1/push", push)
+    app.router.add_post("/v1/push", push, expect_handler=expect_handler)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/devices", devices)
-    app.router.add_post("/v1/devices/{id}/{action:approve|revoke}", device_action)
+    app.router.add_post(
+        "/v1/devices/{id}/{action:approve|revoke}", device_action, expect_handler=expect_handler
+    )
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/v1/work", work)
     app.router.add_get("/metrics", metrics)

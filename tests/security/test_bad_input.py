@@ -231,7 +231,6 @@ BAD_ENC = http(400, "bad_encoding")
 BAD_ENTRY = http(400, "bad_entry")
 BAD_SIG = http(400, "bad_signature")
 BAD_HTTP = http(400, "bad_http")
-F10_PARSER = "aiohttp's own 400 is text/plain, not the documented JSON error (bad_http)"
 
 P = "/v1/push"
 A = "application/msgpack"
@@ -291,7 +290,6 @@ UNAUTHORIZED = http(401, "unauthorized")
 TOO_LARGE = http(413, "too_large")
 GZ = {"Content-Encoding": "gzip"}
 F8 = "a control character in a device name is accepted"
-F10_CE = "an undecodable Content-Encoding gives a 500 with a text/plain body"
 
 # fmt: off
 CASES: list[Case] = [
@@ -332,11 +330,10 @@ CASES: list[Case] = [
          raw(request_bytes("POST", P, _chunked(b"\x00" * (17 << 20)), CHUNKED,
                            content_length=False), timeout=60), TOO_LARGE),
     Case("push-gzip-bomb", post(P, _gzip_bomb(), A, **GZ), TOO_LARGE),
-    Case("push-gzip-invalid", post(P, b"not gzip at all", A, **GZ), BAD_ENC, 10, F10_CE),
+    Case("push-gzip-invalid", post(P, b"not gzip at all", A, **GZ), BAD_ENC),
     Case("push-deflate-invalid", post(P, b"not deflate", A, **{"Content-Encoding": "deflate"}),
-         BAD_ENC, 10, F10_CE),
-    Case("push-expect-100-huge", raw(request_bytes("POST", P, None, EXPECT)), TOO_LARGE, 10,
-         'a 1 GB Content-Length with "Expect: 100-continue" gets "100 Continue"'),
+         BAD_ENC),
+    Case("push-expect-100-huge", raw(request_bytes("POST", P, None, EXPECT)), TOO_LARGE),
     # -- endorsements in a push -------------------------------------------------------------
     Case("endorsement-garbage", endorsing(lambda t: b"\xc1junk"), BAD_ENC),
     Case("endorsement-not-a-pair", endorsing(lambda t: codec.pack([b"x"])), BAD_ENC),
@@ -584,46 +581,35 @@ CASES: list[Case] = [
     Case("revoke-unknown-device", admin("revoke", "0" * 64, bearer), NOT_FOUND),
     Case("approve-forked-device",
          admin("approve", lambda t: fingerprint(t.forked.public), bearer), http(403, "device")),
-    Case("approve-auth-not-utf8", raw(_auth_not_utf8), UNAUTHORIZED, 10,
-         "a non-UTF-8 Authorization header gives a 500"),
+    Case("approve-auth-not-utf8", raw(_auth_not_utf8), UNAUTHORIZED),
     # -- raw HTTP that aiohttp's own parser refuses -----------------------------------------
-    Case("raw-garbage-request-line", raw(b"HELLO\r\n\r\n"), BAD_HTTP, 10, F10_PARSER),
-    Case("raw-http2-preface", raw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), BAD_HTTP, 10, F10_PARSER),
-    Case("raw-method-with-at-sign", raw_get(line=b"G@T /v1/hello HTTP/1.1"), BAD_HTTP, 10,
-         F10_PARSER),
-    Case("raw-unknown-method", raw_get(line=b"FOO /v1/hello HTTP/1.1"), BAD_HTTP, 10,
-         F10_PARSER),
-    Case("raw-http-version-9.9", raw_get(line=b"GET /v1/hello HTTP/9.9"), BAD_HTTP, 10,
-         F10_PARSER),
-    Case("raw-bare-lf-line-ends", raw(b"GET /v1/hello HTTP/1.1\nHost: x\n\n"), BAD_HTTP, 10,
-         F10_PARSER),
-    Case("raw-asterisk-target", raw_get(line=b"GET * HTTP/1.1"), BAD_HTTP, 10, F10_PARSER),
-    Case("raw-non-utf8-path", raw_get(line=b"GET /v1/\xff\xfe HTTP/1.1"), BAD_HTTP, 10,
-         F10_PARSER),
+    Case("raw-garbage-request-line", raw(b"HELLO\r\n\r\n"), BAD_HTTP),
+    Case("raw-http2-preface", raw(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), BAD_HTTP),
+    Case("raw-method-with-at-sign", raw_get(line=b"G@T /v1/hello HTTP/1.1"), BAD_HTTP),
+    Case("raw-unknown-method", raw_get(line=b"FOO /v1/hello HTTP/1.1"), BAD_HTTP),
+    Case("raw-http-version-9.9", raw_get(line=b"GET /v1/hello HTTP/9.9"), BAD_HTTP),
+    Case("raw-bare-lf-line-ends", raw(b"GET /v1/hello HTTP/1.1\nHost: x\n\n"), BAD_HTTP),
+    Case("raw-asterisk-target", raw_get(line=b"GET * HTTP/1.1"), BAD_HTTP),
+    Case("raw-non-utf8-path", raw_get(line=b"GET /v1/\xff\xfe HTTP/1.1"), BAD_HTTP),
     Case("raw-request-line-9000", raw_get(line=b"GET /" + b"a" * 9000 + b" HTTP/1.1"),
-         BAD_HTTP, 10, F10_PARSER),
-    Case("raw-header-without-colon", raw_get(b"Oops\r\n"), BAD_HTTP, 10, F10_PARSER),
-    Case("raw-space-before-colon", raw_get(b"X-A : b\r\n"), BAD_HTTP, 10, F10_PARSER),
-    Case("raw-header-9000", raw_get(b"X: " + b"a" * 9000 + b"\r\n"), BAD_HTTP, 10, F10_PARSER),
+         BAD_HTTP),
+    Case("raw-header-without-colon", raw_get(b"Oops\r\n"), BAD_HTTP),
+    Case("raw-space-before-colon", raw_get(b"X-A : b\r\n"), BAD_HTTP),
+    Case("raw-header-9000", raw_get(b"X: " + b"a" * 9000 + b"\r\n"), BAD_HTTP),
     Case("raw-200-headers", raw_get(b"".join(b"X-%d: y\r\n" % i for i in range(200))),
-         BAD_HTTP, 10, F10_PARSER),
-    Case("raw-nul-in-header", raw_get(b"X: a\x00b\r\n"), BAD_HTTP, 10, F10_PARSER),
-    Case("raw-cr-in-header", raw_get(b"X: a\rb\r\n"), BAD_HTTP, 10, F10_PARSER),
-    Case("raw-obs-fold", raw_get(b"X: a\r\n b\r\n"), BAD_HTTP, 10, F10_PARSER),
-    Case("raw-content-length-negative", raw_post(b"Content-Length: -1\r\n"), BAD_HTTP, 10,
-         F10_PARSER),
-    Case("raw-content-length-not-a-number", raw_post(b"Content-Length: 1e3\r\n"), BAD_HTTP, 10,
-         F10_PARSER),
+         BAD_HTTP),
+    Case("raw-nul-in-header", raw_get(b"X: a\x00b\r\n"), BAD_HTTP),
+    Case("raw-cr-in-header", raw_get(b"X: a\rb\r\n"), BAD_HTTP),
+    Case("raw-obs-fold", raw_get(b"X: a\r\n b\r\n"), BAD_HTTP),
+    Case("raw-content-length-negative", raw_post(b"Content-Length: -1\r\n"), BAD_HTTP),
+    Case("raw-content-length-not-a-number", raw_post(b"Content-Length: 1e3\r\n"), BAD_HTTP),
     Case("raw-content-length-twice",
-         raw_post(b"Content-Length: 1\r\nContent-Length: 2\r\n", b"ab"), BAD_HTTP, 10,
-         F10_PARSER),
+         raw_post(b"Content-Length: 1\r\nContent-Length: 2\r\n", b"ab"), BAD_HTTP),
     Case("raw-content-length-and-chunked",
          raw_post(b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"),
-         BAD_HTTP, 10, F10_PARSER),
-    Case("raw-chunk-size-not-hex", raw_post(TE, b"zz\r\nab\r\n0\r\n\r\n"), BAD_HTTP, 10,
-         F10_PARSER),
-    Case("raw-chunk-size-overflow", raw_post(TE, b"f" * 20 + b"\r\nab\r\n0\r\n\r\n"), BAD_HTTP,
-         10, F10_PARSER),
+         BAD_HTTP),
+    Case("raw-chunk-size-not-hex", raw_post(TE, b"zz\r\nab\r\n0\r\n\r\n"), BAD_HTTP),
+    Case("raw-chunk-size-overflow", raw_post(TE, b"f" * 20 + b"\r\nab\r\n0\r\n\r\n"), BAD_HTTP),
 ]
 # fmt: on
 

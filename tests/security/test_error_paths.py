@@ -24,8 +24,6 @@ def hub(module_procs: Procs) -> HubProc:
     return module_procs.hub("hub").start()
 
 
-@pytest.mark.xfail(strict=True, reason="finding 10: aiohttp's own 400 replies are text/plain, "
-                   "not the documented JSON error")  # fmt: skip
 def test_parser_refusal_is_a_json_bad_http_error(hub: HubProc) -> None:
     with socket.create_connection(("127.0.0.1", hub.port), timeout=10) as s:
         s.sendall(b"G@T /v1/hello HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -39,8 +37,6 @@ def test_parser_refusal_is_a_json_bad_http_error(hub: HubProc) -> None:
     assert err["code"] == "bad_http" and err["reason"], err
 
 
-@pytest.mark.xfail(strict=True, reason="finding 10: a non-UTF-8 Authorization header gives a "
-                   "500 with a traceback")  # fmt: skip
 def test_non_utf8_authorization_is_unauthorized(hub: HubProc) -> None:
     req = request_bytes("POST", "/v1/devices/AAAA-AAAA-AAAA/approve", b"")
     req = req.replace(b"\r\n\r\n", b"\r\nAuthorization: Bearer \xc3\x28\xff\r\n\r\n")
@@ -48,11 +44,6 @@ def test_non_utf8_authorization_is_unauthorized(hub: HubProc) -> None:
     assert r.status == 401 and r.error["code"] == "unauthorized", r
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='finding 10: "Expect: 100-continue" with a 1 GB '
-    'Content-Length is answered "100 Continue" and the connection is held',
-)
 def test_expect_continue_over_the_limit_is_refused_before_the_body(hub: HubProc) -> None:
     req = request_bytes("POST", "/v1/push", None, {"Content-Type": MSGPACK,
                         "Expect": "100-continue", "Content-Length": str(10**9)})  # fmt: skip
@@ -69,8 +60,6 @@ def test_expect_continue_within_the_limit_still_works(hub: HubProc) -> None:
     assert r.status == 200 and r.decoded()["accepted"] == 0, r
 
 
-@pytest.mark.xfail(strict=True, reason="finding 10: every malformed request logs an ERROR with "
-                   "a traceback (cheap log flooding)")  # fmt: skip
 def test_refusals_are_logged_briefly_and_once(hub: HubProc) -> None:
     """Sixty refused requests of three kinds add a few INFO lines, no ERROR, no traceback."""
     offset = len(hub.log_text())

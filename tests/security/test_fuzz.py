@@ -335,8 +335,6 @@ def test_admin_random_authorization(fuzzed: Fuzzed) -> None:
     _each(printable | near, send)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 10: aiohttp's own 400 replies are text/plain, "
-                   "not the documented JSON error (bad_http)")  # fmt: skip
 @pytest.mark.usefixtures("unchanged")
 def test_raw_http_header_bytes(fuzzed: Fuzzed) -> None:
     """Random bytes in a header name or value, or as the request line: whatever the parser
