@@ -27,7 +27,7 @@ from hub.dashboard import render
 from hub.errors import HTTP_STATUS, Unauthorized
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
-from hub.service import HubService, Metrics
+from hub.service import FORKS_PAGE, HubService, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ async def heads(request: web.Request) -> web.Response:
     origins = msg.get("origins") if isinstance(msg, dict) else None
     if type(origins) is not list or not all(type(o) is bytes and len(o) == 32 for o in origins):
         raise CodecError('a heads query is {"origins": [32-byte public key, ...]}')
-    return _pack(_service(request).heads(origins).to_wire())
+    return _pack((await _service(request).heads(origins)).to_wire())
 
 
 async def push(request: web.Request) -> web.Response:
@@ -332,7 +332,14 @@ async def device_action(request: web.Request) -> web.Response:
 
 
 async def forks(request: web.Request) -> web.Response:
-    return web.json_response(await _service(request).forks(), dumps=_dumps)
+    """``GET /v1/forks?limit=N&after=ID``: one page, in ``id`` order."""
+    q = request.query
+    try:
+        limit = int(q.get("limit", str(FORKS_PAGE)))
+        after = int(q.get("after", "0"))
+    except ValueError:
+        raise CodecError("limit and after must be whole numbers") from None
+    return web.json_response(await _service(request).forks(limit, after), dumps=_dumps)
 
 
 async def dashboard(request: web.Request) -> web.Response:

@@ -35,6 +35,9 @@ from hub.store import DeviceRow, HubStore, PushResult, StoreView
 log = logging.getLogger(__name__)
 
 MAX_HEADS_QUERY = 10_000  # origins asked about in one heads query
+FORKS_PAGE = 100  # forks listed in one page by default
+MAX_FORKS_PAGE = 1000  # a larger page asked for is cut to this
+SIGN_ON_LOOP = 32  # receipts signed on the event loop; more are signed on a worker thread
 
 
 class UpstreamLink(Protocol):
@@ -248,18 +251,21 @@ class HubService:
                 f"batch of {n} records is over the limit of {self.max_batch}; send smaller batches"
             )
 
-    def heads(self, origins: Sequence[bytes]) -> Heads:
-        """The version vector for ``origins``, each held head with a signed receipt."""
+    async def heads(self, origins: Sequence[bytes]) -> Heads:
+        """The version vector for ``origins`` (duplicates removed, first appearance kept),
+        each held head with a signed receipt. Many receipts are signed off the event loop."""
         if len(origins) > MAX_HEADS_QUERY:
             raise LimitError(f"ask about at most {MAX_HEADS_QUERY} origins at a time")
+        distinct = list(dict.fromkeys(origins))
+        out = [(o, h.seq, h.hash) for o in distinct for h in (self.store.head_of(o),)]
+        held = [h for h in out if h[1]]
+        if len(held) <= SIGN_ON_LOOP:
+            return Heads(out, self._receipts(held))
+        return Heads(out, await asyncio.to_thread(self._receipts, held))
+
+    def _receipts(self, heads: Sequence[tuple[bytes, int, bytes]]) -> list[bytes]:
         now = clock.now_s()
-        out, receipts = [], []
-        for o in origins:
-            h = self.store.head_of(o)
-            out.append((o, h.seq, h.hash))
-            if h.seq:
-                receipts.append(receipt.issue(self.ident, o, h.seq, h.hash, now).raw)
-        return Heads(out, receipts)
+        return [receipt.issue(self.ident, o, seq, h, now).raw for o, seq, h in heads]
 
     def head(self, origin: bytes) -> OriginHead:
         """One origin's head here, plus upstream's receipt for it (relayed to the laptop)."""
@@ -309,8 +315,10 @@ class HubService:
         self._forget_status()
         return self.device_info(d)
 
-    async def forks(self) -> list[dict[str, Any]]:
-        return await self.store.forks()
+    async def forks(self, limit: int = FORKS_PAGE, after: int = 0) -> list[dict[str, Any]]:
+        """One page of the fork list in ``id`` order: at most ``limit`` (cut to
+        ``MAX_FORKS_PAGE``) forks with an ``id`` over ``after``."""
+        return await self.store.forks(max(0, min(limit, MAX_FORKS_PAGE)), max(after, 0))
 
     async def work(self, query: worklist.Query) -> worklist.WorkList:
         """The double-entry work list over the counted entries, without numbers; derived on a

@@ -378,8 +378,6 @@ def test_hub_serves_laptops_through_a_connection_flood(procs: Procs) -> None:
 # -- finding 3: one request can freeze the hub or eat its memory --------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: POST /v1/heads with 10,000 copies of one "
-                   "origin signs 10,000 receipts (duplicates not removed)")  # fmt: skip
 def test_heads_query_removes_duplicate_origins(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     log = Log(19)
@@ -393,8 +391,6 @@ def test_heads_query_removes_duplicate_origins(procs: Procs) -> None:
     assert len(out["receipts"]) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: GET /v1/forks has no size limit (no "
-                   "pagination)")  # fmt: skip
 def test_fork_listing_is_paged(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     a = forge.body(forge.form(17_000_001))
