@@ -27,6 +27,18 @@ SETTINGS: list[Setting] = [
     Setting("upstream_kbps", 0, "Cap on upstream bandwidth in kilobytes/second (0 = no cap)."),
     Setting("max_body", 16 * 1024 * 1024, "Largest request body accepted, in bytes."),
     Setting("max_batch", 5000, "Most records accepted in one push."),
+    Setting("max_endorsements", 10000, "Most endorsements accepted in one push."),
+    Setting(
+        "max_inflight_bytes",
+        64 * 1024 * 1024,
+        "Most request-body bytes being received or handled at once, over all connections; a "
+        "request that finds no room within body_timeout gets 503 busy.",
+    ),
+    Setting(
+        "body_timeout",
+        60,
+        "Seconds a request body may wait for room under max_inflight_bytes.",
+    ),
     Setting("approve_all", False, "TEST ONLY: approve every device on first contact."),
     Setting(
         "examine_workers",
@@ -53,6 +65,9 @@ class HubConfig:
     upstream_kbps: int = 0
     max_body: int = 16 * 1024 * 1024
     max_batch: int = 5000
+    max_endorsements: int = 10000
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    body_timeout: float = 60.0
     approve_all: bool = False
     examine_workers: str = "processes"
 
@@ -65,6 +80,10 @@ class HubConfig:
             raise ValueError("a root (national stand-in) has no upstream")
         if self.max_batch < 1 or self.max_body < 1024:
             raise ValueError("max_batch must be >= 1 and max_body >= 1024")
+        if self.max_endorsements < 0 or self.max_inflight_bytes < 1024:
+            raise ValueError("max_endorsements must be >= 0 and max_inflight_bytes >= 1024")
+        if not self.body_timeout > 0:
+            raise ValueError("body_timeout must be > 0 seconds")
         if self.upstream is not None and not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"--upstream {self.upstream!r} must be a URL like http://ADDRESS:8470")
         if self.upstream_kbps < 0:

@@ -149,10 +149,13 @@ class Hub:
                 )  # fmt: skip
             self._service = HubService(
                 store, self.ident, name=self.name, root=cfg.root, master=master, pool=pool,
-                max_batch=cfg.max_batch, approve_all=cfg.approve_all, upstream=self.forwarder,
+                max_batch=cfg.max_batch, max_endorsements=cfg.max_endorsements,
+                approve_all=cfg.approve_all, upstream=self.forwarder,
             )  # fmt: skip
-            await self._serve(stack, make_app(self._service, admin_token=self.token,
-                                              max_body=cfg.max_body))  # fmt: skip
+            app = make_app(self._service, admin_token=self.token, max_body=cfg.max_body,
+                           max_inflight_bytes=cfg.max_inflight_bytes,
+                           body_timeout=cfg.body_timeout)  # fmt: skip
+            await self._serve(stack, app)
             self._write_runtime()
             stack.callback((self.data_dir / RUNTIME_FILE).unlink, missing_ok=True)
             if self.forwarder is not None:

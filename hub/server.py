@@ -12,11 +12,13 @@ pytest-aiohttp's ``aiohttp_client``; ``hub/node.py`` puts it on a socket.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +26,7 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from hub.dashboard import render
-from hub.errors import HTTP_STATUS, Unauthorized
+from hub.errors import HTTP_STATUS, Busy, Unauthorized
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
 from hub.service import FORKS_PAGE, HubService, Metrics
@@ -36,13 +38,47 @@ MSGPACK = "application/msgpack"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+class ByteBudget:
+    """Request-body bytes in flight (received, decoded, handled), over all connections: a
+    request waits for room for at most ``timeout`` seconds, then gets 503 ``busy``. This
+    bounds the memory that concurrent big requests can take, and gives it back after."""
+
+    def __init__(self, limit: int, timeout: float):
+        self.limit = limit
+        self.timeout = timeout
+        self.used = 0
+        self._room = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self, n: int) -> AsyncIterator[None]:
+        n = min(n, self.limit)
+        async with self._room:
+            try:
+                await asyncio.wait_for(
+                    self._room.wait_for(lambda: self.used + n <= self.limit), self.timeout
+                )
+            except TimeoutError:
+                raise Busy(
+                    f"the hub is receiving {self.used} bytes of other requests; send this "
+                    "again later"
+                ) from None
+            self.used += n
+        try:
+            yield
+        finally:
+            async with self._room:
+                self.used -= n
+                self._room.notify_all()
+
+
 @dataclass(frozen=True, slots=True)
 class Api:
-    """What the handlers need: the service, the admin token, the body limit."""
+    """What the handlers need: the service, the admin token, the body limits."""
 
     service: HubService
     admin_token: str
     max_body: int
+    inflight: ByteBudget
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
@@ -95,7 +131,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 exc.code, "%s %s refused: %s (%s)", request.method, _printable(request.path),
                 _printable(exc.message), exc.code,
             )  # fmt: skip
-        return _error_body(request, exc.to_dict(), status)
+        resp = _error_body(request, exc.to_dict(), status)
+        if isinstance(exc, Busy):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
     except web.HTTPRequestEntityTooLarge:
         return _error_body(request, _too_large(request).to_dict(), 413)
     except RequestPayloadError as exc:  # e.g. a gzip or deflate body that does not decode
@@ -108,6 +147,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         return _error_body(request, {"code": code, "reason": exc.reason}, exc.status)
+
+
+@web.middleware
+async def inflight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request with a body holds its size (``max_body`` when unknown) under
+    ``max_inflight_bytes`` while it is read and handled."""
+    if request.method in ("GET", "HEAD") or request.content_length == 0:
+        return await handler(request)
+    api = _api(request)
+    size = request.content_length if request.content_length is not None else api.max_body
+    async with api.inflight.hold(min(size, api.max_body)):
+        return await handler(request)
 
 
 def _printable(text: str) -> str:
@@ -278,6 +329,8 @@ async def push(request: web.Request) -> web.Response:
     if not all(type(r) is bytes for r in records):
         raise CodecError("every record must be bytes")
     endorsements = msg.get("endorsements", [])
+    if type(endorsements) is list:
+        service.check_endorsements(len(endorsements))
     if type(endorsements) is not list or not all(type(e) is bytes for e in endorsements):
         raise CodecError("endorsements must be a list of endorsement bytes")
     return _pack((await service.push(records, endorsements)).to_wire())
@@ -392,9 +445,19 @@ def metrics_text(m: Metrics) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_app(service: HubService, *, admin_token: str, max_body: int) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=max_body)
-    app[API_KEY] = Api(service, admin_token, max_body)
+def make_app(
+    service: HubService,
+    *,
+    admin_token: str,
+    max_body: int,
+    max_inflight_bytes: int = 64 * 1024 * 1024,
+    body_timeout: float = 60.0,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, inflight_middleware], client_max_size=max_body
+    )
+    budget = ByteBudget(max_inflight_bytes, body_timeout)
+    app[API_KEY] = Api(service, admin_token, max_body, budget)
     app.router.add_get("/v1/hello", hello)
     app.router.add_post("/v1/enroll", enroll, expect_handler=expect_handler)
     app.router.add_post("/v1/heads", heads, expect_handler=expect_handler)

@@ -25,6 +25,7 @@ from hub import status as status_mod
 from hub.errors import NotFound
 from hub.examine import Checked, examine_batch
 from hub.protocol import PROTOCOL_VERSION, clock, enroll, identity, receipt, trust, worklist
+from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import LimitError
 from hub.protocol.identity import Identity
 from hub.protocol.ingest import APPROVED, REVOKED, Head
@@ -160,6 +161,7 @@ class HubService:
         master: Master | None = None,
         pool: Executor | None = None,
         max_batch: int = 5000,
+        max_endorsements: int = 10000,
         approve_all: bool = False,
         upstream: UpstreamLink | None = None,
         upstream_known: bool = False,
@@ -172,6 +174,7 @@ class HubService:
         self.master = master
         self.pool = pool
         self.max_batch = max_batch
+        self.max_endorsements = max_endorsements
         self.approve_all = approve_all
         self.upstream = upstream
         self.upstream_known = upstream_known  # stopped: this hub has forwarded somewhere
@@ -217,10 +220,9 @@ class HubService:
     async def push(self, raws: Sequence[bytes], endorsements: Sequence[bytes] = ()) -> Pushed:
         """Store a batch durably (returns after its COMMIT); one signed receipt per origin."""
         self.check_batch(len(raws))
+        self.check_endorsements(len(endorsements))
         store = self.store
-        opened = [
-            enroll.open_endorsement(e) for e in endorsements if not store.knows_endorsement(e)
-        ]
+        opened = await self._open_endorsements(endorsements)
         examined = await self.examine(raws)
         now = clock.now_s()
         result = await store.push(examined, now, opened)
@@ -243,6 +245,28 @@ class HubService:
         if d is None:
             return OriginState(origin, "", "unknown", False, head.seq)
         return OriginState(origin, d.node_id, d.state, d.forked, head.seq)
+
+    async def _open_endorsements(self, raws: Sequence[bytes]) -> list[Endorsement]:
+        """The endorsements of a push this hub does not hold yet, their signatures checked on
+        a worker thread (never on the event loop); what is held is found by device key."""
+        if not raws:
+            return []
+        opened = await asyncio.to_thread(lambda: [enroll.open_endorsement(e) for e in raws])
+        return [e for e in opened if not self._holds_endorsement(e)]
+
+    def _holds_endorsement(self, e: Endorsement) -> bool:
+        store = self.store
+        if e.raw in store.endorsements.get(e.device, {}).values():
+            return True
+        d = store.devices.get(e.device)
+        return d is not None and d.endorsement == e.raw
+
+    def check_endorsements(self, n: int) -> None:
+        """LimitError if a push carries more than ``max_endorsements`` endorsements."""
+        if n > self.max_endorsements:
+            raise LimitError(
+                f"{n} endorsements in one push is over the limit of {self.max_endorsements}"
+            )
 
     def check_batch(self, n: int) -> None:
         """LimitError if a push of ``n`` records is over this hub's batch limit."""

@@ -414,8 +414,6 @@ def test_fork_listing_is_paged(procs: Procs) -> None:
     assert len(get_json(hub.url + "/v1/forks?limit=100000")) == 150  # clamped, not refused
 
 
-@pytest.mark.xfail(strict=True, reason="finding 3: a push with 50,000 endorsements from an "
-                   "unknown key blocks the hub's event loop for seconds")  # fmt: skip
 def test_a_push_with_many_endorsements_does_not_freeze_the_hub(procs: Procs) -> None:
     """While the hub handles the push, hellos keep being answered. Today the loop is blocked
     for the whole push (every hello waits as long as the push takes). The bound is loose on
