@@ -13,6 +13,8 @@ pytest-aiohttp's ``aiohttp_client``; ``hub/node.py`` puts it on a socket.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import hmac
 import json
 import logging
@@ -38,16 +40,33 @@ MSGPACK = "application/msgpack"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+TRIM_AFTER = 32 * 1024 * 1024  # bytes of bodies released before the C heap is trimmed
+
+
+def _malloc_trim() -> None:
+    """Give the C heap's free pages back to the system (glibc keeps them otherwise: big
+    bodies freed by Python stay in the process's resident memory)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
 class ByteBudget:
     """Request-body bytes in flight (received, decoded, handled), over all connections: a
     request waits for room for at most ``timeout`` seconds, then gets 503 ``busy``. This
-    bounds the memory that concurrent big requests can take, and gives it back after."""
+    bounds the memory that concurrent big requests can take; when the last one is done after
+    big ones, the C heap is trimmed on a worker thread so the memory goes back."""
 
     def __init__(self, limit: int, timeout: float):
         self.limit = limit
         self.timeout = timeout
         self.used = 0
+        self._released = 0
         self._room = asyncio.Condition()
+        self._trims: set[asyncio.Future[None]] = set()
 
     @asynccontextmanager
     async def hold(self, n: int) -> AsyncIterator[None]:
@@ -68,7 +87,13 @@ class ByteBudget:
         finally:
             async with self._room:
                 self.used -= n
+                self._released += n
                 self._room.notify_all()
+            if self.used == 0 and self._released >= TRIM_AFTER and not self._trims:
+                self._released = 0
+                trim = asyncio.ensure_future(asyncio.to_thread(_malloc_trim))
+                self._trims.add(trim)
+                trim.add_done_callback(self._trims.discard)
 
 
 @dataclass(frozen=True, slots=True)

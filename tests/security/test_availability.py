@@ -441,8 +441,6 @@ def test_a_push_with_many_endorsements_does_not_freeze_the_hub(procs: Procs) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="finding 3: 40 concurrent 15 MB pushes take gigabytes "
-                   "of memory and the hub keeps them")  # fmt: skip
 def test_concurrent_big_pushes_keep_memory_bounded(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     assert hub.proc is not None
