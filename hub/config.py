@@ -39,6 +39,19 @@ SETTINGS: list[Setting] = [
         60,
         "Seconds a request body may wait for room under max_inflight_bytes.",
     ),
+    Setting(
+        "header_timeout",
+        10,
+        "Seconds a connection has to send a whole request head, from its accept or the end "
+        "of the previous reply; then it is closed.",
+    ),
+    Setting("keepalive_timeout", 15, "Seconds an idle keep-alive connection is kept open."),
+    Setting(
+        "max_connections",
+        512,
+        "Most client connections open at once (lowered to the open-file limit - 64); over it, "
+        "the one quiet the longest is closed.",
+    ),
     Setting("approve_all", False, "TEST ONLY: approve every device on first contact."),
     Setting(
         "examine_workers",
@@ -68,6 +81,9 @@ class HubConfig:
     max_endorsements: int = 10000
     max_inflight_bytes: int = 64 * 1024 * 1024
     body_timeout: float = 60.0
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    max_connections: int = 512
     approve_all: bool = False
     examine_workers: str = "processes"
 
@@ -82,8 +98,10 @@ class HubConfig:
             raise ValueError("max_batch must be >= 1 and max_body >= 1024")
         if self.max_endorsements < 0 or self.max_inflight_bytes < 1024:
             raise ValueError("max_endorsements must be >= 0 and max_inflight_bytes >= 1024")
-        if not self.body_timeout > 0:
-            raise ValueError("body_timeout must be > 0 seconds")
+        if min(self.body_timeout, self.header_timeout, self.keepalive_timeout) <= 0:
+            raise ValueError("body_timeout, header_timeout and keepalive_timeout must be > 0")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
         if self.upstream is not None and not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"--upstream {self.upstream!r} must be a URL like http://ADDRESS:8470")
         if self.upstream_kbps < 0:

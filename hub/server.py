@@ -13,6 +13,7 @@ pytest-aiohttp's ``aiohttp_client``; ``hub/node.py`` puts it on a socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import hmac
@@ -220,7 +221,36 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
 class HubRequestHandler(RequestHandler):
     """aiohttp's connection handler with its own error replies (a request its parser refused,
     a handler that failed) in the documented error body instead of text/plain, and parser
-    refusals logged as refusals (INFO, once per cause per interval) instead of tracebacks."""
+    refusals logged as refusals (INFO, once per cause per interval) instead of tracebacks.
+
+    It also notes when the connection last went quiet (accepted, or a reply finished) and
+    whether bytes came since, for ``HubServer``'s sweep of idle and slow connections."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.quiet_since = time.monotonic()
+        self.heard = False
+        self.served = 0
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = True
+        super().data_received(data)
+
+    @property
+    def busy(self) -> bool:
+        """A request of this connection is being handled (never closed to make room)."""
+        return bool(self._request_in_progress)
+
+    async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._handle_request(*args, **kwargs)
+        finally:
+            self.mark_quiet()
+
+    def mark_quiet(self) -> None:
+        self.quiet_since = time.monotonic()
+        self.heard = False
+        self.served += 1
 
     def handle_error(
         self,
@@ -246,23 +276,80 @@ class HubRequestHandler(RequestHandler):
         return resp
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Time and count limits on client connections (docs/configuration.md)."""
+
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    max_connections: int = 512
+
+
 class HubServer(web.Server):
+    """aiohttp's server with ``HubRequestHandler`` connections, swept once a second: a
+    connection that has not sent a whole request head within ``header_timeout`` of going
+    quiet, or an idle keep-alive one after ``keepalive_timeout``, is closed; over
+    ``max_connections``, the one quiet the longest (never one whose request is being handled)
+    is closed to make room."""
+
+    limits = ConnectionLimits()
+
     def __call__(self) -> RequestHandler:
         return HubRequestHandler(self, loop=self._loop, **self._kwargs)
 
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if len(self._connections) > self.limits.max_connections:
+            idle = [h for h in self._connections if isinstance(h, HubRequestHandler)]
+            idle = [h for h in idle if h is not handler and not h.busy]
+            if idle:
+                min(idle, key=lambda h: h.quiet_since).force_close()
+
+    def sweep(self) -> None:
+        now = time.monotonic()
+        lim = self.limits
+        for h in list(self._connections):
+            if not isinstance(h, HubRequestHandler) or h.busy:
+                continue
+            waited = now - h.quiet_since
+            if (
+                waited > lim.header_timeout and (h.heard or h.served == 0)
+            ) or waited > lim.keepalive_timeout:
+                h.force_close()
+
 
 class HubRunner(web.AppRunner):
-    """``web.AppRunner`` whose connections are ``HubRequestHandler``s."""
+    """``web.AppRunner`` whose server is a ``HubServer`` with these ``limits``."""
+
+    def __init__(self, app: web.Application, *, limits: ConnectionLimits, **kwargs: Any):
+        super().__init__(app, keepalive_timeout=limits.keepalive_timeout, **kwargs)
+        self.limits = limits
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
-        return HubServer(
+        server = HubServer(
             plain.request_handler,
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,
             loop=plain._loop,
             **plain._kwargs,
         )
+        server.limits = self.limits
+        self._sweeper = asyncio.create_task(self._sweep(server), name="connection-sweep")
+        return server
+
+    async def _sweep(self, server: HubServer) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            server.sweep()
+
+    async def cleanup(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await super().cleanup()
 
 
 def _api(request: web.Request) -> Api:

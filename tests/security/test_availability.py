@@ -185,8 +185,6 @@ def test_worker_processes_exit_when_the_hub_is_killed(procs: Procs) -> None:
 # -- finding 2: idle and slow connections ----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: the hub does not raise its open-file soft "
-                   "limit to the hard limit at start")  # fmt: skip
 def test_hub_raises_its_open_file_limit(procs: Procs) -> None:
     hub, pid = start_limited(procs, "hub", 1024, 4096)
     assert open_file_limit(pid) == (4096, 4096)
@@ -281,8 +279,6 @@ def _closed_by_peer(s: socket.socket) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="finding 2: idle connections (no request, a request "
-                   "header at 1 byte/s, an idle keep-alive) are never timed out")  # fmt: skip
 def test_idle_and_slow_connections_are_closed(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     idle = socket.create_connection(("127.0.0.1", hub.port))
