@@ -64,11 +64,6 @@ def _hub_on(procs: Procs, disk: Path) -> HubProc:
     return hub.start()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 9: a push that cannot be saved because the disk "
-    "is full gets HTTP 500 with a plain-text body, not 503 unavailable",
-)
 def test_push_on_a_full_disk_is_503_unavailable_then_recovers(
     procs: Procs, small_disk: Path
 ) -> None:
@@ -99,8 +94,6 @@ def test_push_on_a_full_disk_is_503_unavailable_then_recovers(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="finding 9: while the hub reloads after a failed commit, "
-                   "GET /v1/heads reports seq 0 / unknown for devices it holds")  # fmt: skip
 def test_heads_never_go_backwards_while_the_disk_is_full(procs: Procs, small_disk: Path) -> None:
     hub = _hub_on(procs, small_disk)
     # A store with some bulk (reloading it takes a moment), and one laptop we watch.
