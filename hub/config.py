@@ -27,6 +27,31 @@ SETTINGS: list[Setting] = [
     Setting("upstream_kbps", 0, "Cap on upstream bandwidth in kilobytes/second (0 = no cap)."),
     Setting("max_body", 16 * 1024 * 1024, "Largest request body accepted, in bytes."),
     Setting("max_batch", 5000, "Most records accepted in one push."),
+    Setting("max_endorsements", 10000, "Most endorsements accepted in one push."),
+    Setting(
+        "max_inflight_bytes",
+        64 * 1024 * 1024,
+        "Most request-body bytes being received or handled at once, over all connections; a "
+        "request that finds no room within body_timeout gets 503 busy.",
+    ),
+    Setting(
+        "body_timeout",
+        60,
+        "Seconds a request body may wait for room under max_inflight_bytes.",
+    ),
+    Setting(
+        "header_timeout",
+        10,
+        "Seconds a connection has to send a whole request head, from its accept or the end "
+        "of the previous reply; then it is closed.",
+    ),
+    Setting("keepalive_timeout", 15, "Seconds an idle keep-alive connection is kept open."),
+    Setting(
+        "max_connections",
+        512,
+        "Most client connections open at once (lowered to the open-file limit - 64); over it, "
+        "the one quiet the longest is closed.",
+    ),
     Setting("approve_all", False, "TEST ONLY: approve every device on first contact."),
     Setting(
         "examine_workers",
@@ -53,6 +78,12 @@ class HubConfig:
     upstream_kbps: int = 0
     max_body: int = 16 * 1024 * 1024
     max_batch: int = 5000
+    max_endorsements: int = 10000
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    body_timeout: float = 60.0
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    max_connections: int = 512
     approve_all: bool = False
     examine_workers: str = "processes"
 
@@ -65,6 +96,12 @@ class HubConfig:
             raise ValueError("a root (national stand-in) has no upstream")
         if self.max_batch < 1 or self.max_body < 1024:
             raise ValueError("max_batch must be >= 1 and max_body >= 1024")
+        if self.max_endorsements < 0 or self.max_inflight_bytes < 1024:
+            raise ValueError("max_endorsements must be >= 0 and max_inflight_bytes >= 1024")
+        if min(self.body_timeout, self.header_timeout, self.keepalive_timeout) <= 0:
+            raise ValueError("body_timeout, header_timeout and keepalive_timeout must be > 0")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be >= 1")
         if self.upstream is not None and not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"--upstream {self.upstream!r} must be a URL like http://ADDRESS:8470")
         if self.upstream_kbps < 0:

@@ -8,7 +8,8 @@ Hierarchy::
     └── UpstreamError      a call to the upstream failed (carries Retry-After, too-big)
     hub.protocol.errors.ProtocolError  (mapped to HTTP by ``server.error_middleware``)
     ├── NotFound           code not_found     -> 404
-    └── Unauthorized       code unauthorized  -> 401
+    ├── Unauthorized       code unauthorized  -> 401
+    └── Busy               code busy          -> 503 (with Retry-After)
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ class Unauthorized(ProtocolError):
     code = "unauthorized"
 
 
+class Busy(ProtocolError):
+    """No room for a request body under ``max_inflight_bytes`` in time: 503 with Retry-After."""
+
+    code = "busy"
+    retry_after = 5
+
+
 HTTP_STATUS = {
     "bad_encoding": 400,
     "bad_entry": 400,
@@ -62,4 +70,7 @@ HTTP_STATUS = {
     "unauthorized": 401,
     "protocol_error": 400,
     "unavailable": 503,
+    "busy": 503,
+    "bad_http": 400,  # made by server.HubRequestHandler for aiohttp's parser refusals
+    "internal_error": 500,  # a fault in the hub, never a client's doing
 }

@@ -19,8 +19,10 @@ import fcntl
 import json
 import logging
 import os
+import resource
 import secrets
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Executor
 from pathlib import Path
@@ -34,7 +36,7 @@ from hub.errors import AlreadyRunning, HubError, NotInitialised
 from hub.examine import make_pool, warm_pool
 from hub.forwarder import META_UPSTREAM_KEY, Forwarder
 from hub.protocol import identity
-from hub.server import make_app
+from hub.server import ConnectionLimits, HubRunner, make_app
 from hub.service import HubService
 from hub.shared import keyfile
 from hub.shared.master import load_master
@@ -97,6 +99,51 @@ def admin_token(data_dir: Path) -> str:
     return (data_dir / TOKEN_FILE).read_text().strip()
 
 
+def raise_open_file_limit() -> int:
+    """Raise the soft open-file limit to the hard one and say so; returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1_048_576) if soft != resource.RLIM_INFINITY else soft
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open-file limit: %d (could not raise it to %d: %s)", soft, hard, exc)
+            return soft
+        log.info("open-file limit raised from %d to %d", soft, hard)
+        return hard
+    log.info("open-file limit: %d", soft)
+    return soft if soft != resource.RLIM_INFINITY else 1_048_576
+
+
+class AcceptErrors:
+    """The event loop's exception handler: a failed ``accept()`` (out of file descriptors)
+    is logged at most once per 60 s, without a traceback; the hub keeps serving the
+    connections it has. Anything else goes to the previous handler."""
+
+    interval = 60.0
+
+    def __init__(self, previous: Any):
+        self.previous = previous
+        self.last = -self.interval
+        self.missed = 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and "accept" in str(context.get("message", "")):
+            now = time.monotonic()
+            self.missed += 1
+            if now - self.last >= self.interval:
+                log.warning("cannot accept connections (%s); %d refused since the last note",
+                            exc.strerror or exc, self.missed)  # fmt: skip
+                self.last, self.missed = now, 0
+            return
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+
 class Hub:
     """One hub process over one data folder (see the module docstring)."""
 
@@ -149,10 +196,13 @@ class Hub:
                 )  # fmt: skip
             self._service = HubService(
                 store, self.ident, name=self.name, root=cfg.root, master=master, pool=pool,
-                max_batch=cfg.max_batch, approve_all=cfg.approve_all, upstream=self.forwarder,
+                max_batch=cfg.max_batch, max_endorsements=cfg.max_endorsements,
+                approve_all=cfg.approve_all, upstream=self.forwarder,
             )  # fmt: skip
-            await self._serve(stack, make_app(self._service, admin_token=self.token,
-                                              max_body=cfg.max_body))  # fmt: skip
+            app = make_app(self._service, admin_token=self.token, max_body=cfg.max_body,
+                           max_inflight_bytes=cfg.max_inflight_bytes,
+                           body_timeout=cfg.body_timeout)  # fmt: skip
+            await self._serve(stack, app)
             self._write_runtime()
             stack.callback((self.data_dir / RUNTIME_FILE).unlink, missing_ok=True)
             if self.forwarder is not None:
@@ -226,7 +276,19 @@ class Hub:
         return store
 
     async def _serve(self, stack: contextlib.AsyncExitStack, app: web.Application) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        cfg = self.config
+        nofile = raise_open_file_limit()
+        max_connections = cfg.max_connections
+        if nofile - 64 < max_connections:
+            max_connections = max(nofile - 64, 1)
+            log.warning("max_connections lowered from %d to %d (open-file limit %d)",
+                        cfg.max_connections, max_connections, nofile)  # fmt: skip
+        limits = ConnectionLimits(cfg.header_timeout, cfg.keepalive_timeout, max_connections)
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
+        loop.set_exception_handler(AcceptErrors(previous))
+        stack.callback(loop.set_exception_handler, previous)
+        runner = HubRunner(app, limits=limits, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self.config.host, self.config.port)

@@ -12,20 +12,27 @@ pytest-aiohttp's ``aiohttp_client``; ``hub/node.py`` puts it on a socket.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from hub.dashboard import render
-from hub.errors import HTTP_STATUS, Unauthorized
+from hub.errors import HTTP_STATUS, Busy, Unauthorized
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
-from hub.service import HubService, Metrics
+from hub.service import FORKS_PAGE, HubService, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +41,100 @@ MSGPACK = "application/msgpack"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+TRIM_AFTER = 32 * 1024 * 1024  # bytes of bodies released before the C heap is trimmed
+
+
+def _malloc_trim() -> None:
+    """Give the C heap's free pages back to the system (glibc keeps them otherwise: big
+    bodies freed by Python stay in the process's resident memory)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+class ByteBudget:
+    """Request-body bytes in flight (received, decoded, handled), over all connections: a
+    request waits for room for at most ``timeout`` seconds, then gets 503 ``busy``. This
+    bounds the memory that concurrent big requests can take; when the last one is done after
+    big ones, the C heap is trimmed on a worker thread so the memory goes back."""
+
+    def __init__(self, limit: int, timeout: float):
+        self.limit = limit
+        self.timeout = timeout
+        self.used = 0
+        self._released = 0
+        self._room = asyncio.Condition()
+        self._trims: set[asyncio.Future[None]] = set()
+
+    @asynccontextmanager
+    async def hold(self, n: int) -> AsyncIterator[None]:
+        n = min(n, self.limit)
+        async with self._room:
+            try:
+                await asyncio.wait_for(
+                    self._room.wait_for(lambda: self.used + n <= self.limit), self.timeout
+                )
+            except TimeoutError:
+                raise Busy(
+                    f"the hub is receiving {self.used} bytes of other requests; send this "
+                    "again later"
+                ) from None
+            self.used += n
+        try:
+            yield
+        finally:
+            async with self._room:
+                self.used -= n
+                self._released += n
+                self._room.notify_all()
+            if self.used == 0 and self._released >= TRIM_AFTER and not self._trims:
+                self._released = 0
+                trim = asyncio.ensure_future(asyncio.to_thread(_malloc_trim))
+                self._trims.add(trim)
+                trim.add_done_callback(self._trims.discard)
+
+
 @dataclass(frozen=True, slots=True)
 class Api:
-    """What the handlers need: the service, the admin token, the body limit."""
+    """What the handlers need: the service, the admin token, the body limits."""
 
     service: HubService
     admin_token: str
     max_body: int
+    inflight: ByteBudget
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 
 _MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work")
+
+REFUSAL_LOG_INTERVAL = 60.0
+
+
+@dataclass(slots=True)
+class RefusalLog:
+    """Refused requests are logged at INFO at most once per cause per ``interval`` seconds,
+    repeats at DEBUG, never with a traceback: a flood of bad requests cannot flood the log."""
+
+    interval: float = REFUSAL_LOG_INTERVAL
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def refused(self, cause: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        last = self._last.get(cause)
+        if last is not None and now - last < self.interval:
+            log.debug(msg, *args)
+            return
+        if len(self._last) > 1000:  # causes are codes, but stay bounded whatever they are
+            self._last.clear()
+        self._last[cause] = now
+        log.info(msg + " (repeats of this refusal are not logged for %d s)", *args, self.interval)
+
+
+REFUSALS = RefusalLog()
 
 
 def _error_body(request: web.Request, err: dict[str, str], status: int) -> web.Response:
@@ -62,19 +151,205 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ProtocolError as exc:
         status = HTTP_STATUS.get(exc.code, 400)
         if status >= 500:
-            log.error("%s %s: %s", request.method, request.path, exc.message)
+            log.error("%s %s: %s", request.method, _printable(request.path), exc.message)
         else:
-            log.info("%s %s refused: %s (%s)", request.method, request.path, exc.message, exc.code)
-        return _error_body(request, exc.to_dict(), status)
+            REFUSALS.refused(
+                exc.code, "%s %s refused: %s (%s)", request.method, _printable(request.path),
+                _printable(exc.message), exc.code,
+            )  # fmt: skip
+        resp = _error_body(request, exc.to_dict(), status)
+        if isinstance(exc, Busy):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
     except web.HTTPRequestEntityTooLarge:
-        limit = _api(request).max_body
-        err = LimitError(f"request body is over the limit of {limit} bytes; send smaller batches")
-        return _error_body(request, err.to_dict(), 413)
+        return _error_body(request, _too_large(request).to_dict(), 413)
+    except RequestPayloadError as exc:  # e.g. a gzip or deflate body that does not decode
+        REFUSALS.refused("bad_content_encoding", "%s %s refused: %s", request.method,
+                         _printable(request.path), _printable(str(exc)))  # fmt: skip
+        err = CodecError(f"the body cannot be read as its headers say (Content-Encoding?): {exc}")
+        return _error_body(request, err.to_dict(), 400)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
         return _error_body(request, {"code": code, "reason": exc.reason}, exc.status)
+
+
+@web.middleware
+async def inflight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request with a body holds its size (``max_body`` when unknown) under
+    ``max_inflight_bytes`` while it is read and handled."""
+    if request.method in ("GET", "HEAD") or request.content_length == 0:
+        return await handler(request)
+    api = _api(request)
+    size = request.content_length if request.content_length is not None else api.max_body
+    async with api.inflight.hold(min(size, api.max_body)):
+        return await handler(request)
+
+
+def _printable(text: str) -> str:
+    """Text from the network as one log line: control characters escaped."""
+    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
+
+
+def _too_large(request: web.Request) -> LimitError:
+    limit = _api(request).max_body
+    return LimitError(f"request body is over the limit of {limit} bytes; send smaller batches")
+
+
+async def expect_handler(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue``: a body that can never fit is refused before it is asked for
+    (413 ``too_large``, connection closed); otherwise "100 Continue" as aiohttp does."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.content_length is not None and request.content_length > _api(request).max_body:
+        REFUSALS.refused(
+            "too_large", "%s %s refused: Content-Length %d over max_body", request.method,
+            _printable(request.path), request.content_length,
+        )  # fmt: skip
+        resp = _error_body(request, _too_large(request).to_dict(), 413)
+        resp.force_close()
+        return resp
+    if request.version == HttpVersion11:
+        if expect.lower() != "100-continue":
+            err = {"code": "http_error", "reason": f"unknown Expect: {expect}"}
+            return _error_body(request, err, 417)
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the reply itself has not started
+    return None
+
+
+class HubRequestHandler(RequestHandler):
+    """aiohttp's connection handler with its own error replies (a request its parser refused,
+    a handler that failed) in the documented error body instead of text/plain, and parser
+    refusals logged as refusals (INFO, once per cause per interval) instead of tracebacks.
+
+    It also notes when the connection last went quiet (accepted, or a reply finished) and
+    whether bytes came since, for ``HubServer``'s sweep of idle and slow connections."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.quiet_since = time.monotonic()
+        self.heard = False
+        self.served = 0
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.heard = True
+        super().data_received(data)
+
+    @property
+    def busy(self) -> bool:
+        """A request of this connection is being handled (never closed to make room)."""
+        return bool(self._request_in_progress)
+
+    async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super()._handle_request(*args, **kwargs)
+        finally:
+            self.mark_quiet()
+
+    def mark_quiet(self) -> None:
+        self.quiet_since = time.monotonic()
+        self.heard = False
+        self.served += 1
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status == 400:
+            reason = message or (str(exc) if exc else "") or "malformed HTTP request"
+            REFUSALS.refused("bad_http", "request from %s refused: %s (bad_http)",
+                             request.remote, _printable(reason))  # fmt: skip
+            err = {"code": "bad_http", "reason": f"malformed HTTP request: {reason}"}
+        elif status == 500:
+            log.error("request from %s failed", request.remote, exc_info=exc)
+            err = {"code": "internal_error", "reason": "the hub failed on this request"}
+        else:
+            err = {"code": "http_error", "reason": message or f"HTTP {status}"}
+        if request.writer.output_size > 0:
+            raise ConnectionError("the reply has started; cannot send an error reply")
+        resp = web.json_response({"error": err}, status=status)
+        resp.force_close()
+        return resp
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Time and count limits on client connections (docs/configuration.md)."""
+
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    max_connections: int = 512
+
+
+class HubServer(web.Server):
+    """aiohttp's server with ``HubRequestHandler`` connections, swept once a second: a
+    connection that has not sent a whole request head within ``header_timeout`` of going
+    quiet, or an idle keep-alive one after ``keepalive_timeout``, is closed; over
+    ``max_connections``, the one quiet the longest (never one whose request is being handled)
+    is closed to make room."""
+
+    limits = ConnectionLimits()
+
+    def __call__(self) -> RequestHandler:
+        return HubRequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if len(self._connections) > self.limits.max_connections:
+            idle = [h for h in self._connections if isinstance(h, HubRequestHandler)]
+            idle = [h for h in idle if h is not handler and not h.busy]
+            if idle:
+                min(idle, key=lambda h: h.quiet_since).force_close()
+
+    def sweep(self) -> None:
+        now = time.monotonic()
+        lim = self.limits
+        for h in list(self._connections):
+            if not isinstance(h, HubRequestHandler) or h.busy:
+                continue
+            waited = now - h.quiet_since
+            if (
+                waited > lim.header_timeout and (h.heard or h.served == 0)
+            ) or waited > lim.keepalive_timeout:
+                h.force_close()
+
+
+class HubRunner(web.AppRunner):
+    """``web.AppRunner`` whose server is a ``HubServer`` with these ``limits``."""
+
+    def __init__(self, app: web.Application, *, limits: ConnectionLimits, **kwargs: Any):
+        super().__init__(app, keepalive_timeout=limits.keepalive_timeout, **kwargs)
+        self.limits = limits
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        server = HubServer(
+            plain.request_handler,
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            loop=plain._loop,
+            **plain._kwargs,
+        )
+        server.limits = self.limits
+        self._sweeper = asyncio.create_task(self._sweep(server), name="connection-sweep")
+        return server
+
+    async def _sweep(self, server: HubServer) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            server.sweep()
+
+    async def cleanup(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await super().cleanup()
 
 
 def _api(request: web.Request) -> Api:
@@ -109,8 +384,8 @@ def _origin(text: str) -> bytes:
 
 def _check_admin(request: web.Request) -> None:
     want = _api(request).admin_token
-    got = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(got.encode(), f"Bearer {want}".encode()):
+    got = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(got, f"Bearer {want}".encode()):
         raise Unauthorized(
             "admin commands need the hub's admin token (admin.token in its data folder); "
             "run them on the hub machine with --data"
@@ -153,7 +428,7 @@ async def heads(request: web.Request) -> web.Response:
     origins = msg.get("origins") if isinstance(msg, dict) else None
     if type(origins) is not list or not all(type(o) is bytes and len(o) == 32 for o in origins):
         raise CodecError('a heads query is {"origins": [32-byte public key, ...]}')
-    return _pack(_service(request).heads(origins).to_wire())
+    return _pack((await _service(request).heads(origins)).to_wire())
 
 
 async def push(request: web.Request) -> web.Response:
@@ -166,6 +441,8 @@ async def push(request: web.Request) -> web.Response:
     if not all(type(r) is bytes for r in records):
         raise CodecError("every record must be bytes")
     endorsements = msg.get("endorsements", [])
+    if type(endorsements) is list:
+        service.check_endorsements(len(endorsements))
     if type(endorsements) is not list or not all(type(e) is bytes for e in endorsements):
         raise CodecError("endorsements must be a list of endorsement bytes")
     return _pack((await service.push(records, endorsements)).to_wire())
@@ -220,7 +497,14 @@ async def device_action(request: web.Request) -> web.Response:
 
 
 async def forks(request: web.Request) -> web.Response:
-    return web.json_response(await _service(request).forks(), dumps=_dumps)
+    """``GET /v1/forks?limit=N&after=ID``: one page, in ``id`` order."""
+    q = request.query
+    try:
+        limit = int(q.get("limit", str(FORKS_PAGE)))
+        after = int(q.get("after", "0"))
+    except ValueError:
+        raise CodecError("limit and after must be whole numbers") from None
+    return web.json_response(await _service(request).forks(limit, after), dumps=_dumps)
 
 
 async def dashboard(request: web.Request) -> web.Response:
@@ -273,17 +557,29 @@ def metrics_text(m: Metrics) -> str:
     return "\n".join(lines) + "\n"
 
 
-def make_app(service: HubService, *, admin_token: str, max_body: int) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=max_body)
-    app[API_KEY] = Api(service, admin_token, max_body)
+def make_app(
+    service: HubService,
+    *,
+    admin_token: str,
+    max_body: int,
+    max_inflight_bytes: int = 64 * 1024 * 1024,
+    body_timeout: float = 60.0,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, inflight_middleware], client_max_size=max_body
+    )
+    budget = ByteBudget(max_inflight_bytes, body_timeout)
+    app[API_KEY] = Api(service, admin_token, max_body, budget)
     app.router.add_get("/v1/hello", hello)
-    app.router.add_post("/v1/enroll", enroll)
-    app.router.add_post("/v1/heads", heads)
+    app.router.add_post("/v1/enroll", enroll, expect_handler=expect_handler)
+    app.router.add_post("/v1/heads", heads, expect_handler=expect_handler)
     app.router.add_get("/v1/heads/{origin}", head)
-    app.router.add_post("/v1/push", push)
+    app.router.add_post("/v1/push", push, expect_handler=expect_handler)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/devices", devices)
-    app.router.add_post("/v1/devices/{id}/{action:approve|revoke}", device_action)
+    app.router.add_post(
+        "/v1/devices/{id}/{action:approve|revoke}", device_action, expect_handler=expect_handler
+    )
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/v1/work", work)
     app.router.add_get("/metrics", metrics)

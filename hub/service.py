@@ -25,6 +25,7 @@ from hub import status as status_mod
 from hub.errors import NotFound
 from hub.examine import Checked, examine_batch
 from hub.protocol import PROTOCOL_VERSION, clock, enroll, identity, receipt, trust, worklist
+from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import LimitError
 from hub.protocol.identity import Identity
 from hub.protocol.ingest import APPROVED, REVOKED, Head
@@ -35,6 +36,9 @@ from hub.store import DeviceRow, HubStore, PushResult, StoreView
 log = logging.getLogger(__name__)
 
 MAX_HEADS_QUERY = 10_000  # origins asked about in one heads query
+FORKS_PAGE = 100  # forks listed in one page by default
+MAX_FORKS_PAGE = 1000  # a larger page asked for is cut to this
+SIGN_ON_LOOP = 32  # receipts signed on the event loop; more are signed on a worker thread
 
 
 class UpstreamLink(Protocol):
@@ -157,6 +161,7 @@ class HubService:
         master: Master | None = None,
         pool: Executor | None = None,
         max_batch: int = 5000,
+        max_endorsements: int = 10000,
         approve_all: bool = False,
         upstream: UpstreamLink | None = None,
         upstream_known: bool = False,
@@ -169,6 +174,7 @@ class HubService:
         self.master = master
         self.pool = pool
         self.max_batch = max_batch
+        self.max_endorsements = max_endorsements
         self.approve_all = approve_all
         self.upstream = upstream
         self.upstream_known = upstream_known  # stopped: this hub has forwarded somewhere
@@ -214,10 +220,9 @@ class HubService:
     async def push(self, raws: Sequence[bytes], endorsements: Sequence[bytes] = ()) -> Pushed:
         """Store a batch durably (returns after its COMMIT); one signed receipt per origin."""
         self.check_batch(len(raws))
+        self.check_endorsements(len(endorsements))
         store = self.store
-        opened = [
-            enroll.open_endorsement(e) for e in endorsements if not store.knows_endorsement(e)
-        ]
+        opened = await self._open_endorsements(endorsements)
         examined = await self.examine(raws)
         now = clock.now_s()
         result = await store.push(examined, now, opened)
@@ -241,6 +246,28 @@ class HubService:
             return OriginState(origin, "", "unknown", False, head.seq)
         return OriginState(origin, d.node_id, d.state, d.forked, head.seq)
 
+    async def _open_endorsements(self, raws: Sequence[bytes]) -> list[Endorsement]:
+        """The endorsements of a push this hub does not hold yet, their signatures checked on
+        a worker thread (never on the event loop); what is held is found by device key."""
+        if not raws:
+            return []
+        opened = await asyncio.to_thread(lambda: [enroll.open_endorsement(e) for e in raws])
+        return [e for e in opened if not self._holds_endorsement(e)]
+
+    def _holds_endorsement(self, e: Endorsement) -> bool:
+        store = self.store
+        if e.raw in store.endorsements.get(e.device, {}).values():
+            return True
+        d = store.devices.get(e.device)
+        return d is not None and d.endorsement == e.raw
+
+    def check_endorsements(self, n: int) -> None:
+        """LimitError if a push carries more than ``max_endorsements`` endorsements."""
+        if n > self.max_endorsements:
+            raise LimitError(
+                f"{n} endorsements in one push is over the limit of {self.max_endorsements}"
+            )
+
     def check_batch(self, n: int) -> None:
         """LimitError if a push of ``n`` records is over this hub's batch limit."""
         if n > self.max_batch:
@@ -248,18 +275,21 @@ class HubService:
                 f"batch of {n} records is over the limit of {self.max_batch}; send smaller batches"
             )
 
-    def heads(self, origins: Sequence[bytes]) -> Heads:
-        """The version vector for ``origins``, each held head with a signed receipt."""
+    async def heads(self, origins: Sequence[bytes]) -> Heads:
+        """The version vector for ``origins`` (duplicates removed, first appearance kept),
+        each held head with a signed receipt. Many receipts are signed off the event loop."""
         if len(origins) > MAX_HEADS_QUERY:
             raise LimitError(f"ask about at most {MAX_HEADS_QUERY} origins at a time")
+        distinct = list(dict.fromkeys(origins))
+        out = [(o, h.seq, h.hash) for o in distinct for h in (self.store.head_of(o),)]
+        held = [h for h in out if h[1]]
+        if len(held) <= SIGN_ON_LOOP:
+            return Heads(out, self._receipts(held))
+        return Heads(out, await asyncio.to_thread(self._receipts, held))
+
+    def _receipts(self, heads: Sequence[tuple[bytes, int, bytes]]) -> list[bytes]:
         now = clock.now_s()
-        out, receipts = [], []
-        for o in origins:
-            h = self.store.head_of(o)
-            out.append((o, h.seq, h.hash))
-            if h.seq:
-                receipts.append(receipt.issue(self.ident, o, h.seq, h.hash, now).raw)
-        return Heads(out, receipts)
+        return [receipt.issue(self.ident, o, seq, h, now).raw for o, seq, h in heads]
 
     def head(self, origin: bytes) -> OriginHead:
         """One origin's head here, plus upstream's receipt for it (relayed to the laptop)."""
@@ -309,8 +339,10 @@ class HubService:
         self._forget_status()
         return self.device_info(d)
 
-    async def forks(self) -> list[dict[str, Any]]:
-        return await self.store.forks()
+    async def forks(self, limit: int = FORKS_PAGE, after: int = 0) -> list[dict[str, Any]]:
+        """One page of the fork list in ``id`` order: at most ``limit`` (cut to
+        ``MAX_FORKS_PAGE``) forks with an ``id`` over ``after``."""
+        return await self.store.forks(max(0, min(limit, MAX_FORKS_PAGE)), max(after, 0))
 
     async def work(self, query: worklist.Query) -> worklist.WorkList:
         """The double-entry work list over the counted entries, without numbers; derived on a

@@ -238,14 +238,17 @@ class HubStore:
             (dev, seq, bytes(raw), bytes(held) if held else None) for dev, seq, raw, held in rows
         ]
 
-    async def forks(self) -> list[dict[str, Any]]:
-        """Every fork with both records as evidence (``GET /v1/forks``)."""
+    async def forks(self, limit: int = -1, after: int = 0) -> list[dict[str, Any]]:
+        """Forks with both records as evidence (``GET /v1/forks``), in ``id`` order: at most
+        ``limit`` (-1: all) with an id over ``after``."""
         rows = await self._db.fetchall(
-            "SELECT d.node_id, d.name, f.seq, f.raw, f.held_raw, f.detected_at FROM forks f"
-            " JOIN devices d ON d.id = f.dev ORDER BY f.id"
+            "SELECT f.id, d.node_id, d.name, f.seq, f.raw, f.held_raw, f.detected_at FROM forks f"
+            " JOIN devices d ON d.id = f.dev WHERE f.id > ? ORDER BY f.id LIMIT ?",
+            (after, limit),
         )
         return [
             {
+                "id": fid,
                 "device": node_id,
                 "name": name,
                 "seq": seq,
@@ -253,7 +256,7 @@ class HubStore:
                 "evidence": bytes(raw).hex(),
                 "held": bytes(held).hex() if held else None,
             }
-            for node_id, name, seq, raw, held, at in rows
+            for fid, node_id, name, seq, raw, held, at in rows
         ]
 
     # -- small writes ------------------------------------------------------------------------
