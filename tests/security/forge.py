@@ -12,8 +12,9 @@ import hashlib
 import random
 from typing import Any
 
-from hub.protocol import codec, enroll, entry, generator, record
+from hub.protocol import codec, enroll, entry, record
 from hub.protocol.identity import Identity
+from hub.shared import generator
 from tests.helpers import ENTERED_AT
 
 

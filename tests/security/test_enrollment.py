@@ -221,8 +221,6 @@ def test_dashboard_escapes_names(names_hub: HubProc) -> None:
 CODE = re.compile(r"\d{4} \d{4} \d{4} \d{4}")
 
 
-@pytest.mark.xfail(strict=True, reason="finding 11: the comparison code is six digits (20 bits), "
-                   "forged in seconds from the public /v1/devices")  # fmt: skip
 def test_comparison_code_is_too_long_to_forge(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     lap = procs.laptop("laptop")
