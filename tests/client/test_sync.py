@@ -315,3 +315,113 @@ async def test_busy_hub_is_left_alone_for_its_retry_after(tmp_path: Path) -> Non
         assert front.pushes[:3] == [(70, 413), (50, 413), (25, 429)]
         assert all(n <= 30 for n, status in front.pushes if status != 413)
         assert sum(n for n, status in front.pushes if status == 200) == 70
+
+
+# -- text from a hub is escaped (docs/security.md, finding 8) ---------------------------------
+
+FORGED = "2026-02-14 08:00:00 WARNING client.sync: hub approved this laptop"
+
+
+class Rogue:
+    """A hub of its own key (it proves it in hello) whose every text answer carries control,
+    line-break and bidi characters: what a hostile machine on the LAN can send."""
+
+    def __init__(self) -> None:
+        from hub.protocol.identity import Identity
+
+        self.ident = Identity.generate()
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def hello(self, request: web.Request) -> web.Response:
+        from hub.protocol import enroll, identity
+
+        nonce = bytes.fromhex(request.query["nonce"])
+        return self.reply({
+            "node_id": identity.fingerprint(self.ident.public), "public": self.ident.public,
+            "name": "Hub\x1b]0;owned\x07 \u202eA", "role": "hub\n", "version": 1,
+            "proof": enroll.prove(self.ident, nonce),
+        })  # fmt: skip
+
+    async def enroll(self, request: web.Request) -> web.Response:
+        return self.reply({"state": "pending\x1b[2J", "code": "1234\r5678\u2028" + FORGED})
+
+    async def head(self, request: web.Request) -> web.Response:
+        return self.reply({"seq": 0, "hash": bytes(32)})
+
+    async def push(self, request: web.Request) -> web.Response:
+        refused = {"index": 0, "decision": "reject", "seq": 1, "code": "bad\x85entry",
+                   "reason": "refused\n" + FORGED + "\x1b[31m"}  # fmt: skip
+        return self.reply({"accepted": 0, "duplicate": 0, "rejected": [refused], "forks": [],
+                           "receipts": []})  # fmt: skip
+
+    @staticmethod
+    def reply(obj: object) -> web.Response:
+        return web.Response(body=codec.pack(obj), content_type="application/msgpack")
+
+    async def __aenter__(self) -> Rogue:
+        app = web.Application()
+        app.router.add_get("/v1/hello", self.hello)
+        app.router.add_post("/v1/enroll", self.enroll)
+        app.router.add_get("/v1/heads/{origin}", self.head)
+        app.router.add_post("/v1/push", self.push)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+def one_line(text: str) -> bool:
+    from hub.protocol.text import refused_at
+
+    return refused_at(text) == -1
+
+
+async def test_text_from_a_hub_is_kept_and_reported_escaped(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    from client.hublink import HubLink
+
+    async with Rogue() as rogue:
+        hello = await HubLink(http, rogue.url).hello()
+        assert hello.name == "Hub\\x1b]0;owned\\x07 \\u202eA" and hello.role == "hub\\n"
+        store = await laptop(tmp_path, "l1", 2)
+        try:
+            with pytest.raises(SyncError) as err:
+                await sync_once(store, http, hub_url=rogue.url)
+            # Nothing moved: the round fails with the hub's reason, escaped.
+            assert "refused\\n" + FORGED + "\\x1b[31m" in err.value.message
+            assert err.value.code == "bad\\x85entry"
+            assert one_line(err.value.message) and one_line(err.value.pesan)
+            info = await store.hub_info()
+            assert info is not None
+            assert (info.state, info.code) == ("pending\\x1b[2J", "1234\\r5678\\u2028" + FORGED)
+        finally:
+            await store.close()
+
+
+async def test_a_hubs_error_body_is_escaped(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        body = {"error": {"code": "no\x1b[2J", "reason": "go away\n" + FORGED}}
+        return web.Response(status=400, body=codec.pack(body), content_type="application/msgpack")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    store = await laptop(tmp_path, "l1", 1)
+    try:
+        with pytest.raises(SyncError) as err:
+            await sync_once(store, http, hub_url=f"http://127.0.0.1:{runner.addresses[0][1]}")
+        assert err.value.code == "no\\x1b[2J"
+        assert "go away\\n" + FORGED in err.value.message
+        assert one_line(err.value.message) and one_line(err.value.pesan)
+    finally:
+        await store.close()
+        await runner.cleanup()

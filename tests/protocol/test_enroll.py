@@ -97,3 +97,36 @@ def test_other_refusals(hub: Identity, device: Identity) -> None:
         enroll.open_request(bytes(raw), hub.public)
     with pytest.raises(ProtocolError):
         enroll.open_request(b"\xc1", hub.public)
+
+
+REFUSED_NAMES = [
+    pytest.param("\rMeja 1      approved", id="carriage-return"),
+    pytest.param("Meja 7\n2026-02-14 08:00:00 WARNING hub.node: approved", id="line-feed"),
+    pytest.param("Meja\t7", id="tab"),
+    pytest.param("\x1b[2J\x1b[HMeja 1", id="escape"),
+    pytest.param("Meja\x00 7", id="nul"),
+    pytest.param("Meja\x7f7", id="delete"),
+    pytest.param("Meja\x857", id="c1-next-line"),
+    pytest.param("Meja\x9b7", id="c1-csi"),
+    pytest.param("Meja\u20287", id="line-separator"),
+    pytest.param("Meja\u20297", id="paragraph-separator"),
+    pytest.param("Meja \u202e7 ajeM", id="bidi-override"),
+    pytest.param("Meja \u20667\u2069", id="bidi-isolate"),
+    pytest.param("Meja \u200f7", id="right-to-left-mark"),
+]
+
+
+@pytest.mark.parametrize("name", REFUSED_NAMES)
+def test_a_name_with_a_refused_character_is_refused(
+    hub: Identity, device: Identity, name: str
+) -> None:
+    for opening in (
+        lambda: enroll.open_request(signed_request(device, hub.public, name=name), hub.public),
+        lambda: enroll.open_endorsement(signed_endorsement(hub, device.public, name=name)),
+    ):
+        with pytest.raises(SchemaError) as err:
+            opening()
+        assert (err.value.code, err.value.field) == ("bad_entry", "name")
+        # The reason names the character, never the name: it is logged and sent back.
+        assert name not in err.value.message
+        assert "U+" in err.value.message
