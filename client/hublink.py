@@ -36,11 +36,12 @@ class HubLink:
         self.peer = Peer(session, url)
         self.url = self.peer.url
 
-    async def hello(self) -> Hello:
+    async def hello(self, timeout: float | None = None) -> Hello:
         """The hub's hello, once it proved it holds the key it names (a fresh nonce it signs):
-        only then may that key be trusted as the pinned hub's."""
+        only then may that key be trusted as the pinned hub's. ``timeout``: seconds the hub
+        has to answer (a candidate of a sync round gets ``hello_timeout``)."""
         try:
-            return await self.peer.hello()
+            return await self.peer.hello(timeout=timeout)
         except shared.CallError as exc:
             raise sync_error(self.url, "/v1/hello", exc) from None
 

@@ -81,7 +81,13 @@ class Peer:
                 data = await r.read()
                 status = r.status
                 retry_after = parse_retry_after(r.headers.get("Retry-After"))
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except TimeoutError:
+            waited = timeout or self.timeout
+            raise CallError(
+                f"cannot reach {self.label} (no answer within {waited:g} s)",
+                kind=UNREACHABLE, reason=f"no answer within {waited:g} s",
+            ) from None  # fmt: skip
+        except (aiohttp.ClientError, OSError) as exc:
             said = escape(str(exc))
             raise CallError(
                 f"cannot reach {self.label} ({type(exc).__name__}: {said})",

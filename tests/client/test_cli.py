@@ -559,3 +559,19 @@ def test_settings_without_an_option_come_from_the_environment(
     monkeypatch.setenv("C1CLIENT_BUSY_TIMEOUT", "soon")
     with pytest.raises(click.UsageError, match="bad setting value"):
         make_config(data_dir="/tmp/x")
+
+
+def test_hello_timeout_setting(initialised: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    from client.cli import make_config
+    from client.config import ClientConfig
+    from client.errors import ConfigError
+
+    assert ClientConfig.build(data_dir="/tmp/x").hello_timeout == 3.0
+    monkeypatch.setenv("C1CLIENT_HELLO_TIMEOUT", "0.5")
+    assert make_config(data_dir="/tmp/x").hello_timeout == 0.5
+    for bad in (0.4, 61, float("nan")):
+        with pytest.raises(ConfigError, match="hello timeout"):
+            ClientConfig.build(data_dir="/tmp/x", hello_timeout=bad)
+    monkeypatch.setenv("C1CLIENT_HELLO_TIMEOUT", "0.1")
+    r = initialised("sync", "--once", "--hub", "http://127.0.0.1:9", "--lang", "en")
+    assert r.exit_code == 2 and "hello timeout 0.1 s is outside 0.5..60" in r.stderr, r.output

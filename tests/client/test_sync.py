@@ -317,6 +317,108 @@ async def test_busy_hub_is_left_alone_for_its_retry_after(tmp_path: Path) -> Non
         assert sum(n for n, status in front.pushes if status == 200) == 70
 
 
+# -- hub candidates that never answer (docs/security.md, finding 12) --------------------------
+
+
+class Silent:
+    """``n`` listeners on 127.0.0.1 that accept connections, read what comes and never answer
+    (a rogue address). ``most_open``: the most of their connections open at once."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.servers: list[asyncio.Server] = []
+        self.urls: list[str] = []
+        self.open = 0
+        self.most_open = 0
+        self.accepted = 0
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        try:
+            while await reader.read(4096):
+                pass  # the laptop gives up and closes: read returns b""
+        except ConnectionError:
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+    async def __aenter__(self) -> Silent:
+        for _ in range(self.n):
+            server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+            self.servers.append(server)
+            self.urls.append(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for server in self.servers:
+            server.close()
+            await server.wait_closed()
+        await eventually(lambda: self.open == 0)
+
+
+async def test_silent_candidates_are_asked_at_once_and_reported(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with make_hub(tmp_path, "hub") as hub:
+        store = await laptop(tmp_path, "l1", 5)
+        try:
+            await sync_once(store, http, hub_url=hub.url)  # pins the hub
+            await store.append([entry.encode_body(entry.parse(f), ENTERED_AT)
+                                for f in forms(4, seed=2)])  # fmt: skip
+            async with Silent(2) as silent:
+                rep = await sync_once(
+                    store, http, hub_url=[*silent.urls, hub.url], hello_timeout=0.5
+                )
+            # Both silent candidates held a connection open at the same time: asked at once,
+            # not one after the other.
+            assert (silent.accepted, silent.most_open) == (2, 2)
+            assert (rep.hub_url, rep.accepted, rep.local_only) == (hub.url, 4, 0)
+            assert [(e["url"], e["code"]) for e in rep.to_dict()["errors"]] == [
+                (silent.urls[0], "unreachable"), (silent.urls[1], "unreachable")
+            ]  # fmt: skip
+            for e in rep.errors:
+                assert set(e) == {"url", "code", "reason", "reason_id"}
+                assert "no answer within 0.5 s" in e["reason"], e
+                assert e["url"] in e["reason"] and e["url"] in e["reason_id"]
+            assert rep.refused_hubs == []
+        finally:
+            await store.close()
+
+
+async def test_first_enrollment_skips_a_silent_candidate(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with make_hub(tmp_path, "hub") as hub, Silent(1) as silent:
+        store = await laptop(tmp_path, "l1", 3)
+        try:
+            rep = await sync_once(store, http, hub_url=[silent.urls[0], hub.url],
+                                  hello_timeout=0.5)  # fmt: skip
+            assert [p.public for p in await store.pinned_hubs()] == [hub.ident.public]
+            assert rep.at_hub == 3
+            assert [(e["url"], e["code"]) for e in rep.errors] == [(silent.urls[0], "unreachable")]
+        finally:
+            await store.close()
+
+
+async def test_a_round_with_only_silent_candidates_fails_with_their_reason(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with Silent(2) as silent:
+        store = await laptop(tmp_path, "l1", 1)
+        try:
+            with pytest.raises(SyncError) as err:
+                await sync_once(store, http, hub_url=silent.urls, hello_timeout=0.5)
+            assert err.value.code == "unreachable"
+            assert err.value.message.count("no answer within 0.5 s") == 2
+            assert silent.most_open == 2
+            assert await store.pinned_hubs() == []
+        finally:
+            await store.close()
+
+
 # -- text from a hub is escaped (docs/security.md, finding 8) ---------------------------------
 
 FORGED = "2026-02-14 08:00:00 WARNING client.sync: hub approved this laptop"
