@@ -28,6 +28,7 @@ from client.errors import ClientError, InputError
 from client.store import ClientStore
 from client.sync import sync_forever
 from hub.protocol.errors import ProtocolError
+from hub.protocol.text import OneLineFormatter
 from hub.protocol.wilayah import Master
 from hub.shared.blobs import BlobStore
 from hub.shared.master import load_master
@@ -141,7 +142,7 @@ def ui(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
@@ -219,6 +220,7 @@ async def serve(cfg: UiConfig, *, ready: asyncio.Event | None = None,
                     store,
                     hub_url=cfg.hub_urls or None,
                     mdns_interfaces=cfg.mdns_interfaces,
+                    hello_timeout=cfg.client.hello_timeout,
                     on_report=station.on_sync_report,
                     on_error=station.on_sync_error,
                     stop=stop,

@@ -159,8 +159,6 @@ def names_hub(module_procs: Procs) -> HubProc:
     return module_procs.hub("names").start()
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: control characters in a device name are "
-                   "accepted at enrollment")  # fmt: skip
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_enrollment_refuses_control_characters_in_the_name(names_hub: HubProc, name: str) -> None:
     ident = Identity.generate()
@@ -170,8 +168,6 @@ def test_enrollment_refuses_control_characters_in_the_name(names_hub: HubProc, n
     assert row(names_hub, ident.public) is None
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: a line feed in a device name forges a "
-                   "line in the hub's log")  # fmt: skip
 def test_a_name_cannot_forge_a_log_line(names_hub: HubProc) -> None:
     forged = "2026-02-14 08:00:00,000 WARNING hub.node: approved device AAAA-AAAA-AAAA"
     offset = len(names_hub.log_text())
@@ -181,16 +177,16 @@ def test_a_name_cannot_forge_a_log_line(names_hub: HubProc) -> None:
     assert not any(line.startswith(forged) for line in lines), lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 8: c1hub init accepts control characters in "
-    "--name, and c1client init accepts C1 controls and bidi overrides",
+HUB_INIT_NAMES = pytest.mark.xfail(
+    strict=True, reason="finding 8: c1hub init accepts control characters in --name"
 )
+
+
 @pytest.mark.parametrize(
     ("program", "name"),
     [
-        pytest.param(C1HUB, "Meja\x1b[31m 7", id="c1hub-escape"),
-        pytest.param(C1HUB, "Meja \u202e7 ajeM", id="c1hub-bidi-override"),
+        pytest.param(C1HUB, "Meja\x1b[31m 7", id="c1hub-escape", marks=HUB_INIT_NAMES),
+        pytest.param(C1HUB, "Meja \u202e7 ajeM", id="c1hub-bidi-override", marks=HUB_INIT_NAMES),
         pytest.param(C1CLIENT, "Meja \u202e7 ajeM", id="c1client-bidi-override"),
         pytest.param(C1CLIENT, "Meja\x857", id="c1client-c1-next-line"),
     ],
