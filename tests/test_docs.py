@@ -564,7 +564,7 @@ async def test_json_output_md_matches_what_the_commands_print(tmp_path: Path) ->
             await root.enroll(
                 enroll.make_request(room.ident, root.ident.public, room.name, "hub", now)
             )
-            await root.approve(room.ident.node_id)
+            await root.approve(room.ident.node_id, "hub")
             raws = [raw async for _d, _s, raw in store.iter_records()]
             origins = list({record.decode(raw).origin for raw in raws})
             await root.push(raws, store.chain_for(origins))
