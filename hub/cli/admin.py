@@ -19,6 +19,7 @@ import click
 from hub.cli.base import data_option, json_option, main, print_json, run
 from hub.config import HubConfig
 from hub.protocol.errors import ProtocolError
+from hub.protocol.text import escape
 from hub.protocol.trust import ROLE_NOT_CONFIRMED
 from hub.render import status_text
 from hub.service import HubService
@@ -133,7 +134,9 @@ def devices(data_dir: Path, as_json: bool) -> None:
     click.echo(f"{'ID':<16}{'ROLE':<8}{'STATE':<10}{'CODE':<21}{'ENTRIES':>8}  NAME")
     for r in rows:
         mark = "  FORK!" if r.forked else ""
-        click.echo(f"{r.id:<16}{r.role:<8}{r.state:<10}{r.code:<21}{r.entries:>8}  {r.name}{mark}")
+        click.echo(
+            f"{r.id:<16}{r.role:<8}{r.state:<10}{r.code:<21}{r.entries:>8}  {escape(r.name)}{mark}"
+        )
     pending = [r for r in rows if r.state == "pending"]
     if pending:
         click.echo(
@@ -170,7 +173,7 @@ def approve(data_dir: Path, role: str | None, device_id: str) -> None:
             raise
 
     d = on_hub(data_dir, go)
-    click.echo(f"approved {d.id} ({d.name}) as {d.role}, code {d.code}")
+    click.echo(f"approved {d.id} ({escape(d.name)}) as {d.role}, code {d.code}")
 
 
 @main.command()
@@ -180,7 +183,7 @@ def revoke(data_dir: Path, device_id: str) -> None:
     """Revoke a device: its entries from now on are refused; earlier ones stay."""
 
     d = on_hub(data_dir, lambda hub: hub.revoke(device_id))
-    click.echo(f"revoked {d.id} ({d.name}) after seq {d.revoked_after_seq}")
+    click.echo(f"revoked {d.id} ({escape(d.name)}) after seq {d.revoked_after_seq}")
 
 
 @main.command()
