@@ -28,6 +28,19 @@ from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
 log = logging.getLogger("hub.store")
 
 
+def enroll_again(d: trust.Member, name: str, role: str) -> trust.Enrollment:
+    """``trust.enroll`` for a known device; a refused role change is logged at WARNING (both
+    hub stores use this)."""
+    try:
+        return trust.enroll(d, name, role)
+    except ProtocolError:
+        log.warning(
+            "device %s (%s) enrolled as a %s asked to be a %s: refused (role_change)",
+            d.node_id, d.name or "no name", d.role, role,
+        )  # fmt: skip
+        raise
+
+
 class Draft:
     """The changes of one write transaction, over the committed ``Memory`` it started from."""
 
@@ -118,15 +131,7 @@ class Transaction:
         d = self.draft.device(public)
         if d is None:
             return await self.insert_device(public, name, role, PENDING, now)
-        try:
-            change = trust.enroll(d, name, role)
-        except ProtocolError:
-            log.warning(
-                "device %s (%s) enrolled as a %s asked to be a %s: refused (role_change)",
-                d.node_id, d.name or "no name", d.role, role,
-            )  # fmt: skip
-            raise
-        name = change.name or d.name
+        name = enroll_again(d, name, role).name or d.name
         await self.conn.execute(
             "UPDATE devices SET last_seen = ?, name = ? WHERE id = ?", (now, name, d.id)
         )

@@ -40,11 +40,12 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from hub.protocol import identity, ingest, state, trust
+from hub.protocol import identity, ingest, state
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Examined, Head, Plan
 from hub.store import DeviceRow
+from hub.transaction import enroll_again
 
 from . import derived
 from .schema import Conn, migrate
@@ -314,15 +315,7 @@ class PgStore:
                 f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1 FOR UPDATE", public
             )
             if old is not None:
-                d = _device(old)
-                try:
-                    trust.enroll(d, name, role)
-                except ProtocolError:
-                    log.warning(
-                        "device %s (%s) enrolled as a %s asked to be a %s: refused (role_change)",
-                        d.node_id, d.name or "no name", d.role, role,
-                    )  # fmt: skip
-                    raise
+                enroll_again(_device(old), name, role)  # role_change: refused, logged
             r = await con.fetchrow(
                 "INSERT INTO devices(public, node_id, name, role, first_seen, last_seen)"
                 " VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (public) DO UPDATE SET"
