@@ -56,6 +56,14 @@ SETTINGS: list[Setting] = [
         env="C1CLIENT_BUSY_TIMEOUT",
     ),
     Setting(
+        "hello_timeout",
+        3.0,
+        "Seconds a hub candidate has to answer its hello in a sync round (0.5..60). All "
+        "candidates are asked at once; one that does not answer is reported in the round's "
+        "errors and does not hold the round up longer than this.",
+        env="C1CLIENT_HELLO_TIMEOUT",
+    ),
+    Setting(
         "progress_after",
         1000,
         "`enter` reports progress on stderr once this many entries were read (always when "
@@ -80,6 +88,7 @@ class ClientConfig:
     wilayah: Path | None = None
     batch_size: int = 500
     busy_timeout: float = 30.0
+    hello_timeout: float = 3.0
     progress_after: int = 1000
     verbose: int = 0
 
@@ -92,6 +101,7 @@ class ClientConfig:
         wilayah: Path | str | None = None,
         batch_size: int | None = None,
         busy_timeout: float | None = None,
+        hello_timeout: float | None = None,
         progress_after: int | None = None,
         verbose: int = 0,
     ) -> ClientConfig:
@@ -119,6 +129,12 @@ class ClientConfig:
                 f"busy timeout {busy} s is outside 0..3600",
                 f"batas tunggu {busy} detik di luar 0..3600",
             )
+        hello = float(pick("hello_timeout", hello_timeout))
+        if not 0.5 <= hello <= 60:
+            raise ConfigError(
+                f"hello timeout {hello} s is outside 0.5..60",
+                f"batas tunggu hello {hello} detik di luar 0.5..60",
+            )
         progress = int(pick("progress_after", progress_after))
         if progress < 0:
             raise ConfigError(
@@ -131,6 +147,7 @@ class ClientConfig:
             wilayah=Path(w).expanduser() if w is not None else None,
             batch_size=batch,
             busy_timeout=busy,
+            hello_timeout=hello,
             progress_after=progress,
             verbose=verbose,
         )

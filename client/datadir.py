@@ -16,7 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.protocol import record
+from hub.protocol import record, text
+from hub.protocol.errors import SchemaError
 from hub.protocol.identity import Identity
 from hub.shared.db import Database
 from hub.shared.keyfile import KEY_FILE, load_or_create
@@ -26,7 +27,7 @@ from .errors import AlreadyInitialisedError, IdentityError, NotInitialisedError,
 
 log = logging.getLogger(__name__)
 
-MAX_NAME = 120
+MAX_NAME = text.MAX_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +41,24 @@ class Opened:
 
 
 def check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
+    """The laptop's name as it is kept: 1..``MAX_NAME`` characters without the spaces around
+    them, and no control, line-break or bidi character anywhere (``hub.protocol.text``, the
+    rule the hub applies at enrollment). StoreError ``bad_entry`` otherwise."""
+    if text.refused_at(name) < 0:
+        name = name.strip()
+    try:
+        text.check_name(name, max_len=MAX_NAME)
+    except SchemaError as exc:
         raise StoreError(
-            f"a laptop name must be 1..{MAX_NAME} printable characters",
-            f"nama laptop harus 1..{MAX_NAME} karakter yang dapat dicetak",
-            code="bad_name",
+            f"the laptop name is refused: {exc.message}",
+            f"nama laptop ditolak: {exc.pesan}",
+            code="bad_entry",
+        ) from None
+    if not name:
+        raise StoreError(
+            "the laptop name is refused: it is empty",
+            "nama laptop ditolak: kosong",
+            code="bad_entry",
         )
     return name
 

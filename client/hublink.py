@@ -16,11 +16,13 @@ the hub's code     any other refusal (``unavailable``, ``bad_entry``, ...), with
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import aiohttp
 
 from hub.protocol import codec, sender
+from hub.protocol.text import escape
 from hub.shared import errors as shared
 from hub.shared.rpc import Hello, Peer
 
@@ -34,24 +36,27 @@ class HubLink:
         self.peer = Peer(session, url)
         self.url = self.peer.url
 
-    async def hello(self) -> Hello:
+    async def hello(self, timeout: float | None = None) -> Hello:
         """The hub's hello, once it proved it holds the key it names (a fresh nonce it signs):
-        only then may that key be trusted as the pinned hub's."""
+        only then may that key be trusted as the pinned hub's. ``timeout``: seconds the hub
+        has to answer (a candidate of a sync round gets ``hello_timeout``)."""
         try:
-            return await self.peer.hello()
+            return await self.peer.hello(timeout=timeout)
         except shared.CallError as exc:
             raise sync_error(self.url, "/v1/hello", exc) from None
 
     async def enroll(self, raw: bytes) -> dict[str, Any]:
         reply = await self._call("POST", "/v1/enroll", raw)
-        return reply if isinstance(reply, dict) else {}
+        return shown(reply) if isinstance(reply, dict) else {}
 
     async def head(self, origin: bytes) -> sender.HubHead:
         return sender.parse_head(await self._call("GET", f"/v1/heads/{origin.hex()}"))
 
     async def push(self, records: list[bytes]) -> sender.PushReply:
-        reply = await self._call("POST", "/v1/push", codec.pack({"records": records}))
-        return sender.parse_push_reply(reply)
+        reply = sender.parse_push_reply(
+            await self._call("POST", "/v1/push", codec.pack({"records": records}))
+        )
+        return dataclasses.replace(reply, refused=[shown(x) for x in reply.refused])
 
     async def work(self, query: str) -> dict[str, Any]:
         """The hub's double-entry work list (``GET /v1/work``; docs/protocol.md)."""
@@ -63,6 +68,19 @@ class HubLink:
             return await self.peer.call(method, path, body)
         except shared.CallError as exc:
             raise sync_error(self.url, path, exc) from None
+
+
+def shown(obj: Any) -> Any:
+    """A hub's answer with every text in it escaped (``hub.protocol.text.escape``): the state,
+    code and refusal reasons a laptop keeps, prints and logs stay on one line and drive no
+    terminal (docs/security.md)."""
+    if isinstance(obj, str):
+        return escape(obj)
+    if isinstance(obj, dict):
+        return {shown(k): shown(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [shown(v) for v in obj]
+    return obj
 
 
 def sync_error(url: str, path: str, exc: shared.CallError) -> SyncError:

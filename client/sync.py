@@ -1,7 +1,10 @@
 """Pushing a laptop's log to its hub (DESIGN §2.1, §2.4, §2.6).
 
 One round (``sync_once``): find the hub (``--hub`` URL, else mDNS, else the last address that
-worked), check its identity against the pinned key (pinning it at first enrollment), enroll
+worked), asking every candidate address for its hello at the same time, each within
+``hello_timeout`` (a candidate that does not answer costs the round at most that long, and is
+reported in the round's ``errors``), check its identity against the pinned key (pinning it at
+first enrollment), enroll
 (idempotent), ask which seq the hub holds for this laptop, push the rest in seq order in
 batches, and keep each signed receipt after checking it: signed by the pinned hub, naming a seq
 and hash that match this laptop's own record. Entries up to a receipt's seq are "at hub".
@@ -27,9 +30,10 @@ from typing import Any
 
 import aiohttp
 
+from client.config import setting
 from client.errors import ClientError, SyncError, TooBigError
 from client.hublink import HubLink
-from client.store import ClientStore
+from client.store import ClientStore, HubInfo
 from hub.protocol import clock, enroll, receipt, sender
 from hub.protocol.errors import ProtocolError, SignatureError
 from hub.protocol.pacing import Backoff
@@ -42,6 +46,7 @@ DEFAULT_BATCH = 500
 CALL_TIMEOUT = rpc.CALL_TIMEOUT
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 15.0  # one hub on the room's LAN: come back quickly after it restarts
+HELLO_TIMEOUT: float = setting("hello_timeout").default
 
 
 @dataclass(slots=True)
@@ -61,6 +66,10 @@ class SyncReport:
     hubs: list[dict[str, Any]] = field(default_factory=list)  # one per hub synced
     errors: list[dict[str, str]] = field(default_factory=list)  # hubs that failed this round
     found_by: dict[str, str] = field(default_factory=dict)  # url -> "address"|"mdns"|"cached"
+
+    def failed(self, url: str, err: SyncError) -> None:
+        """Note a hub (or a candidate address) that failed this round while another worked."""
+        self.errors.append({"url": url, **err.to_dict()})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,11 +130,17 @@ async def find_hubs(
     mdns_interfaces: list[str] | None = None,
     add: bool = False,
     timeout: float = 3.0,
+    hello_timeout: float = HELLO_TIMEOUT,
     report: SyncReport | None = None,
 ) -> list[tuple[HubLink, Hello]]:
     """The hubs to sync with: reachable, and each either pinned, or the first hub ever (pinned
     at first enrollment), or — with ``add`` — a second hub of the same room
-    (``sender.HubChoice``)."""
+    (``sender.HubChoice``).
+
+    Every candidate is asked for its hello at once, each with ``hello_timeout`` seconds to
+    answer; the answers are weighed in the candidates' order (pinned and given addresses
+    first). When a hub is found, the candidates that failed go into ``report.errors`` (and
+    those with another key into ``report.refused_hubs`` too); when none is, SyncError."""
     pins = {p.public: p for p in await store.pinned_hubs()}
     urls = await _candidates(
         store, hub_urls, mdns_interfaces, timeout, report.found_by if report else None
@@ -140,39 +155,18 @@ async def find_hubs(
             "koordinator lalu jalankan: c1client sync --hub http://ALAMAT:8470",
             code="no_hub",
         )
-    choice = sender.HubChoice(pins, add=add)
-    found: list[tuple[HubLink, Hello]] = []
-    errors: list[SyncError] = []
-    for url in urls:
-        link = HubLink(session, url)
-        try:
-            hello = await link.hello()
-        except SyncError as exc:
-            errors.append(exc)
-            continue
-        verdict = choice.offer(hello.public)
-        if verdict == sender.SEEN:
-            continue
-        if verdict == sender.REFUSE:
-            enrolled = ", ".join(p.node_id for p in pins.values())
-            other = hello.node_id
-            log.warning("refused hub at %s: identity %s is not the pinned %s", url, other, enrolled)
-            if report is not None:
-                report.refused_hubs.append(url)
-            errors.append(
-                SyncError(
-                    f"REFUSED hub at {url}: its identity is {other}, but this laptop is enrolled "
-                    f"at {enrolled}. It may be a second hub or an impostor; ask the coordinator "
-                    "(to push to a second hub of this room on purpose: --add-hub).",
-                    f"hub di {url} DITOLAK: identitasnya {other}, padahal laptop ini terdaftar "
-                    f"di {enrolled}. Mungkin hub lain atau palsu; tanyakan ke koordinator.",
-                    code="wrong_hub",
-                )
-            )
-            continue
-        found.append((link, hello))
-        if choice.done:
-            break  # first enrollment: one hub, the first that answers
+    links = [HubLink(session, url) for url in urls]
+    asks = [
+        asyncio.create_task(link.hello(hello_timeout), name=f"c1client-hello {link.url}")
+        for link in links
+    ]
+    try:
+        found, failed = await _choose(links, asks, sender.HubChoice(pins, add=add), pins, report)
+    finally:
+        for ask in asks:  # after the first enrollment's choice: the others are not needed
+            ask.cancel()
+        await asyncio.gather(*asks, return_exceptions=True)
+    errors = [err for _url, err in failed]
     if not found:
         if len(errors) == 1:
             raise errors[0]
@@ -183,7 +177,53 @@ async def find_hubs(
             code=errors[0].code if errors else "no_hub",
             retry_after=max(waits) if waits else None,
         )
+    if report is not None:
+        for url, err in failed:
+            log.warning("hub candidate %s failed: %s", url, err)
+            report.failed(url, err)
     return found
+
+
+async def _choose(
+    links: list[HubLink],
+    asks: list[asyncio.Task[Hello]],
+    choice: sender.HubChoice,
+    pins: dict[bytes, HubInfo],
+    report: SyncReport | None,
+) -> tuple[list[tuple[HubLink, Hello]], list[tuple[str, SyncError]]]:
+    """Weigh the candidates' hellos in their order: the hubs chosen, and the candidates that
+    failed (no answer, not a hub, another key)."""
+    found: list[tuple[HubLink, Hello]] = []
+    errors: list[tuple[str, SyncError]] = []
+    for link, ask in zip(links, asks, strict=True):
+        url = link.url
+        try:
+            hello = await ask
+        except SyncError as exc:
+            errors.append((url, exc))
+            continue
+        verdict = choice.offer(hello.public)
+        if verdict == sender.SEEN:
+            continue
+        if verdict == sender.REFUSE:
+            enrolled = ", ".join(p.node_id for p in pins.values())
+            other = hello.node_id
+            if report is not None:
+                report.refused_hubs.append(url)
+            refused = SyncError(
+                f"REFUSED hub at {url}: its identity is {other}, but this laptop is enrolled "
+                f"at {enrolled}. It may be a second hub or an impostor; ask the coordinator "
+                "(to push to a second hub of this room on purpose: --add-hub).",
+                f"hub di {url} DITOLAK: identitasnya {other}, padahal laptop ini terdaftar "
+                f"di {enrolled}. Mungkin hub lain atau palsu; tanyakan ke koordinator.",
+                code="wrong_hub",
+            )
+            errors.append((url, refused))
+            continue
+        found.append((link, hello))
+        if choice.done:
+            break  # first enrollment: one hub, the first candidate that answers
+    return found, errors
 
 
 async def sync_once(
@@ -194,19 +234,20 @@ async def sync_once(
     mdns_interfaces: list[str] | None = None,
     batch: int = DEFAULT_BATCH,
     add_hub: bool = False,
+    hello_timeout: float = HELLO_TIMEOUT,
     progress: Callable[[int, int], None] | None = None,
 ) -> SyncReport:
     """One round: find the hub(s), check, enroll, push everything each lacks.
 
-    Raises SyncError when no hub could be synced; when several hubs are pinned and only some
-    fail, the failures are listed in ``report.errors``.
+    Raises SyncError when no hub could be synced. When one was, the hubs and candidate
+    addresses that failed are listed in ``report.errors`` (each with its ``url``).
     """
     urls = [hub_url] if isinstance(hub_url, str) else list(hub_url or ())
     urls = [u if "://" in u else f"http://{u}" for u in urls]  # "192.168.1.10:8470" is fine too
     report = SyncReport()
     targets = await find_hubs(
         store, session, hub_urls=urls, mdns_interfaces=mdns_interfaces, add=add_hub,
-        report=report,
+        hello_timeout=hello_timeout, report=report,
     )  # fmt: skip
     failures: list[SyncError] = []
     for link, hello in targets:
@@ -217,7 +258,7 @@ async def sync_once(
             if len(targets) == 1:
                 raise err from None
             log.warning("sync with %s failed: %s", link.url, err)
-            report.errors.append(err.to_dict())
+            report.failed(link.url, err)
             failures.append(err)
     if len(failures) == len(targets):
         raise failures[0]
@@ -383,6 +424,7 @@ async def sync_forever(
     mdns_interfaces: list[str] | None,
     batch: int = DEFAULT_BATCH,
     add_hub: bool = False,
+    hello_timeout: float = HELLO_TIMEOUT,
     poll: float = 2.0,
     on_report: Callable[[SyncReport], None] | None = None,
     on_error: Callable[[str, float], None] | None = None,
@@ -400,7 +442,7 @@ async def sync_forever(
             try:
                 rep = await sync_once(store, session, hub_url=hub_url,
                                       mdns_interfaces=mdns_interfaces, batch=batch,
-                                      add_hub=add_hub)  # fmt: skip
+                                      add_hub=add_hub, hello_timeout=hello_timeout)  # fmt: skip
             except (ClientError, ProtocolError) as exc:  # e.g. the store is busy: retry later
                 retry_after = exc.retry_after if isinstance(exc, SyncError) else None
                 delay = backoff.failed(clock.monotonic(), rng, retry_after)

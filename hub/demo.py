@@ -126,7 +126,7 @@ async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
     r.room = room
     try:
         await _eventually(lambda: room.ident.public in national.service.store.devices, "enrollment")
-        await national.service.approve(room.ident.node_id)
+        await national.service.approve(room.ident.node_id, "hub")
         r.say(f"national {national.ident.node_id} approved room hub {room.ident.node_id}")
 
         work = generator.room_workload(

@@ -65,6 +65,8 @@ HTTP_STATUS = {
     "bad_chain": 409,
     "fork": 409,
     "device": 403,
+    "role_change": 409,
+    "role_not_confirmed": 409,
     "too_large": 413,
     "not_found": 404,
     "unauthorized": 401,

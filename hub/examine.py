@@ -62,9 +62,13 @@ _worker_master: rules.TpsMaster | None = None
 
 
 def init_worker(wilayah: str | None) -> None:
-    """Initializer of the examine worker processes: load the master once per process."""
+    """Initializer of the examine worker processes: die with the forkserver, which dies with
+    the hub (``hub.deathsig``); load the master once per process."""
     global _worker_master
 
+    from hub.deathsig import follow_parent
+
+    follow_parent()
     _worker_master = load_master(wilayah) if wilayah else None
 
 
@@ -74,9 +78,11 @@ def make_pool(wilayah: Path | None, kind: str = "processes", workers: int = 2) -
     the master; ``kind="threads"`` for measuring the difference."""
     if kind == "threads":
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="c1hub-examine")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["hub.deathsig"])  # the forkserver dies with its parent
     return ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context("forkserver"),
+        mp_context=ctx,
         initializer=init_worker,
         initargs=(str(wilayah) if wilayah else None,),
     )

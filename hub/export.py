@@ -2,7 +2,11 @@
 
 All three stream the hub's records from a read-only SQLite connection (the running hub keeps
 writing meanwhile; WAL lets readers see a consistent snapshot), so memory does not grow with
-the store.
+the store. CSV and JSON lines hold only accepted entries (counted: ``trust.forward_limit``)
+unless ``include_held``, each with its ``state``; a CSV cell a spreadsheet would read as a
+formula gets a ``'`` in front (OWASP, CSV injection). ``write_atomically`` writes a file
+through a temporary file in the same folder, renamed at the end; ``check_output`` refuses an
+output inside a data folder, or over an existing file unless forced.
 
 Bundle format (``.c1b``): a sequence of canonical msgpack values, one after another::
 
@@ -19,10 +23,13 @@ endorsement's signature — with nothing but the file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +41,59 @@ from hub.protocol import chain, codec, enroll, entry, identity, record
 from hub.protocol.errors import ProtocolError
 from hub.protocol.identity import Identity
 from hub.schema import DB_FILE
+from hub.shared.keyfile import KEY_FILE
 
 BUNDLE_DOMAIN = b"c1hub/bundle/v1"
 CSV_COLUMNS = [
     "device", "seq", "hash", "received_at", "entered_at", "election", "form", "tps", "operator",
     "flags", "sah", "tidak_sah", "total", "pengguna_total_j", "votes", "supersedes", "note",
+    "state",
 ]  # fmt: skip
+ACCEPTED, HELD = "accepted", "held"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+class OutputRefused(Exception):
+    """``--out`` names a file an export must not write; the message says why."""
+
+
+def check_output(out: Path, force: bool) -> None:
+    """Refuse an output inside any data folder (a folder, or one above it, holding a
+    ``node.key``), even forced, and an existing file unless ``force``."""
+    folder = out.absolute().parent.resolve()
+    for p in (folder, *folder.parents):
+        if (p / KEY_FILE).exists():
+            raise OutputRefused(
+                f"{out} is inside the data folder {p}: an export never writes there (it could "
+                "destroy the hub's or a laptop's data). Give a file outside it"
+            )
+    if out.exists() and not force:
+        raise OutputRefused(f"{out} exists: give --force to replace it, or another file")
+
+
+@contextlib.contextmanager
+def write_atomically(out: Path, mode: str) -> Iterator[IO[Any]]:
+    """A temporary file next to ``out``, renamed over it when the block succeeds, removed
+    when it fails: a failed export creates and changes nothing."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.absolute().parent)
+    try:
+        kw: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, mode, **kw) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def neutralise(cell: object) -> object:
+    """A text cell a spreadsheet would run as a formula gets a ``'`` in front."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_START):
+        return "'" + cell
+    return cell
 
 
 def _connect(data_dir: Path) -> sqlite3.Connection:
@@ -49,6 +103,14 @@ def _connect(data_dir: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
 
+# Accepted = counted and forwarded, as ``trust.forward_limit`` decides: a device that is not
+# forked and is approved, or revoked with the record at or before its cut.
+_STATE = (
+    "CASE WHEN d.forked = 0 AND (d.state = 'approved' OR (d.state = 'revoked'"
+    f" AND r.seq <= d.revoked_after_seq)) THEN '{ACCEPTED}' ELSE '{HELD}' END"
+)
+
+
 def _rows(db: sqlite3.Connection) -> Iterator[tuple[str, int, bytes, int, bytes, str]]:
     yield from db.execute(
         "SELECT d.node_id, r.seq, r.hash, r.received_at, r.raw, r.flags FROM records r"
@@ -56,34 +118,48 @@ def _rows(db: sqlite3.Connection) -> Iterator[tuple[str, int, bytes, int, bytes,
     )
 
 
-def export_csv(data_dir: Path, out: IO[str]) -> int:
-    """One row per stored record (flags as rule ids, votes as ``no:votes;...``)."""
+def _entries(
+    db: sqlite3.Connection, include_held: bool
+) -> Iterator[tuple[str, int, bytes, int, bytes, str, str]]:
+    """Records with their state: accepted only, or every one with ``include_held``."""
+    where = "" if include_held else f" WHERE {_STATE} = '{ACCEPTED}'"
+    yield from db.execute(
+        f"SELECT d.node_id, r.seq, r.hash, r.received_at, r.raw, r.flags, {_STATE}"
+        f" FROM records r JOIN devices d ON d.id = r.dev{where} ORDER BY r.dev, r.seq"
+    )
+
+
+def export_csv(data_dir: Path, out: IO[str], include_held: bool = False) -> int:
+    """One row per accepted record (``include_held``: every stored record), flags as rule
+    ids, votes as ``no:votes;...``, its state last; formula-like cells neutralised."""
     w = csv.writer(out)
     w.writerow(CSV_COLUMNS)
     n = 0
     with _connect(data_dir) as db:
-        for node_id, seq, h, received, raw, flags in _rows(db):
+        for node_id, seq, h, received, raw, flags, st in _entries(db, include_held):
             b = entry.decode_body(record.decode(raw).body)
             votes = (
                 b["suara"].items()
                 if "suara" in b
                 else ((k, p["jumlah"]) for k, p in b["partai"].items())
             )
-            w.writerow([
+            w.writerow([neutralise(c) for c in (
                 node_id, seq, bytes(h).hex(), received, b["entered_at"], b["election"],
                 b["form"], b["tps"], b["operator"], flags.replace(",", " "), b["sah"],
                 b["tidak_sah"], b["total"], b["pengguna_total"]["j"],
                 ";".join(f"{k}:{v}" for k, v in votes), b.get("supersedes") or "", b["note"],
-            ])  # fmt: skip
+                st,
+            )])  # fmt: skip
             n += 1
     return n
 
 
-def export_jsonl(data_dir: Path, out: IO[str]) -> int:
-    """One JSON object per record: origin, seq, hash, flags and the entry in its input format."""
+def export_jsonl(data_dir: Path, out: IO[str], include_held: bool = False) -> int:
+    """One JSON object per accepted record (``include_held``: every stored record): origin,
+    seq, hash, flags, state and the entry in its input format."""
     n = 0
     with _connect(data_dir) as db:
-        for node_id, seq, h, received, raw, flags in _rows(db):
+        for node_id, seq, h, received, raw, flags, st in _entries(db, include_held):
             body = entry.decode_body(record.decode(raw).body)
             obj = {
                 "device": node_id,
@@ -92,6 +168,7 @@ def export_jsonl(data_dir: Path, out: IO[str]) -> int:
                 "received_at": received,
                 "flags": [f for f in flags.split(",") if f],
                 "entry": entry.to_json(body),
+                "state": st,
             }
             out.write(json.dumps(obj, ensure_ascii=False) + "\n")
             n += 1

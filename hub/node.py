@@ -329,7 +329,7 @@ class Hub:
     # -- tests/client/test_sync.py); everything else calls ``self.service``. -----------------
 
     async def approve(self, d: DeviceRow) -> DeviceInfo:
-        return await self.service.approve(d.node_id)
+        return await self.service.approve(d.node_id, d.role)
 
     async def revoke(self, d: DeviceRow) -> DeviceInfo:
         return await self.service.revoke(d.node_id)

@@ -490,7 +490,7 @@ async def device_action(request: web.Request) -> web.Response:
     service = _service(request)
     device_id = request.match_info["id"]
     if request.match_info["action"] == "approve":
-        info = await service.approve(device_id)
+        info = await service.approve(device_id, request.query.get("role"))
     else:
         info = await service.revoke(device_id)
     return web.json_response(info.to_dict(), dumps=_dumps)

@@ -317,16 +317,19 @@ class HubService:
     def device_info(self, d: DeviceRow) -> DeviceInfo:
         return status_mod.device_info(self.store.snapshot(), d, self.ident.public)
 
-    async def approve(self, device_id: str) -> DeviceInfo:
-        """Approve a device (after the coordinator compared the codes): this node signs its
-        endorsement; hubs it vouched for bring their devices along (``trust.approve``)."""
-        return self.device_info(await self._approve(self.device(device_id)))
+    async def approve(self, device_id: str, role: str | None = None) -> DeviceInfo:
+        """Approve a device (after the coordinator compared the codes) as ``role`` (a hub
+        only with ``role="hub"``): this node signs its endorsement; hubs it vouched for bring
+        their devices along (``trust.approve``)."""
+        d = self.device(device_id)
+        trust.check_approvable(d, role)
+        return self.device_info(await self._approve(d))
 
     async def _approve(self, d: DeviceRow) -> DeviceRow:
-        trust.check_approvable(d)
+        trust.check_approvable(d, d.role)
         now = clock.now_s()
         endorsement = enroll.endorse(self.ident, d.public, d.name, d.role, now)
-        log.info("approved device %s (%s)", d.node_id, d.name)
+        log.info("approved %s %s (%s)", d.role, d.node_id, d.name)
         d = await self.store.approve(d.public, now, endorsement)
         self._forget_status()
         return d

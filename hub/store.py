@@ -19,7 +19,9 @@ concurrent reader never sees it go backwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path``; None when it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class StoreUnavailable(ProtocolError):
     """The hub's database failed: this push is refused (HTTP 503), and when the store cannot
     read itself back, every push until a restart."""
@@ -97,6 +108,7 @@ class HubStore:
         self.max_group = 256  # batches per transaction
         self.changed = asyncio.Event()  # set after every commit that stored records
         self.broken: BaseException | None = None  # set when the writer cannot go on
+        self._file = _file_id(self.path)  # hub.db as opened: (device, inode)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -117,6 +129,24 @@ class HubStore:
             await self._writer
             self._writer = None
         await self._db.close()
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """``Database.transaction``, checking before its COMMIT that hub.db is still the file
+        this store opened: a file replaced or deleted under the running hub would take every
+        later commit (and its receipts) into nothing, so from then on nothing is stored."""
+        async with self._db.transaction() as conn:
+            yield conn
+            if _file_id(self.path) != self._file:
+                gone = StoreUnavailable(
+                    f"{self.path} was replaced or deleted while the hub was running: nothing "
+                    "more is stored or receipted. Stop the hub, put its database back, restart "
+                    "it. Entries stay safe on the laptops."
+                )
+                if self.broken is None:
+                    log.critical("%s", gone.message)
+                    self.broken = gone
+                raise gone
 
     @property
     def db(self) -> Database:
@@ -274,7 +304,7 @@ class HubStore:
         role once approved: ``trust.enroll``)."""
         async with self._lock:
             draft = Draft(self._mem)
-            async with self._db.transaction() as conn:
+            async with self._transaction() as conn:
                 d = await self._tx(conn, draft).enroll(public, name, role, now)
             self._applied(draft)
             return d
@@ -284,7 +314,7 @@ class HubStore:
         pending device an approved hub vouches for (``trust.approve``)."""
         async with self._lock:
             draft = Draft(self._mem)
-            async with self._db.transaction() as conn:
+            async with self._transaction() as conn:
                 tx = self._tx(conn, draft)
                 for step in trust.approve(public, draft.devices, draft.endorsements):
                     await tx.approve(step, now, endorsement if step.via is None else None)
@@ -297,7 +327,7 @@ class HubStore:
         only through that hub's word (``trust.revoke``): a stolen hub stops vouching."""
         async with self._lock:
             draft = Draft(self._mem)
-            async with self._db.transaction() as conn:
+            async with self._transaction() as conn:
                 tx = self._tx(conn, draft)
                 heads = {p: draft.head(d.id).seq for p, d in draft.devices.items()}
                 for step in trust.revoke(public, draft.devices, draft.endorsements, heads):
@@ -445,7 +475,7 @@ class HubStore:
     async def _commit(self, jobs: list[_Job]) -> list[PushResult]:
         draft = Draft(self._mem)
         results: list[PushResult] = []
-        async with self._db.transaction() as conn:
+        async with self._transaction() as conn:
             tx = self._tx(conn, draft)
             for job in jobs:
                 if job.endorsements:

@@ -22,7 +22,23 @@ import aiosqlite
 from hub.memory import DeviceRow, Facts, Memory
 from hub.protocol import identity, trust
 from hub.protocol.enroll import Endorsement
+from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
+
+log = logging.getLogger("hub.store")
+
+
+def enroll_again(d: trust.Member, name: str, role: str) -> trust.Enrollment:
+    """``trust.enroll`` for a known device; a refused role change is logged at WARNING (both
+    hub stores use this)."""
+    try:
+        return trust.enroll(d, name, role)
+    except ProtocolError:
+        log.warning(
+            "device %s (%s) enrolled as a %s asked to be a %s: refused (role_change)",
+            d.node_id, d.name or "no name", d.role, role,
+        )  # fmt: skip
+        raise
 
 
 class Draft:
@@ -115,18 +131,11 @@ class Transaction:
         d = self.draft.device(public)
         if d is None:
             return await self.insert_device(public, name, role, PENDING, now)
-        change = trust.enroll(d, name, role)
-        name, new_role = change.name or d.name, change.role or d.role
+        name = enroll_again(d, name, role).name or d.name
         await self.conn.execute(
-            "UPDATE devices SET last_seen = ?, name = ?, role = ? WHERE id = ?",
-            (now, name, new_role, d.id),
+            "UPDATE devices SET last_seen = ?, name = ? WHERE id = ?", (now, name, d.id)
         )
-        if change.role_refused:
-            self.draft.log(
-                logging.WARNING, "device %s asked to be a %s but was approved as a %s: refused; "
-                "enroll it under a new key instead", d.node_id, role, d.role,
-            )  # fmt: skip
-        return self.draft.update(d, last_seen=now, name=name, role=new_role)
+        return self.draft.update(d, last_seen=now, name=name)
 
     async def approve(self, step: trust.Approval, now: int, endorsement: bytes | None) -> None:
         d = self.draft.devices[step.public]

@@ -564,7 +564,7 @@ async def test_json_output_md_matches_what_the_commands_print(tmp_path: Path) ->
             await root.enroll(
                 enroll.make_request(room.ident, root.ident.public, room.name, "hub", now)
             )
-            await root.approve(room.ident.node_id)
+            await root.approve(room.ident.node_id, "hub")
             raws = [raw async for _d, _s, raw in store.iter_records()]
             origins = list({record.decode(raw).origin for raw in raws})
             await root.push(raws, store.chain_for(origins))
@@ -612,7 +612,13 @@ async def test_json_output_md_matches_what_the_commands_print(tmp_path: Path) ->
     outputs["`c1client verify --json`"].append(
         dict(verified, ok=False, problems=[Problem(3, "bad_signature", "x", "y").to_dict()])
     )
-    outputs["`c1client sync --json`"].append({"errors": [err]})
+    from client.errors import SyncError
+    from client.sync import SyncReport
+
+    round_ = SyncReport()
+    round_.failed("http://192.168.1.10:8470", SyncError("no answer", "tidak ada jawaban",
+                                                        code="unreachable"))  # fmt: skip
+    outputs["`c1client sync --json`"].append({"errors": round_.errors})
     rejected = ingest.Outcome(0, ingest.REJECT, b"\0" * 32, 5, "out_of_order", "send seq 4 first")
     outputs["`c1client sync --json`"].append({"rejected": [rejected.to_dict()]})
     backoff = dict(status["upstream"], retry_in_s=1.5, retry_at=clock.now())

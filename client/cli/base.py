@@ -26,6 +26,7 @@ import click
 
 from hub.protocol import rules
 from hub.protocol.errors import ProtocolError
+from hub.protocol.text import REFUSED, OneLineFormatter
 
 from ..config import SETTINGS, ClientConfig, setting
 from ..errors import ClientError, StoreDamagedError, StoreError
@@ -115,7 +116,12 @@ def make_config(**values: Any) -> ClientConfig:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON on one line. JSON escapes U+0000-U+001F itself; the other characters
+    ``hub.protocol.text`` refuses (U+007F-U+009F, U+2028, U+2029, bidi controls) are written
+    as ``\\uXXXX`` too, so that no reader splits the line and no terminal acts on them. The
+    values read back unchanged."""
+    out = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return REFUSED.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
 
 
 def emit(obj: Any) -> None:
@@ -129,7 +135,8 @@ class LogHandler:
     def __init__(self, verbose: int):
         self.level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
         self.handler = logging.StreamHandler(sys.stderr)
-        self.handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        # One record, one line: text from the network in a message is escaped.
+        self.handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
 
     def __enter__(self) -> None:
         root = logging.getLogger()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from hub.protocol.text import escape
+
 from ..i18n import Messages
 from .base import common_options, emit, json_option, local_time, make_config, open_store, run
 
@@ -42,7 +44,8 @@ def status(data_dir: Path | None, lang: str | None, verbose: int, as_json: bool)
         hub = f"{s.hub.node_id}  {s.hub.url}" if s.hub else msg("status_no_hub")
         click.echo(msg("status_hub", hub=hub))
         if s.hub is not None and s.hub.state in _AT_HUB:
-            click.echo(msg(_AT_HUB[s.hub.state], code=s.hub.code or "-"))
+            # The code came from the hub: shown escaped, like all text from the network.
+            click.echo(msg(_AT_HUB[s.hub.state], code=escape(s.hub.code or "-")))
         oldest = s.oldest_local_entered_at
         at = "" if oldest is None else msg("status_oldest", at=local_time(oldest))
         click.echo(msg("status_local", count=s.local_only, oldest=at))

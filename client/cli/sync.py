@@ -62,16 +62,18 @@ def sync(
 ) -> None:
     """Send this laptop's entries to the room hub and keep its signed receipts.
 
-    Finds the hub (--hub, else mDNS, else the last address that worked), checks it is the hub
-    this laptop is enrolled at (its key is pinned at first contact), enrolls if needed, and
-    pushes every entry the hub lacks. Without --once it keeps going as new entries are saved
-    and as the hub comes and goes (retrying with backoff).
+    Finds the hub (--hub, else mDNS, else the last address that worked; every candidate is
+    asked at once and has C1CLIENT_HELLO_TIMEOUT seconds to answer), checks it is the hub this
+    laptop is enrolled at (its key is pinned at first contact), enrolls if needed, and pushes
+    every entry the hub lacks. Without --once it keeps going as new entries are saved and as
+    the hub comes and goes (retrying with backoff). A hub or candidate address that failed
+    while another hub was synced is listed in "errors".
 
     \b
     --json (one object per round): {"hub": {"id", "url"}, "state": "pending"|"approved"|...,
     "code": "1234 5678 9012 3456", "pushed": int, "accepted": int, "duplicate": int, "at_hub": int,
     "confirmed_upstream": int, "local_only": int, "rejected": [{"seq", "code", "reason"}],
-    "refused_hubs": [url]}
+    "refused_hubs": [url], "errors": [{"url", "code", "reason", "reason_id"}]}
     """  # fmt: skip
     cfg = make_config(data_dir=data_dir, lang=lang, verbose=verbose)
     msg = Messages(cfg.lang)
@@ -105,7 +107,8 @@ def sync(
             if once:
                 async with aiohttp.ClientSession() as http:
                     rep = await sync_once(store, http, hub_url=hub_urls, mdns_interfaces=ifaces,
-                                          batch=batch, add_hub=add_hub)  # fmt: skip
+                                          batch=batch, add_hub=add_hub,
+                                          hello_timeout=cfg.hello_timeout)  # fmt: skip
                 report(rep, await store.last_seq())
                 return 1 if rep.rejected or rep.errors else 0
 
@@ -126,8 +129,8 @@ def sync(
                 click.echo(msg("sync_retry", reason=reason, delay=delay), err=True)
 
             await sync_forever(store, hub_url=hub_urls, mdns_interfaces=ifaces, batch=batch,
-                               add_hub=add_hub, on_report=on_report,
-                               on_error=on_error)  # fmt: skip
+                               add_hub=add_hub, hello_timeout=cfg.hello_timeout,
+                               on_report=on_report, on_error=on_error)  # fmt: skip
         return 0
 
     run(cfg, as_json, work)

@@ -27,6 +27,7 @@ from client.config import ClientConfig, load_wilayah
 from client.errors import ClientError
 from client.store import ClientStore
 from client.sync import sync_forever
+from hub.protocol.text import OneLineFormatter
 from hub.shared.blobs import BlobStore
 
 from .config import SETTINGS, UiConfig
@@ -138,7 +139,7 @@ def ui(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
@@ -204,6 +205,7 @@ async def serve(cfg: UiConfig, *, ready: asyncio.Event | None = None,
                     store,
                     hub_url=cfg.hub_urls or None,
                     mdns_interfaces=cfg.mdns_interfaces,
+                    hello_timeout=cfg.client.hello_timeout,
                     on_report=station.on_sync_report,
                     on_error=station.on_sync_error,
                     stop=stop,

@@ -19,6 +19,8 @@ import click
 from hub.cli.base import data_option, json_option, main, print_json, run
 from hub.config import HubConfig
 from hub.protocol.errors import ProtocolError
+from hub.protocol.text import escape
+from hub.protocol.trust import ROLE_NOT_CONFIRMED
 from hub.render import status_text
 from hub.service import HubService
 from hub.status import DeviceInfo
@@ -29,7 +31,7 @@ T = TypeVar("T")
 
 class Admin(Protocol):
     async def devices(self) -> list[DeviceInfo]: ...
-    async def approve(self, device_id: str) -> DeviceInfo: ...
+    async def approve(self, device_id: str, role: str | None) -> DeviceInfo: ...
     async def revoke(self, device_id: str) -> DeviceInfo: ...
     async def status(self) -> dict[str, Any]: ...
 
@@ -42,8 +44,9 @@ class RemoteHub:
         self.url = url
         self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
-    async def _call(self, method: str, path: str) -> Any:
-        async with self.session.request(method, self.url + path, headers=self.headers) as r:
+    async def _call(self, method: str, path: str, **params: str) -> Any:
+        url = self.url + path
+        async with self.session.request(method, url, headers=self.headers, params=params) as r:
             data = await r.json()
             if r.status >= 400:
                 err = data.get("error", {}) if isinstance(data, dict) else {}
@@ -55,8 +58,9 @@ class RemoteHub:
     async def devices(self) -> list[DeviceInfo]:
         return [DeviceInfo.from_dict(d) for d in await self._call("GET", "/v1/devices")]
 
-    async def approve(self, device_id: str) -> DeviceInfo:
-        return DeviceInfo.from_dict(await self._call("POST", f"/v1/devices/{device_id}/approve"))
+    async def approve(self, device_id: str, role: str | None) -> DeviceInfo:
+        path, params = f"/v1/devices/{device_id}/approve", {"role": role} if role else {}
+        return DeviceInfo.from_dict(await self._call("POST", path, **params))
 
     async def revoke(self, device_id: str) -> DeviceInfo:
         return DeviceInfo.from_dict(await self._call("POST", f"/v1/devices/{device_id}/revoke"))
@@ -75,8 +79,8 @@ class LocalHub:
     async def devices(self) -> list[DeviceInfo]:
         return self.service.devices()
 
-    async def approve(self, device_id: str) -> DeviceInfo:
-        return await self.service.approve(device_id)
+    async def approve(self, device_id: str, role: str | None) -> DeviceInfo:
+        return await self.service.approve(device_id, role)
 
     async def revoke(self, device_id: str) -> DeviceInfo:
         return await self.service.revoke(device_id)
@@ -116,7 +120,8 @@ def on_hub(data_dir: Path, op: Callable[[Admin], Awaitable[T]], as_json: bool = 
 def devices(data_dir: Path, as_json: bool) -> None:
     """List enrolled laptops and hubs with their state and comparison code.
 
-    JSON: a list of {"id", "name", "state": "pending"|"approved"|"revoked", "code", ...}.
+    JSON: a list of {"id", "name", "role": "laptop"|"hub", "state":
+    "pending"|"approved"|"revoked", "code", ...}.
     """
 
     rows = on_hub(data_dir, lambda hub: hub.devices(), as_json)
@@ -126,10 +131,12 @@ def devices(data_dir: Path, as_json: bool) -> None:
     if not rows:
         click.echo("no devices yet: start c1client sync on a laptop")
         return
-    click.echo(f"{'ID':<16}{'STATE':<10}{'CODE':<9}{'ENTRIES':>8}  NAME")
+    click.echo(f"{'ID':<16}{'ROLE':<8}{'STATE':<10}{'CODE':<21}{'ENTRIES':>8}  NAME")
     for r in rows:
         mark = "  FORK!" if r.forked else ""
-        click.echo(f"{r.id:<16}{r.state:<10}{r.code:<9}{r.entries:>8}  {r.name}{mark}")
+        click.echo(
+            f"{r.id:<16}{r.role:<8}{r.state:<10}{r.code:<21}{r.entries:>8}  {escape(r.name)}{mark}"
+        )
     pending = [r for r in rows if r.state == "pending"]
     if pending:
         click.echo(
@@ -141,12 +148,32 @@ def devices(data_dir: Path, as_json: bool) -> None:
 
 @main.command()
 @data_option
+@click.option(
+    "--as",
+    "role",
+    type=click.Choice(["laptop", "hub"]),
+    default=None,
+    help="The device's role, as it enrolled. Required for a hub: an approved hub vouches for "
+    "the devices it approves, and their entries count here without your approval.",
+)
 @click.argument("device_id")
-def approve(data_dir: Path, device_id: str) -> None:
-    """Approve a pending device (after comparing the code on both screens)."""
+def approve(data_dir: Path, role: str | None, device_id: str) -> None:
+    """Approve a pending device (after comparing the code on both screens).
 
-    d = on_hub(data_dir, lambda hub: hub.approve(device_id))
-    click.echo(f"approved {d.id} ({d.name}), code {d.code}")
+    A hub is approved only with --as hub: approving a hub means trusting every device it
+    approves. Exit 2 when the role is not the device's.
+    """
+
+    async def go(hub: Admin) -> DeviceInfo:
+        try:
+            return await hub.approve(device_id, role)
+        except ProtocolError as exc:
+            if exc.code == ROLE_NOT_CONFIRMED:
+                raise click.UsageError(exc.message) from None
+            raise
+
+    d = on_hub(data_dir, go)
+    click.echo(f"approved {d.id} ({escape(d.name)}) as {d.role}, code {d.code}")
 
 
 @main.command()
@@ -156,7 +183,7 @@ def revoke(data_dir: Path, device_id: str) -> None:
     """Revoke a device: its entries from now on are refused; earlier ones stay."""
 
     d = on_hub(data_dir, lambda hub: hub.revoke(device_id))
-    click.echo(f"revoked {d.id} ({d.name}) after seq {d.revoked_after_seq}")
+    click.echo(f"revoked {d.id} ({escape(d.name)}) after seq {d.revoked_after_seq}")
 
 
 @main.command()

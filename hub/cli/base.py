@@ -21,6 +21,7 @@ from hub.config import SETTINGS_BY_NAME, HubConfig
 from hub.errors import HubError
 from hub.protocol.discovery_names import parse_interfaces
 from hub.protocol.errors import ProtocolError
+from hub.protocol.text import OneLineFormatter
 from hub.shared.errors import CallError, DatabaseError, SharedError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,9 +33,11 @@ EXIT_INTERRUPTED = 130
 
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    handler = logging.StreamHandler(sys.stderr)  # one record, one line: text from the
+    handler.setFormatter(  # network is escaped (hub.protocol.text)
+        OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -25,11 +25,21 @@ from hub.cli.base import Failure, data_option, fail, failure, json_option, main,
     "out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Output file (default: stdout for csv/jsonl; required for bundle).",
+    help="Output file (default: stdout for csv/jsonl; required for bundle). Never inside a "
+    "data folder; written whole or not at all.",
 )
-def export(data_dir: Path, fmt: str, out: Path | None) -> None:
-    """Export every stored entry: CSV, JSON lines, or a signed bundle (c1hub verify).
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
+@click.option(
+    "--include-held",
+    is_flag=True,
+    help="csv/jsonl: also the held entries (not counted: pending, forked or revoked devices).",
+)
+def export(data_dir: Path, fmt: str, out: Path | None, force: bool, include_held: bool) -> None:
+    """Export the entries: CSV, JSON lines, or a signed bundle (c1hub verify).
 
+    CSV and JSON lines hold the accepted (counted) entries, each with its state; with
+    --include-held the held ones too. A CSV cell that begins with = + - @ TAB or CR gets a '
+    in front, so a spreadsheet does not run it. The bundle holds every stored record.
     Works while the hub runs (it reads a consistent snapshot) or while it is stopped.
     """  # fmt: skip
     from hub import export as ex
@@ -39,19 +49,24 @@ def export(data_dir: Path, fmt: str, out: Path | None) -> None:
 
     if fmt == "bundle" and out is None:
         raise click.UsageError("a bundle is binary: give --out FILE.c1b")
+    if out is not None:
+        try:
+            ex.check_output(out, force)
+        except ex.OutputRefused as exc:
+            raise click.UsageError(str(exc)) from None
     try:
         if fmt == "bundle":
             assert out is not None
             ident = keyfile.load(data_dir / keyfile.KEY_FILE)
-            with open(out, "wb") as f:
+            with ex.write_atomically(out, "wb") as f:
                 n = ex.export_bundle(data_dir, ident, read_name(data_dir), f, clock.now_s())
         else:
             write = ex.export_csv if fmt == "csv" else ex.export_jsonl
             if out is None:
-                n = write(data_dir, sys.stdout)
+                n = write(data_dir, sys.stdout, include_held)
             else:
-                with open(out, "w", encoding="utf-8", newline="") as f:
-                    n = write(data_dir, f)
+                with ex.write_atomically(out, "w") as f:
+                    n = write(data_dir, f, include_held)
     except OSError as exc:  # no such data folder, an unwritable --out, ...
         fail(failure(exc))
     except ValueError as exc:  # node.key is not a c1hub key

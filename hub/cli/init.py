@@ -13,8 +13,19 @@ from hub.cli.base import Failure, data_option, fail, failure, main
 @data_option
 @click.option("--name", required=True, help="A name the room will recognise, e.g. 'Hotel A R.2'.")
 def init(data_dir: Path, name: str) -> None:
-    """Create the hub's key and data folder (safe to run twice)."""
+    """Create the hub's key and data folder (safe to run twice).
+
+    A --name holding a control, line-break or bidi character is refused (exit 2) and
+    nothing is created.
+    """
     from hub.node import init_data_dir
+    from hub.protocol.errors import SchemaError
+    from hub.protocol.text import check_name
+
+    try:
+        check_name(name)
+    except SchemaError as exc:
+        raise click.BadParameter(exc.message, param_hint="--name") from None
 
     try:
         ident = init_data_dir(data_dir, name)

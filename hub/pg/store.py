@@ -45,6 +45,7 @@ from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Examined, Head, Plan
 from hub.store import DeviceRow
+from hub.transaction import enroll_again
 
 from . import derived
 from .schema import Conn, migrate
@@ -306,17 +307,20 @@ class PgStore:
     # -- devices -----------------------------------------------------------------------------
 
     async def enroll(self, public: bytes, name: str, role: str, now: int) -> DeviceRow:
-        """First contact puts a device in pending; a known device keeps its state (it may
-        give itself a name once, and change its role only while pending, never approved)."""
+        """First contact puts a device in pending; a known device keeps its state and its
+        role (it may give itself a name once; another role: ``role_change``, ``trust.enroll``)."""
 
         async def tx(con: Conn) -> DeviceRow:
+            old = await con.fetchrow(
+                f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1 FOR UPDATE", public
+            )
+            if old is not None:
+                enroll_again(_device(old), name, role)  # role_change: refused, logged
             r = await con.fetchrow(
                 "INSERT INTO devices(public, node_id, name, role, first_seen, last_seen)"
                 " VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (public) DO UPDATE SET"
                 " last_seen = EXCLUDED.last_seen,"
-                " name = CASE WHEN devices.name = '' THEN EXCLUDED.name ELSE devices.name END,"
-                " role = CASE WHEN devices.state = 'pending' AND devices.approved_at IS NULL"
-                " THEN EXCLUDED.role ELSE devices.role END"
+                " name = CASE WHEN devices.name = '' THEN EXCLUDED.name ELSE devices.name END"
                 f" RETURNING {_DEVICE_COLS}",
                 public, identity.fingerprint(public), name, role, now,
             )  # fmt: skip
@@ -324,11 +328,6 @@ class PgStore:
             return _device(r)
 
         d: DeviceRow = await self._run("enroll", tx)
-        if d.role != role:
-            log.warning(
-                "device %s asked to be a %s but was approved as a %s: refused; enroll it under "
-                "a new key instead", d.node_id, role, d.role,
-            )  # fmt: skip
         return d
 
     async def device(self, public: bytes) -> DeviceRow | None:

@@ -16,20 +16,24 @@ approved a device::
 
 signed by the hub, domain ``c1hub/endorse/v1``. The root checks root -> hub -> device: the hub's
 own endorsement is issued by the root's approval of the hub, and each device's by its hub.
+
+A ``name`` is text of at most ``MAX_NAME`` characters without a control, line-break or bidi
+character (``hub.protocol.text.check_name``): opening a request or an endorsement whose name
+holds one raises ``SchemaError`` (``bad_entry``, field ``name``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import codec
+from . import codec, text
 from .errors import CodecError, SchemaError
 from .identity import Identity, verify
 
 ENROLL_DOMAIN = b"c1hub/enroll/v1"
 ENDORSE_DOMAIN = b"c1hub/endorse/v1"
 ROLES = ("laptop", "hub")
-MAX_NAME = 120
+MAX_NAME = text.MAX_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +74,8 @@ def _check_common(p: dict[str, object], keys: set[str]) -> None:
         v = p[k]
         if type(v) is not bytes or len(v) != 32:
             raise CodecError(f"{k} must be a 32-byte public key")
-    name, role = p["name"], p["role"]
-    if type(name) is not str or len(name) > MAX_NAME:
-        raise SchemaError(f"name must be text of at most {MAX_NAME} characters", field="name")
+    text.check_name(p["name"], max_len=MAX_NAME)
+    role = p["role"]
     if role not in ROLES:
         raise SchemaError(f"role must be one of {', '.join(ROLES)}", field="role")
 

@@ -5,11 +5,12 @@ hub's store writes them in one transaction and applies them to its memory after 
 
 - ``forward_limit``: the highest seq of a device's log that may be counted and forwarded
   (approved: all it sent; revoked: up to its cut; pending or forked: nothing).
-- ``enroll``: a known device enrolling again may give itself a name once, and change its
-  role only while it is pending and was never approved: a role is what the coordinator
-  approved, and an approved laptop must never turn itself into a hub (hubs vouch for others).
+- ``enroll``: a known device enrolling again may give itself a name once; its role is fixed
+  when the hub first records it (a laptop must never turn itself into a hub: hubs vouch for
+  others), so asking for another role is refused (``role_change``) and changes nothing.
 - ``approve``: approving a device approves, transitively, every pending device an approved
-  hub vouches for. ``check_approvable``: a forked device cannot be approved.
+  hub vouches for. ``check_approvable``: a forked device cannot be approved, and a hub only
+  with its role confirmed by the coordinator (``role_not_confirmed``).
 - ``revoke``: revoking a device cuts its log at its current head (what it sent before stays,
   however often it is revoked); revoking a hub revokes every device approved here only
   through that hub's word.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from .enroll import Endorsement
-from .errors import DeviceError
+from .errors import DeviceError, ProtocolError
 from .ingest import APPROVED, PENDING, REVOKED
 
 LAPTOP = "laptop"
@@ -80,8 +81,25 @@ def forward_limit(d: Member, head: int) -> int:
     return 0
 
 
-def check_approvable(d: Member) -> None:
-    """Raise DeviceError if the coordinator may not approve ``d``."""
+ROLE_CHANGE = "role_change"
+ROLE_NOT_CONFIRMED = "role_not_confirmed"
+
+
+def check_approvable(d: Member, role: str | None = None) -> None:
+    """Raise if the coordinator may not approve ``d`` as ``role`` (None: not named). A hub
+    vouches for every device it approves, so approving one needs its role named."""
+    if (d.role == HUB and role != HUB) or (role is not None and role != d.role):
+        raise ProtocolError(
+            f"device {d.node_id} ({d.name or 'no name'}) enrolled as a {d.role}"
+            + (f", not a {role}" if role is not None and role != d.role else "")
+            + (
+                f": approve it with --as {d.role}. Approving a hub means trusting every device "
+                "it approves: their entries count here without your approval."
+                if d.role == HUB
+                else ""
+            ),
+            code=ROLE_NOT_CONFIRMED,
+        )
     if d.forked:
         raise DeviceError(
             f"device {d.node_id} has a fork; it cannot be approved. Enroll the laptop again "
@@ -94,17 +112,17 @@ class Enrollment:
     """What an enrollment request of a known device changes."""
 
     name: str | None = None  # the name to give it (it had none)
-    role: str | None = None  # the role to give it (still pending, never approved)
-    role_refused: bool = False  # it asked for another role after approval: refused
 
 
 def enroll(d: Member, name: str, role: str) -> Enrollment:
-    new_name = name if name and not d.name else None
-    if role == d.role:
-        return Enrollment(new_name)
-    if d.state != PENDING or d.approved_at is not None:
-        return Enrollment(new_name, role_refused=True)
-    return Enrollment(new_name, role=role)
+    """Raise ProtocolError ``role_change`` (nothing changes) if ``role`` is not ``d``'s."""
+    if role != d.role:
+        raise ProtocolError(
+            f"device {d.node_id} enrolled as a {d.role}; it cannot become a {role}. "
+            "Enroll under a new key instead",
+            code=ROLE_CHANGE,
+        )
+    return Enrollment(name if name and not d.name else None)
 
 
 # -- cascades ---------------------------------------------------------------------------------

@@ -6,6 +6,10 @@ and ``busy`` (429/502/503/504, with ``retry_after`` when the peer said) are retr
 ``too_big`` (413, from the node or a proxy before it) asks for smaller batches, ``refused``
 carries the peer's own error code and reason, ``not_c1hub`` and ``impostor`` mean the address
 is not the node it should be.
+
+Text in a peer's answer (an error's code and reason, the hello's name and role) is escaped
+(``hub.protocol.text.escape``) before it goes into a ``CallError`` or a ``Hello``: whatever
+prints or logs them shows one line, with no terminal control sequence (finding 8).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import aiohttp
 from hub.protocol import codec, enroll, identity
 from hub.protocol.errors import ProtocolError
 from hub.protocol.pacing import parse_retry_after
+from hub.protocol.text import escape
 
 from .errors import BUSY, IMPOSTOR, NOT_C1HUB, REFUSED, TOO_BIG, UNREACHABLE, CallError
 
@@ -76,18 +81,25 @@ class Peer:
                 data = await r.read()
                 status = r.status
                 retry_after = parse_retry_after(r.headers.get("Retry-After"))
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except TimeoutError:
+            waited = timeout or self.timeout
             raise CallError(
-                f"cannot reach {self.label} ({type(exc).__name__}: {exc})",
-                kind=UNREACHABLE, reason=str(exc) or type(exc).__name__,
+                f"cannot reach {self.label} (no answer within {waited:g} s)",
+                kind=UNREACHABLE, reason=f"no answer within {waited:g} s",
+            ) from None  # fmt: skip
+        except (aiohttp.ClientError, OSError) as exc:
+            said = escape(str(exc))
+            raise CallError(
+                f"cannot reach {self.label} ({type(exc).__name__}: {said})",
+                kind=UNREACHABLE, reason=said or type(exc).__name__,
             ) from None  # fmt: skip
         try:
             obj = codec.unpack(data, canonical=False) if data else {}
         except ProtocolError:
             obj = None
         err = obj.get("error") if isinstance(obj, dict) else None
-        code = str(err.get("code", "")) if isinstance(err, dict) else ""
-        reason = str(err.get("reason", "")) if isinstance(err, dict) else ""
+        code = escape(str(err.get("code", ""))) if isinstance(err, dict) else ""
+        reason = escape(str(err.get("reason", ""))) if isinstance(err, dict) else ""
         if status in BUSY_STATUS:
             raise CallError(
                 f"{self.label} is busy (HTTP {status}{': ' + reason if reason else ''})",
@@ -130,8 +142,8 @@ class Peer:
         return Hello(
             public=public,
             node_id=identity.fingerprint(public),
-            name=str(h.get("name", "")),
-            role=str(h.get("role", "")),
+            name=escape(str(h.get("name", ""))),
+            role=escape(str(h.get("role", ""))),
             version=int(h["version"]) if type(h.get("version")) is int else 0,
             upstream=up if type(up) is bytes else None,
             upstream_sig=sig if type(sig) is bytes else None,

@@ -66,6 +66,29 @@ def test_second_init(cli: Invoke, data_dir: Path) -> None:
     assert "already initialised as 'Meja 1'" in other.stderr and a["node_id"] in other.stderr
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["", "   ", "x" * 121, "Meja\n7", "Meja 7\n", "\rMeja 1", "Meja\x1b[31m 7", "Meja\x857",
+     "Meja\u20287", "Meja \u202e7 ajeM", "Meja \u20667\u2069"],
+)  # fmt: skip
+def test_init_refuses_a_bad_name_and_creates_nothing(
+    cli: Invoke, data_dir: Path, name: str
+) -> None:
+    r = cli("init", "--name", name, "--json", "--lang", "en")
+    assert r.exit_code == 1, r.output
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "bad_entry", err
+    assert "laptop name" in err["reason"] and "nama laptop" in err["reason_id"]
+    assert "name" in r.stderr
+    assert not data_dir.exists(), "a refused init must create nothing"
+
+
+def test_init_keeps_a_name_without_the_spaces_around_it(cli: Invoke) -> None:
+    r = cli("init", "--name", "  Méja 7 — Ruang B  ", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["name"] == "Méja 7 — Ruang B"
+
+
 def test_commands_before_init_say_what_to_do(cli: Invoke, tmp_path: Path) -> None:
     r = cli("status", "--json")
     assert r.exit_code == 1
@@ -258,6 +281,18 @@ def test_correction_adds_a_new_entry(initialised: Invoke, tmp_path: Path) -> Non
 
 
 # -- list, show, status ----------------------------------------------------------------------
+
+
+def test_json_output_stays_on_one_line(initialised: Invoke, tmp_path: Path) -> None:
+    """Entry fields may hold U+0085, U+2028 or a bidi control (their own rules): ``--json``
+    writes them as \\u escapes, so no reader splits the line, and they read back unchanged."""
+    note = "baris\u2028dua\x85tiga \u202ekiri\u202c \x9b"
+    form = make_form(1, note=note)
+    assert initialised("enter", str(write_jsonl(tmp_path / "a.jsonl", [form]))).exit_code == 0
+    out = initialised("show", "1", "--json").stdout
+    assert out.splitlines() == [out.rstrip("\n")]
+    assert "\\u2028" in out and "\\u0085" in out and "\\u202e" in out
+    assert json.loads(out)["entry"]["note"] == note
 
 
 def test_list_show_status_shapes(initialised: Invoke, tmp_path: Path, data_dir: Path) -> None:
@@ -524,3 +559,19 @@ def test_settings_without_an_option_come_from_the_environment(
     monkeypatch.setenv("C1CLIENT_BUSY_TIMEOUT", "soon")
     with pytest.raises(click.UsageError, match="bad setting value"):
         make_config(data_dir="/tmp/x")
+
+
+def test_hello_timeout_setting(initialised: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    from client.cli import make_config
+    from client.config import ClientConfig
+    from client.errors import ConfigError
+
+    assert ClientConfig.build(data_dir="/tmp/x").hello_timeout == 3.0
+    monkeypatch.setenv("C1CLIENT_HELLO_TIMEOUT", "0.5")
+    assert make_config(data_dir="/tmp/x").hello_timeout == 0.5
+    for bad in (0.4, 61, float("nan")):
+        with pytest.raises(ConfigError, match="hello timeout"):
+            ClientConfig.build(data_dir="/tmp/x", hello_timeout=bad)
+    monkeypatch.setenv("C1CLIENT_HELLO_TIMEOUT", "0.1")
+    r = initialised("sync", "--once", "--hub", "http://127.0.0.1:9", "--lang", "en")
+    assert r.exit_code == 2 and "hello timeout 0.1 s is outside 0.5..60" in r.stderr, r.output

@@ -189,3 +189,44 @@ def test_interrupted_sync_exits_130_with_a_message(tmp_path: Path, lang: str) ->
     assert proc.returncode == 130, rest
     assert "Traceback" not in rest
     assert ("Dihentikan" if lang == "id" else "Interrupted") in rest
+
+
+async def test_text_from_a_hub_stays_on_its_line(tmp_path: Path) -> None:
+    """A hostile hub's reasons and codes, with line feeds, escape sequences and bidi controls:
+    `c1client sync` prints and logs them escaped, one record one line (with -vv, the
+    traceback of the failed round keeps its own lines), and its JSON stays one line
+    (docs/security.md, finding 8)."""
+    import asyncio
+    import random
+
+    from hub.protocol.text import refused_at
+
+    from .test_sync import FORGED, Rogue
+
+    data = tmp_path / "data"
+    assert c1client("init", "--data", str(data), "--name", "Meja 1").returncode == 0
+    form = generator.make_form(random.Random(1), "9901010001001", "PPWP", operator="Uji")
+    forms = write_jsonl(tmp_path / "f.jsonl", [form])
+    assert c1client("enter", "--data", str(data), str(forms)).returncode == 0
+
+    async def sync(*extra: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "client.cli", "sync", "--data", str(data), "--lang", "en",
+            "--hub", rogue.url, "--once", "-vv", *extra,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=_env(),
+            cwd=REPO,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    async with Rogue() as rogue:
+        code, out, err = await sync()
+        code_json, out_json, _ = await sync("--json")
+    assert code == 1 and code_json == 1, (out, err)
+    assert "refused\\n" + FORGED + "\\x1b[31m" in err, err
+    for line in (out + err + out_json).splitlines():
+        assert refused_at(line) == -1, line
+        assert not line.startswith(FORGED), line
+    (doc,) = out_json.splitlines()
+    assert json.loads(doc)["error"]["code"] == "bad\\x85entry"

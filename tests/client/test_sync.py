@@ -315,3 +315,215 @@ async def test_busy_hub_is_left_alone_for_its_retry_after(tmp_path: Path) -> Non
         assert front.pushes[:3] == [(70, 413), (50, 413), (25, 429)]
         assert all(n <= 30 for n, status in front.pushes if status != 413)
         assert sum(n for n, status in front.pushes if status == 200) == 70
+
+
+# -- hub candidates that never answer (docs/security.md, finding 12) --------------------------
+
+
+class Silent:
+    """``n`` listeners on 127.0.0.1 that accept connections, read what comes and never answer
+    (a rogue address). ``most_open``: the most of their connections open at once."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.servers: list[asyncio.Server] = []
+        self.urls: list[str] = []
+        self.open = 0
+        self.most_open = 0
+        self.accepted = 0
+
+    async def _conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        try:
+            while await reader.read(4096):
+                pass  # the laptop gives up and closes: read returns b""
+        except ConnectionError:
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+    async def __aenter__(self) -> Silent:
+        for _ in range(self.n):
+            server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+            self.servers.append(server)
+            self.urls.append(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for server in self.servers:
+            server.close()
+            await server.wait_closed()
+        await eventually(lambda: self.open == 0)
+
+
+async def test_silent_candidates_are_asked_at_once_and_reported(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with make_hub(tmp_path, "hub") as hub:
+        store = await laptop(tmp_path, "l1", 5)
+        try:
+            await sync_once(store, http, hub_url=hub.url)  # pins the hub
+            await store.append([entry.encode_body(entry.parse(f), ENTERED_AT)
+                                for f in forms(4, seed=2)])  # fmt: skip
+            async with Silent(2) as silent:
+                rep = await sync_once(
+                    store, http, hub_url=[*silent.urls, hub.url], hello_timeout=0.5
+                )
+            # Both silent candidates held a connection open at the same time: asked at once,
+            # not one after the other.
+            assert (silent.accepted, silent.most_open) == (2, 2)
+            assert (rep.hub_url, rep.accepted, rep.local_only) == (hub.url, 4, 0)
+            assert [(e["url"], e["code"]) for e in rep.to_dict()["errors"]] == [
+                (silent.urls[0], "unreachable"), (silent.urls[1], "unreachable")
+            ]  # fmt: skip
+            for e in rep.errors:
+                assert set(e) == {"url", "code", "reason", "reason_id"}
+                assert "no answer within 0.5 s" in e["reason"], e
+                assert e["url"] in e["reason"] and e["url"] in e["reason_id"]
+            assert rep.refused_hubs == []
+        finally:
+            await store.close()
+
+
+async def test_first_enrollment_skips_a_silent_candidate(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with make_hub(tmp_path, "hub") as hub, Silent(1) as silent:
+        store = await laptop(tmp_path, "l1", 3)
+        try:
+            rep = await sync_once(store, http, hub_url=[silent.urls[0], hub.url],
+                                  hello_timeout=0.5)  # fmt: skip
+            assert [p.public for p in await store.pinned_hubs()] == [hub.ident.public]
+            assert rep.at_hub == 3
+            assert [(e["url"], e["code"]) for e in rep.errors] == [(silent.urls[0], "unreachable")]
+        finally:
+            await store.close()
+
+
+async def test_a_round_with_only_silent_candidates_fails_with_their_reason(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with Silent(2) as silent:
+        store = await laptop(tmp_path, "l1", 1)
+        try:
+            with pytest.raises(SyncError) as err:
+                await sync_once(store, http, hub_url=silent.urls, hello_timeout=0.5)
+            assert err.value.code == "unreachable"
+            assert err.value.message.count("no answer within 0.5 s") == 2
+            assert silent.most_open == 2
+            assert await store.pinned_hubs() == []
+        finally:
+            await store.close()
+
+
+# -- text from a hub is escaped (docs/security.md, finding 8) ---------------------------------
+
+FORGED = "2026-02-14 08:00:00 WARNING client.sync: hub approved this laptop"
+
+
+class Rogue:
+    """A hub of its own key (it proves it in hello) whose every text answer carries control,
+    line-break and bidi characters: what a hostile machine on the LAN can send."""
+
+    def __init__(self) -> None:
+        from hub.protocol.identity import Identity
+
+        self.ident = Identity.generate()
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def hello(self, request: web.Request) -> web.Response:
+        from hub.protocol import enroll, identity
+
+        nonce = bytes.fromhex(request.query["nonce"])
+        return self.reply({
+            "node_id": identity.fingerprint(self.ident.public), "public": self.ident.public,
+            "name": "Hub\x1b]0;owned\x07 \u202eA", "role": "hub\n", "version": 1,
+            "proof": enroll.prove(self.ident, nonce),
+        })  # fmt: skip
+
+    async def enroll(self, request: web.Request) -> web.Response:
+        return self.reply({"state": "pending\x1b[2J", "code": "1234\r5678\u2028" + FORGED})
+
+    async def head(self, request: web.Request) -> web.Response:
+        return self.reply({"seq": 0, "hash": bytes(32)})
+
+    async def push(self, request: web.Request) -> web.Response:
+        refused = {"index": 0, "decision": "reject", "seq": 1, "code": "bad\x85entry",
+                   "reason": "refused\n" + FORGED + "\x1b[31m"}  # fmt: skip
+        return self.reply({"accepted": 0, "duplicate": 0, "rejected": [refused], "forks": [],
+                           "receipts": []})  # fmt: skip
+
+    @staticmethod
+    def reply(obj: object) -> web.Response:
+        return web.Response(body=codec.pack(obj), content_type="application/msgpack")
+
+    async def __aenter__(self) -> Rogue:
+        app = web.Application()
+        app.router.add_get("/v1/hello", self.hello)
+        app.router.add_post("/v1/enroll", self.enroll)
+        app.router.add_get("/v1/heads/{origin}", self.head)
+        app.router.add_post("/v1/push", self.push)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+def one_line(text: str) -> bool:
+    from hub.protocol.text import refused_at
+
+    return refused_at(text) == -1
+
+
+async def test_text_from_a_hub_is_kept_and_reported_escaped(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    from client.hublink import HubLink
+
+    async with Rogue() as rogue:
+        hello = await HubLink(http, rogue.url).hello()
+        assert hello.name == "Hub\\x1b]0;owned\\x07 \\u202eA" and hello.role == "hub\\n"
+        store = await laptop(tmp_path, "l1", 2)
+        try:
+            with pytest.raises(SyncError) as err:
+                await sync_once(store, http, hub_url=rogue.url)
+            # Nothing moved: the round fails with the hub's reason, escaped.
+            assert "refused\\n" + FORGED + "\\x1b[31m" in err.value.message
+            assert err.value.code == "bad\\x85entry"
+            assert one_line(err.value.message) and one_line(err.value.pesan)
+            info = await store.hub_info()
+            assert info is not None
+            assert (info.state, info.code) == ("pending\\x1b[2J", "1234\\r5678\\u2028" + FORGED)
+        finally:
+            await store.close()
+
+
+async def test_a_hubs_error_body_is_escaped(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        body = {"error": {"code": "no\x1b[2J", "reason": "go away\n" + FORGED}}
+        return web.Response(status=400, body=codec.pack(body), content_type="application/msgpack")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    store = await laptop(tmp_path, "l1", 1)
+    try:
+        with pytest.raises(SyncError) as err:
+            await sync_once(store, http, hub_url=f"http://127.0.0.1:{runner.addresses[0][1]}")
+        assert err.value.code == "no\\x1b[2J"
+        assert "go away\\n" + FORGED in err.value.message
+        assert one_line(err.value.message) and one_line(err.value.pesan)
+    finally:
+        await store.close()
+        await runner.cleanup()

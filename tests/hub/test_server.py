@@ -351,7 +351,7 @@ async def test_approved_laptop_cannot_make_itself_a_hub_and_vouch(hub: Served) -
     status, reply = await hub.post(
         "/v1/enroll", enroll.make_request(laptop, hub.ident.public, "L", "hub", 2)
     )
-    assert status == 200 and reply["state"] == "approved"
+    assert status == 409 and reply["error"]["code"] == "role_change"
     assert hub.store.devices[laptop.public].role == "laptop"
     # It signs an endorsement for a key of its own making and pushes that key's entries.
     sock = Identity.generate()

@@ -13,6 +13,7 @@ import pytest
 from hub import store as hub_store
 from hub.examine import examine_batch
 from hub.protocol import enroll
+from hub.protocol.errors import ProtocolError
 from hub.protocol.identity import Identity
 from hub.store import HubStore, StoreUnavailable
 from tests.helpers import chain, forms
@@ -373,19 +374,24 @@ async def test_chain_for_and_backlog(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_role_is_fixed_once_approved(tmp_path: Path) -> None:
+async def test_a_role_is_fixed_at_first_enrollment(tmp_path: Path) -> None:
     store = await HubStore.open(tmp_path)
     try:
         a, b = Identity.generate(), Identity.generate()
         await store.enroll(a.public, "", "laptop", 1)
-        d = await store.enroll(a.public, "A", "hub", 2)  # still pending: may change
-        assert (d.role, d.name, d.last_seen) == ("hub", "A", 2)
-        d = await store.enroll(a.public, "other", "hub", 3)
+        with pytest.raises(ProtocolError, match="cannot become a hub"):
+            await store.enroll(a.public, "A", "hub", 2)  # pending: refused all the same
+        d = store.devices[a.public]
+        assert (d.role, d.name, d.last_seen) == ("laptop", "", 1)  # nothing changed
+        d = await store.enroll(a.public, "A", "laptop", 3)
+        d = await store.enroll(a.public, "other", "laptop", 4)
         assert d.name == "A"  # a name, once given, stays
         db = await store.enroll(b.public, "B", "laptop", 1)
         await store.approve(db.public, 2)
-        assert (await store.enroll(b.public, "B", "hub", 3)).role == "laptop"
-        await store.revoke(b.public, 4)
-        assert (await store.enroll(b.public, "B", "hub", 5)).role == "laptop"
+        for now in (3, 5):
+            with pytest.raises(ProtocolError):
+                await store.enroll(b.public, "B", "hub", now)
+            assert store.devices[b.public].role == "laptop"
+            await store.revoke(b.public, 4)
     finally:
         await store.close()

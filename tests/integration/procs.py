@@ -230,7 +230,7 @@ class HubProc:
             return d is not None
 
         wait_for(enrolled, timeout, f"{name} to enroll at {self.data.name}", interval=0.3)
-        run(C1HUB, "approve", "--data", self.data, found[-1]["id"])
+        run(C1HUB, "approve", "--data", self.data, "--as", found[-1]["role"], found[-1]["id"])
         return found[-1]
 
     def kill9(self) -> None:

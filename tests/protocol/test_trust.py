@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from hub.protocol import enroll, trust
-from hub.protocol.errors import DeviceError
+from hub.protocol.errors import DeviceError, ProtocolError
 from hub.protocol.identity import Identity
 from hub.protocol.trust import Admit, Approval, Keep, Revocation
 
@@ -63,17 +63,30 @@ def test_a_forked_device_cannot_be_approved() -> None:
         trust.check_approvable(Dev(A, forked=True))
 
 
-def test_a_role_changes_only_while_pending_and_never_approved() -> None:
-    assert trust.enroll(Dev(A), "", "hub") == trust.Enrollment(role="hub")
+def test_a_role_is_fixed_at_first_enrollment() -> None:
     assert trust.enroll(Dev(A), "Meja 1", "laptop") == trust.Enrollment(name="Meja 1")
     assert trust.enroll(Dev(A, name="Meja 1"), "Meja 2", "laptop") == trust.Enrollment()
     for d in (
+        Dev(A),
         Dev(A, state="approved", approved_at=1),
         Dev(A, state="revoked", approved_at=1),
         Dev(A, state="revoked"),
         Dev(A, state="pending", approved_at=1),
     ):
-        assert trust.enroll(d, "x", "hub") == trust.Enrollment(name="x", role_refused=True)
+        with pytest.raises(ProtocolError) as e:
+            trust.enroll(d, "x", "hub")
+        assert e.value.code == "role_change"
+
+
+def test_a_hub_is_approved_only_with_its_role_named() -> None:
+    hub = Dev(A, role="hub")
+    trust.check_approvable(hub, "hub")
+    trust.check_approvable(Dev(A), None)
+    trust.check_approvable(Dev(A), "laptop")
+    for d, role in ((hub, None), (hub, "laptop"), (Dev(A), "hub")):
+        with pytest.raises(ProtocolError) as e:
+            trust.check_approvable(d, role)
+        assert e.value.code == "role_not_confirmed"
 
 
 # -- approval ---------------------------------------------------------------------------------

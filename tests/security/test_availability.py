@@ -159,8 +159,6 @@ def start_limited(procs: Procs, name: str, soft: int, hard: int) -> tuple[HubPro
 # -- finding 13: kill -9 leaves the worker pool behind --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding 13: after kill -9 of c1hub serve, its "
-                   "forkserver, workers and resource tracker keep running")  # fmt: skip
 def test_worker_processes_exit_when_the_hub_is_killed(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     assert hub.proc is not None

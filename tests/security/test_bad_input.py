@@ -289,7 +289,6 @@ NOT_FOUND = http(404, "not_found")
 UNAUTHORIZED = http(401, "unauthorized")
 TOO_LARGE = http(413, "too_large")
 GZ = {"Content-Encoding": "gzip"}
-F8 = "a control character in a device name is accepted"
 
 # fmt: off
 CASES: list[Case] = [
@@ -356,7 +355,7 @@ CASES: list[Case] = [
          BAD_ENTRY),
     Case("endorsement-name-escape",
          endorsing(lambda t: forge.endorsement(Identity.generate(), stranger(), "\x1b]0;x\x07")),
-         BAD_ENTRY, 8, "a control character in an endorsement's name is accepted"),
+         BAD_ENTRY),
     # -- record bytes (per-record refusals inside a 200) --------------------------------------
     Case("record-empty", one(lambda t: b""), rec("bad_encoding")),
     Case("record-garbage", one(lambda t: b"\xc1" * 50), rec("bad_encoding")),
@@ -516,16 +515,16 @@ CASES: list[Case] = [
          enroll_of(lambda t: forge.enrollment(Identity.generate(), t.public), "text/plain"),
          BAD_ENC),
     Case("enroll-name-line-feed", enroll_of(lambda t: _req(t, name="Meja 7\nINFO approved")),
-         BAD_ENTRY, 8, F8),
+         BAD_ENTRY),
     Case("enroll-name-carriage-return", enroll_of(lambda t: _req(t, name="\rMeja 1")),
-         BAD_ENTRY, 8, F8),
+         BAD_ENTRY),
     Case("enroll-name-escape", enroll_of(lambda t: _req(t, name="\x1b[2J\x1b[HMeja 1")),
-         BAD_ENTRY, 8, F8),
+         BAD_ENTRY),
     Case("enroll-name-bidi-override", enroll_of(lambda t: _req(t, name="Meja \u202e1 ajeM")),
-         BAD_ENTRY, 8, "a bidi override in a device name is accepted"),
+         BAD_ENTRY),
     Case("enroll-pending-laptop-asks-role-hub",
          enroll_of(lambda t: forge.enrollment(t.held.ident, t.public, "Meja 7", "hub")),
-         http(409, "role_change"), 1, "a pending laptop re-enrolling as a hub becomes one"),
+         http(409, "role_change")),
     # -- heads and hello --------------------------------------------------------------------
     Case("head-origin-63-hex", get("/v1/heads/" + "a" * 63), BAD_ENC),
     Case("head-origin-66-hex", get("/v1/heads/" + "a" * 66), BAD_ENC),

@@ -53,8 +53,6 @@ def row(hub: HubProc, public: bytes) -> dict[str, object] | None:
 # -- finding 1: a pending device can make itself a hub ------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: a pending laptop that re-enrolls as role "
-                   "hub becomes a hub; nothing refuses or logs it")  # fmt: skip
 def test_pending_laptop_cannot_turn_itself_into_a_hub(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     mole = Identity.generate()
@@ -71,11 +69,6 @@ def test_pending_laptop_cannot_turn_itself_into_a_hub(procs: Procs) -> None:
     assert "role" in logged and "hub" in logged, logged
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 1: after one approval as 'Meja 7', a laptop "
-    "turned hub vouches for keys nobody approved and their entries count",
-)
 def test_laptop_turned_hub_cannot_vouch_for_strangers(procs: Procs) -> None:
     """The attack end to end: enroll as a laptop, switch to hub while pending, get approved
     by a coordinator who compares the code of "Meja 7" and runs ``c1hub approve ID`` as for
@@ -96,8 +89,6 @@ def test_laptop_turned_hub_cannot_vouch_for_strangers(procs: Procs) -> None:
     assert hub.status()["entries"]["accepted"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: neither `c1hub devices` nor `c1hub approve` "
-                   "shows a device's role")  # fmt: skip
 def test_device_list_and_approval_show_the_role(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     laptop, other_hub = Identity.generate(), Identity.generate()
@@ -112,8 +103,6 @@ def test_device_list_and_approval_show_the_role(procs: Procs) -> None:
     assert "laptop" in out, out
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: approving a hub needs no explicit "
-                   "confirmation of its role (c1hub approve --as hub)")  # fmt: skip
 def test_approving_a_hub_needs_its_role_confirmed(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     token = (hub.data / "admin.token").read_text().strip()
@@ -159,8 +148,6 @@ def names_hub(module_procs: Procs) -> HubProc:
     return module_procs.hub("names").start()
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: control characters in a device name are "
-                   "accepted at enrollment")  # fmt: skip
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_enrollment_refuses_control_characters_in_the_name(names_hub: HubProc, name: str) -> None:
     ident = Identity.generate()
@@ -170,8 +157,6 @@ def test_enrollment_refuses_control_characters_in_the_name(names_hub: HubProc, n
     assert row(names_hub, ident.public) is None
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: a line feed in a device name forges a "
-                   "line in the hub's log")  # fmt: skip
 def test_a_name_cannot_forge_a_log_line(names_hub: HubProc) -> None:
     forged = "2026-02-14 08:00:00,000 WARNING hub.node: approved device AAAA-AAAA-AAAA"
     offset = len(names_hub.log_text())
@@ -181,11 +166,6 @@ def test_a_name_cannot_forge_a_log_line(names_hub: HubProc) -> None:
     assert not any(line.startswith(forged) for line in lines), lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 8: c1hub init accepts control characters in "
-    "--name, and c1client init accepts C1 controls and bidi overrides",
-)
 @pytest.mark.parametrize(
     ("program", "name"),
     [

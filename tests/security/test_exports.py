@@ -66,8 +66,6 @@ def export(data: Path, *args: str | Path, check: bool = True) -> str:
 # -- finding 5: what an export counts, and what a spreadsheet would run --------------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: the CSV export has no state column and "
-                   "includes held entries by default")  # fmt: skip
 def test_csv_export_counts_accepted_entries_unless_asked(room: Room) -> None:
     rows = list(csv.DictReader(io.StringIO(export(room.hub.data, "--format", "csv"))))
     assert rows and "state" in rows[0], list(rows[0]) if rows else rows
@@ -79,8 +77,6 @@ def test_csv_export_counts_accepted_entries_unless_asked(room: Room) -> None:
     assert len(rows) == 7 and [r["state"] for r in held] == ["held", "held"], rows
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: the JSON lines export has no state and "
-                   "includes held entries by default")  # fmt: skip
 def test_jsonl_export_counts_accepted_entries_unless_asked(room: Room) -> None:
     lines = export(room.hub.data, "--format", "jsonl").splitlines()
     objs = [json.loads(line) for line in lines if line.strip()]
@@ -90,8 +86,6 @@ def test_jsonl_export_counts_accepted_entries_unless_asked(room: Room) -> None:
     assert states == ["accepted"] * 5 + ["held"] * 2
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: a cell like =HYPERLINK(...) goes out "
-                   "verbatim into the CSV (formula injection)")  # fmt: skip
 def test_csv_cells_a_spreadsheet_would_run_are_neutralised(room: Room) -> None:
     rows = list(csv.reader(io.StringIO(export(room.hub.data, "--format", "csv"))))
     header, body = rows[0], rows[1:]
@@ -111,8 +105,6 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised(room: Room) -> None:
 # -- finding 6: c1hub export can destroy receipted data -------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: --out is opened (and truncated) before "
-                   "anything is checked: a failed export leaves a file behind")  # fmt: skip
 def test_a_failed_export_creates_and_changes_nothing(tmp_path: Path) -> None:
     typo = tmp_path / "hub-dat"  # not a data folder
     out = tmp_path / "export.csv"
@@ -126,8 +118,6 @@ def test_a_failed_export_creates_and_changes_nothing(tmp_path: Path) -> None:
     assert precious.read_text() == "yesterday's export\n"
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: an existing --out file is replaced without "
-                   "being asked (no --force)")  # fmt: skip
 def test_export_does_not_replace_a_file_unless_forced(room: Room, tmp_path: Path) -> None:
     precious = tmp_path / "precious.csv"
     precious.write_text("yesterday's export\n")
@@ -138,8 +128,6 @@ def test_export_does_not_replace_a_file_unless_forced(room: Room, tmp_path: Path
     assert precious.read_text().startswith("device,")
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: --out inside a data folder is accepted "
-                   "(--out DATA/hub.db overwrites the running hub's database)")  # fmt: skip
 def test_export_refuses_an_output_inside_a_data_folder(procs: Procs) -> None:
     hub = procs.hub("hub").start()
     log = Log(16)
@@ -158,8 +146,6 @@ def test_export_refuses_an_output_inside_a_data_folder(procs: Procs) -> None:
     assert r.status == 200 and r.decoded()["accepted"] == 1, r
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: a hub whose hub.db was replaced or deleted "
-                   "goes on receipting into nothing")  # fmt: skip
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 def test_hub_stops_accepting_when_its_database_file_goes(procs: Procs, how: str) -> None:
     hub = procs.hub("hub").start()
