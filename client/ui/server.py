@@ -228,11 +228,11 @@ async def api_prefs(request: web.Request) -> web.Response:
 async def api_tps(request: web.Request) -> web.Response:
     st = _st(request)
     q = request.query.get("q", "").strip()
-    out: dict[str, Any] = {"q": q, "matches": st.search_tps(q)}
+    out: dict[str, Any] = {"q": q, "matches": st.places.search(q)}
     if len(q) == 13 and q.isdigit():
-        out["info"] = st.tps_info(q)
+        out["info"] = st.places.info(q)
         form = request.query.get("form", "")
-        out["existing"] = await st.existing(form, q) if form else []
+        out["existing"] = await st.entries.existing(form, q) if form else []
     return _json(out)
 
 
@@ -302,7 +302,7 @@ async def api_upload(request: web.Request) -> web.Response:
         async for chunk in request.content.iter_chunked(UPLOAD_CHUNK):
             yield chunk
 
-    return _json(await st.upload(chunks()))
+    return _json(await st.scans.upload(chunks()))
 
 
 async def scan(request: web.Request) -> web.StreamResponse:
@@ -333,16 +333,16 @@ def _iter_blob(blobs: BlobStore, digest: str) -> Any:
 
 
 async def api_inbox(request: web.Request) -> web.Response:
-    return _json({"files": await _st(request).inbox()})
+    return _json({"files": await _st(request).scans.inbox()})
 
 
 async def api_inbox_take(request: web.Request) -> web.Response:
     b = await _body(request)
-    return _json(await _st(request).take_inbox(str(b.get("name", ""))))
+    return _json(await _st(request).scans.take_inbox(str(b.get("name", ""))))
 
 
 async def api_entries(request: web.Request) -> web.Response:
-    return _json(await _st(request).entries(request.query.get("q", "")))
+    return _json(await _st(request).entries.listing(request.query.get("q", "")))
 
 
 async def api_entry(request: web.Request) -> web.Response:
@@ -361,7 +361,7 @@ def _seq(request: web.Request) -> int:
 
 
 async def api_work(request: web.Request) -> web.Response:
-    return _json(await _st(request).work(request.query.get("tps", "")))
+    return _json(await _st(request).double_entry.work(request.query.get("tps", "")))
 
 
 async def api_work_start(request: web.Request) -> web.Response:
@@ -375,11 +375,13 @@ async def api_work_start(request: web.Request) -> web.Response:
 async def api_work_status(request: web.Request) -> web.Response:
     q = request.query
     seq = int(q["seq"]) if q.get("seq", "").isdigit() else None
-    return _json(await _st(request).key_status(q.get("form", ""), q.get("tps", ""), seq))
+    return _json(
+        await _st(request).double_entry.key_status(q.get("form", ""), q.get("tps", ""), seq)
+    )
 
 
 async def api_connection(request: web.Request) -> web.Response:
-    return _json(await _st(request).connection())
+    return _json(await _st(request).connection.panel())
 
 
 async def api_stats(request: web.Request) -> web.Response:
