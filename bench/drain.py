@@ -62,10 +62,11 @@ async def stored(http: aiohttp.ClientSession, url: str) -> int:
 async def build_room(data: Path, logs: list[list[bytes]], idents: list[Identity]) -> None:
     """A room hub holding every record of ``logs`` from approved laptops, nothing forwarded."""
     init_data_dir(data, "bench room")
-    async with Hub(HubConfig(data_dir=data, host="127.0.0.1", port=0, mdns=False)) as hub:
+    async with Hub(HubConfig(data_dir=data, host="127.0.0.1", port=0, mdns=False)) as node:
+        hub = node.service
         for ident in idents:
-            d, _ = await hub.enroll(enroll.make_request(ident, hub.ident.public, "L", "laptop", 1))
-            await hub.approve(d)
+            await hub.enroll(enroll.make_request(ident, hub.ident.public, "L", "laptop", 1))
+            await hub.approve(ident.node_id)
         for raws in logs:
             for i in range(0, len(raws), 1000):
                 await hub.push(raws[i : i + 1000])

@@ -3,14 +3,16 @@
 Prints, for several runs (median shown):
 
 - raw limit  — the same machine, same run: verify + durable batched insert in-process, no HTTP
-               (hub.store.examine_batch on the hub's two examine workers + HubStore.push,
+               (hub.examine.examine_batch on the hub's two examine workers + HubStore.push,
                which commits with synchronous=FULL), same K concurrent streams and batches;
 - http       — a real ``c1hub serve`` process on 127.0.0.1, K concurrent pushers in this
                process, batches of B: durable entries/s (every push answered only after its
                commit), p50/p99 push latency;
 - ratio      — http / raw limit.
 
-Records are signed before timing starts. Everything stays on 127.0.0.1.
+The laptops are enrolled and approved before timing starts, as in a room (``--held`` measures
+entries from laptops nobody approved yet instead: stored and held). Records are signed before
+timing starts. Everything stays on 127.0.0.1.
 
     .venv/bin/python bench/ingest.py [--entries 20000] [--laptops 4] [--batch 500] [--runs 3]
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import socket
 import statistics
@@ -34,10 +37,11 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hub.protocol import codec, entry, record  # noqa: E402
+from hub.examine import examine_batch, make_pool, warm_pool  # noqa: E402
+from hub.protocol import codec, enroll, entry, record  # noqa: E402
 from hub.protocol.identity import Identity  # noqa: E402
 from hub.shared import generator  # noqa: E402
-from hub.store import HubStore, examine_batch, make_pool, warm_pool  # noqa: E402
+from hub.store import HubStore  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -60,11 +64,15 @@ def make_logs(entries: int, laptops: int, seed: int = 1, *, return_idents: bool 
     return (logs, idents) if return_idents else logs
 
 
-async def raw_limit(logs: list[list[bytes]], batch: int) -> float:
+async def raw_limit(logs: list[list[bytes]], idents: list[Identity], batch: int) -> float:
     """Entries/s through verify + durable insert in-process: the same K concurrent streams
-    and batches as over HTTP, the same worker threads and group-commit writer, no HTTP."""
+    and batches as over HTTP, the same worker processes and group-commit writer, no HTTP.
+    The laptops in ``idents`` are approved first."""
     with tempfile.TemporaryDirectory() as d, make_pool(None) as pool:
         store = await HubStore.open(Path(d))
+        for ident in idents:
+            await store.enroll(ident.public, "bench", "laptop", 0)
+            await store.approve(ident.public, 0)
         await warm_pool(pool)  # like a started hub: workers up before the first push
 
         async def stream(raws: list[bytes]) -> None:
@@ -103,7 +111,25 @@ async def wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("c1hub serve did not come up")
 
 
-async def over_http(logs: list[list[bytes]], batch: int) -> tuple[float, list[float]]:
+async def approve_over_http(url: str, data: Path, idents: list[Identity]) -> None:
+    """Enroll each laptop at the hub and approve it with the admin token, as a room does."""
+    token = (data / "admin.token").read_text().strip()
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url + "/v1/hello") as r:
+            hub_public = codec.unpack(await r.read(), canonical=False)["public"]
+        for ident in idents:
+            req = enroll.make_request(ident, hub_public, "bench", "laptop", 0)
+            async with s.post(url + "/v1/enroll", data=req,
+                              headers={"Content-Type": "application/msgpack"}) as r:  # fmt: skip
+                assert r.status == 200, await r.read()
+            async with s.post(f"{url}/v1/devices/{ident.node_id}/approve",
+                              headers={"Authorization": f"Bearer {token}"}) as r:  # fmt: skip
+                assert r.status == 200 and (await r.json())["state"] == "approved"
+
+
+async def over_http(
+    logs: list[list[bytes]], idents: list[Identity], batch: int
+) -> tuple[float, list[float]]:
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / "hub"
         subprocess.run([BIN / "c1hub", "init", "--data", data, "--name", "bench"], check=True,
@@ -118,6 +144,7 @@ async def over_http(logs: list[list[bytes]], batch: int) -> tuple[float, list[fl
         latencies: list[float] = []
         try:
             await wait_up(url, proc)
+            await approve_over_http(url, data, idents)
             await asyncio.sleep(1.0)  # let the hub's examine workers start (not part of ingest)
 
             async def pusher(raws: list[bytes]) -> None:
@@ -155,13 +182,17 @@ async def main() -> None:
     ap.add_argument("--laptops", type=int, default=4)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--held", action="store_true",
+                    help="laptops nobody approved: measure the held path instead")  # fmt: skip
     a = ap.parse_args()
+    logging.getLogger("hub").setLevel(logging.ERROR)  # no "new laptop is pending" notes
     print(f"signing {a.entries} entries for {a.laptops} laptops ...", flush=True)
-    logs = make_logs(a.entries, a.laptops)
+    logs, idents = make_logs(a.entries, a.laptops, return_idents=True)
+    approved = [] if a.held else idents
     base, http, p50s, p99s = [], [], [], []
     for run in range(a.runs):
-        b = await raw_limit(logs, a.batch)
-        h, lat = await over_http(logs, a.batch)
+        b = await raw_limit(logs, approved, a.batch)
+        h, lat = await over_http(logs, approved, a.batch)
         base.append(b)
         http.append(h)
         p50s.append(pct(lat, 50) * 1000)
@@ -172,9 +203,10 @@ async def main() -> None:
             flush=True,
         )
     mb, mh = statistics.median(base), statistics.median(http)
+    laptops = "pending laptops (held)" if a.held else "approved laptops"
     print(
-        f"\nmedian of {a.runs} runs, {a.entries} entries, {a.laptops} laptops, batch {a.batch}, "
-        f"{os.cpu_count()} cores:\n"
+        f"\nmedian of {a.runs} runs, {a.entries} entries, {a.laptops} {laptops}, "
+        f"batch {a.batch}, {os.cpu_count()} cores:\n"
         f"  raw limit (verify + durable insert, no HTTP): {mb:8.0f} entries/s\n"
         f"  hub over HTTP (durable, receipts):            {mh:8.0f} entries/s\n"
         f"  ratio http / raw limit:                       {mh / mb:8.2f}\n"

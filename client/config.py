@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.protocol.errors import ProtocolError
+from hub.protocol.wilayah import Master
+from hub.shared.master import load_master
 from hub.shared.settings import Setting, by_name
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 
 LANGS = ("id", "en")
 
@@ -148,3 +151,16 @@ class ClientConfig:
             progress_after=progress,
             verbose=verbose,
         )
+
+
+def load_wilayah(path: Path | None) -> Master | None:
+    """The polling-station master at ``path`` (None without one); InputError if unusable."""
+    if path is None:
+        return None
+    try:
+        return load_master(path)
+    except (OSError, ProtocolError) as exc:
+        raise InputError(
+            f"{path} is not a usable polling-station master: {exc}",
+            f"{path} bukan data wilayah yang dapat dipakai: {exc}",
+        ) from None

@@ -21,15 +21,18 @@ laptop may refuse). A ``Saved`` is reported only after its transaction is durabl
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from hub.protocol import entry, rules
 from hub.protocol.errors import ProtocolError
+from hub.shared.blobs import BlobStore
 
 from . import scans
 from .errors import StoreError
@@ -53,6 +56,18 @@ class Item:
     value: Any = None
     error: str | None = None
     code: str = "bad_json"
+
+
+def _with_scans(item: Item, blobs: BlobStore) -> Item:
+    """``item`` with its scan file paths stored and named by hash (``client.scans``), or an
+    Item with an error (code ``bad_scan``) if a file cannot be stored."""
+    if item.error is not None:
+        return item
+    base = Path.cwd() if item.source == "stdin" else Path(item.source).parent
+    try:
+        return dataclasses.replace(item, value=scans.resolve(item.value, base, blobs))
+    except scans.BadScanPath as exc:
+        return dataclasses.replace(item, value=None, error=str(exc), code="bad_scan")
 
 
 class _BadJSON(Exception):
@@ -453,7 +468,7 @@ async def enter_items(
     blobs = scans.blob_store(store.data_dir)  # scan file paths are stored, then named by hash
     for item in items:
         tally.read += 1
-        checked = check_item(scans.resolve(item, blobs), master)
+        checked = check_item(_with_scans(item, blobs), master)
         if isinstance(checked, Rejected):
             tally.rejected += 1
             sink.rejected(checked)

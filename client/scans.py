@@ -9,15 +9,11 @@ A relative path is taken from the folder of the input file (from the current fol
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from hub.shared.blobs import BlobStore, is_hash
 from hub.shared.errors import BlobError
-
-if TYPE_CHECKING:
-    from .intake import Item
 
 BLOB_DIR = "blobs"
 
@@ -26,17 +22,19 @@ def blob_store(data_dir: Path) -> BlobStore:
     return BlobStore(data_dir / BLOB_DIR)
 
 
-def resolve(item: Item, blobs: BlobStore) -> Item:
-    """``item`` with every scan file path replaced by the stored file's hash; an Item with an
-    error (code ``bad_scan``) if a file cannot be stored. Hashes and other values pass as they
-    are (``entry.parse`` judges them)."""
-    value = item.value
-    if item.error is not None or not isinstance(value, dict):
-        return item
+class BadScanPath(Exception):
+    """A scan file path in an entry that cannot be stored (its message says which and why)."""
+
+
+def resolve(value: Any, base: Path, blobs: BlobStore) -> Any:
+    """``value`` (an entry as read) with every scan file path replaced by the stored file's
+    hash, relative paths taken from ``base``; BadScanPath if a file cannot be stored. Hashes
+    and other values pass as they are (``entry.parse`` judges them)."""
+    if not isinstance(value, dict):
+        return value
     scans = value.get("scans")
     if not isinstance(scans, list) or all(not isinstance(s, str) or is_hash(s) for s in scans):
-        return item
-    base = Path.cwd() if item.source == "stdin" else Path(item.source).parent
+        return value
     out = []
     for i, s in enumerate(scans):
         if not isinstance(s, str) or is_hash(s):
@@ -46,6 +44,5 @@ def resolve(item: Item, blobs: BlobStore) -> Item:
         try:
             out.append(blobs.put_file(path if path.is_absolute() else base / path).hash)
         except BlobError as exc:
-            error = f"scans[{i}] {s!r}: {exc.message}"
-            return dataclasses.replace(item, value=None, error=error, code="bad_scan")
-    return dataclasses.replace(item, value={**value, "scans": out})
+            raise BadScanPath(f"scans[{i}] {s!r}: {exc.message}") from None
+    return {**value, "scans": out}

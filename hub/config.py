@@ -9,16 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    name: str
-    default: object
-    help: str
-
+from hub.shared.settings import Setting, by_name
 
 SETTINGS: list[Setting] = [
-    Setting("data_dir", None, "Hub data folder: key, hub.db, admin token (env C1HUB_DATA)."),
+    Setting("data_dir", None, "Hub data folder (env C1HUB_DATA).", env="C1HUB_DATA"),
     Setting("host", "0.0.0.0", "Address to listen on. 0.0.0.0 = every interface of the room LAN."),
     Setting("port", 8470, "TCP port of the hub's HTTP API and dashboard."),
     Setting("mdns", True, "Advertise the hub on the LAN with mDNS/DNS-SD (_c1hub._tcp)."),
@@ -43,7 +37,7 @@ SETTINGS: list[Setting] = [
 ]
 
 
-SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+SETTINGS_BY_NAME: dict[str, Setting] = by_name(SETTINGS)
 
 
 @dataclass(frozen=True, slots=True)

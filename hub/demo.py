@@ -21,10 +21,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import aiohttp
 
+from client.store import ClientStore
+from client.sync import sync_once
 from hub.config import HubConfig
 from hub.node import Hub, init_data_dir
 from hub.protocol import clock, entry, record
@@ -54,7 +56,7 @@ class Room:
         self.national: Hub | None = None
         self.national_port = 0
         self.room: Hub | None = None
-        self.stores: list[Any] = []
+        self.stores: list[ClientStore] = []
         self.entered: set[bytes] = set()
         self.t0 = time.monotonic()
 
@@ -73,10 +75,11 @@ class Room:
 
     def progress(self) -> str:
         assert self.room is not None
-        up = self.room.status()["upstream"]
-        at_national = self.national.status()["entries"]["total"] if self.national else 0
+        room = self.room.service
+        up = room.status_now()["upstream"]
+        at_national = self.national.service.status_now()["entries"]["total"] if self.national else 0
         return (
-            f"entered {len(self.entered):4d} | at room hub {self.room._store().records_stored:4d}"
+            f"entered {len(self.entered):4d} | at room hub {room.store.records_stored:4d}"
             f" | confirmed national {up['confirmed']:4d} | national holds "
             f"{at_national if self.national else '—':>4} | upstream {up['state']:<7}"
             f" backlog {up['backlog']:4d}"
@@ -105,9 +108,6 @@ async def run(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
 
 
 async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
-    from client.store import ClientStore
-    from client.sync import sync_once
-
     r = Room(base, opts, out)
     master = load_master(opts.wilayah) if opts.wilayah else None
     where = "real DKI Jakarta TPS codes" if master else "synthetic TPS codes (no --wilayah)"
@@ -125,8 +125,8 @@ async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
     await room.start()
     r.room = room
     try:
-        await _eventually(lambda: room.ident.public in national._store().devices, "enrollment")
-        await national.approve(national._store().devices[room.ident.public])
+        await _eventually(lambda: room.ident.public in national.service.store.devices, "enrollment")
+        await national.service.approve(room.ident.node_id)
         r.say(f"national {national.ident.node_id} approved room hub {room.ident.node_id}")
 
         work = generator.room_workload(
@@ -141,8 +141,7 @@ async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
                                                     now=now)  # fmt: skip
                 r.stores.append(store)
                 rep = await sync_once(store, http, hub_url=room.url)
-                d = room._store().devices[store.identity.public]
-                await room.approve(d)
+                await room.service.approve(store.identity.node_id)
                 r.say(f"laptop {store.node_id} enrolled, code {rep.code} checked, approved")
 
             total = sum(len(w) for w in work)
@@ -179,8 +178,8 @@ async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
             assert r.national is not None
             await _eventually(
                 lambda: (
-                    room.status()["upstream"]["backlog"] == 0
-                    and national.status()["entries"]["total"] >= len(r.entered)
+                    room.service.status_now()["upstream"]["backlog"] == 0
+                    and national.service.status_now()["entries"]["total"] >= len(r.entered)
                 ),
                 "the upstream backlog to drain",
             )
@@ -197,7 +196,7 @@ async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
 
 
 async def _verdict(r: Room, national: Hub) -> int:
-    store = national._store()
+    store = national.service.store
     held: set[bytes] = set()
     bad = 0
     async for _dev, _seq, raw in store.iter_records():
@@ -207,7 +206,7 @@ async def _verdict(r: Room, national: Hub) -> int:
         except Exception:
             bad += 1
         held.add(rec.hash)
-    s = national.status()
+    s = national.service.status_now()
     confirmed = [await st.highest_receipt("upstream") for st in r.stores]
     typed = [await st.last_seq() for st in r.stores]
     missing, extra = r.entered - held, held - r.entered

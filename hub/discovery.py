@@ -18,53 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import random
 import socket
 from types import TracebackType
 from typing import Self
 
-import ifaddr
 from zeroconf import InterfaceChoice, IPVersion
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from hub.protocol.discovery_names import SERVICE_TYPE, build_txt, host_name, instance_name
+from hub.shared.netif import check_local, lan_addresses
 
 log = logging.getLogger(__name__)
 
 
 class NoLanAddressError(OSError):
     """``interfaces=None`` but the machine has no non-loopback IPv4 address (yet)."""
-
-
-def lan_addresses() -> list[str]:
-    """This machine's IPv4 addresses except loopback; link-local (169.254/16) ones last."""
-    found: list[str] = []
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if not ip.is_IPv4 or not isinstance(ip.ip, str):
-                continue
-            address = ipaddress.IPv4Address(ip.ip)
-            if address.is_loopback or address.is_unspecified or str(address) in found:
-                continue
-            found.append(str(address))
-    return sorted(found, key=lambda a: ipaddress.IPv4Address(a).is_link_local)
-
-
-def check_local(addresses: list[str]) -> None:
-    """Raise OSError(EADDRNOTAVAIL) unless every address belongs to an interface of this machine.
-
-    Checked before zeroconf opens its sockets: zeroconf 0.154 leaks its listening socket when an
-    interface address cannot be bound.
-    """
-    local = {ip.ip for adapter in ifaddr.get_adapters() for ip in adapter.ips if ip.is_IPv4}
-    missing = [a for a in addresses if a not in local]
-    if missing:
-        raise OSError(
-            errno.EADDRNOTAVAIL,
-            f"{', '.join(missing)} is not an address of this machine (see `ip -4 addr`)",
-        )
 
 
 class Advertiser:

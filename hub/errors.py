@@ -17,19 +17,24 @@ from hub.protocol.errors import ProtocolError
 
 
 class HubError(Exception):
-    """Base of process-level errors; the message says what to do."""
+    """Base of process-level errors; the message says what to do. ``code`` is stable (the
+    command line prints it with ``--json``)."""
+
+    code = "hub_error"
 
 
 class NotInitialised(HubError):
-    pass
+    code = "not_initialised"
 
 
 class AlreadyRunning(HubError):
-    pass
+    code = "already_running"
 
 
 class UpstreamError(HubError):
     """A call upstream failed; the forwarder backs off and retries (its only retry layer)."""
+
+    code = "upstream_error"
 
     def __init__(self, message: str, *, retry_after: float | None = None, too_big: bool = False):
         super().__init__(message)

@@ -33,7 +33,7 @@ import msgpack
 from hub.protocol import chain, codec, enroll, entry, identity, record
 from hub.protocol.errors import ProtocolError
 from hub.protocol.identity import Identity
-from hub.store import DB_FILE
+from hub.schema import DB_FILE
 
 BUNDLE_DOMAIN = b"c1hub/bundle/v1"
 CSV_COLUMNS = [

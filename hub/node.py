@@ -1,7 +1,14 @@
-"""A running hub: identity, store, master, worker threads, HTTP server and mDNS, with an
-explicit lifecycle (``start``/``stop``, or ``async with Hub(config)``).
+"""A running hub process: the wiring around the hub service, with an explicit lifecycle.
 
-The core decisions live in ``hub.protocol``; this module wires I/O around them.
+``Hub(config)`` reads the data folder (key, name, admin token). ``start()`` takes the
+data-folder lock, starts the examine worker pool, opens the store, builds the forwarder (with
+``--upstream``) and the service, serves HTTP, writes the runtime file (``hub.json``), starts
+the forwarder, then advertises on mDNS in the background. ``stop()`` undoes exactly what was
+done, in reverse order (also after a start that failed halfway). ``async with Hub(config)``
+does both; ``serve_forever`` adds the signals. ``open_offline`` opens the store and the service
+without serving, for the admin commands while no hub runs.
+
+What a hub *does* is ``hub.service.HubService``; this module only puts it in a process.
 """
 
 from __future__ import annotations
@@ -13,44 +20,41 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+import signal
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from hub import status as status_mod
 from hub.config import HubConfig
-from hub.errors import AlreadyRunning, NotInitialised
-from hub.protocol import clock, enroll, identity, receipt
-from hub.protocol.errors import DeviceError
-from hub.protocol.ingest import APPROVED, REVOKED
+from hub.discovery import Advertiser
+from hub.errors import AlreadyRunning, HubError, NotInitialised
+from hub.examine import make_pool, warm_pool
+from hub.forwarder import META_UPSTREAM_KEY, Forwarder
+from hub.protocol import identity
+from hub.server import make_app
+from hub.service import HubService
 from hub.shared import keyfile
 from hub.shared.master import load_master
-from hub.store import (
-    Checked,
-    DeviceRow,
-    HubStore,
-    PushResult,
-    StoreView,
-    examine_batch,
-    make_pool,
-    warm_pool,
-)
+from hub.status import DeviceInfo
+from hub.store import DeviceRow, HubStore
+from hub.upstream import HttpUpstream
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "hub.lock"
 RUNTIME_FILE = "hub.json"
 TOKEN_FILE = "admin.token"
+NAME_FILE = "name"
 
 
 def init_data_dir(data_dir: Path, name: str) -> identity.Identity:
     """Create the hub's data folder and key; idempotent for the same folder."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     ident, _created = keyfile.load_or_create(data_dir)
-    name_file = data_dir / "name"
+    name_file = data_dir / NAME_FILE
     if not name_file.exists():
         name_file.write_text(name + "\n")
     token = data_dir / TOKEN_FILE
@@ -59,6 +63,11 @@ def init_data_dir(data_dir: Path, name: str) -> identity.Identity:
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(32) + "\n")
     return ident
+
+
+def read_name(data_dir: Path) -> str:
+    name_file = data_dir / NAME_FILE
+    return name_file.read_text().strip() if name_file.exists() else ""
 
 
 def read_runtime(data_dir: Path) -> dict[str, Any] | None:
@@ -89,6 +98,8 @@ def admin_token(data_dir: Path) -> str:
 
 
 class Hub:
+    """One hub process over one data folder (see the module docstring)."""
+
     def __init__(self, config: HubConfig):
         self.config = config
         self.data_dir = config.data_dir
@@ -96,31 +107,103 @@ class Hub:
             raise NotInitialised(
                 f"{self.data_dir} holds no hub; run: c1hub init --data {self.data_dir} --name NAME"
             )
-        self.ident = keyfile.load(self.data_dir / keyfile.KEY_FILE)
-        name_file = self.data_dir / "name"
-        self.name = name_file.read_text().strip() if name_file.exists() else ""
+        try:
+            self.ident = keyfile.load(self.data_dir / keyfile.KEY_FILE)
+        except ValueError as exc:  # not a c1hub key (a loose file mode is a PermissionError)
+            raise HubError(str(exc)) from None
+        self.name = read_name(self.data_dir)
         self.role = "root" if config.root else "hub"
-        self.master = load_master(config.wilayah) if config.wilayah else None
         self.token = admin_token(self.data_dir)
-        self.store: HubStore | None = None
-        self.pool: Executor | None = None
-        self.runner: web.AppRunner | None = None
         self.url: str | None = None
         self.port: int | None = None
-        self._lock_fd: int | None = None
-        self._advertiser: Any = None
-        self._advertise_task: asyncio.Task[None] | None = None
-        self.started_at = clock.now()
-        self.push_count = 0
-        self.forwarder: Any = None
-        self._status_cache: tuple[float, dict[str, Any]] | None = None
-        self._warm_task: asyncio.Task[None] | None = None
-        self._upstream_known = False  # offline: this hub has forwarded somewhere before
-        self._status_task: asyncio.Future[dict[str, Any]] | None = None
+        self.forwarder: Forwarder | None = None
+        self._service: HubService | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def service(self) -> HubService:
+        assert self._service is not None, "hub not started"
+        return self._service
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def _take_lock(self) -> None:
+    async def start(self) -> None:
+        """Take the folder, open everything and serve (see the module docstring)."""
+        cfg = self.config
+        async with self._starting() as stack:
+            if cfg.approve_all:
+                log.warning(
+                    "!!! --approve-all is ON: every device is approved on first contact with NO "
+                    "comparison-code check. This is for tests and demos only; never use it in a "
+                    "real counting room. !!!"
+                )
+            master = load_master(cfg.wilayah) if cfg.wilayah else None
+            pool = stack.enter_context(_pool(cfg))
+            warm = asyncio.create_task(warm_pool(pool), name="warm-pool")
+            stack.push_async_callback(_finish, warm)
+            store = await self._open_store(stack)
+            if cfg.upstream:
+                self.forwarder = Forwarder(
+                    store, HttpUpstream(cfg.upstream), self.ident, self.name,
+                    kbps=cfg.upstream_kbps,
+                )  # fmt: skip
+            self._service = HubService(
+                store, self.ident, name=self.name, root=cfg.root, master=master, pool=pool,
+                max_batch=cfg.max_batch, approve_all=cfg.approve_all, upstream=self.forwarder,
+            )  # fmt: skip
+            await self._serve(stack, make_app(self._service, admin_token=self.token,
+                                              max_body=cfg.max_body))  # fmt: skip
+            self._write_runtime()
+            stack.callback((self.data_dir / RUNTIME_FILE).unlink, missing_ok=True)
+            if self.forwarder is not None:
+                await self.forwarder.start()
+                stack.push_async_callback(self.forwarder.stop)
+            if cfg.mdns:
+                self._advertise(stack)
+            log.info("%s %s (%s) listening on %s:%s",
+                     self.role, self.name, self.ident.node_id, cfg.host, self.port)  # fmt: skip
+
+    async def open_offline(self) -> None:
+        """Open the store and the service without serving: for admin commands while no hub
+        runs (the lock keeps a hub from starting meanwhile)."""
+        async with self._starting() as stack:
+            store = await self._open_store(stack)
+            known = await store.get_meta(META_UPSTREAM_KEY) is not None
+            self._service = HubService(
+                store, self.ident, name=self.name, root=self.config.root,
+                max_batch=self.config.max_batch, upstream_known=known,
+            )  # fmt: skip
+
+    async def stop(self) -> None:
+        """Undo what ``start``/``open_offline`` did, in reverse order."""
+        stack, self._stack = self._stack, None
+        self._service = None
+        self.forwarder = None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @contextlib.asynccontextmanager
+    async def _starting(self) -> AsyncIterator[contextlib.AsyncExitStack]:
+        """Each step registers its undo on the stack; a failure undoes what was done."""
+        if self._stack is not None:
+            raise RuntimeError("this hub is already started")
+        self._stack = stack = contextlib.AsyncExitStack()
+        try:
+            stack.enter_context(self._lock())
+            yield stack
+        except BaseException:
+            await self.stop()
+            raise
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
         fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -132,72 +215,36 @@ class Hub:
                 + (f" (pid {info.get('pid')}, {info.get('url')})" if info else "")
                 + "; stop it first, or use another --data folder"
             ) from None
-        self._lock_fd = fd
-
-    async def start(self) -> None:
-        from hub.server import make_app
-
-        self._take_lock()
         try:
-            if self.config.approve_all:
-                log.warning(
-                    "!!! --approve-all is ON: every device is approved on first contact with NO "
-                    "comparison-code check. This is for tests and demos only; never use it in a "
-                    "real counting room. !!!"
-                )
-            self.pool = make_pool(self.config.wilayah, self.config.examine_workers)
-            self._warm_task = asyncio.create_task(warm_pool(self.pool), name="warm-pool")
-            self.store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
-            if self.config.upstream:
-                from hub.forwarder import Forwarder
-                from hub.upstream import HttpUpstream
+            yield
+        finally:
+            os.close(fd)
 
-                self.forwarder = Forwarder(
-                    self.store, HttpUpstream(self.config.upstream), self.ident, self.name,
-                    kbps=self.config.upstream_kbps,
-                )  # fmt: skip
-            app = make_app(self)
-            self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
-            await self.runner.setup()
-            site = web.TCPSite(self.runner, self.config.host, self.config.port)
-            await site.start()
-            server = site._server
-            assert server is not None
-            sockets = getattr(server, "sockets", None) or []
-            self.port = sockets[0].getsockname()[1] if sockets else self.config.port
-            host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
-            self.url = f"http://{host}:{self.port}"
-            self._write_runtime()
-            if self.forwarder is not None:
-                await self.forwarder.start()
-            if self.config.mdns:
-                self._advertise_task = asyncio.create_task(self._advertise(), name="mdns")
-            log.info(
-                "%s %s (%s) listening on %s:%s",
-                self.role, self.name, self.ident.node_id, self.config.host, self.port,
-            )  # fmt: skip
-        except BaseException:
-            await self.stop()
-            raise
+    async def _open_store(self, stack: contextlib.AsyncExitStack) -> HubStore:
+        store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
+        stack.push_async_callback(store.close)
+        return store
 
-    async def open_offline(self) -> None:
-        """Open the store without serving: for admin commands while no hub runs."""
-        self._take_lock()
-        try:
-            self.store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
-            self._upstream_known = await self.store.get_meta("upstream_public") is not None
-        except BaseException:
-            await self.stop()
-            raise
+    async def _serve(self, stack: contextlib.AsyncExitStack, app: web.Application) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, self.config.host, self.config.port)
+        await site.start()
+        addresses = runner.addresses  # (host, port, ...) of each listening socket
+        self.port = int(addresses[0][1]) if addresses else self.config.port
+        host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        self.url = f"http://{host}:{self.port}"
 
-    async def _advertise(self) -> None:
-        from hub.discovery import Advertiser
-
+    def _advertise(self, stack: contextlib.AsyncExitStack) -> None:
+        """Advertise in the background: registering takes ~1.2 s, and it retries with capped
+        backoff, so a hub started before its Wi-Fi is up still advertises once the network
+        comes. mDNS is only a hint; the hub serves meanwhile."""
         assert self.port is not None
         ifaces = list(self.config.mdns_interfaces) if self.config.mdns_interfaces else None
         if ifaces is None and self.config.host not in ("0.0.0.0", "::", ""):
             ifaces = [self.config.host]  # advertise only where the hub listens
-        self._advertiser = Advertiser(
+        advertiser = Advertiser(
             name=self.name,
             node_id=self.ident.node_id,
             public_key=self.ident.public,
@@ -205,175 +252,67 @@ class Hub:
             role=self.role,
             interfaces=ifaces,
         )
-        # Retries with capped backoff: a hub started before its Wi-Fi is up still advertises
-        # once the network comes. mDNS is only a hint; the hub serves meanwhile.
-        await self._advertiser.start_with_retry()
+        task = asyncio.create_task(advertiser.start_with_retry(), name="mdns")
+        stack.push_async_callback(_finish, task)
+        stack.push_async_callback(_stop_advertising, advertiser)
 
     def _write_runtime(self) -> None:
-        info = {
-            "pid": os.getpid(),
-            "url": self.url,
-            "port": self.port,
-            "node_id": self.ident.node_id,
-        }
+        info = {"pid": os.getpid(), "url": self.url, "port": self.port,
+                "node_id": self.ident.node_id}  # fmt: skip
         tmp = self.data_dir / (RUNTIME_FILE + ".tmp")
         tmp.write_text(json.dumps(info))
         tmp.replace(self.data_dir / RUNTIME_FILE)
 
-    async def stop(self) -> None:
-        if self.forwarder is not None:
-            await self.forwarder.stop()
-        if self._advertise_task is not None:
-            self._advertise_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._advertise_task
-            self._advertise_task = None
-        if self._advertiser is not None:
-            try:
-                await self._advertiser.stop()
-            except Exception as exc:
-                log.debug("mDNS stop: %s", exc)
-            self._advertiser = None
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-        if self.store is not None:
-            await self.store.close()
-            self.store = None
-        if self._warm_task is not None:
-            with contextlib.suppress(BaseException):
-                await self._warm_task
-            self._warm_task = None
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-            self.pool = None
-        if self._lock_fd is not None:
-            try:
-                (self.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
-            finally:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+    # -- for tests written against the earlier Hub (tests/hub/test_forwarder.py and
+    # -- tests/client/test_sync.py); everything else calls ``self.service``. -----------------
 
-    async def __aenter__(self) -> Hub:
-        await self.start()
-        return self
+    async def approve(self, d: DeviceRow) -> DeviceInfo:
+        return await self.service.approve(d.node_id)
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    # -- operations used by the HTTP layer ---------------------------------------------------
-
-    def _store(self) -> HubStore:
-        assert self.store is not None, "hub not started"
-        return self.store
-
-    async def examine(self, raws: Sequence[bytes]) -> list[Checked]:
-        return await examine_batch(self.pool, raws, self.master)
-
-    async def push(
-        self, raws: Sequence[bytes], endorsements: Sequence[bytes] = ()
-    ) -> tuple[PushResult, list[bytes]]:
-        """Store a batch durably; return the result and one signed receipt per origin."""
-        store = self._store()
-        opened = [
-            enroll.open_endorsement(e) for e in endorsements if not store.knows_endorsement(e)
-        ]
-        examined = await self.examine(raws)
-        now = clock.now_s()
-        result = await self._store().push(examined, now, opened)
-        self.push_count += 1
-        receipts = [
-            receipt.issue(self.ident, origin, head.seq, head.hash, now).raw
-            for origin, head in sorted(result.heads.items())
-            if head.seq > 0
-        ]
-        if self.config.approve_all:
-            for origin in result.plan.new_origins:
-                d = self._store().devices.get(origin)
-                if d is not None and d.state != APPROVED:
-                    await self.approve(d)
-        return result, receipts
-
-    async def enroll(self, raw: bytes) -> tuple[DeviceRow, str]:
-        req = enroll.open_request(raw, self.ident.public)
-        d = await self._store().enroll(req.device, req.name, req.role, clock.now_s())
-        if self.config.approve_all and d.state != APPROVED and d.state != REVOKED:
-            d = await self.approve(d)
-        return d, identity.comparison_code(self.ident.public, d.public)
-
-    async def approve(self, d: DeviceRow) -> DeviceRow:
-        if d.forked:
-            raise DeviceError(
-                f"device {d.node_id} has a fork; it cannot be approved. Enroll the laptop again "
-                "with a fresh data folder (c1client init) and re-enter its forms."
-            )
-        now = clock.now_s()
-        endorsement = enroll.endorse(self.ident, d.public, d.name, d.role, now)
-        log.info("approved device %s (%s)", d.node_id, d.name)
-        d = await self._store().set_state(d, APPROVED, now, endorsement)
-        self._forget_status()
-        return d
-
-    async def revoke(self, d: DeviceRow) -> DeviceRow:
-        log.warning("revoked device %s (%s)", d.node_id, d.name)
-        d = await self._store().set_state(d, REVOKED, clock.now_s())
-        self._forget_status()
-        return d
-
-    def _forget_status(self) -> None:
-        """After a coordinator's action, the next status shows it (not the shared copy)."""
-        self._status_cache = None
-        self._status_task = None
-
-    def device_row(self, d: DeviceRow) -> dict[str, Any]:
-        """``d`` as listed by ``c1hub devices --json``."""
-        rows = status_mod.device_list(self._store().snapshot(), self.ident.public)
-        return next(x for x in rows if x["id"] == d.node_id)
+    async def revoke(self, d: DeviceRow) -> DeviceInfo:
+        return await self.service.revoke(d.node_id)
 
     def status(self) -> dict[str, Any]:
-        """The status dict, computed here and now (blocks the loop: fine for small stores,
-        the CLI and tests; the HTTP API uses ``status_async``)."""
-        return self._finish_status(self._build_status(self._store().snapshot()))
+        return self.service.status_now()
 
-    async def status_async(self, max_age: float = 1.0) -> dict[str, Any]:
-        """The status dict, derived on a worker thread from a snapshot and shared by callers
-        within ``max_age`` seconds, so big stores do not stall pushes."""
-        now = clock.monotonic()
-        if self._status_cache is not None and now - self._status_cache[0] < max_age:
-            return self._finish_status(dict(self._status_cache[1]))
-        if self._status_task is None or self._status_task.done():
-            view = self._store().snapshot()
-            self._status_task = asyncio.ensure_future(asyncio.to_thread(self._build_status, view))
-        task = self._status_task
-        built = await asyncio.shield(task)
-        if task is self._status_task:  # not forgotten meanwhile
-            self._status_cache = (clock.monotonic(), built)
-        return self._finish_status(dict(built))
 
-    def _build_status(self, view: StoreView) -> dict[str, Any]:
-        return status_mod.build(
-            view,
-            node_id=self.ident.node_id,
-            name=self.name,
-            role=self.role,
-            hub_public=self.ident.public,
-            master=self.master,
-            now=clock.now(),
-        )
+@contextlib.contextmanager
+def _pool(cfg: HubConfig) -> Iterator[Executor]:
+    pool = make_pool(cfg.wilayah, cfg.examine_workers)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True)
 
-    def _finish_status(self, s: dict[str, Any]) -> dict[str, Any]:
-        """Add the parts that change fastest and cost nothing: the upstream block."""
-        if self.forwarder is not None:
-            s["upstream"] = self.forwarder.status()
-        elif not self.config.root:
-            s["upstream"] = status_mod.no_upstream(self._store(), self._upstream_known)
-        return s
+
+async def _finish(task: asyncio.Task[Any]) -> None:
+    """Wait for a background task at shutdown (cancelled first if still running)."""
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+
+
+async def _stop_advertising(advertiser: Advertiser) -> None:
+    try:
+        await advertiser.stop()
+    except Exception as exc:
+        log.debug("mDNS stop: %s", exc)
+
+
+@contextlib.asynccontextmanager
+async def open_offline(config: HubConfig) -> AsyncIterator[HubService]:
+    """The service of a hub that is not running (admin commands); the folder stays locked."""
+    hub = Hub(config)
+    await hub.open_offline()
+    try:
+        yield hub.service
+    finally:
+        await hub.stop()
 
 
 async def serve_forever(config: HubConfig) -> None:
     """Run a hub until SIGINT/SIGTERM (the CLI's entry point)."""
-    import signal
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

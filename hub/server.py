@@ -1,9 +1,13 @@
-"""The hub's HTTP API (``/v1/...``): thin handlers that decode, call the hub, encode.
+"""The hub's HTTP API (``/v1/...``): thin handlers that decode, call the hub service, encode.
 
 Protocol endpoints speak msgpack (``application/msgpack``); status and admin endpoints speak
 JSON. Every error — ours or aiohttp's — leaves through ``error_middleware`` as
 ``{"error": {"code", "reason"}}`` with the status from ``hub.errors.HTTP_STATUS``. See
 docs/protocol.md for the contract.
+
+``make_app(service, admin_token=..., max_body=...)`` builds the application from a
+``HubService`` alone (no key file, lock or worker pool needed), so tests can serve it with
+pytest-aiohttp's ``aiohttp_client``; ``hub/node.py`` puts it on a socket.
 """
 
 from __future__ import annotations
@@ -12,26 +16,34 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
-from hub.errors import HTTP_STATUS, NotFound, Unauthorized
-from hub.protocol import PROTOCOL_VERSION, clock, codec, receipt
-from hub.protocol.enroll import prove
+from hub.dashboard import render
+from hub.errors import HTTP_STATUS, Unauthorized
+from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
-from hub.store import DeviceRow
-
-if TYPE_CHECKING:
-    from hub.node import Hub
+from hub.service import HubService, Metrics
 
 log = logging.getLogger(__name__)
 
 MSGPACK = "application/msgpack"
-HUB_KEY: web.AppKey[Hub] = web.AppKey("hub")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """What the handlers need: the service, the admin token, the body limit."""
+
+    service: HubService
+    admin_token: str
+    max_body: int
+
+
+API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 
 _MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work")
 
@@ -55,7 +67,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.info("%s %s refused: %s (%s)", request.method, request.path, exc.message, exc.code)
         return _error_body(request, exc.to_dict(), status)
     except web.HTTPRequestEntityTooLarge:
-        limit = _hub(request).config.max_body
+        limit = _api(request).max_body
         err = LimitError(f"request body is over the limit of {limit} bytes; send smaller batches")
         return _error_body(request, err.to_dict(), 413)
     except web.HTTPException as exc:
@@ -65,8 +77,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error_body(request, {"code": code, "reason": exc.reason}, exc.status)
 
 
-def _hub(request: web.Request) -> Hub:
-    return request.app[HUB_KEY]
+def _api(request: web.Request) -> Api:
+    return request.app[API_KEY]
+
+
+def _service(request: web.Request) -> HubService:
+    return request.app[API_KEY].service
 
 
 async def _read_msgpack(request: web.Request) -> Any:
@@ -74,7 +90,7 @@ async def _read_msgpack(request: web.Request) -> Any:
     if ctype != MSGPACK:
         raise CodecError(f"send the body as {MSGPACK}, not {ctype or 'nothing'}")
     body = await request.read()
-    return codec.unpack(body, max_size=_hub(request).config.max_body, canonical=False)
+    return codec.unpack(body, max_size=_api(request).max_body, canonical=False)
 
 
 def _pack(obj: Any, status: int = 200) -> web.Response:
@@ -92,7 +108,7 @@ def _origin(text: str) -> bytes:
 
 
 def _check_admin(request: web.Request) -> None:
-    want = _hub(request).token
+    want = _api(request).admin_token
     got = request.headers.get("Authorization", "")
     if not hmac.compare_digest(got.encode(), f"Bearer {want}".encode()):
         raise Unauthorized(
@@ -101,129 +117,62 @@ def _check_admin(request: web.Request) -> None:
         )
 
 
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
 # -- protocol endpoints -----------------------------------------------------------------------
 
 
 async def hello(request: web.Request) -> web.Response:
-    hub = _hub(request)
-    out: dict[str, Any] = {
-        "node_id": hub.ident.node_id,
-        "public": hub.ident.public,
-        "name": hub.name,
-        "role": hub.role,
-        "version": PROTOCOL_VERSION,
-    }
     nonce = request.query.get("nonce")
+    raw_nonce = None
     if nonce is not None:
         try:
             raw_nonce = bytes.fromhex(nonce)
         except ValueError:
             raise CodecError("nonce must be hex") from None
-        out["proof"] = prove(hub.ident, raw_nonce)
-    if hub.forwarder is not None and hub.forwarder.upstream_public is not None:
-        up = hub.forwarder.upstream_public
-        out["upstream"] = up
-        out["upstream_sig"] = receipt.vouch_upstream(hub.ident, up)
-    return _pack(out)
+    return _pack(_service(request).hello(raw_nonce))
 
 
 async def enroll(request: web.Request) -> web.Response:
-    hub = _hub(request)
     raw = await request.read()
     if request.content_type != MSGPACK:
         raise CodecError(f"send the enrollment request as {MSGPACK}")
-    d, code = await hub.enroll(raw)
-    return _pack({"state": d.state, "code": code, "node_id": d.node_id, "hub": hub.ident.node_id})
+    return _pack((await _service(request).enroll(raw)).to_wire())
 
 
 async def head(request: web.Request) -> web.Response:
     """One origin's head here, plus upstream's receipt for it (relayed to the laptop)."""
-    store = _hub(request)._store()
-    public = _origin(request.match_info["origin"])
-    h = store.head_of(public)
-    d = store.devices.get(public)
-    out: dict[str, Any] = {
-        "seq": h.seq,
-        "hash": h.hash,
-        "state": d.state if d else "unknown",
-        "forked": 1 if d and d.forked else 0,
-    }
-    c = store.confirmed.get(d.id) if d is not None else None
-    if c is not None and receipt.decode(c.receipt).seq == c.seq:  # not a promise upstream broke
-        out["confirmed"] = c.receipt
-    return _pack(out)
+    return _pack(_service(request).head(_origin(request.match_info["origin"])).to_wire())
 
 
 async def heads(request: web.Request) -> web.Response:
     """The version vector for the origins asked about, each with a signed receipt."""
-    hub = _hub(request)
     msg = await _read_msgpack(request)
     origins = msg.get("origins") if isinstance(msg, dict) else None
     if type(origins) is not list or not all(type(o) is bytes and len(o) == 32 for o in origins):
         raise CodecError('a heads query is {"origins": [32-byte public key, ...]}')
-    if len(origins) > 10_000:
-        raise LimitError("ask about at most 10000 origins at a time")
-    store = hub._store()
-    now = clock.now_s()
-    out, receipts = [], []
-    for o in origins:
-        h = store.head_of(o)
-        out.append([o, h.seq, h.hash])
-        if h.seq:
-            receipts.append(receipt.issue(hub.ident, o, h.seq, h.hash, now).raw)
-    return _pack({"heads": out, "receipts": receipts})
+    return _pack(_service(request).heads(origins).to_wire())
 
 
 async def push(request: web.Request) -> web.Response:
-    hub = _hub(request)
     msg = await _read_msgpack(request)
     if type(msg) is not dict or type(msg.get("records")) is not list:
         raise CodecError('a push body is {"records": [record bytes, ...]}')
     records = msg["records"]
-    if len(records) > hub.config.max_batch:
-        raise LimitError(
-            f"batch of {len(records)} records is over the limit of {hub.config.max_batch}; "
-            "send smaller batches"
-        )
+    service = _service(request)
+    service.check_batch(len(records))  # before looking inside: say the size first
     if not all(type(r) is bytes for r in records):
         raise CodecError("every record must be bytes")
     endorsements = msg.get("endorsements", [])
     if type(endorsements) is not list or not all(type(e) is bytes for e in endorsements):
         raise CodecError("endorsements must be a list of endorsement bytes")
-    result, receipts = await hub.push(records, endorsements)
-    plan = result.plan
-    counts = plan.counts()
-    store = hub._store()
-    origins = []
-    for origin, h in sorted(result.heads.items()):
-        d = store.devices.get(origin)
-        origins.append(
-            {
-                "public": origin,
-                "id": d.node_id if d else "",
-                "state": d.state if d else "unknown",
-                "forked": 1 if d and d.forked else 0,
-                "seq": h.seq,
-            }
-        )
-    return _pack(
-        {
-            "accepted": counts["accept"],
-            "duplicate": counts["duplicate"],
-            "rejected": [o.to_dict() for o in plan.outcomes if o.decision == "reject"],
-            "forks": [o.to_dict() for o in plan.outcomes if o.decision == "fork"],
-            "receipts": receipts,
-            "origins": origins,
-        }
-    )
+    return _pack((await service.push(records, endorsements)).to_wire())
 
 
 async def work(request: web.Request) -> web.Response:
     """The double-entry work list, without numbers (hub/protocol/worklist.py)."""
-    import asyncio
-
-    from hub.protocol import worklist
-
     q = request.query
     try:
         limit = min(int(q.get("limit", "100")), worklist.MAX_LIMIT)
@@ -242,9 +191,7 @@ async def work(request: web.Request) -> web.Response:
         )
     except ValueError as exc:
         raise CodecError(f"bad work-list query: {exc}") from None
-    view = _hub(request)._store().snapshot()
-    facts = [f.facts for f in view.facts if view.is_accepted(f)]
-    wl = await asyncio.to_thread(worklist.build, facts, query)
+    wl = await _service(request).work(query)
     return _pack(wl.to_wire(query.asker))
 
 
@@ -252,108 +199,93 @@ async def work(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await _hub(request).status_async(), dumps=_dumps)
+    return web.json_response(await _service(request).status(), dumps=_dumps)
 
 
 async def devices(request: web.Request) -> web.Response:
-    from hub.status import device_list
-
-    hub = _hub(request)
-    return web.json_response(device_list(hub._store().snapshot(), hub.ident.public), dumps=_dumps)
-
-
-def _device(request: web.Request) -> DeviceRow:
-    hub = _hub(request)
-    d = hub._store().find_device(request.match_info["id"])
-    if d is None:
-        raise NotFound(f"no device {request.match_info['id']!r} at this hub; see c1hub devices")
-    return d
+    rows = [d.to_dict() for d in _service(request).devices()]
+    return web.json_response(rows, dumps=_dumps)
 
 
 async def device_action(request: web.Request) -> web.Response:
     """POST /v1/devices/{id}/approve|revoke (admin token)."""
     _check_admin(request)
-    hub = _hub(request)
-    d = _device(request)
-    d = await (hub.approve(d) if request.match_info["action"] == "approve" else hub.revoke(d))
-    return web.json_response(hub.device_row(d))
+    service = _service(request)
+    device_id = request.match_info["id"]
+    if request.match_info["action"] == "approve":
+        info = await service.approve(device_id)
+    else:
+        info = await service.revoke(device_id)
+    return web.json_response(info.to_dict(), dumps=_dumps)
 
 
 async def forks(request: web.Request) -> web.Response:
-    return web.json_response(await _hub(request)._store().forks())
+    return web.json_response(await _service(request).forks(), dumps=_dumps)
 
 
 async def dashboard(request: web.Request) -> web.Response:
     """The coordinator's page (HTML, refreshes itself); ``?lang=en`` for English."""
-    from hub.dashboard import render
-
     lang = "en" if request.query.get("lang") == "en" else "id"
-    html = render(await _hub(request).status_async(), lang)
+    html = render(await _service(request).status(), lang)
     return web.Response(text=html, content_type="text/html")
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; cheap counters only (no derived-state computation)."""
-    hub = _hub(request)
-    store = hub._store()
-    by_state: dict[str, int] = {}
-    for d in store.devices.values():
-        by_state[d.state] = by_state.get(d.state, 0) + 1
+    return web.Response(text=metrics_text(_service(request).metrics()), content_type="text/plain")
+
+
+def metrics_text(m: Metrics) -> str:
     lines = [
         "# HELP c1hub_records_stored Records durably stored (all devices, held included).",
         "# TYPE c1hub_records_stored counter",
-        f"c1hub_records_stored {store.records_stored}",
+        f"c1hub_records_stored {m.records_stored}",
         "# HELP c1hub_commits Group commits of pushed batches.",
         "# TYPE c1hub_commits counter",
-        f"c1hub_commits {store.commits}",
+        f"c1hub_commits {m.commits}",
         "# HELP c1hub_pushes Push requests answered.",
         "# TYPE c1hub_pushes counter",
-        f"c1hub_pushes {hub.push_count}",
+        f"c1hub_pushes {m.pushes}",
         "# HELP c1hub_forks Forks detected (a device signed two histories).",
         "# TYPE c1hub_forks gauge",
-        f"c1hub_forks {store.fork_count}",
+        f"c1hub_forks {m.forks}",
         "# HELP c1hub_devices Devices by enrollment state.",
         "# TYPE c1hub_devices gauge",
     ]
     for st in ("pending", "approved", "revoked"):
-        lines.append(f'c1hub_devices{{state="{st}"}} {by_state.get(st, 0)}')
-    if hub.forwarder is not None:
-        f = hub.forwarder
-        up = {"up": 1, "down": 0, "backoff": 0}
+        lines.append(f'c1hub_devices{{state="{st}"}} {m.devices.get(st, 0)}')
+    up = m.upstream
+    if up is not None:
         lines += [
             "# HELP c1hub_upstream_up 1 when the last call upstream succeeded.",
             "# TYPE c1hub_upstream_up gauge",
-            f"c1hub_upstream_up {up.get(f.state, 0)}",
+            f"c1hub_upstream_up {1 if up['state'] == 'up' else 0}",
             "# HELP c1hub_upstream_backlog Entries upstream does not hold yet.",
             "# TYPE c1hub_upstream_backlog gauge",
-            f"c1hub_upstream_backlog {f.backlog()}",
+            f"c1hub_upstream_backlog {up['backlog']}",
             "# HELP c1hub_upstream_confirmed Entries upstream has signed receipts for.",
             "# TYPE c1hub_upstream_confirmed gauge",
-            f"c1hub_upstream_confirmed {sum(c.seq for c in store.confirmed.values())}",
+            f"c1hub_upstream_confirmed {up['confirmed']}",
             "# HELP c1hub_upstream_rejected Devices stopped by an upstream refusal.",
             "# TYPE c1hub_upstream_rejected gauge",
-            f"c1hub_upstream_rejected {len(store.rejections)}",
+            f"c1hub_upstream_rejected {up['rejected']}",
         ]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+    return "\n".join(lines) + "\n"
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def make_app(hub: Hub) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=hub.config.max_body)
-    app[HUB_KEY] = hub
+def make_app(service: HubService, *, admin_token: str, max_body: int) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=max_body)
+    app[API_KEY] = Api(service, admin_token, max_body)
     app.router.add_get("/v1/hello", hello)
     app.router.add_post("/v1/enroll", enroll)
     app.router.add_post("/v1/heads", heads)
     app.router.add_get("/v1/heads/{origin}", head)
     app.router.add_post("/v1/push", push)
-    app.router.add_get("/v1/work", work)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/devices", devices)
     app.router.add_post("/v1/devices/{id}/{action:approve|revoke}", device_action)
     app.router.add_get("/v1/forks", forks)
+    app.router.add_get("/v1/work", work)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", dashboard)
     return app

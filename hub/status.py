@@ -9,37 +9,65 @@ read them.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, fields
 from typing import Any
 
 from hub.protocol import state
 from hub.protocol.identity import comparison_code
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
 from hub.protocol.wilayah import Master
-from hub.store import Facts, HubStore, StoreView
+from hub.store import DeviceRow, Facts, HubStore, StoreView
 
 MAX_LISTED = 200
 
 
-def device_list(view: StoreView, hub_public: bytes) -> list[dict[str, Any]]:
-    out = []
-    for d in sorted(view.devices.values(), key=lambda d: (d.first_seen, d.node_id)):
-        out.append(
-            {
-                "id": d.node_id,
-                "name": d.name,
-                "role": d.role,
-                "state": d.state,
-                "code": comparison_code(hub_public, d.public),
-                "public": d.public.hex(),
-                "forked": d.forked,
-                "entries": view.counts.get(d.id, 0),
-                "head": view.heads.get(d.id, Head()).seq,
-                "first_seen": d.first_seen,
-                "last_seen": d.last_seen,
-                "revoked_after_seq": d.revoked_after_seq if d.state == REVOKED else None,
-            }
-        )
-    return out
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """One device as ``c1hub devices --json`` and ``GET /v1/devices`` show it (the keys are
+    documented in docs/json-output.md)."""
+
+    id: str
+    name: str
+    role: str
+    state: str
+    code: str  # the comparison code, "123 456"
+    public: str  # hex
+    forked: bool
+    entries: int
+    head: int
+    first_seen: int
+    last_seen: int
+    revoked_after_seq: int | None  # for a revoked device: its last accepted seq
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> DeviceInfo:
+        return cls(**{f.name: obj[f.name] for f in fields(cls)})
+
+
+def device_info(view: StoreView, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
+    return DeviceInfo(
+        id=d.node_id,
+        name=d.name,
+        role=d.role,
+        state=d.state,
+        code=comparison_code(hub_public, d.public),
+        public=d.public.hex(),
+        forked=d.forked,
+        entries=view.counts.get(d.id, 0),
+        head=view.heads.get(d.id, Head()).seq,
+        first_seen=d.first_seen,
+        last_seen=d.last_seen,
+        revoked_after_seq=d.revoked_after_seq if d.state == REVOKED else None,
+    )
+
+
+def device_list(view: StoreView, hub_public: bytes) -> list[DeviceInfo]:
+    """Every device, oldest first."""
+    devices = sorted(view.devices.values(), key=lambda d: (d.first_seen, d.node_id))
+    return [device_info(view, d, hub_public) for d in devices]
 
 
 def build(
@@ -93,7 +121,7 @@ def build(
         "flags": dict(sorted(flag_counts.items(), key=lambda kv: int(kv[0][1:]))),
         "forks": view.fork_count,
         "devices": dev_counts,
-        "device_list": device_list(view, hub_public),
+        "device_list": [d.to_dict() for d in device_list(view, hub_public)],
         "conflicts": [
             {
                 "election": s.key[0],

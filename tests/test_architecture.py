@@ -12,8 +12,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("hub", "client")
 
@@ -109,9 +107,6 @@ def test_the_checker_sees_imports_of_every_kind() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="today: hub.forwarder -> hub.node -> hub.server -> hub.node (issue 7)"
-)
 def test_no_import_cycle() -> None:
     assert _cycles(_graph()) == []
 

@@ -273,8 +273,7 @@ def _protocol() -> str:
 def test_protocol_md_lists_every_route() -> None:
     from hub.server import make_app
 
-    fake = SimpleNamespace(config=SimpleNamespace(max_body=1 << 20))
-    app = make_app(fake)  # type: ignore[arg-type]
+    app = make_app(SimpleNamespace(), admin_token="", max_body=1 << 20)  # type: ignore[arg-type]
     routes = [
         (r.method, r.resource.get_info().get("pattern"), r.resource.canonical)
         for r in app.router.routes()
@@ -499,7 +498,7 @@ class _Cli:
 async def test_json_output_md_matches_what_the_commands_print(tmp_path: Path) -> None:
     from hub.config import HubConfig
     from hub.forwarder import Forwarder
-    from hub.node import Hub, init_data_dir
+    from hub.node import Hub, init_data_dir, open_offline
     from hub.protocol import clock, enroll, ingest, record
     from hub.protocol.identity import Identity
     from hub.store import Rejection
@@ -538,8 +537,8 @@ async def test_json_output_md_matches_what_the_commands_print(tmp_path: Path) ->
         # Two in-process laptops: one disagrees on TPS1 (a conflict), one agrees on TPS2.
         b, c = Identity.generate(), Identity.generate()
         conflicting = dict(clean, suara=dict(clean["suara"], **{"1": clean["suara"]["1"] + 5}))
-        await room.push([r.raw for r in chain(b, [conflicting])])
-        await room.push([r.raw for r in chain(c, [flagged])])
+        await room.service.push([r.raw for r in chain(b, [conflicting])])
+        await room.service.push([r.raw for r in chain(c, [flagged])])
         for row in json.loads(await run("c1hub", "devices", "--data", str(room_dir), "--json")):
             await run("c1hub", "approve", "--data", str(room_dir), row["id"])
         again = await run("c1client", "sync", "--data", laptop, "--once", "--json", "--hub",
@@ -547,8 +546,10 @@ async def test_json_output_md_matches_what_the_commands_print(tmp_path: Path) ->
         outputs["`c1client sync --json`"].append(json.loads(again))
 
         # The upstream block of a hub that forwards, with one refusal from upstream.
-        store = room._store()
-        room.forwarder = Forwarder(store, HttpUpstream("http://127.0.0.1:9"), room.ident, room.name)
+        store = room.service.store
+        room.service.upstream = Forwarder(
+            store, HttpUpstream("http://127.0.0.1:9"), room.ident, room.name
+        )
         await store.reject_upstream(
             Rejection(store.devices[b.public].id, 1, "device_revoked", "revoked", clock.now_s())
         )
@@ -558,23 +559,21 @@ async def test_json_output_md_matches_what_the_commands_print(tmp_path: Path) ->
 
         # The root: the room hub enrolled and approved there, the room's stream pushed with
         # its endorsement chain.
-        root = Hub(HubConfig(data_dir=root_dir, root=True, mdns=False))
-        await root.open_offline()
-        try:
+        async with open_offline(HubConfig(data_dir=root_dir, root=True, mdns=False)) as root:
             now = clock.now_s()
-            d, _code = await root.enroll(
+            await root.enroll(
                 enroll.make_request(room.ident, root.ident.public, room.name, "hub", now)
             )
-            await root.approve(d)
+            await root.approve(room.ident.node_id)
             raws = [raw async for _d, _s, raw in store.iter_records()]
             origins = list({record.decode(raw).origin for raw in raws})
             await root.push(raws, store.chain_for(origins))
-            root_status = root.status()
+            root_status = root.status_now()
             assert root_status["totals"] and root_status["hubs"]
-        finally:
-            await root.stop()
         outputs["`c1hub status --json`"] = [status, root_status]
         outputs["`c1hub devices --json`"] = [devices]
+        failed = await run("c1hub", "status", "--data", str(tmp_path / "no"), "--json", code=1)
+        outputs["Errors (`c1hub ... --json`)"] = [json.loads(failed)]
 
         outputs["`c1client list --json`"] = [
             json.loads(line)

@@ -27,11 +27,9 @@ import click
 from hub.protocol import rules
 from hub.protocol.errors import ProtocolError
 from hub.protocol.text import REFUSED, OneLineFormatter
-from hub.protocol.wilayah import Master
-from hub.shared.master import load_master
 
 from ..config import SETTINGS, ClientConfig, setting
-from ..errors import ClientError, InputError, StoreDamagedError, StoreError
+from ..errors import ClientError, StoreDamagedError, StoreError
 from ..i18n import Messages
 from ..store import ClientStore
 
@@ -193,19 +191,6 @@ def run(cfg: ClientConfig, as_json: bool, work: Callable[[], Awaitable[int]]) ->
 
 async def open_store(cfg: ClientConfig) -> ClientStore:
     return await ClientStore.open(cfg.data_dir, busy_timeout=cfg.busy_timeout)
-
-
-def load_wilayah(path: Path | None) -> Master | None:
-    """The polling-station master at ``path`` (None without one); InputError if unusable."""
-    if path is None:
-        return None
-    try:
-        return load_master(path)
-    except (OSError, ProtocolError) as exc:
-        raise InputError(
-            f"{path} is not a usable polling-station master: {exc}",
-            f"{path} bukan data wilayah yang dapat dipakai: {exc}",
-        ) from None
 
 
 def local_time(at: int | None) -> str:

@@ -16,6 +16,7 @@ import click
 
 from hub.protocol import clock
 
+from ..config import load_wilayah
 from ..errors import ClientError
 from ..i18n import Messages
 from ..intake import Rejected, Saved, Tally, enter_items, read_items
@@ -23,7 +24,6 @@ from .base import (
     common_options,
     dumps,
     json_option,
-    load_wilayah,
     make_config,
     open_store,
     print_flags,

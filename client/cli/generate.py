@@ -10,9 +10,9 @@ import click
 from hub.protocol import entry
 from hub.shared import generator
 
-from ..config import setting
+from ..config import load_wilayah, setting
 from ..errors import ClientError, InputError
-from .base import EXIT_FAILED, LogHandler, dumps, fail, load_wilayah, make_config
+from .base import EXIT_FAILED, LogHandler, dumps, fail, make_config
 
 
 def _forms(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:

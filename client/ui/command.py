@@ -23,15 +23,12 @@ import click
 from aiohttp import web
 
 from client.config import SETTINGS as CLIENT_SETTINGS
-from client.config import ClientConfig
-from client.errors import ClientError, InputError
+from client.config import ClientConfig, load_wilayah
+from client.errors import ClientError
 from client.store import ClientStore
 from client.sync import sync_forever
-from hub.protocol.errors import ProtocolError
 from hub.protocol.text import OneLineFormatter
-from hub.protocol.wilayah import Master
 from hub.shared.blobs import BlobStore
-from hub.shared.master import load_master
 
 from .config import SETTINGS, UiConfig
 from .drafts import UiStore
@@ -156,23 +153,11 @@ def ui(
         root.removeHandler(handler)
 
 
-def _load_master(path: Path | None) -> Master | None:
-    if path is None:
-        return None
-    try:
-        return load_master(path)
-    except (OSError, ProtocolError) as exc:
-        raise InputError(
-            f"{path} is not a usable polling-station master: {exc}",
-            f"{path} bukan data wilayah yang dapat dipakai: {exc}",
-        ) from None
-
-
 async def serve(cfg: UiConfig, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:  # fmt: skip
     """Run the station until ``stop`` is set (or SIGINT/SIGTERM when it is not given)."""
     data = cfg.client.data_dir
-    master = await asyncio.to_thread(_load_master, cfg.client.wilayah)
+    master = await asyncio.to_thread(load_wilayah, cfg.client.wilayah)
     store = await ClientStore.open(data, busy_timeout=cfg.client.busy_timeout)
     try:
         ui_store = await UiStore.open(data)

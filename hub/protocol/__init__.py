@@ -18,6 +18,8 @@ live in ``hub.shared``. Modules:
 - ``outbox``    the upstream state machine: what to send next, what each answer means, when to
                 wake (``hub.forwarder`` does the I/O)
 - ``sender``    the laptop's decisions (which hubs, the head check, receipts, push replies)
+- ``trust``     enrollment policy: roles, forward limits, approval and revocation cascades,
+                endorsements and their chains
 - ``pacing``    backoff with full jitter, adaptive batch size
 - ``discovery_names``  DNS-SD names and TXT records
 - ``clock``     the only place that reads the clock

@@ -59,7 +59,7 @@ async def test_first_sync_pins_enrolls_and_keeps_receipts(
             assert await store.highest_receipt("hub") == 30
             info = (await store.summary()).hub
             assert info is not None and (info.state, info.code) == ("pending", rep.code)
-            await hub.approve(hub._store().devices[store.identity.public])
+            await hub.approve(hub.service.store.devices[store.identity.public])
             again = await sync_once(store, http, hub_url=hub.url)
             assert again.pushed == 0 and again.at_hub == 30
             info = (await store.summary()).hub
@@ -79,7 +79,7 @@ async def test_other_hub_refused_even_when_given_by_hand(
                 await sync_once(store, http, hub_url=b.url)
             assert err.value.code == "wrong_hub"
             assert b.ident.node_id in err.value.message and a.ident.node_id in err.value.message
-            assert b._store().records_stored == 0 and not b._store().devices
+            assert b.service.store.records_stored == 0 and not b.service.store.devices
             # With the pinned hub in the same round: that round is a success; the other hub
             # is listed in refused_hubs (it answered, with another key), not in errors.
             rep = await sync_once(store, http, hub_url=[b.url, a.url])
@@ -97,8 +97,8 @@ async def test_laptop_enrolled_at_two_hubs_pushes_to_both_root_holds_once(
             make_hub(tmp_path, "b", upstream=root.url) as b,
         ):
             for h in (a, b):
-                await eventually(lambda h=h: h.ident.public in root._store().devices)
-                await root.approve(root._store().devices[h.ident.public])
+                await eventually(lambda h=h: h.ident.public in root.service.store.devices)
+                await root.approve(root.service.store.devices[h.ident.public])
             store = await laptop(tmp_path, "l1", 12)
             try:
                 await sync_once(store, http, hub_url=a.url)
@@ -106,8 +106,8 @@ async def test_laptop_enrolled_at_two_hubs_pushes_to_both_root_holds_once(
                 assert [h["id"] for h in rep.hubs] == [a.ident.node_id, b.ident.node_id]
                 assert len(await store.pinned_hubs()) == 2
                 for h in (a, b):
-                    await h.approve(h._store().devices[store.identity.public])
-                    assert h._store().head_of(store.identity.public).seq == 12
+                    await h.approve(h.service.store.devices[store.identity.public])
+                    assert h.service.store.head_of(store.identity.public).seq == 12
                 await eventually(lambda: root.status()["entries"]["accepted"] == 12)
                 await asyncio.sleep(0.3)
                 assert root.status()["entries"]["total"] == 12
@@ -133,12 +133,12 @@ async def test_confirmed_upstream_reaches_the_laptop(
 ) -> None:
     async with make_hub(tmp_path, "root", root=True) as root:
         async with make_hub(tmp_path, "room", upstream=root.url) as room:
-            await eventually(lambda: room.ident.public in root._store().devices)
-            await root.approve(root._store().devices[room.ident.public])
+            await eventually(lambda: room.ident.public in root.service.store.devices)
+            await root.approve(root.service.store.devices[room.ident.public])
             store = await laptop(tmp_path, "l1", 9)
             try:
                 await sync_once(store, http, hub_url=room.url)
-                await room.approve(room._store().devices[store.identity.public])
+                await room.approve(room.service.store.devices[store.identity.public])
                 await eventually(lambda: room.status()["upstream"]["confirmed"] == 9)
                 rep = await sync_once(store, http, hub_url=room.url)
                 assert rep.confirmed_upstream == 9
@@ -276,7 +276,7 @@ async def test_batch_too_big_for_the_hub_is_halved(
         try:
             rep = await sync_once(store, http, hub_url=hub.url, batch=500)
             assert (rep.pushed, rep.accepted, rep.at_hub, rep.local_only) == (100, 100, 100, 0)
-            assert hub._store().head_of(store.identity.public).seq == 100
+            assert hub.service.store.head_of(store.identity.public).seq == 100
         finally:
             await store.close()
 
@@ -314,7 +314,7 @@ async def test_busy_hub_is_left_alone_for_its_retry_after(tmp_path: Path) -> Non
             assert delay >= float(retry_after), errors
         assert "unavailable" in errors[1][0]
         assert reports and reports[-1].at_hub == 70
-        assert hub._store().head_of(store.identity.public).seq == 70
+        assert hub.service.store.head_of(store.identity.public).seq == 70
         # 70 records were too many for the front: the batch of 100 halved to 50, then 25.
         assert front.pushes[:3] == [(70, 413), (50, 413), (25, 429)]
         assert all(n <= 30 for n, status in front.pushes if status != 413)

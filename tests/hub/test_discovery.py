@@ -20,7 +20,7 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from client import discovery as client_discovery
 from client.discovery import FoundHub, _ordered_addresses, browse
-from hub.discovery import Advertiser, lan_addresses
+from hub.discovery import Advertiser
 from hub.protocol.discovery_names import (
     MAX_LABEL_BYTES,
     SERVICE_TYPE,
@@ -29,6 +29,7 @@ from hub.protocol.discovery_names import (
     instance_name,
 )
 from hub.protocol.identity import Identity
+from hub.shared.netif import lan_addresses
 
 LO = ["127.0.0.1"]
 NOT_HERE = ["192.0.2.123"]  # TEST-NET-1: an address no interface of this machine has

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hub.config import HubConfig
 from hub.export import export_bundle, export_csv, export_jsonl, verify_bundle
-from hub.node import Hub, init_data_dir
+from hub.node import init_data_dir, open_offline
 from hub.protocol import enroll
 from hub.protocol.identity import Identity
 from tests.helpers import chain, forms
@@ -19,10 +19,10 @@ async def filled_hub(tmp: Path) -> tuple[Path, Identity, list[bytes]]:
     ident = init_data_dir(tmp / "h", "Export room")
     laptops = [Identity.generate() for _ in range(2)]
     raws: list[bytes] = []
-    async with Hub(HubConfig(data_dir=tmp / "h", host="127.0.0.1", port=0, mdns=False)) as hub:
+    async with open_offline(HubConfig(data_dir=tmp / "h", mdns=False)) as hub:
         for i, lp in enumerate(laptops):
-            d, _ = await hub.enroll(enroll.make_request(lp, hub.ident.public, f"L{i}", "laptop", 1))
-            await hub.approve(d)
+            await hub.enroll(enroll.make_request(lp, hub.ident.public, f"L{i}", "laptop", 1))
+            await hub.approve(lp.node_id)
             recs = [r.raw for r in chain(lp, forms(7, seed=i + 1))]
             await hub.push(recs)
             raws += recs

@@ -70,12 +70,12 @@ async def enroll_laptop(http: aiohttp.ClientSession, hub: Hub, ident: Identity) 
         hub.url + "/v1/enroll", data=raw, headers={"Content-Type": "application/msgpack"}
     ) as r:
         assert r.status == 200
-    await hub.approve(hub._store().devices[ident.public])
+    await hub.approve(hub.service.store.devices[ident.public])
 
 
 async def approve_when_enrolled(parent: Hub, child: Hub) -> None:
-    await eventually(lambda: child.ident.public in parent._store().devices)
-    await parent.approve(parent._store().devices[child.ident.public])
+    await eventually(lambda: child.ident.public in parent.service.store.devices)
+    await parent.approve(parent.service.store.devices[child.ident.public])
 
 
 async def test_room_to_root_with_endorsement_chain(
@@ -120,7 +120,7 @@ async def test_pending_laptop_is_not_forwarded(tmp_path: Path, http: aiohttp.Cli
             await eventually(lambda: root.status()["entries"]["accepted"] == 7)
             await asyncio.sleep(0.3)
             assert root.status()["entries"]["total"] == 7
-            await room.approve(room._store().devices[held.public])
+            await room.approve(room.service.store.devices[held.public])
             await eventually(lambda: root.status()["entries"]["accepted"] == 12)
 
 
@@ -166,7 +166,7 @@ async def test_forged_entry_in_hub_store_refused_by_root_rest_flows(
             await eventually(lambda: room2.status()["upstream"]["rejected"] == 1)
             (rej,) = room2.status()["upstream"]["rejections"]
             assert rej["device"] == rogue.node_id and rej["code"] == "not_endorsed"
-            assert rogue.public not in root._store().devices
+            assert rogue.public not in root.service.store.devices
 
 
 async def test_altered_bytes_in_hub_store_refused_by_root(
@@ -361,8 +361,8 @@ async def test_revoking_a_hub_at_the_root_revokes_what_only_it_vouched_for(
             await enroll_laptop(http, room, laptop)
             await push(http, room, [r.raw for r in recs[:5]])
             await eventually(lambda: root.status()["entries"]["accepted"] == 5)
-            await root.revoke(root._store().devices[room.ident.public])
-            lap = root._store().devices[laptop.public]
+            await root.revoke(root.service.store.devices[room.ident.public])
+            lap = root.service.store.devices[laptop.public]
             assert lap.state == "revoked" and lap.revoked_after_seq == 5
             await push(http, room, [r.raw for r in recs[5:]])
             await eventually(lambda: room.status()["upstream"]["rejected"] >= 1)
@@ -413,8 +413,7 @@ class HubRig:
 
     @property
     def store(self) -> HubStore:
-        assert self.hub.store is not None
-        return self.hub.store
+        return self.hub.service.store
 
     @property
     def _fwd(self) -> Forwarder:
@@ -432,25 +431,25 @@ class HubRig:
         ident = self.idents[name] = Identity.generate()
         self.held[name] = 0
         req = enroll.make_request(ident, self.hub_public, name, "laptop", clock.now_s())
-        d, _code = await self.hub.enroll(req)
+        await self.hub.service.enroll(req)
         if approved:
-            await self.hub.approve(d)
+            await self.hub.service.approve(ident.node_id)
         await self.add(name, n)
         return ident.public
 
     async def add(self, name: str, n: int) -> None:
         raws = self.sign(name, self.held[name] + n)[self.held[name] :]
         if raws:
-            await self.hub.push(raws)
+            await self.hub.service.push(raws)
         self.held[name] += n
 
     async def approve(self, name: str) -> None:
-        await self.hub.approve(self.store.devices[self.idents[name].public])
+        await self.hub.service.approve(self.idents[name].node_id)
 
     async def fork(self, name: str, seq: int) -> None:
         prev = record.decode(self.sign(name, seq - 1)[-1]).hash if seq > 1 else record.GENESIS
         other = chain(self.idents[name], forms(1, seed=3), start=seq, prev=prev)[0]
-        await self.hub.push([other.raw])
+        await self.hub.service.push([other.raw])
 
     async def pin(self, public: bytes) -> None:
         await self.store.set_meta(META_UPSTREAM_KEY, public)

@@ -1,186 +1,209 @@
-"""The hub's HTTP API on a real socket (127.0.0.1, random port) with a real SQLite store."""
+"""The hub's HTTP API, served in-process (pytest-aiohttp) from a hub service over a real SQLite
+store; the process around it (lock, sockets) in the last tests."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
 
 from hub.config import HubConfig
 from hub.errors import AlreadyRunning
+from hub.examine import make_pool
 from hub.node import Hub, init_data_dir
-from hub.protocol import codec, enroll, receipt, record
+from hub.protocol import codec, enroll, entry, receipt, record, worklist
 from hub.protocol.identity import Identity
+from hub.server import make_app
+from hub.service import HubService
+from hub.store import HubStore
 from tests.helpers import chain, forms
 
-MSGPACK = {"Content-Type": "application/msgpack"}
+TOKEN = "test-admin-token"
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+class Served:
+    """A hub service and an HTTP client to its app (the service's store open in ``path``)."""
+
+    def __init__(self, service: HubService, http: Client):
+        self.service = service
+        self.http = http
+        self.store = service.store
+        self.ident = service.ident
+
+    async def post(
+        self, path: str, body: bytes, ctype: str = "application/msgpack"
+    ) -> tuple[int, Any]:
+        async with self.http.post(path, data=body, headers={"Content-Type": ctype}) as r:
+            return r.status, codec.unpack(await r.read(), canonical=False)
+
+    async def push(self, recs: list[bytes]) -> tuple[int, Any]:
+        return await self.post("/v1/push", codec.pack({"records": recs}))
+
+    async def enrolled(self, ident: Identity, approve: bool) -> None:
+        raw = enroll.make_request(ident, self.ident.public, "Laptop", "laptop", 1)
+        status, reply = await self.post("/v1/enroll", raw)
+        assert status == 200 and reply["state"] == "pending"
+        if approve:
+            await self.service.approve(ident.node_id)
+
+
+HUB_KEY = Identity.from_seed(b"h" * 32)
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    init_data_dir(tmp_path / "hub", "Test Hub")
-    h = Hub(HubConfig(data_dir=tmp_path / "hub", host="127.0.0.1", port=0, mdns=False))
-    await h.start()
-    yield h
-    await h.stop()
+async def serve(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> AsyncIterator[Callable[..., Awaitable[Served]]]:
+    """``await serve(**service options)``: a store in a fresh folder, its service, a client."""
+    stores: list[HubStore] = []
+
+    async def make(folder: str = "hub", max_body: int = 16 << 20, **kw: Any) -> Served:
+        (tmp_path / folder).mkdir(exist_ok=True)
+        store = await HubStore.open(tmp_path / folder, refuse_unknown=kw.get("root", False))
+        stores.append(store)
+        service = HubService(store, HUB_KEY, name="Test Hub", **kw)
+        app = make_app(service, admin_token=TOKEN, max_body=max_body)
+        return Served(service, await aiohttp_client(app))
+
+    yield make
+    for store in stores:
+        await store.close()
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+async def hub(serve: Callable[..., Awaitable[Served]]) -> Served:
+    return await serve()
 
 
-async def post(
-    http: aiohttp.ClientSession,
-    hub: Hub,
-    path: str,
-    body: bytes,
-    ctype: str = "application/msgpack",
-) -> tuple[int, Any]:
-    async with http.post(hub.url + path, data=body, headers={"Content-Type": ctype}) as r:
-        return r.status, codec.unpack(await r.read(), canonical=False)
-
-
-async def push(http: aiohttp.ClientSession, hub: Hub, recs: list[bytes]) -> tuple[int, Any]:
-    return await post(http, hub, "/v1/push", codec.pack({"records": recs}))
-
-
-async def enrolled(http: aiohttp.ClientSession, hub: Hub, ident: Identity, approve: bool) -> None:
-    status, reply = await post(
-        http, hub, "/v1/enroll", enroll.make_request(ident, hub.ident.public, "Laptop", "laptop", 1)
-    )
-    assert status == 200 and reply["state"] == "pending"
-    if approve:
-        d = hub._store().devices[ident.public]
-        await hub.approve(d)
-
-
-async def test_push_stores_and_receipt_is_signed(hub: Hub, http: aiohttp.ClientSession) -> None:
+async def test_push_stores_and_receipt_is_signed(hub: Served) -> None:
     laptop = Identity.generate()
-    await enrolled(http, hub, laptop, approve=True)
+    await hub.enrolled(laptop, approve=True)
     recs = chain(laptop, forms(30))
-    status, reply = await push(http, hub, [r.raw for r in recs])
+    status, reply = await hub.push([r.raw for r in recs])
     assert status == 200
     assert reply["accepted"] == 30 and reply["rejected"] == [] and reply["duplicate"] == 0
     (rc_raw,) = reply["receipts"]
     rc = receipt.decode(rc_raw)
     rc.check(hub.ident.public)
     assert (rc.origin, rc.seq, rc.hash) == (laptop.public, 30, recs[-1].hash)
-    s = hub.status()
+    assert reply["origins"] == [
+        {"public": laptop.public, "id": laptop.node_id, "state": "approved", "forked": 0,
+         "seq": 30}
+    ]  # fmt: skip
+    s = hub.service.status_now()
     assert s["entries"] == {"accepted": 30, "held": 0, "total": 30}
     assert s["tps"]["single"] == 30
 
 
-async def test_replayed_batch_is_a_noop(hub: Hub, http: aiohttp.ClientSession) -> None:
+async def test_replayed_batch_is_a_noop(hub: Served) -> None:
     laptop = Identity.generate()
-    await enrolled(http, hub, laptop, approve=True)
+    await hub.enrolled(laptop, approve=True)
     raws = [r.raw for r in chain(laptop, forms(10))]
-    await push(http, hub, raws)
-    status, reply = await push(http, hub, raws)
+    await hub.push(raws)
+    status, reply = await hub.push(raws)
     assert status == 200 and reply["accepted"] == 0 and reply["duplicate"] == 10
-    assert hub.status()["entries"]["accepted"] == 10
+    assert hub.service.status_now()["entries"]["accepted"] == 10
     assert receipt.decode(reply["receipts"][0]).seq == 10
 
 
-async def test_unknown_laptop_is_held_then_counted_after_approval(
-    hub: Hub, http: aiohttp.ClientSession
-) -> None:
+async def test_unknown_laptop_is_held_then_counted_after_approval(hub: Served) -> None:
     laptop = Identity.generate()  # never enrolled
-    status, reply = await push(http, hub, [r.raw for r in chain(laptop, forms(5))])
+    status, reply = await hub.push([r.raw for r in chain(laptop, forms(5))])
     assert status == 200 and reply["accepted"] == 5
     assert reply["origins"][0]["state"] == "pending"
-    s = hub.status()
+    s = hub.service.status_now()
     assert s["entries"] == {"accepted": 0, "held": 5, "total": 5}
     assert s["devices"]["pending"] == 1
-    await hub.approve(hub._store().devices[laptop.public])
-    assert hub.status()["entries"]["accepted"] == 5
+    await hub.service.approve(laptop.node_id)
+    assert hub.service.status_now()["entries"]["accepted"] == 5
 
 
-async def test_forged_signature_rejected_and_nothing_harmed(
-    hub: Hub, http: aiohttp.ClientSession
-) -> None:
+async def test_forged_signature_rejected_and_nothing_harmed(hub: Served) -> None:
     laptop = Identity.generate()
-    await enrolled(http, hub, laptop, approve=True)
+    await hub.enrolled(laptop, approve=True)
     recs = chain(laptop, forms(4))
-    await push(http, hub, [r.raw for r in recs[:3]])
+    await hub.push([r.raw for r in recs[:3]])
     # Seq 4 re-signed by an impostor key but claiming the laptop's origin.
     impostor = Identity.generate()
     fake = record.make(impostor, 4, recs[2].hash, recs[3].body)
     forged = codec.pack([1, laptop.public, 4, recs[2].hash, recs[3].body, fake.sig])
-    status, reply = await push(http, hub, [forged])
+    status, reply = await hub.push([forged])
     assert status == 200 and reply["accepted"] == 0
     assert reply["rejected"][0]["code"] == "bad_signature"
     # A changed body byte under the original signature is also caught.
     body = bytearray(recs[3].body)
     body[-3] ^= 1
     altered = codec.pack([1, laptop.public, 4, recs[2].hash, bytes(body), recs[3].sig])
-    status, reply = await push(http, hub, [altered])
+    status, reply = await hub.push([altered])
     assert reply["rejected"][0]["code"] in ("bad_signature", "bad_entry", "bad_encoding")
-    assert hub.status()["entries"]["accepted"] == 3
-    status, reply = await push(http, hub, [recs[3].raw])
+    assert hub.service.status_now()["entries"]["accepted"] == 3
+    status, reply = await hub.push([recs[3].raw])
     assert reply["accepted"] == 1
 
 
-async def test_gap_rejected_with_next_seq(hub: Hub, http: aiohttp.ClientSession) -> None:
+async def test_gap_rejected_with_next_seq(hub: Served) -> None:
     laptop = Identity.generate()
     recs = chain(laptop, forms(5))
-    _status, reply = await push(http, hub, [recs[0].raw, recs[3].raw, recs[4].raw])
+    _status, reply = await hub.push([recs[0].raw, recs[3].raw, recs[4].raw])
     assert reply["accepted"] == 1
     codes = {r["seq"]: r["code"] for r in reply["rejected"]}
     assert codes == {4: "out_of_order", 5: "out_of_order"}
     assert "send seq 2 first" in reply["rejected"][0]["reason"]
 
 
-async def test_tampered_prev_is_a_fork_and_origin_is_stopped(
-    hub: Hub, http: aiohttp.ClientSession
-) -> None:
+async def test_tampered_prev_is_a_fork_and_origin_is_stopped(hub: Served) -> None:
     laptop = Identity.generate()
-    await enrolled(http, hub, laptop, approve=True)
+    await hub.enrolled(laptop, approve=True)
     recs = chain(laptop, forms(3))
-    await push(http, hub, [r.raw for r in recs[:2]])
+    await hub.push([r.raw for r in recs[:2]])
     bad = record.make(laptop, 3, hashlib.sha256(b"other history").digest(), recs[2].body)
-    _status, reply = await push(http, hub, [bad.raw])
+    _status, reply = await hub.push([bad.raw])
     assert reply["forks"][0]["code"] == "fork"
-    s = hub.status()
+    assert reply["origins"][0]["forked"] == 1
+    s = hub.service.status_now()
     assert s["forks"] == 1 and s["entries"]["held"] == 2
-    _status, reply = await push(http, hub, [recs[2].raw])
+    _status, reply = await hub.push([recs[2].raw])
     assert reply["rejected"][0]["code"] == "origin_forked"
-    async with http.get(hub.url + "/v1/forks") as r:
+    async with hub.http.get("/v1/forks") as r:
         evidence = await r.json()
     assert evidence[0]["seq"] == 3 and evidence[0]["evidence"] == bad.raw.hex()
+    assert evidence[0]["device"] == laptop.node_id and evidence[0]["held"] is None
+    # ... and it cannot be approved again, over HTTP or not.
+    url = f"/v1/devices/{laptop.node_id}/approve"
+    async with hub.http.post(url, headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+        assert r.status == 403 and (await r.json())["error"]["code"] == "device"
 
 
-async def test_same_seq_different_bytes_is_a_fork_both_kept(
-    hub: Hub, http: aiohttp.ClientSession
-) -> None:
+async def test_same_seq_different_bytes_is_a_fork_both_kept(hub: Served) -> None:
     laptop = Identity.generate()
-    await enrolled(http, hub, laptop, approve=True)
+    await hub.enrolled(laptop, approve=True)
     a = chain(laptop, forms(3, seed=1))
     b = chain(laptop, forms(3, seed=2), start=3, prev=a[1].hash)  # copy enters a different seq 3
-    await push(http, hub, [r.raw for r in a])
-    _status, reply = await push(http, hub, [b[0].raw])
+    await hub.push([r.raw for r in a])
+    _status, reply = await hub.push([b[0].raw])
     assert len(reply["forks"]) == 1
-    forks = await hub._store().forks()
+    forks = await hub.service.forks()
     assert forks[0]["evidence"] == b[0].raw.hex() and forks[0]["held"] == a[2].raw.hex()
 
 
-async def test_revoked_laptop_refused_after_revocation(
-    hub: Hub, http: aiohttp.ClientSession
-) -> None:
+async def test_revoked_laptop_refused_after_revocation(hub: Served) -> None:
     laptop = Identity.generate()
-    await enrolled(http, hub, laptop, approve=True)
+    await hub.enrolled(laptop, approve=True)
     recs = chain(laptop, forms(6))
-    await push(http, hub, [r.raw for r in recs[:4]])
-    await hub.revoke(hub._store().devices[laptop.public])
-    _status, reply = await push(http, hub, [r.raw for r in recs])
+    await hub.push([r.raw for r in recs[:4]])
+    await hub.service.revoke(laptop.node_id)
+    _status, reply = await hub.push([r.raw for r in recs])
     assert reply["duplicate"] == 4 and reply["accepted"] == 0
     assert {r["code"] for r in reply["rejected"]} == {"device_revoked"}
-    s = hub.status()
+    s = hub.service.status_now()
     assert s["entries"]["accepted"] == 4 and s["devices"]["revoked"] == 1
 
 
@@ -197,21 +220,19 @@ async def test_revoked_laptop_refused_after_revocation(
     ],
 )
 async def test_garbage_body_gets_4xx_with_reason(
-    hub: Hub, http: aiohttp.ClientSession, body: bytes, ctype: str, code: str, status: int
+    hub: Served, body: bytes, ctype: str, code: str, status: int
 ) -> None:
-    got, reply = await post(http, hub, "/v1/push", body, ctype)
+    got, reply = await hub.post("/v1/push", body, ctype)
     assert got == status
     assert reply["error"]["code"] == code and reply["error"]["reason"]
-    async with http.get(hub.url + "/v1/hello") as r:  # still serving
+    async with hub.http.get("/v1/hello") as r:  # still serving
         assert r.status == 200
 
 
-async def test_garbage_record_inside_a_batch_is_rejected_alone(
-    hub: Hub, http: aiohttp.ClientSession
-) -> None:
+async def test_garbage_record_inside_a_batch_is_rejected_alone(hub: Served) -> None:
     laptop = Identity.generate()
     recs = chain(laptop, forms(2))
-    status, reply = await push(http, hub, [recs[0].raw, b"\x93\x01\x02", recs[1].raw])
+    status, reply = await hub.push([recs[0].raw, b"\x93\x01\x02", recs[1].raw])
     assert status == 200 and reply["accepted"] == 2
     assert reply["rejected"] == [
         {
@@ -223,159 +244,274 @@ async def test_garbage_record_inside_a_batch_is_rejected_alone(
     ]
 
 
-async def test_oversized_body_and_batch(tmp_path: Path, http: aiohttp.ClientSession) -> None:
-    init_data_dir(tmp_path / "h", "Small")
-    cfg = HubConfig(data_dir=tmp_path / "h", host="127.0.0.1", port=0, mdns=False,
-                    max_body=64 * 1024, max_batch=10)  # fmt: skip
-    async with Hub(cfg) as h:
-        laptop = Identity.generate()
-        status, reply = await push(http, h, [r.raw for r in chain(laptop, forms(11))])
-        assert status == 413 and reply["error"]["code"] == "too_large"
-        assert "over the limit of 10" in reply["error"]["reason"]
-        status, reply = await post(http, h, "/v1/push", b"\x00" * (65 * 1024))
-        assert status == 413 and reply["error"]["code"] == "too_large"
-        status, reply = await push(http, h, [r.raw for r in chain(laptop, forms(3))])
-        assert status == 200 and reply["accepted"] == 3
+async def test_oversized_body_and_batch(serve: Callable[..., Awaitable[Served]]) -> None:
+    h = await serve(max_body=64 * 1024, max_batch=10)
+    laptop = Identity.generate()
+    status, reply = await h.push([r.raw for r in chain(laptop, forms(11))])
+    assert status == 413 and reply["error"]["code"] == "too_large"
+    assert "over the limit of 10" in reply["error"]["reason"]
+    status, reply = await h.post("/v1/push", b"\x00" * (65 * 1024))
+    assert status == 413 and reply["error"]["code"] == "too_large"
+    assert "65536 bytes" in reply["error"]["reason"]
+    status, reply = await h.push([r.raw for r in chain(laptop, forms(3))])
+    assert status == 200 and reply["accepted"] == 3
 
 
-async def test_forged_enrollment_refused(hub: Hub, http: aiohttp.ClientSession) -> None:
+async def test_forged_enrollment_refused(hub: Served) -> None:
     laptop, other = Identity.generate(), Identity.generate()
     raw = enroll.make_request(laptop, hub.ident.public, "L", "laptop", 1)
     payload, _sig = codec.unpack(raw)
     forged = codec.pack([payload, other.sign(enroll.ENROLL_DOMAIN, payload)])
-    status, reply = await post(http, hub, "/v1/enroll", forged)
+    status, reply = await hub.post("/v1/enroll", forged)
     assert status == 400 and reply["error"]["code"] == "bad_signature"
     elsewhere = enroll.make_request(laptop, Identity.generate().public, "L", "laptop", 1)
-    status, reply = await post(http, hub, "/v1/enroll", elsewhere)
+    status, reply = await hub.post("/v1/enroll", elsewhere)
     assert status == 400 and "another hub" in reply["error"]["reason"]
-    assert hub._store().devices == {}
+    assert hub.store.devices == {}
 
 
-async def test_admin_needs_token(hub: Hub, http: aiohttp.ClientSession) -> None:
+async def test_admin_needs_token(hub: Served) -> None:
     laptop = Identity.generate()
-    await enrolled(http, hub, laptop, approve=False)
-    url = f"{hub.url}/v1/devices/{laptop.node_id}/approve"
-    async with http.post(url) as r:
+    await hub.enrolled(laptop, approve=False)
+    url = f"/v1/devices/{laptop.node_id}/approve"
+    async with hub.http.post(url) as r:
         assert r.status == 401
-    async with http.post(url, headers={"Authorization": f"Bearer {hub.token}"}) as r:
+    async with hub.http.post(url, headers={"Authorization": "Bearer wrong"}) as r:
+        assert r.status == 401
+    async with hub.http.post(url, headers={"Authorization": f"Bearer {TOKEN}"}) as r:
         assert r.status == 200 and (await r.json())["state"] == "approved"
+    async with hub.http.post(
+        "/v1/devices/NOPE-NOPE-NOPE/revoke", headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as r:
+        assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
 
 
-async def test_second_hub_on_same_data_dir_refuses(hub: Hub) -> None:
-    other = Hub(HubConfig(data_dir=hub.data_dir, host="127.0.0.1", port=0, mdns=False))
-    with pytest.raises(AlreadyRunning, match="already serving"):
-        await other.start()
+async def test_hello_proves_the_key_and_vouches_for_upstream(
+    serve: Callable[..., Awaitable[Served]],
+) -> None:
+    class Upstream:
+        upstream_public = Identity.from_seed(b"u" * 32).public
+
+        def status(self) -> dict[str, Any]:
+            return {"state": "up"}
+
+    h = await serve(upstream=Upstream())
+    nonce = b"n" * enroll.NONCE_LEN
+    async with h.http.get(f"/v1/hello?nonce={nonce.hex()}") as r:
+        hello = codec.unpack(await r.read(), canonical=False)
+    assert hello["node_id"] == HUB_KEY.node_id and hello["role"] == "hub"
+    enroll.check_proof(hello["public"], nonce, hello["proof"])
+    assert hello["upstream"] == Upstream.upstream_public
+    receipt.check_upstream(HUB_KEY.public, hello["upstream"], hello["upstream_sig"])
+    async with h.http.get("/v1/hello?nonce=zz") as r:
+        assert r.status == 400
 
 
-async def test_concurrent_pushes_from_many_laptops(hub: Hub, http: aiohttp.ClientSession) -> None:
-    import asyncio
-
+async def test_concurrent_pushes_from_many_laptops(hub: Served) -> None:
     laptops = [Identity.generate() for _ in range(8)]
     chains = [chain(lp, forms(40, seed=i)) for i, lp in enumerate(laptops)]
 
     async def run(recs: list[record.Record]) -> None:
         for i in range(0, len(recs), 7):
-            status, reply = await push(http, hub, [r.raw for r in recs[i : i + 7]])
+            status, reply = await hub.push([r.raw for r in recs[i : i + 7]])
             assert status == 200 and not reply["rejected"]
 
     await asyncio.gather(*(run(c) for c in chains))
-    assert hub.status()["entries"]["total"] == 8 * 40
+    assert hub.service.status_now()["entries"]["total"] == 8 * 40
     for lp in laptops:
-        assert hub._store().head_of(lp.public).seq == 40
+        assert hub.store.head_of(lp.public).seq == 40
 
 
-async def test_restart_keeps_everything(tmp_path: Path, http: aiohttp.ClientSession) -> None:
-    init_data_dir(tmp_path / "h", "R")
-    cfg = HubConfig(data_dir=tmp_path / "h", host="127.0.0.1", port=0, mdns=False)
+async def test_heads_give_the_version_vector_with_receipts(hub: Served) -> None:
+    laptop, other = Identity.generate(), Identity.generate()
+    recs = chain(laptop, forms(3))
+    await hub.push([r.raw for r in recs])
+    status, reply = await hub.post(
+        "/v1/heads", codec.pack({"origins": [laptop.public, other.public]})
+    )
+    assert status == 200
+    assert reply["heads"] == [[laptop.public, 3, recs[-1].hash], [other.public, 0, record.GENESIS]]
+    (rc,) = [receipt.decode(x) for x in reply["receipts"]]
+    assert (rc.origin, rc.seq) == (laptop.public, 3)
+    async with hub.http.get(f"/v1/heads/{laptop.public.hex()}") as r:
+        one = codec.unpack(await r.read(), canonical=False)
+    assert (one["seq"], one["state"], one["forked"]) == (3, "pending", 0)
+    assert "confirmed" not in one
+    status, reply = await hub.post("/v1/heads", codec.pack({"origins": [b"short"]}))
+    assert status == 400
+
+
+async def test_restart_keeps_everything(serve: Callable[..., Awaitable[Served]]) -> None:
     laptop = Identity.generate()
     recs = chain(laptop, forms(20))
-    async with Hub(cfg) as h:
-        await push(http, h, [r.raw for r in recs[:12]])
-    async with Hub(cfg) as h:
-        assert h._store().head_of(laptop.public).seq == 12
-        _status, reply = await push(http, h, [r.raw for r in recs])
-        assert reply["duplicate"] == 12 and reply["accepted"] == 8
+    first = await serve("r")
+    await first.push([r.raw for r in recs[:12]])
+    await first.store.close()
+    again = await serve("r")
+    assert again.store.head_of(laptop.public).seq == 12
+    _status, reply = await again.push([r.raw for r in recs])
+    assert reply["duplicate"] == 12 and reply["accepted"] == 8
 
 
 async def test_large_batch_checked_by_worker_processes_with_master(
-    tmp_path: Path, http: aiohttp.ClientSession, wilayah_path: Path
+    serve: Callable[..., Awaitable[Served]], wilayah_path: Path
 ) -> None:
     """A batch big enough to go to the examine workers: they recompute flags themselves,
     with their own copy of the master (synthetic TPS codes are not in it: R11)."""
-    init_data_dir(tmp_path / "h", "W")
-    cfg = HubConfig(data_dir=tmp_path / "h", host="127.0.0.1", port=0, mdns=False,
-                    wilayah=wilayah_path)  # fmt: skip
-    async with Hub(cfg) as h:
+    with make_pool(wilayah_path) as pool:
+        h = await serve(pool=pool)
         laptop = Identity.generate()
-        await enrolled(http, h, laptop, approve=True)
+        await h.enrolled(laptop, approve=True)
         recs = chain(laptop, forms(600))
-        status, reply = await push(http, h, [r.raw for r in recs])
+        status, reply = await h.push([r.raw for r in recs])
         assert status == 200 and reply["accepted"] == 600
-        assert h.status()["flags"].get("R11") == 600
+        assert h.service.status_now()["flags"].get("R11") == 600
         assert receipt.decode(reply["receipts"][0]).seq == 600
 
 
-async def test_dashboard_shows_what_needs_attention(hub: Hub, http: aiohttp.ClientSession) -> None:
+async def test_dashboard_shows_what_needs_attention(hub: Served) -> None:
     laptop = Identity.generate()
-    await enrolled(http, hub, laptop, approve=False)
-    await push(http, hub, [r.raw for r in chain(laptop, forms(3))])
-    code = hub.status()["device_list"][0]["code"]
-    async with http.get(hub.url + "/") as r:
+    await hub.enrolled(laptop, approve=False)
+    await hub.push([r.raw for r in chain(laptop, forms(3))])
+    code = hub.service.status_now()["device_list"][0]["code"]
+    async with hub.http.get("/") as r:
         assert r.status == 200 and r.content_type == "text/html"
         page = await r.text()
     assert "menunggu persetujuan" in page and code in page and laptop.node_id in page
     assert "<b>3</b>Entri ditahan" in page
-    async with http.get(hub.url + "/?lang=en") as r:
+    async with hub.http.get("/?lang=en") as r:
         page = await r.text()
     assert "waiting for approval" in page and "<b>3</b>Entries held" in page
 
 
-async def test_metrics_are_prometheus_text(hub: Hub, http: aiohttp.ClientSession) -> None:
+async def test_status_and_devices_are_json(hub: Served) -> None:
     laptop = Identity.generate()
-    await push(http, hub, [r.raw for r in chain(laptop, forms(4))])
-    async with http.get(hub.url + "/metrics") as r:
+    await hub.enrolled(laptop, approve=False)
+    async with hub.http.get("/v1/devices") as r:
+        (row,) = await r.json()
+    assert (row["id"], row["state"], row["entries"]) == (laptop.node_id, "pending", 0)
+    async with hub.http.get("/v1/status") as r:
+        s = await r.json()
+    assert s["device_list"] == [row] and s["upstream"]["state"] == "none"
+
+
+async def test_metrics_are_prometheus_text(hub: Served) -> None:
+    laptop = Identity.generate()
+    await hub.push([r.raw for r in chain(laptop, forms(4))])
+    async with hub.http.get("/metrics") as r:
         text = await r.text()
     assert "c1hub_records_stored 4\n" in text
     assert 'c1hub_devices{state="pending"} 1\n' in text
+    assert "c1hub_pushes 1\n" in text and "upstream" not in text
 
 
-async def test_approved_laptop_cannot_make_itself_a_hub_and_vouch(
-    hub: Hub, http: aiohttp.ClientSession
-) -> None:
+async def test_approved_laptop_cannot_make_itself_a_hub_and_vouch(hub: Served) -> None:
     laptop = Identity.generate()
-    await enrolled(http, hub, laptop, approve=True)
-    status, reply = await post(
-        http, hub, "/v1/enroll", enroll.make_request(laptop, hub.ident.public, "L", "hub", 2)
+    await hub.enrolled(laptop, approve=True)
+    status, reply = await hub.post(
+        "/v1/enroll", enroll.make_request(laptop, hub.ident.public, "L", "hub", 2)
     )
     assert status == 200 and reply["state"] == "approved"
-    assert hub._store().devices[laptop.public].role == "laptop"
+    assert hub.store.devices[laptop.public].role == "laptop"
     # It signs an endorsement for a key of its own making and pushes that key's entries.
     sock = Identity.generate()
     endorsement = enroll.endorse(laptop, sock.public, "sock", "laptop", 3)
     body = codec.pack({"records": [r.raw for r in chain(sock, forms(3))],
                        "endorsements": [endorsement]})  # fmt: skip
-    status, reply = await post(http, hub, "/v1/push", body)
+    status, reply = await hub.post("/v1/push", body)
     assert status == 200 and reply["origins"][0]["state"] == "pending"
-    s = hub.status()
+    s = hub.service.status_now()
     assert s["entries"] == {"accepted": 0, "held": 3, "total": 3}
 
 
-async def test_group_commit_takes_concurrent_pushes_together(
-    hub: Hub, http: aiohttp.ClientSession
-) -> None:
-    import asyncio
-
+async def test_group_commit_takes_concurrent_pushes_together(hub: Served) -> None:
     laptops = [Identity.generate() for _ in range(6)]
     recs = [chain(lp, forms(5, seed=i + 20)) for i, lp in enumerate(laptops)]
-    before = hub._store().commits
-    replies = await asyncio.gather(*(push(http, hub, [r.raw for r in c]) for c in recs * 1))
+    before = hub.store.commits
+    replies = await asyncio.gather(*(hub.push([r.raw for r in c]) for c in recs))
     assert all(st == 200 and rep["accepted"] == 5 for st, rep in replies)
-    assert hub._store().commits - before < len(laptops)  # several pushes shared a commit
+    assert hub.store.commits - before < len(laptops)  # several pushes shared a commit
 
 
-async def test_store_is_durable_wal_full(hub: Hub) -> None:
-    db = hub._store()._db
-    async with db.execute("PRAGMA journal_mode") as cur:
-        assert (await cur.fetchone())[0] == "wal"  # type: ignore[index]
-    async with db.execute("PRAGMA synchronous") as cur:
-        assert (await cur.fetchone())[0] == 2  # type: ignore[index]  # FULL
+async def test_a_failed_commit_is_a_503_and_the_batch_can_be_sent_again(hub: Served) -> None:
+    import sqlite3
+
+    laptop = Identity.generate()
+    raws = [r.raw for r in chain(laptop, forms(3))]
+
+    async def disk_full() -> None:
+        hub.store.db.before_commit = None
+        raise sqlite3.OperationalError("database or disk is full")
+
+    hub.store.db.before_commit = disk_full
+    status, reply = await hub.push(raws)
+    assert status == 503 and reply["error"]["code"] == "unavailable"
+    assert "Send it again" in reply["error"]["reason"]
+    status, reply = await hub.push(raws)
+    assert status == 200 and reply["accepted"] == 3
+
+
+# -- the process around the service -----------------------------------------------------------
+
+
+async def test_a_hub_process_serves_and_a_second_one_on_its_folder_refuses(
+    tmp_path: Path,
+) -> None:
+    init_data_dir(tmp_path / "hub", "Test Hub")
+    cfg = HubConfig(data_dir=tmp_path / "hub", host="127.0.0.1", port=0, mdns=False)
+    async with Hub(cfg) as hub, aiohttp.ClientSession() as http:
+        assert hub.url is not None and (tmp_path / "hub" / "hub.json").exists()
+        async with http.get(hub.url + "/v1/hello") as r:
+            hello = codec.unpack(await r.read(), canonical=False)
+        assert hello["node_id"] == hub.ident.node_id and hello["name"] == "Test Hub"
+        other = Hub(HubConfig(data_dir=hub.data_dir, host="127.0.0.1", port=0, mdns=False))
+        with pytest.raises(AlreadyRunning, match="already serving"):
+            await other.start()
+    assert not (tmp_path / "hub" / "hub.json").exists()
+    # Stopped, the folder is free again (the lock and the port were released).
+    async with Hub(cfg) as again:
+        assert again.service.store.records_stored == 0
+
+
+# -- the double-entry work list ---------------------------------------------------------
+
+
+async def get_work(hub: Served, query: str) -> tuple[int, Any]:
+    async with hub.http.get("/v1/work" + query) as r:
+        assert r.content_type == "application/msgpack"
+        return r.status, codec.unpack(await r.read(), canonical=False)
+
+
+async def test_work_list_over_http(hub: Served) -> None:
+    a, b, pending = Identity.generate(), Identity.generate(), Identity.generate()
+    fs = forms(3)
+    other = dict(fs[2], sah=fs[2]["sah"] + 1)
+    await hub.enrolled(a, approve=True)
+    await hub.enrolled(b, approve=True)
+    await hub.enrolled(pending, approve=False)
+    await hub.push([r.raw for r in chain(a, fs)])
+    await hub.push([r.raw for r in chain(b, [fs[1], other])])
+    await hub.push([r.raw for r in chain(pending, forms(1, seed=9))])
+
+    status, wl = await get_work(hub, f"?origin={b.public.hex()}")
+    assert status == 200
+    assert [i["tps"] for i in wl["second"]] == [fs[0]["tps"]]  # fs[1] verified; not b's own
+    (c,) = wl["correction"]
+    assert c["tps"] == fs[2]["tps"] and c["status"] == "conflict"
+    digests = {r["mine"]: r["digest"] for r in c["live"]}
+    assert digests[1] == worklist.digest(entry.numbers(entry.parse(other)))
+    assert digests[0] == worklist.digest(entry.numbers(entry.parse(fs[2])))
+    assert "sah" not in repr(wl)  # no numbers, no field names
+
+    # The pending laptop's entry is held: not on anyone's list yet.
+    status, wl = await get_work(hub, "")
+    assert len(wl["second"]) == 1
+
+    key = f"{fs[1]['form']}:{fs[1]['tps']}"
+    status, wl = await get_work(hub, f"?election=pemilu-2024&key={key}&limit=0")
+    assert wl["second"] == [] and wl["more"]["second"] == 1
+    assert [(k["tps"], k["status"]) for k in wl["keys"]] == [(fs[1]["tps"], "verified")]
+
+    for bad in ("?limit=x", "?origin=zz", "?key=PPWP:1", "?key=PPWP:3171011001001"):
+        status, err = await get_work(hub, bad)
+        assert status == 400 and err["error"]["code"] == "bad_encoding", bad

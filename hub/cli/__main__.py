@@ -1,0 +1,5 @@
+"""``python -m hub.cli`` runs ``c1hub``."""
+
+from hub.cli import main
+
+main()

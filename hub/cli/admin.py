@@ -1,0 +1,172 @@
+"""``c1hub devices | approve | revoke | status``: the coordinator's commands.
+
+They work on the hub's machine with ``--data``: through the running hub's HTTP API (with the
+admin token from the data folder) when a hub serves that folder, otherwise directly on its
+store through the hub service (``hub.node.open_offline``), which keeps the folder locked
+meanwhile. Both ways answer with the same result types.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import aiohttp
+import click
+
+from hub.cli.base import data_option, json_option, main, print_json, run
+from hub.config import HubConfig
+from hub.protocol.errors import ProtocolError
+from hub.render import status_text
+from hub.service import HubService
+from hub.status import DeviceInfo
+
+ADMIN_TIMEOUT = 30.0
+T = TypeVar("T")
+
+
+class Admin(Protocol):
+    async def devices(self) -> list[DeviceInfo]: ...
+    async def approve(self, device_id: str) -> DeviceInfo: ...
+    async def revoke(self, device_id: str) -> DeviceInfo: ...
+    async def status(self) -> dict[str, Any]: ...
+
+
+class RemoteHub:
+    """The admin API of the hub serving the folder (JSON over HTTP, admin token)."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, token: str):
+        self.session = session
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    async def _call(self, method: str, path: str) -> Any:
+        async with self.session.request(method, self.url + path, headers=self.headers) as r:
+            data = await r.json()
+            if r.status >= 400:
+                err = data.get("error", {}) if isinstance(data, dict) else {}
+                raise ProtocolError(
+                    str(err.get("reason") or f"HTTP {r.status}"), code=str(err.get("code", "http"))
+                )
+            return data
+
+    async def devices(self) -> list[DeviceInfo]:
+        return [DeviceInfo.from_dict(d) for d in await self._call("GET", "/v1/devices")]
+
+    async def approve(self, device_id: str) -> DeviceInfo:
+        return DeviceInfo.from_dict(await self._call("POST", f"/v1/devices/{device_id}/approve"))
+
+    async def revoke(self, device_id: str) -> DeviceInfo:
+        return DeviceInfo.from_dict(await self._call("POST", f"/v1/devices/{device_id}/revoke"))
+
+    async def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = await self._call("GET", "/v1/status")
+        return status
+
+
+class LocalHub:
+    """The same operations on the store of a hub that is not running."""
+
+    def __init__(self, service: HubService):
+        self.service = service
+
+    async def devices(self) -> list[DeviceInfo]:
+        return self.service.devices()
+
+    async def approve(self, device_id: str) -> DeviceInfo:
+        return await self.service.approve(device_id)
+
+    async def revoke(self, device_id: str) -> DeviceInfo:
+        return await self.service.revoke(device_id)
+
+    async def status(self) -> dict[str, Any]:
+        return self.service.status_now()
+
+
+@contextlib.asynccontextmanager
+async def admin(data_dir: Path) -> AsyncIterator[Admin]:
+    """The running hub of ``data_dir`` if there is one, else its store, offline."""
+    from hub.node import admin_token, open_offline, read_runtime
+
+    info = read_runtime(data_dir)
+    if info and info.get("url"):
+        timeout = aiohttp.ClientTimeout(total=ADMIN_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as s:
+            yield RemoteHub(s, str(info["url"]), admin_token(data_dir))
+    else:
+        async with open_offline(HubConfig(data_dir=data_dir, mdns=False)) as service:
+            yield LocalHub(service)
+
+
+def on_hub(data_dir: Path, op: Callable[[Admin], Awaitable[T]], as_json: bool = False) -> T:
+    """Run one admin operation on the hub of ``data_dir`` (``run``: errors are messages)."""
+
+    async def go() -> T:
+        async with admin(data_dir) as hub:
+            return await op(hub)
+
+    return run(go(), as_json)
+
+
+@main.command()
+@data_option
+@json_option
+def devices(data_dir: Path, as_json: bool) -> None:
+    """List enrolled laptops and hubs with their state and comparison code.
+
+    JSON: a list of {"id", "name", "state": "pending"|"approved"|"revoked", "code", ...}.
+    """
+
+    rows = on_hub(data_dir, lambda hub: hub.devices(), as_json)
+    if as_json:
+        print_json([r.to_dict() for r in rows])
+        return
+    if not rows:
+        click.echo("no devices yet: start c1client sync on a laptop")
+        return
+    click.echo(f"{'ID':<16}{'STATE':<10}{'CODE':<9}{'ENTRIES':>8}  NAME")
+    for r in rows:
+        mark = "  FORK!" if r.forked else ""
+        click.echo(f"{r.id:<16}{r.state:<10}{r.code:<9}{r.entries:>8}  {r.name}{mark}")
+    pending = [r for r in rows if r.state == "pending"]
+    if pending:
+        click.echo(
+            f"\n{len(pending)} pending: compare each code with the one on that laptop's (or "
+            "hub's) screen, then "
+            f"c1hub approve --data {data_dir} ID"
+        )
+
+
+@main.command()
+@data_option
+@click.argument("device_id")
+def approve(data_dir: Path, device_id: str) -> None:
+    """Approve a pending device (after comparing the code on both screens)."""
+
+    d = on_hub(data_dir, lambda hub: hub.approve(device_id))
+    click.echo(f"approved {d.id} ({d.name}), code {d.code}")
+
+
+@main.command()
+@data_option
+@click.argument("device_id")
+def revoke(data_dir: Path, device_id: str) -> None:
+    """Revoke a device: its entries from now on are refused; earlier ones stay."""
+
+    d = on_hub(data_dir, lambda hub: hub.revoke(device_id))
+    click.echo(f"revoked {d.id} ({d.name}) after seq {d.revoked_after_seq}")
+
+
+@main.command()
+@data_option
+@json_option
+def status(data_dir: Path, as_json: bool) -> None:
+    """What the hub holds: entries, TPS by status, flags, forks, devices, progress."""
+
+    s = on_hub(data_dir, lambda hub: hub.status(), as_json)
+    if as_json:
+        print_json(s)
+        return
+    click.echo(status_text(s))

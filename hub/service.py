@@ -1,0 +1,380 @@
+"""What a hub does, with no HTTP and no process around it: the hub service.
+
+``HubService`` is the one entry point for every operation on a hub: push, enroll, approve,
+revoke, heads (the version vector with receipts), the head of one origin, hello, status,
+devices, forks and metrics. The HTTP handlers (``hub/server.py``), the command line's offline
+admin path, the demo and the tests call it. It checks pushed records on the worker pool
+(``hub.examine``), lets the store (``hub.store``) decide and commit them, and signs receipts
+and endorsements with the hub's key. It knows its forwarder only through ``UpstreamLink``
+(what status and hello show about upstream).
+
+The process around it (data-folder lock, worker pool, HTTP site, mDNS, forwarder, signals)
+is ``hub/node.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hub import status as status_mod
+from hub.errors import NotFound
+from hub.examine import Checked, examine_batch
+from hub.protocol import PROTOCOL_VERSION, clock, enroll, identity, receipt, trust, worklist
+from hub.protocol.errors import LimitError
+from hub.protocol.identity import Identity
+from hub.protocol.ingest import APPROVED, REVOKED, Head
+from hub.protocol.wilayah import Master
+from hub.status import DeviceInfo
+from hub.store import DeviceRow, HubStore, PushResult, StoreView
+
+log = logging.getLogger(__name__)
+
+MAX_HEADS_QUERY = 10_000  # origins asked about in one heads query
+
+
+class UpstreamLink(Protocol):
+    """What the service shows about the way upstream (``hub.forwarder.Forwarder`` is one)."""
+
+    @property
+    def upstream_public(self) -> bytes | None:
+        """The upstream's key, pinned at first contact (None before)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The ``upstream`` block of the status (docs/json-output.md)."""
+        ...
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OriginState:
+    """An origin touched by a push, as the pusher is told about it."""
+
+    public: bytes
+    id: str
+    state: str
+    forked: bool
+    seq: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"public": self.public, "id": self.id, "state": self.state,
+                "forked": 1 if self.forked else 0, "seq": self.seq}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """The answer to a push: what was decided, one signed receipt per origin, its state."""
+
+    result: PushResult
+    receipts: list[bytes]
+    origins: list[OriginState]
+
+    def to_wire(self) -> dict[str, Any]:
+        plan = self.result.plan
+        counts = plan.counts()
+        return {
+            "accepted": counts["accept"],
+            "duplicate": counts["duplicate"],
+            "rejected": [o.to_dict() for o in plan.outcomes if o.decision == "reject"],
+            "forks": [o.to_dict() for o in plan.outcomes if o.decision == "fork"],
+            "receipts": self.receipts,
+            "origins": [o.to_wire() for o in self.origins],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    device: DeviceRow
+    code: str  # the comparison code both screens show
+    hub_id: str
+
+    def to_wire(self) -> dict[str, Any]:
+        d = self.device
+        return {"state": d.state, "code": self.code, "node_id": d.node_id, "hub": self.hub_id}
+
+
+@dataclass(frozen=True, slots=True)
+class Heads:
+    """A version vector: [origin, seq, hash] per origin asked about, and a signed receipt for
+    every origin with something held."""
+
+    heads: list[tuple[bytes, int, bytes]]
+    receipts: list[bytes]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"heads": [list(h) for h in self.heads], "receipts": self.receipts}
+
+
+@dataclass(frozen=True, slots=True)
+class OriginHead:
+    """One origin's head here, with upstream's receipt for it when upstream holds it."""
+
+    head: Head
+    state: str  # pending | approved | revoked | unknown
+    forked: bool
+    confirmed: bytes | None  # upstream's receipt, relayed to the laptop
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seq": self.head.seq, "hash": self.head.hash,
+                               "state": self.state, "forked": 1 if self.forked else 0}  # fmt: skip
+        if self.confirmed is not None:
+            out["confirmed"] = self.confirmed
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Cheap counters (no derived state), for ``/metrics``."""
+
+    records_stored: int
+    commits: int
+    pushes: int
+    forks: int
+    devices: dict[str, int]  # by state
+    upstream: dict[str, Any] | None = field(default=None)  # the upstream block, if forwarding
+
+
+# -- the service ------------------------------------------------------------------------------
+
+
+class HubService:
+    """A hub's operations over its open store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: HubStore,
+        ident: Identity,
+        *,
+        name: str = "",
+        root: bool = False,
+        master: Master | None = None,
+        pool: Executor | None = None,
+        max_batch: int = 5000,
+        approve_all: bool = False,
+        upstream: UpstreamLink | None = None,
+        upstream_known: bool = False,
+    ):
+        self.store = store
+        self.ident = ident
+        self.name = name
+        self.root = root
+        self.role = "root" if root else "hub"
+        self.master = master
+        self.pool = pool
+        self.max_batch = max_batch
+        self.approve_all = approve_all
+        self.upstream = upstream
+        self.upstream_known = upstream_known  # stopped: this hub has forwarded somewhere
+        self.pushes = 0
+        self._status_cache: tuple[float, dict[str, Any]] | None = None
+        self._status_task: asyncio.Future[dict[str, Any]] | None = None
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def hello(self, nonce: bytes | None = None) -> dict[str, Any]:
+        """Who this node is; with a caller's ``nonce``, the proof that it holds its key; with
+        an upstream, its key vouched for by this node."""
+        out: dict[str, Any] = {
+            "node_id": self.ident.node_id,
+            "public": self.ident.public,
+            "name": self.name,
+            "role": self.role,
+            "version": PROTOCOL_VERSION,
+        }
+        if nonce is not None:
+            out["proof"] = enroll.prove(self.ident, nonce)
+        up = self.upstream.upstream_public if self.upstream is not None else None
+        if up is not None:
+            out["upstream"] = up
+            out["upstream_sig"] = receipt.vouch_upstream(self.ident, up)
+        return out
+
+    async def enroll(self, raw: bytes) -> Enrolled:
+        """A device's enrollment request: pending on first contact (``trust.enroll``)."""
+        req = enroll.open_request(raw, self.ident.public)
+        d = await self.store.enroll(req.device, req.name, req.role, clock.now_s())
+        if self.approve_all and d.state not in (APPROVED, REVOKED) and not d.forked:
+            await self._approve(d)
+            d = self.store.devices[d.public]
+        return Enrolled(
+            d, identity.comparison_code(self.ident.public, d.public), self.ident.node_id
+        )
+
+    async def examine(self, raws: Sequence[bytes]) -> list[Checked]:
+        """The CPU-heavy checks of a batch, on the worker pool."""
+        return await examine_batch(self.pool, raws, self.master)
+
+    async def push(self, raws: Sequence[bytes], endorsements: Sequence[bytes] = ()) -> Pushed:
+        """Store a batch durably (returns after its COMMIT); one signed receipt per origin."""
+        self.check_batch(len(raws))
+        store = self.store
+        opened = [
+            enroll.open_endorsement(e) for e in endorsements if not store.knows_endorsement(e)
+        ]
+        examined = await self.examine(raws)
+        now = clock.now_s()
+        result = await store.push(examined, now, opened)
+        self.pushes += 1
+        receipts = [
+            receipt.issue(self.ident, origin, head.seq, head.hash, now).raw
+            for origin, head in sorted(result.heads.items())
+            if head.seq > 0
+        ]
+        if self.approve_all:
+            for origin in result.plan.new_origins:
+                d = store.devices.get(origin)
+                if d is not None and d.state != APPROVED and not d.forked:
+                    await self._approve(d)
+        origins = [self._origin_state(o, h) for o, h in sorted(result.heads.items())]
+        return Pushed(result, receipts, origins)
+
+    def _origin_state(self, origin: bytes, head: Head) -> OriginState:
+        d = self.store.devices.get(origin)
+        if d is None:
+            return OriginState(origin, "", "unknown", False, head.seq)
+        return OriginState(origin, d.node_id, d.state, d.forked, head.seq)
+
+    def check_batch(self, n: int) -> None:
+        """LimitError if a push of ``n`` records is over this hub's batch limit."""
+        if n > self.max_batch:
+            raise LimitError(
+                f"batch of {n} records is over the limit of {self.max_batch}; send smaller batches"
+            )
+
+    def heads(self, origins: Sequence[bytes]) -> Heads:
+        """The version vector for ``origins``, each held head with a signed receipt."""
+        if len(origins) > MAX_HEADS_QUERY:
+            raise LimitError(f"ask about at most {MAX_HEADS_QUERY} origins at a time")
+        now = clock.now_s()
+        out, receipts = [], []
+        for o in origins:
+            h = self.store.head_of(o)
+            out.append((o, h.seq, h.hash))
+            if h.seq:
+                receipts.append(receipt.issue(self.ident, o, h.seq, h.hash, now).raw)
+        return Heads(out, receipts)
+
+    def head(self, origin: bytes) -> OriginHead:
+        """One origin's head here, plus upstream's receipt for it (relayed to the laptop)."""
+        store = self.store
+        d = store.devices.get(origin)
+        c = store.confirmed.get(d.id) if d is not None else None
+        confirmed = None
+        if c is not None and receipt.decode(c.receipt).seq == c.seq:  # not a broken promise
+            confirmed = c.receipt
+        return OriginHead(store.head_of(origin), d.state if d else "unknown",
+                          bool(d and d.forked), confirmed)  # fmt: skip
+
+    # -- the coordinator ---------------------------------------------------------------------
+
+    def device(self, device_id: str) -> DeviceRow:
+        """A device by node id or public key (hex); NotFound if this hub has none."""
+        d = self.store.find_device(device_id)
+        if d is None:
+            raise NotFound(f"no device {device_id!r} at this hub; see c1hub devices")
+        return d
+
+    def devices(self) -> list[DeviceInfo]:
+        return status_mod.device_list(self.store.snapshot(), self.ident.public)
+
+    def device_info(self, d: DeviceRow) -> DeviceInfo:
+        return status_mod.device_info(self.store.snapshot(), d, self.ident.public)
+
+    async def approve(self, device_id: str) -> DeviceInfo:
+        """Approve a device (after the coordinator compared the codes): this node signs its
+        endorsement; hubs it vouched for bring their devices along (``trust.approve``)."""
+        return self.device_info(await self._approve(self.device(device_id)))
+
+    async def _approve(self, d: DeviceRow) -> DeviceRow:
+        trust.check_approvable(d)
+        now = clock.now_s()
+        endorsement = enroll.endorse(self.ident, d.public, d.name, d.role, now)
+        log.info("approved device %s (%s)", d.node_id, d.name)
+        d = await self.store.approve(d.public, now, endorsement)
+        self._forget_status()
+        return d
+
+    async def revoke(self, device_id: str) -> DeviceInfo:
+        """Revoke a device: its entries from now on are refused; earlier ones stay."""
+        d = self.device(device_id)
+        log.warning("revoked device %s (%s)", d.node_id, d.name)
+        d = await self.store.revoke(d.public, clock.now_s())
+        self._forget_status()
+        return self.device_info(d)
+
+    async def forks(self) -> list[dict[str, Any]]:
+        return await self.store.forks()
+
+    async def work(self, query: worklist.Query) -> worklist.WorkList:
+        """The double-entry work list over the counted entries, without numbers; derived on a
+        worker thread from a snapshot (``hub.protocol.worklist``)."""
+        view = self.store.snapshot()
+        facts = [f.facts for f in view.facts if view.is_accepted(f)]
+        return await asyncio.to_thread(worklist.build, facts, query)
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status_now(self) -> dict[str, Any]:
+        """The status dict, computed here and now (blocks the loop: fine for small stores,
+        the CLI and tests; the HTTP API uses ``status``)."""
+        return self._finish_status(self._build_status(self.store.snapshot()))
+
+    async def status(self, max_age: float = 1.0) -> dict[str, Any]:
+        """The status dict, derived on a worker thread from a snapshot and shared by callers
+        within ``max_age`` seconds, so big stores do not stall pushes."""
+        now = clock.monotonic()
+        if self._status_cache is not None and now - self._status_cache[0] < max_age:
+            return self._finish_status(dict(self._status_cache[1]))
+        if self._status_task is None or self._status_task.done():
+            view = self.store.snapshot()
+            self._status_task = asyncio.ensure_future(asyncio.to_thread(self._build_status, view))
+        task = self._status_task
+        built = await asyncio.shield(task)
+        if task is self._status_task:  # not forgotten meanwhile
+            self._status_cache = (clock.monotonic(), built)
+        return self._finish_status(dict(built))
+
+    def _forget_status(self) -> None:
+        """After a coordinator's action, the next status shows it (not the shared copy)."""
+        self._status_cache = None
+        self._status_task = None
+
+    def _build_status(self, view: StoreView) -> dict[str, Any]:
+        return status_mod.build(
+            view,
+            node_id=self.ident.node_id,
+            name=self.name,
+            role=self.role,
+            hub_public=self.ident.public,
+            master=self.master,
+            now=clock.now(),
+        )
+
+    def _finish_status(self, s: dict[str, Any]) -> dict[str, Any]:
+        """Add the part that changes fastest and costs nothing: the upstream block."""
+        if self.upstream is not None:
+            s["upstream"] = self.upstream.status()
+        elif not self.root:
+            s["upstream"] = status_mod.no_upstream(self.store, self.upstream_known)
+        return s
+
+    def metrics(self) -> Metrics:
+        store = self.store
+        by_state: dict[str, int] = {}
+        for d in store.devices.values():
+            by_state[d.state] = by_state.get(d.state, 0) + 1
+        return Metrics(
+            records_stored=store.records_stored,
+            commits=store.commits,
+            pushes=self.pushes,
+            forks=store.fork_count,
+            devices=by_state,
+            upstream=self.upstream.status() if self.upstream is not None else None,
+        )

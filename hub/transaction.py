@@ -1,0 +1,195 @@
+"""One write transaction of the hub's store: the SQL statements on the writer connection, and
+the ``Draft`` of what they change in memory.
+
+A write transaction never touches the committed ``Memory``: it records what it changes in a
+``Draft`` (new and changed rows, heads, endorsements, facts, what to log) and reads through it,
+so later decisions in the same transaction see earlier ones. The store applies the draft after
+the COMMIT succeeds; if the COMMIT fails the draft is dropped, so no coroutine can ever act on
+something that was rolled back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import ChainMap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from hub.memory import DeviceRow, Facts, Memory
+from hub.protocol import identity, trust
+from hub.protocol.enroll import Endorsement
+from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
+
+
+class Draft:
+    """The changes of one write transaction, over the committed ``Memory`` it started from."""
+
+    def __init__(self, base: Memory):
+        self.base = base
+        self.rows: dict[bytes, DeviceRow] = {}  # new and changed devices
+        self.endorsed: dict[bytes, dict[bytes, bytes]] = {}  # whole maps of changed devices
+        self.heads: dict[int, Head] = {}
+        self.facts: list[Facts] = []
+        self.forks = 0
+        self.changed = False  # something status shows changed (records, states)
+        self.logs: list[tuple[int, str, tuple[Any, ...]]] = []  # said after the COMMIT
+        # Reading through the draft: its changes over the committed state.
+        self.devices: ChainMap[bytes, DeviceRow] = ChainMap(self.rows, base.devices)
+        self.endorsements = ChainMap(self.endorsed, base.endorsements)
+
+    def device(self, public: bytes) -> DeviceRow | None:
+        return self.devices.get(public)
+
+    def head(self, dev: int) -> Head:
+        return self.heads.get(dev) or self.base.heads.get(dev, Head())
+
+    # -- changing it ---------------------------------------------------------------------------
+
+    def put(self, d: DeviceRow) -> DeviceRow:
+        self.rows[d.public] = d
+        return d
+
+    def update(self, d: DeviceRow, **changes: Any) -> DeviceRow:
+        return self.put(dataclasses.replace(d, **changes))
+
+    def endorse(self, device: bytes, hub: bytes, raw: bytes) -> None:
+        self.endorsed[device] = {**self.endorsements.get(device, {}), hub: raw}
+
+    def log(self, level: int, msg: str, *args: Any) -> None:
+        self.logs.append((level, msg, args))
+
+    def apply(self) -> None:
+        """Make the draft's changes the committed state (call only after the COMMIT)."""
+        m = self.base
+        for d in self.rows.values():
+            m.put(d)
+        m.endorsements.update(self.endorsed)
+        m.heads.update(self.heads)
+        for f in self.facts:
+            m.counts[f.dev] = m.counts.get(f.dev, 0) + 1
+        m.facts.extend(self.facts)
+        m.fork_count += self.forks
+
+
+class Transaction:
+    """One write transaction: the writer connection, and the draft its changes go to."""
+
+    def __init__(self, conn: aiosqlite.Connection, draft: Draft, folder: Path):
+        self.conn = conn
+        self.draft = draft
+        self.folder = folder
+
+    async def insert_device(
+        self, public: bytes, name: str, role: str, st: str, now: int, via: str | None = None
+    ) -> DeviceRow:
+        node_id = identity.fingerprint(public)
+        approved_at = now if st == APPROVED else None
+        cur = await self.conn.execute(
+            "INSERT INTO devices(public, node_id, name, role, state, first_seen, last_seen,"
+            " approved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (public, node_id, name, role, st, now, now, approved_at),
+        )
+        assert cur.lastrowid is not None
+        d = self.draft.put(DeviceRow(cur.lastrowid, public, node_id, name, role, st, now, now,
+                                     approved_at, None, 0, False, None))  # fmt: skip
+        if st == PENDING and via is not None:
+            self.draft.log(
+                logging.INFO, "%s %s (%s) arrives through hub %s, which is pending here: "
+                "approving that hub approves it too", role, node_id, name or "no name", via,
+            )  # fmt: skip
+        elif st == PENDING:
+            self.draft.log(
+                logging.WARNING, "new %s %s (%s) is pending: check its comparison code (c1hub "
+                "devices --data %s), then run `c1hub approve --data %s %s`",
+                role, node_id, name or "no name", self.folder, self.folder, node_id,
+            )  # fmt: skip
+        return d
+
+    async def enroll(self, public: bytes, name: str, role: str, now: int) -> DeviceRow:
+        """First contact: a pending device. Again: seen now, maybe named, maybe a new role
+        (``trust.enroll``)."""
+        d = self.draft.device(public)
+        if d is None:
+            return await self.insert_device(public, name, role, PENDING, now)
+        change = trust.enroll(d, name, role)
+        name, new_role = change.name or d.name, change.role or d.role
+        await self.conn.execute(
+            "UPDATE devices SET last_seen = ?, name = ?, role = ? WHERE id = ?",
+            (now, name, new_role, d.id),
+        )
+        if change.role_refused:
+            self.draft.log(
+                logging.WARNING, "device %s asked to be a %s but was approved as a %s: refused; "
+                "enroll it under a new key instead", d.node_id, role, d.role,
+            )  # fmt: skip
+        return self.draft.update(d, last_seen=now, name=name, role=new_role)
+
+    async def approve(self, step: trust.Approval, now: int, endorsement: bytes | None) -> None:
+        d = self.draft.devices[step.public]
+        await self.conn.execute(
+            "UPDATE devices SET state = 'approved', approved_at = ?,"
+            " endorsement = COALESCE(?, endorsement), revoked_at = NULL WHERE id = ?",
+            (now, endorsement, d.id),
+        )
+        if endorsement is None:
+            endorsement = d.endorsement
+        self.draft.update(
+            d, state=APPROVED, approved_at=now, revoked_at=None, endorsement=endorsement
+        )
+
+    async def revoke(self, step: trust.Revocation, now: int) -> None:
+        d = self.draft.devices[step.public]
+        await self.conn.execute(
+            "UPDATE devices SET state = 'revoked', revoked_at = ?, revoked_after_seq = ?"
+            " WHERE id = ?",
+            (now, step.after_seq, d.id),
+        )
+        self.draft.update(d, state=REVOKED, revoked_at=now, revoked_after_seq=step.after_seq)
+        if step.via is not None:
+            self.draft.log(
+                logging.WARNING, "revoking %s %s too: it was approved only through hub %s",
+                d.role, d.node_id, self.draft.devices[step.via].node_id,
+            )  # fmt: skip
+
+    async def endorse(self, endorsements: Sequence[Endorsement], now: int) -> None:
+        """Take the endorsements that chain to a hub known here (``trust.accept_endorsements``)."""
+        draft = self.draft
+        for step in trust.accept_endorsements(endorsements, draft.devices, draft.endorsements):
+            if isinstance(step, trust.Keep):
+                e = step.endorsement
+                await self.conn.execute(
+                    "INSERT OR REPLACE INTO endorsements(device, hub, raw, received_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (e.device, e.hub, e.raw, now),
+                )
+                draft.endorse(e.device, e.hub, e.raw)
+            elif isinstance(step, trust.Admit):
+                e = step.endorsement
+                via = draft.devices[e.hub].node_id
+                await self.insert_device(e.device, e.name, e.role, step.state, now, via)
+            else:
+                await self.approve(step, now, None)
+            draft.changed = True
+
+    async def existing(self, pairs: list[tuple[bytes, int]]) -> dict[tuple[bytes, int], bytes]:
+        """Raw bytes held for (origin, seq) pairs, read inside the transaction (a batch earlier
+        in the group may have written them): one range query per origin, since replays are the
+        normal recovery path and must not cost a query per record."""
+        by_origin: dict[bytes, list[int]] = {}
+        for origin, seq in pairs:
+            by_origin.setdefault(origin, []).append(seq)
+        out: dict[tuple[bytes, int], bytes] = {}
+        for origin, seqs in by_origin.items():
+            want = set(seqs)
+            async with self.conn.execute(
+                "SELECT seq, raw FROM records WHERE dev = ? AND seq BETWEEN ? AND ?",
+                (self.draft.devices[origin].id, min(seqs), max(seqs)),
+            ) as cur:
+                async for seq, raw in cur:
+                    if seq in want:
+                        out[(origin, seq)] = bytes(raw)
+        return out
