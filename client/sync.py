@@ -48,6 +48,8 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 15.0  # one hub on the room's LAN: come back quickly after it restarts
 HELLO_TIMEOUT: float = setting("hello_timeout").default
 
+Failed = tuple[str, SyncError]  # a hub candidate's address, and why it was not synced
+
 
 @dataclass(slots=True)
 class SyncReport:
@@ -139,8 +141,9 @@ async def find_hubs(
 
     Every candidate is asked for its hello at once, each with ``hello_timeout`` seconds to
     answer; the answers are weighed in the candidates' order (pinned and given addresses
-    first). When a hub is found, the candidates that failed go into ``report.errors`` (and
-    those with another key into ``report.refused_hubs`` too); when none is, SyncError."""
+    first). When a hub is found, the candidates whose hello failed go into ``report.errors``
+    (those that answered with another key are in ``report.refused_hubs``); when none is,
+    SyncError."""
     pins = {p.public: p for p in await store.pinned_hubs()}
     urls = await _candidates(
         store, hub_urls, mdns_interfaces, timeout, report.found_by if report else None
@@ -161,12 +164,14 @@ async def find_hubs(
         for link in links
     ]
     try:
-        found, failed = await _choose(links, asks, sender.HubChoice(pins, add=add), pins, report)
+        found, failed, refused = await _choose(
+            links, asks, sender.HubChoice(pins, add=add), pins, report
+        )
     finally:
         for ask in asks:  # after the first enrollment's choice: the others are not needed
             ask.cancel()
         await asyncio.gather(*asks, return_exceptions=True)
-    errors = [err for _url, err in failed]
+    errors = [err for _url, err in failed + refused]
     if not found:
         if len(errors) == 1:
             raise errors[0]
@@ -190,17 +195,19 @@ async def _choose(
     choice: sender.HubChoice,
     pins: dict[bytes, HubInfo],
     report: SyncReport | None,
-) -> tuple[list[tuple[HubLink, Hello]], list[tuple[str, SyncError]]]:
-    """Weigh the candidates' hellos in their order: the hubs chosen, and the candidates that
-    failed (no answer, not a hub, another key)."""
+) -> tuple[list[tuple[HubLink, Hello]], list[Failed], list[Failed]]:
+    """Weigh the candidates' hellos in their order: the hubs chosen, the candidates whose
+    hello failed (no answer, no connection, not a hub, an impostor), and the hubs refused for
+    their key (listed in ``report.refused_hubs``)."""
     found: list[tuple[HubLink, Hello]] = []
-    errors: list[tuple[str, SyncError]] = []
+    failed: list[Failed] = []
+    refused: list[Failed] = []
     for link, ask in zip(links, asks, strict=True):
         url = link.url
         try:
             hello = await ask
         except SyncError as exc:
-            errors.append((url, exc))
+            failed.append((url, exc))
             continue
         verdict = choice.offer(hello.public)
         if verdict == sender.SEEN:
@@ -208,9 +215,10 @@ async def _choose(
         if verdict == sender.REFUSE:
             enrolled = ", ".join(p.node_id for p in pins.values())
             other = hello.node_id
+            log.warning("refused hub at %s: identity %s is not the pinned %s", url, other, enrolled)
             if report is not None:
                 report.refused_hubs.append(url)
-            refused = SyncError(
+            err = SyncError(
                 f"REFUSED hub at {url}: its identity is {other}, but this laptop is enrolled "
                 f"at {enrolled}. It may be a second hub or an impostor; ask the coordinator "
                 "(to push to a second hub of this room on purpose: --add-hub).",
@@ -218,12 +226,12 @@ async def _choose(
                 f"di {enrolled}. Mungkin hub lain atau palsu; tanyakan ke koordinator.",
                 code="wrong_hub",
             )
-            errors.append((url, refused))
+            refused.append((url, err))
             continue
         found.append((link, hello))
         if choice.done:
             break  # first enrollment: one hub, the first candidate that answers
-    return found, errors
+    return found, failed, refused
 
 
 async def sync_once(

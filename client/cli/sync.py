@@ -67,7 +67,7 @@ def sync(
     laptop is enrolled at (its key is pinned at first contact), enrolls if needed, and pushes
     every entry the hub lacks. Without --once it keeps going as new entries are saved and as
     the hub comes and goes (retrying with backoff). A hub or candidate address that failed
-    while another hub was synced is listed in "errors".
+    (no answer to hello, not a hub) while another hub was synced is listed in "errors".
 
     \b
     --json (one object per round): {"hub": {"id", "url"}, "state": "pending"|"approved"|...,

@@ -80,6 +80,10 @@ async def test_other_hub_refused_even_when_given_by_hand(
             assert err.value.code == "wrong_hub"
             assert b.ident.node_id in err.value.message and a.ident.node_id in err.value.message
             assert b.service.store.records_stored == 0 and not b.service.store.devices
+            # With the pinned hub in the same round: that round is a success; the other hub
+            # is listed in refused_hubs (it answered, with another key), not in errors.
+            rep = await sync_once(store, http, hub_url=[b.url, a.url])
+            assert (rep.hub_url, rep.refused_hubs, rep.errors) == (a.url, [b.url], [])
         finally:
             await store.close()
 
