@@ -63,8 +63,7 @@ def _describe(handle: asyncio.Handle) -> str | None:
         coro = owner.get_coro()
         code = getattr(coro, "cr_code", None)
         if code is not None and (
-            code.co_filename.startswith(TESTS_DIR)
-            or "/site-packages/playwright/" in code.co_filename
+            code.co_filename.startswith(TESTS_DIR) or any(d in code.co_filename for d in TOOL_DIRS)
         ):
             return None
         where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
