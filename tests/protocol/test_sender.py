@@ -133,7 +133,8 @@ def test_receipt_checks_run_in_order(keys: dict[str, Identity]) -> None:
     then the held record."""
     me, hub, other = keys["me"].public, keys["hub"], keys["other_hub"]
     foreign = receipt.issue(other, keys["stranger"].public, 3, H[3], NOW)
-    bad_sig = receipt.Receipt(other.public, me, 3, H[3], NOW, foreign.raw[:-1] + b"\0")
+    flipped = foreign.raw[:-1] + bytes([foreign.raw[-1] ^ 1])
+    bad_sig = receipt.Receipt(other.public, me, 3, H[3], NOW, flipped)
     assert judge(bad_sig, me, [hub.public], None) == sender.UNSIGNED
     assert judge(foreign, me, [hub.public], None) == sender.OTHER_ORIGIN
     assert judge(receipt.issue(other, me, 3, H[3], NOW), me, [hub.public], None) == (
