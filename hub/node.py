@@ -31,12 +31,13 @@ from typing import Any
 from aiohttp import web
 
 from hub.config import HubConfig
+from hub.connections import ACCEPT_BATCH, ConnectionLimits, HubRunner, connection_cap
 from hub.discovery import Advertiser
 from hub.errors import AlreadyRunning, HubError, NotInitialised
 from hub.examine import make_pool, warm_pool
 from hub.forwarder import META_UPSTREAM_KEY, Forwarder
 from hub.protocol import identity
-from hub.server import ConnectionLimits, HubRunner, make_app
+from hub.server import make_app
 from hub.service import HubService
 from hub.shared import keyfile
 from hub.shared.master import load_master
@@ -278,12 +279,13 @@ class Hub:
     async def _serve(self, stack: contextlib.AsyncExitStack, app: web.Application) -> None:
         cfg = self.config
         nofile = raise_open_file_limit()
-        max_connections = cfg.max_connections
-        if nofile - 64 < max_connections:
-            max_connections = max(nofile - 64, 1)
+        max_connections = connection_cap(cfg.max_connections, nofile)
+        if max_connections < cfg.max_connections:
             log.warning("max_connections lowered from %d to %d (open-file limit %d)",
                         cfg.max_connections, max_connections, nofile)  # fmt: skip
-        limits = ConnectionLimits(cfg.header_timeout, cfg.keepalive_timeout, max_connections)
+        limits = ConnectionLimits(
+            cfg.header_timeout, cfg.keepalive_timeout, max_connections, cfg.body_timeout
+        )
         loop = asyncio.get_running_loop()
         previous = loop.get_exception_handler()
         loop.set_exception_handler(AcceptErrors(previous))
@@ -291,8 +293,9 @@ class Hub:
         runner = HubRunner(app, limits=limits, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, self.config.host, self.config.port)
+        site = web.TCPSite(runner, self.config.host, self.config.port, backlog=ACCEPT_BATCH)
         await site.start()
+        runner.tune_listeners(cfg.header_timeout)
         addresses = runner.addresses  # (host, port, ...) of each listening socket
         self.port = int(addresses[0][1]) if addresses else self.config.port
         host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
