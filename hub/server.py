@@ -31,7 +31,7 @@ from hub.dashboard import render
 from hub.errors import HTTP_STATUS, Busy, Unauthorized
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
-from hub.service import FORKS_PAGE, HubService, Metrics
+from hub.service import FORKS_PAGE, MAX_HEADS_QUERY, HubService, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ class Api:
     admin_token: str
     max_body: int
     inflight: ByteBudget
+    max_items: int  # array elements and map pairs in one msgpack body, all together
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
@@ -201,7 +202,10 @@ async def _read_msgpack(request: web.Request) -> Any:
     if ctype != MSGPACK:
         raise CodecError(f"send the body as {MSGPACK}, not {ctype or 'nothing'}")
     body = await request.read()
-    return codec.unpack(body, max_size=_api(request).max_body, canonical=False)
+    api = _api(request)
+    # Bounded by items, decoding any body up to max_body takes a few milliseconds: a body of
+    # millions of small values is refused (413) before they are built.
+    return codec.unpack(body, max_size=api.max_body, canonical=False, max_items=api.max_items)
 
 
 def _pack(obj: Any, status: int = 200) -> web.Response:
@@ -405,7 +409,8 @@ def make_app(
         middlewares=[error_middleware, inflight_middleware], client_max_size=max_body
     )
     budget = ByteBudget(max_inflight_bytes, body_timeout)
-    app[API_KEY] = Api(service, admin_token, max_body, budget)
+    max_items = max(service.max_batch + service.max_endorsements, MAX_HEADS_QUERY) + 64
+    app[API_KEY] = Api(service, admin_token, max_body, budget, max_items)
     app.router.add_get("/v1/hello", hello)
     app.router.add_post("/v1/enroll", enroll, expect_handler=expect_handler)
     app.router.add_post("/v1/heads", heads, expect_handler=expect_handler)

@@ -248,11 +248,17 @@ class HubService:
 
     async def _open_endorsements(self, raws: Sequence[bytes]) -> list[Endorsement]:
         """The endorsements of a push this hub does not hold yet, their signatures checked on
-        a worker thread (never on the event loop); what is held is found by device key."""
+        a worker thread (never on the event loop); what is held is found by device key, on the
+        same thread (endorsement maps are replaced, never changed in place, and the store
+        checks again under its lock)."""
         if not raws:
             return []
-        opened = await asyncio.to_thread(lambda: [enroll.open_endorsement(e) for e in raws])
-        return [e for e in opened if not self._holds_endorsement(e)]
+
+        def opened() -> list[Endorsement]:
+            out = (enroll.open_endorsement(e) for e in raws)
+            return [e for e in out if not self._holds_endorsement(e)]
+
+        return await asyncio.to_thread(opened)
 
     def _holds_endorsement(self, e: Endorsement) -> bool:
         store = self.store

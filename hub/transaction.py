@@ -10,6 +10,7 @@ something that was rolled back.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections import ChainMap
@@ -26,6 +27,8 @@ from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
 
 log = logging.getLogger("hub.store")
+
+ENDORSE_ON_LOOP = 64  # endorsements decided on the event loop; more go to a worker thread
 
 
 def enroll_again(d: trust.Member, name: str, role: str) -> trust.Enrollment:
@@ -165,9 +168,16 @@ class Transaction:
             )  # fmt: skip
 
     async def endorse(self, endorsements: Sequence[Endorsement], now: int) -> None:
-        """Take the endorsements that chain to a hub known here (``trust.accept_endorsements``)."""
+        """Take the endorsements that chain to a hub known here (``trust.accept_endorsements``,
+        decided on a worker thread when there are many: the store's lock keeps the devices and
+        endorsements it reads from changing meanwhile)."""
         draft = self.draft
-        for step in trust.accept_endorsements(endorsements, draft.devices, draft.endorsements):
+        args = (endorsements, draft.devices, draft.endorsements)
+        if len(endorsements) <= ENDORSE_ON_LOOP:
+            steps = trust.accept_endorsements(*args)
+        else:
+            steps = await asyncio.to_thread(trust.accept_endorsements, *args)
+        for step in steps:
             if isinstance(step, trust.Keep):
                 e = step.endorsement
                 await self.conn.execute(
