@@ -104,7 +104,6 @@ class Api:
     admin_token: str
     max_body: int
     inflight: ByteBudget
-    max_items: int  # array elements and map pairs in one msgpack body, all together
 
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
@@ -203,9 +202,11 @@ async def _read_msgpack(request: web.Request) -> Any:
         raise CodecError(f"send the body as {MSGPACK}, not {ctype or 'nothing'}")
     body = await request.read()
     api = _api(request)
-    # Bounded by items, decoding any body up to max_body takes a few milliseconds: a body of
-    # millions of small values is refused (413) before they are built.
-    return codec.unpack(body, max_size=api.max_body, canonical=False, max_items=api.max_items)
+    # Bounded by items (array elements and map pairs, all together), decoding any body up to
+    # max_body takes a few milliseconds: millions of small values are refused (413) unbuilt.
+    s = api.service
+    items = max(s.max_batch + s.max_endorsements, MAX_HEADS_QUERY) + 64
+    return codec.unpack(body, max_size=api.max_body, canonical=False, max_items=items)
 
 
 def _pack(obj: Any, status: int = 200) -> web.Response:
@@ -409,8 +410,7 @@ def make_app(
         middlewares=[error_middleware, inflight_middleware], client_max_size=max_body
     )
     budget = ByteBudget(max_inflight_bytes, body_timeout)
-    max_items = max(service.max_batch + service.max_endorsements, MAX_HEADS_QUERY) + 64
-    app[API_KEY] = Api(service, admin_token, max_body, budget, max_items)
+    app[API_KEY] = Api(service, admin_token, max_body, budget)
     app.router.add_get("/v1/hello", hello)
     app.router.add_post("/v1/enroll", enroll, expect_handler=expect_handler)
     app.router.add_post("/v1/heads", heads, expect_handler=expect_handler)

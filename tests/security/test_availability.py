@@ -312,6 +312,33 @@ def test_idle_and_slow_connections_are_closed(procs: Procs) -> None:
     hello(hub.url)
 
 
+def test_a_body_that_trickles_is_closed_after_body_timeout(procs: Procs) -> None:
+    """Headers in, then a body of 1,000 bytes at one byte a second: the hub closes the
+    connection once ``body_timeout`` (2 s here) has passed (swept once a second), and keeps
+    serving. Before, such a connection was held for as long as the body kept trickling."""
+    hub = procs.hub("hub", extra=("--body-timeout", "2")).start()
+    s = socket.create_connection(("127.0.0.1", hub.port))
+    s.sendall(b"POST /v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/msgpack\r\n"
+              b"Content-Length: 1000\r\n\r\n")  # fmt: skip
+    s.setblocking(False)
+    started, closed = time.monotonic(), None
+    try:
+        while closed is None and time.monotonic() - started < 30:
+            try:
+                s.send(b"\x00")
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = time.monotonic() - started
+            if closed is None and _closed_by_peer(s):
+                closed = time.monotonic() - started
+            time.sleep(1.0)
+    finally:
+        s.close()
+    assert closed is not None and closed >= 2.0, closed
+    hello(hub.url)
+
+
 LAPTOPS, ENTRIES = 4, 5000
 
 
