@@ -50,7 +50,7 @@ SETTINGS: list[Setting] = [
     Setting(
         "max_connections",
         512,
-        "Most client connections open at once (lowered to the open-file limit - 192); over it, "
+        "Most client connections open at once (lowered to the open-file limit - 96); over it, "
         "the one waiting longest for a request is closed.",
     ),
     Setting("approve_all", False, "TEST ONLY: approve every device on first contact."),

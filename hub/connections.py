@@ -40,7 +40,8 @@ from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger("hub.server")
 
-ACCEPT_BATCH = 128  # connections asyncio accepts at most per wake-up (the site's backlog)
+ACCEPT_BATCH = 32  # connections asyncio accepts at most per wake-up (the site's backlog): few,
+# so that a flood of connections interleaves with the requests of those already in
 LISTEN_QUEUE = 1024  # connections the kernel queues for the hub (SYN and accept queues)
 RESERVED_FILES = 64  # descriptors kept for the database, the worker pool, logs, upstream
 REFUSAL_LOG_INTERVAL = 60.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -383,6 +384,10 @@ async def serve_forever(config: HubConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Hub(config) as hub:
+        # What the hub holds once started (modules, the store's memory) lives as long as the
+        # process: out of the garbage collector's full passes, which would otherwise scan it
+        # all, on the event loop, whenever enough new objects have come.
+        gc.freeze()
         what = "national stand-in" if hub.role == "root" else "room hub"
         master = f", master {config.wilayah}" if config.wilayah else ", no polling-station master"
         up = f", forwarding to {config.upstream}" if config.upstream else ""
