@@ -68,6 +68,7 @@ HTTP_STATUS = {
     "role_change": 409,
     "role_not_confirmed": 409,
     "too_large": 413,
+    "quota": 429,  # hub.protocol.quota: a quota on what devices nobody approved make it keep
     "not_found": 404,
     "unauthorized": 401,
     "protocol_error": 400,

@@ -271,7 +271,9 @@ class Hub:
             os.close(fd)
 
     async def _open_store(self, stack: contextlib.AsyncExitStack) -> HubStore:
-        store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
+        store = await HubStore.open(
+            self.data_dir, refuse_unknown=self.config.root, quotas=self.config.quotas
+        )
         stack.push_async_callback(store.close)
         return store
 

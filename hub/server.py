@@ -530,9 +530,12 @@ def metrics_text(m: Metrics) -> str:
         "# HELP c1hub_pushes Push requests answered.",
         "# TYPE c1hub_pushes counter",
         f"c1hub_pushes {m.pushes}",
-        "# HELP c1hub_forks Forks detected (a device signed two histories).",
+        "# HELP c1hub_forks Forks of the room's devices (approved at some point): the alarm.",
         "# TYPE c1hub_forks gauge",
         f"c1hub_forks {m.forks}",
+        "# HELP c1hub_forks_unapproved Forks of keys never approved (evidence, not an alarm).",
+        "# TYPE c1hub_forks_unapproved gauge",
+        f"c1hub_forks_unapproved {m.forks_unapproved}",
         "# HELP c1hub_devices Devices by enrollment state.",
         "# TYPE c1hub_devices gauge",
     ]
