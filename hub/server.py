@@ -536,6 +536,12 @@ def metrics_text(m: Metrics) -> str:
         "# HELP c1hub_forks_unapproved Forks of keys never approved (evidence, not an alarm).",
         "# TYPE c1hub_forks_unapproved gauge",
         f"c1hub_forks_unapproved {m.forks_unapproved}",
+        "# HELP c1hub_held_records Records held from devices never approved (max_held_records).",
+        "# TYPE c1hub_held_records gauge",
+        f"c1hub_held_records {m.held_records}",
+        "# HELP c1hub_held_bytes Bytes of those records as stored (max_held_bytes).",
+        "# TYPE c1hub_held_bytes gauge",
+        f"c1hub_held_bytes {m.held_bytes}",
         "# HELP c1hub_devices Devices by enrollment state.",
         "# TYPE c1hub_devices gauge",
     ]

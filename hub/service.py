@@ -142,6 +142,8 @@ class Metrics:
     pushes: int
     forks: int  # of devices approved at some point: the room's alarm
     forks_unapproved: int  # of keys never approved: evidence, reported apart
+    held_records: int  # held by devices never approved (the quotas count these)
+    held_bytes: int
     devices: dict[str, int]  # by state
     upstream: dict[str, Any] | None = field(default=None)  # the upstream block, if forwarding
 
@@ -413,6 +415,8 @@ class HubService:
             pushes=self.pushes,
             forks=forks,
             forks_unapproved=forks_unapproved,
+            held_records=store.held_total.records,
+            held_bytes=store.held_total.bytes,
             devices=by_state,
             upstream=self.upstream.status() if self.upstream is not None else None,
         )

@@ -47,7 +47,7 @@ from hub.protocol import ingest, trust
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import PENDING, Device, Head
-from hub.protocol.quota import Quotas
+from hub.protocol.quota import Quotas, Usage
 from hub.shared.db import Database
 from hub.transaction import Draft, Transaction
 
@@ -199,6 +199,19 @@ class HubStore:
     @property
     def fork_count(self) -> int:
         return self._mem.fork_count
+
+    @property
+    def held(self) -> Mapping[bytes, Usage]:
+        """What each device never approved holds (records, bytes), for the quotas."""
+        return self._mem.held
+
+    @property
+    def held_total(self) -> Usage:
+        return self._mem.held_total
+
+    @property
+    def pending_count(self) -> int:
+        return self._mem.pending
 
     def room_forks(self) -> tuple[int, int]:
         """(forks of devices approved at some point, forks of keys never approved)."""
