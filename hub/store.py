@@ -47,7 +47,7 @@ from hub.protocol import ingest, trust
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import PENDING, Device, Head
-from hub.protocol.quota import Quotas, Usage
+from hub.protocol.quota import QUOTA, Quotas, Usage
 from hub.shared.db import Database
 from hub.transaction import Draft, Transaction
 
@@ -63,6 +63,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+QUOTA_LOG_S = 60  # records refused for a quota are logged at most once per this many seconds
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -119,6 +121,8 @@ class HubStore:
         self.changed = asyncio.Event()  # set after every commit that stored records
         self.broken: BaseException | None = None  # set when the writer cannot go on
         self._file = _file_id(self.path)  # hub.db as opened: (device, inode)
+        self._quota_refused = 0  # records refused for a quota since the last log line
+        self._quota_logged_at = -QUOTA_LOG_S
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -533,10 +537,24 @@ class HubStore:
         self.commits += 1
         draft.changed = draft.changed or bool(draft.facts)
         self._applied(draft)
+        self._log_quota([o for r in results for o in r.plan.outcomes if o.code == QUOTA], now)
         for r in results:
             origins = {x.origin for x in r.plan.outcomes if x.origin is not None}
             r.heads = {o: self.head_of(o) for o in origins if o in self._mem.devices}
         return results
+
+    def _log_quota(self, refused: list[ingest.Outcome], now: int) -> None:
+        """Say that records were refused for a quota: at WARNING at most once a minute, with
+        how many since the last time (an attacker must not flood the log either)."""
+        self._quota_refused += len(refused)
+        if not refused or now - self._quota_logged_at < QUOTA_LOG_S:
+            return
+        log.warning(
+            "refused %d record(s) of devices never approved for a quota (%s); approve the "
+            "room's pending laptops (c1hub devices), revoke strangers",
+            self._quota_refused, refused[0].reason,
+        )  # fmt: skip
+        self._quota_refused, self._quota_logged_at = 0, now
 
     async def _plan(
         self,

@@ -37,7 +37,9 @@ async def push(store: HubStore, raws: list[bytes], now: int = 1) -> dict[str, in
     return codes
 
 
-async def test_held_usage_is_counted_at_commit_and_matches_a_reload(tmp_path: Path) -> None:
+async def test_held_usage_is_counted_at_commit_and_matches_a_reload(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     q = Quotas(held_records_per_device=3, held_records=5)
     store = await HubStore.open(tmp_path, quotas=q)
     try:
@@ -46,6 +48,9 @@ async def test_held_usage_is_counted_at_commit_and_matches_a_reload(tmp_path: Pa
         rb = [r.raw for r in chain(b, forms(3, seed=2))]
         assert await push(store, ra) == {"accept": 3, "quota": 1}
         assert await push(store, rb) == {"accept": 2, "quota": 1}  # the total: 5
+        said = [r.getMessage() for r in caplog.records if "for a quota" in r.getMessage()]
+        assert len(said) == 1 and "refused 1 record(s)" in said[0], said  # once a minute
+        assert "max_held_records_per_device" in said[0]
         size_a = sum(map(len, ra[:3]))
         assert store.held[a.public] == Usage(3, size_a)
         assert store.held_total == Usage(5, size_a + sum(map(len, rb[:2])))
