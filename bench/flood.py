@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,7 +30,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import free_port, wait_up  # noqa: E402
+from bench.ingest import fresh_hub  # noqa: E402
 from hub.protocol import codec, enroll, entry, record  # noqa: E402
 from hub.protocol.identity import Identity  # noqa: E402
 from hub.shared import generator  # noqa: E402
@@ -166,23 +164,8 @@ async def main() -> None:
 
 async def on_fresh_hub(args: list[str], flood: Any) -> None:
     """Run ``flood(url, data)`` against a fresh ``c1hub serve`` process."""
-    with tempfile.TemporaryDirectory() as d:
-        data = Path(d) / "hub"
-        subprocess.run([BIN / "c1hub", "init", "--data", data, "--name", "flood"], check=True,
-                       capture_output=True)  # fmt: skip
-        port = free_port()
-        proc = subprocess.Popen(
-            [BIN / "c1hub", "serve", "--data", data, "--host", "127.0.0.1", "--port", str(port),
-             "--no-mdns", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            await wait_up(url, proc)
-            await flood(url, data)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+    async with fresh_hub(*args) as (url, data):
+        await flood(url, data)
 
 
 if __name__ == "__main__":
