@@ -5,13 +5,17 @@ and, as an attacker on the room's LAN would:
 
 - enrollment flood — N enrollment requests, each from a fresh key, K at a time;
 - held flood       — D fresh keys that never enroll push R records each, in batches of B,
-                     K at a time (their records are held: stored, not counted).
+                     K at a time (their records are held: stored, not counted). A key stops at
+                     its first refused batch, as a laptop's sync round does.
 
 After each flood it prints what the hub kept: the pending devices, the records stored, the
 size of hub.db (with its WAL), the size of the dashboard page, and the replies counted by
-HTTP status and refusal code. Everything stays on 127.0.0.1.
+HTTP status and refusal code. Each flood runs on a fresh hub, first as the baseline with the
+quotas lifted (``max_pending_devices`` and ``max_held_*`` set out of reach: what a hub kept
+before it had quotas), then with the quotas as set. Everything stays on 127.0.0.1.
 
     .venv/bin/python bench/flood.py [--enrollments 20000] [--keys 60] [--records 6000]
+                                    [--no-baseline] [--hub-arg=--max-held-records=1000 ...]
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -128,6 +131,9 @@ async def held_flood(
                     counts["receipts"] += len(reply["receipts"])
                     for x in reply["rejected"]:
                         counts[f"rejected {x['code']}"] += 1
+                    if reply["rejected"]:
+                        counts["records not sent after a refusal"] += len(raws) - i - batch
+                        break
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(k)))
@@ -142,30 +148,32 @@ async def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--hub-arg", action="append", default=[], help="extra c1hub serve argument")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the runs without quotas")
     a = ap.parse_args()
     print(f"signing {a.keys} x {a.records} records ...", flush=True)
     logs = signed_logs(a.keys, a.records)
 
-    async def enrollments(url: str, data: Path) -> None:
-        counts, secs = await enrollment_flood(url, a.enrollments, a.concurrency)
-        async with aiohttp.ClientSession() as s:
-            show(f"{a.enrollments:,} enrollments of fresh keys", counts, secs,
-                 await figures(s, url, data))  # fmt: skip
+    runs = [("with quotas", a.hub_arg)]
+    if not a.no_baseline:
+        runs.insert(0, ("baseline, quotas lifted", [*a.hub_arg, *NO_QUOTAS]))
+    for label, args in runs:
+        async with fresh_hub(*args) as (url, data):
+            counts, secs = await enrollment_flood(url, a.enrollments, a.concurrency)
+            async with aiohttp.ClientSession() as s:
+                show(f"[{label}] {a.enrollments:,} enrollments of fresh keys", counts, secs,
+                     await figures(s, url, data))  # fmt: skip
+    for label, args in runs:
+        async with fresh_hub(*args) as (url, data):
+            counts, secs = await held_flood(url, logs, a.batch, a.concurrency)
+            async with aiohttp.ClientSession() as s:
+                show(f"[{label}] {a.keys} unknown keys push {a.records:,} records each", counts,
+                     secs, await figures(s, url, data))  # fmt: skip
 
-    async def held(url: str, data: Path) -> None:
-        counts, secs = await held_flood(url, logs, a.batch, a.concurrency)
-        async with aiohttp.ClientSession() as s:
-            show(f"{a.keys} unknown keys push {a.records:,} records each", counts, secs,
-                 await figures(s, url, data))  # fmt: skip
 
-    await on_fresh_hub(a.hub_arg, enrollments)
-    await on_fresh_hub(a.hub_arg, held)
-
-
-async def on_fresh_hub(args: list[str], flood: Any) -> None:
-    """Run ``flood(url, data)`` against a fresh ``c1hub serve`` process."""
-    async with fresh_hub(*args) as (url, data):
-        await flood(url, data)
+OUT_OF_REACH = str(2**62)
+NO_QUOTAS = [flag for name in ("pending-devices", "held-records-per-device",
+             "held-bytes-per-device", "held-records", "held-bytes")
+             for flag in (f"--max-{name}", OUT_OF_REACH)]  # fmt: skip
 
 
 if __name__ == "__main__":
