@@ -6,9 +6,9 @@ newest receipt and latest refusal; and per stored record the compact ``Facts`` t
 totals and the forwarder need (no record bytes: those are always read from SQLite, a page at a
 time). For the quotas (``hub.protocol.quota``) it keeps the records and bytes held by each
 device never approved, their sum, and the number of pending devices, so a push or an
-enrollment is checked without a scan. ``load`` reads it
-from committed data only, in one snapshot. It changes only when a write transaction's
-``hub.transaction.Draft`` is applied after its COMMIT.
+enrollment is checked without a scan. ``load`` reads it from committed data only, in one
+snapshot. It changes only when a write transaction's ``hub.transaction.Draft`` is applied
+after its COMMIT.
 """
 
 from __future__ import annotations

@@ -3,10 +3,9 @@ the ``Draft`` of what they change in memory.
 
 A write transaction never touches the committed ``Memory``: it records what it changes in a
 ``Draft`` (new and changed rows, heads, endorsements, facts, forks, what the quotas' ``Ledger``
-counted, what to log) and reads through it,
-so later decisions in the same transaction see earlier ones. The store applies the draft after
-the COMMIT succeeds; if the COMMIT fails the draft is dropped, so no coroutine can ever act on
-something that was rolled back.
+counted, what to log) and reads through it, so later decisions in the same transaction see
+earlier ones. The store applies the draft after the COMMIT succeeds; if the COMMIT fails the
+draft is dropped, so no coroutine can ever act on something that was rolled back.
 """
 
 from __future__ import annotations
