@@ -14,10 +14,12 @@ import aiohttp
 import pytest
 
 from hub.access import loopback_host
+from hub.cli.admin import RemoteHub, admin
 from hub.config import HubConfig
 from hub.datadir import ADMIN_SOCKET, new_token
 from hub.errors import HubError, NotPrivate
 from hub.node import Hub, init_data_dir
+from hub.protocol import enroll
 from hub.protocol.identity import Identity
 from hub.shared.netif import lan_addresses
 
@@ -193,8 +195,13 @@ async def test_a_deep_data_folder_still_gets_its_admin_socket(tmp_path: Path) ->
     data = tmp_path.joinpath(*["d" * 40] * 3, "hub")
     assert len(os.fsencode(data / ADMIN_SOCKET)) > 108
     init_data_dir(data, "Test Hub")
-    async with Hub(_config(data)):
+    async with Hub(_config(data)) as hub:
         assert stat.S_ISSOCK((data / ADMIN_SOCKET).lstat().st_mode)
+        laptop = Identity.generate()
+        await hub.service.enroll(enroll.make_request(laptop, hub.ident.public, "L", "laptop", 1))
+        async with admin(data) as remote:  # what `c1hub approve` does
+            assert isinstance(remote, RemoteHub)
+            assert (await remote.approve(laptop.node_id, None)).state == "approved"
     assert not (data / ADMIN_SOCKET).exists()
 
 
