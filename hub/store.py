@@ -130,6 +130,8 @@ class HubStore:
     async def open(
         cls, data_dir: Path, *, refuse_unknown: bool = False, quotas: Quotas | None = None
     ) -> HubStore:
+        # hub.db is created 0600 here; SQLite gives its -wal and -shm files the same mode
+        os.close(os.open(data_dir / schema.DB_FILE, os.O_WRONLY | os.O_CREAT, 0o600))
         db = await Database.open(data_dir / schema.DB_FILE, schema.MIGRATIONS, label="c1hub")
         try:
             store = cls(db, await load(db), refuse_unknown=refuse_unknown, quotas=quotas)
