@@ -20,6 +20,7 @@ import pytest
 from hub.examine import make_pool
 from hub.protocol import codec, enroll
 from hub.protocol.identity import Identity
+from hub.protocol.quota import Quotas
 from tests import loopguard
 from tests.helpers import chain, forms
 
@@ -72,10 +73,13 @@ async def test_a_full_batch_of_records(
     assert status == 200 and reply["accepted"] == 5000  # type: ignore[index]
 
 
-async def test_endorsements_up_to_the_limit_in_a_chain_sent_backwards(hub: Served) -> None:
+async def test_endorsements_up_to_the_limit_in_a_chain_sent_backwards(
+    serve: Callable[..., Awaitable[Served]],
+) -> None:
     """10,000 endorsements (max_endorsements): a pending hub vouches for a hub that vouches
     for the next, and so on, sent last link first. Before, the store took them in one pass per
-    link, n² steps on the event loop."""
+    link, n² steps on the event loop. (The pending quota is raised so that all are taken.)"""
+    hub = await serve(quotas=Quotas(pending_devices=20_000))
     top = Identity.generate()
     raw = enroll.make_request(top, hub.ident.public, "Hub", "hub", 1)
     assert (await post(hub, "/v1/enroll", raw))[0] == 200
