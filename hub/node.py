@@ -36,6 +36,7 @@ from hub.errors import AlreadyRunning, HubError, NotInitialised
 from hub.examine import make_pool, warm_pool
 from hub.forwarder import META_UPSTREAM_KEY, Forwarder
 from hub.protocol import identity
+from hub.scans import HubScans
 from hub.server import ConnectionLimits, HubRunner, make_app
 from hub.service import HubService
 from hub.shared import keyfile
@@ -189,15 +190,17 @@ class Hub:
             warm = asyncio.create_task(warm_pool(pool), name="warm-pool")
             stack.push_async_callback(_finish, warm)
             store = await self._open_store(stack)
+            scans = HubScans(self.data_dir, store, root=cfg.root)
+            await scans.load()
             if cfg.upstream:
                 self.forwarder = Forwarder(
                     store, HttpUpstream(cfg.upstream), self.ident, self.name,
-                    kbps=cfg.upstream_kbps,
+                    kbps=cfg.upstream_kbps, scans=scans,
                 )  # fmt: skip
             self._service = HubService(
                 store, self.ident, name=self.name, root=cfg.root, master=master, pool=pool,
                 max_batch=cfg.max_batch, max_endorsements=cfg.max_endorsements,
-                approve_all=cfg.approve_all, upstream=self.forwarder,
+                approve_all=cfg.approve_all, upstream=self.forwarder, scans=scans,
             )  # fmt: skip
             app = make_app(self._service, admin_token=self.token, max_body=cfg.max_body,
                            max_inflight_bytes=cfg.max_inflight_bytes,

@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
+from hub import blobapi
 from hub.dashboard import render
 from hub.errors import HTTP_STATUS, Busy, Unauthorized
 from hub.protocol import codec, worklist
@@ -109,7 +110,7 @@ class Api:
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 
-_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work")
+_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work", "/v1/blobs")
 
 REFUSAL_LOG_INTERVAL = 60.0
 
@@ -582,6 +583,7 @@ def make_app(
     )
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/v1/work", work)
+    blobapi.add_routes(app, service.scans, expect_handler)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", dashboard)
     return app

@@ -30,6 +30,7 @@ from hub.protocol.errors import LimitError
 from hub.protocol.identity import Identity
 from hub.protocol.ingest import APPROVED, REVOKED, Head
 from hub.protocol.wilayah import Master
+from hub.scans import HubScans
 from hub.status import DeviceInfo
 from hub.store import DeviceRow, HubStore, PushResult, StoreView
 
@@ -165,6 +166,7 @@ class HubService:
         approve_all: bool = False,
         upstream: UpstreamLink | None = None,
         upstream_known: bool = False,
+        scans: HubScans | None = None,
     ):
         self.store = store
         self.ident = ident
@@ -178,6 +180,7 @@ class HubService:
         self.approve_all = approve_all
         self.upstream = upstream
         self.upstream_known = upstream_known  # stopped: this hub has forwarded somewhere
+        self.scans = scans  # the scans this node keeps (None: none)
         self.pushes = 0
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._status_task: asyncio.Future[dict[str, Any]] | None = None
