@@ -16,7 +16,6 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from hub.errors import UpstreamError
@@ -262,8 +261,9 @@ class Forwarder:
                 nbytes = 80 * len(step.hashes)
                 hashes: tuple[str, ...] = step.hashes
             else:
-                data = await asyncio.to_thread(_read_range, scans.blobs.path(step.hash),
-                                               step.offset, step.length)  # fmt: skip
+                data = await asyncio.to_thread(
+                    scans.blobs.read, step.hash, step.offset, step.length
+                )
                 reply = await self._called(up.blob_put(step.hash, step.offset, data, step.total))
                 sender.chunk_answered(reply)
                 nbytes, hashes = len(data), (step.hash,)
@@ -285,7 +285,7 @@ class Forwarder:
                 if isinstance(step, bs.Send):
                     scans.counters.sent_blobs += 1
 
-    def blob_rate(self) -> float:
+    def scan_rate(self) -> float:
         """Recent scan bytes sent upstream per second."""
         d = self.blob_drained
         if len(d) < 2:
@@ -363,9 +363,3 @@ class Forwarder:
         finally:
             for w in waiters:
                 w.cancel()
-
-
-def _read_range(path: Path, offset: int, length: int) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read(length)

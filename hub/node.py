@@ -222,9 +222,11 @@ class Hub:
         async with self._starting() as stack:
             store = await self._open_store(stack)
             known = await store.get_meta(META_UPSTREAM_KEY) is not None
+            scans = HubScans(self.data_dir, store, root=self.config.root)
+            await scans.load()
             self._service = HubService(
                 store, self.ident, name=self.name, root=self.config.root,
-                max_batch=self.config.max_batch, upstream_known=known,
+                max_batch=self.config.max_batch, upstream_known=known, scans=scans,
             )  # fmt: skip
 
     async def stop(self) -> None:

@@ -61,6 +61,7 @@ class HubScans:
         self.index = ScanIndex()
         self._fed: Sequence[Any] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._status: tuple[tuple[int, ...], ScanCounts, int, list[Any]] | None = None
 
     async def load(self) -> None:
         """List the held blobs (on a worker thread)."""
@@ -79,6 +80,25 @@ class HubScans:
         for f in facts[self.index.seen :]:
             self.index.add(f.dev, f.seq, f.facts.key[2], f.facts.scans)
         return self.index
+
+    def status(self, rate_bps: float, limit: int = 100) -> tuple[dict[str, Any], list[Any]]:
+        """``scans`` of ``c1hub status`` (with ``eta_s`` at ``rate_bps``) and the first
+        ``limit`` entries whose scans are pending. Recomputed only when something changed."""
+        facts = self.store.facts
+        key = (id(facts), len(facts), len(self.held), len(self.upstream))
+        if self._status is None or self._status[0] != key:
+            c = self.counts()
+            pending = blobsync.scan_pending(
+                ((f.facts.key, f.facts.scans) for f in facts), self.held
+            )
+            listed = [{"election": k[0], "form": k[1], "tps": k[2], "missing": m}
+                      for k, m in pending[:limit]]  # fmt: skip
+            self._status = (key, c, len(pending), listed)
+        _, c, n_pending, listed = self._status
+        out: dict[str, Any] = c.to_dict()
+        out["entries_pending"] = n_pending
+        out["eta_s"] = blobsync.eta_s(c.bytes_pending, rate_bps)
+        return out, listed
 
     def counts(self) -> ScanCounts:
         return blobsync.scan_counts(

@@ -54,6 +54,10 @@ class UpstreamLink(Protocol):
         """The ``upstream`` block of the status (docs/json-output.md)."""
         ...
 
+    def scan_rate(self) -> float:
+        """Recent scan bytes sent upstream per second."""
+        ...
+
 
 # -- results ----------------------------------------------------------------------------------
 
@@ -396,11 +400,16 @@ class HubService:
         )
 
     def _finish_status(self, s: dict[str, Any]) -> dict[str, Any]:
-        """Add the part that changes fastest and costs nothing: the upstream block."""
+        """Add the parts that change fastest: the upstream block, and the scans (page images
+        expected, held, pending upstream, with an ETA at the current drain rate; the entries
+        whose scans are pending)."""
         if self.upstream is not None:
             s["upstream"] = self.upstream.status()
         elif not self.root:
             s["upstream"] = status_mod.no_upstream(self.store, self.upstream_known)
+        if self.scans is not None:
+            rate = self.upstream.scan_rate() if self.upstream is not None else 0.0
+            s["scans"], s["scan_pending"] = self.scans.status(rate)
         return s
 
     def metrics(self) -> Metrics:

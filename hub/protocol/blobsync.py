@@ -378,7 +378,7 @@ def numbers_first(entry_step: object) -> bool:
 @dataclass(slots=True)
 class ScanIndex:
     """The scans named by the entries a node holds, per origin in seq order: which hashes are
-    named (a blob may be received only then), under which TPS (R12), and which may go
+    named (a blob may be received only then), under which TPS, and which may go
     upstream (those of entries upstream has confirmed). Fed the entries' (dev, seq, tps,
     scans) in the order they are stored; ``seen`` counts them, so a caller can feed only the
     new ones."""
@@ -398,10 +398,6 @@ class ScanIndex:
 
     def is_named(self, digest: str) -> bool:
         return digest in self.named
-
-    def reused(self) -> dict[str, list[str]]:
-        """R12: hashes named under two or more TPS -> the TPS codes, sorted."""
-        return {h: sorted(t) for h, t in self.named.items() if len(t) > 1}
 
     def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:
         """Hashes of the entries upstream holds (``confirmed``: dev -> seq) that were not
@@ -454,6 +450,20 @@ def scan_counts(
             pend += 1
             pend_bytes += size
     return ScanCounts(expected, held_n, expected - held_n, pend, pend_bytes)
+
+
+def scan_pending(
+    entries: Iterable[tuple[tuple[str, str, str], tuple[str, ...]]], held: Mapping[str, int]
+) -> list[tuple[tuple[str, str, str], list[str]]]:
+    """Entries (election, form, TPS key; scans) whose pages are not all held here: "scan
+    pending" (never "missing": the numbers are here, the images are on their way), with the
+    hashes still to come."""
+    out = []
+    for key, scans in entries:
+        lacking = [h for h in scans if h not in held]
+        if lacking:
+            out.append((key, lacking))
+    return out
 
 
 def eta_s(bytes_pending: int, rate_bps: float) -> float | None:

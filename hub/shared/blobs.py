@@ -327,6 +327,12 @@ class BlobStore:
                 "not_found", f"no scan {digest[:12]}… here", f"pindaian {digest[:12]}… tidak ada"
             ) from None
 
+    def read(self, digest: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of a held blob from ``offset`` (a chunk to send)."""
+        with self.open(digest) as f:
+            f.seek(offset)
+            return f.read(length)
+
     def iter_chunks(self, digest: str, size: int = CHUNK) -> Iterator[bytes]:
         with self.open(digest) as f:
             while chunk := f.read(size):

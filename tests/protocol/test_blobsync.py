@@ -143,13 +143,18 @@ def test_scan_index_offers_each_scan_once_its_entry_is_upstream() -> None:
     ix = bs.ScanIndex()
     ix.add(1, 1, "3101010001001", (A,))
     ix.add(1, 2, "3101010001002", ())
-    ix.add(1, 3, "3101010001003", (B, A))  # A again under another TPS: R12
+    ix.add(1, 3, "3101010001003", (B, A))  # A again under another TPS
     ix.add(2, 1, "3101010001004", (C,))
     assert ix.seen == 4 and ix.is_named(B) and not ix.is_named("d" * 64)
-    assert ix.reused() == {A: ["3101010001001", "3101010001003"]}
+    assert ix.named[A] == {"3101010001001", "3101010001003"}
     assert ix.newly_confirmed({1: 2}) == [A]
     assert ix.newly_confirmed({1: 2}) == []
     assert ix.newly_confirmed({1: 3, 2: 1}) == [B, A, C]
+
+
+def test_scan_pending_lists_entries_whose_pages_are_not_all_here() -> None:
+    k1, k2 = ("e", "PPWP", "1"), ("e", "DPR", "1")
+    assert bs.scan_pending([(k1, (A, B)), (k2, (C,)), (k2, ())], {A: 1, C: 1}) == [(k1, [B])]
 
 
 def test_scan_counts_and_eta() -> None:
