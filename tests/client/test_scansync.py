@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 
 from client import scanstate
-from client.scans import blob_store
 from client.db import write
+from client.scans import blob_store
 from client.store import ClientStore
 from client.sync import sync_once
 from hub.protocol import entry
