@@ -121,19 +121,22 @@ async def summary(db: Database, blobs: BlobStore) -> Scans:
     return Scans(counts[LOCAL], counts[AT_HUB], counts[UPSTREAM], pending)
 
 
-async def states_of(db: Database, hashes: Iterable[str]) -> dict[str, str]:
-    """The state of each of ``hashes`` that an entry names."""
-    want = list(dict.fromkeys(hashes))
-    out: dict[str, str] = {}
-    for i in range(0, len(want), PAGE):
-        part = want[i : i + PAGE]
-        marks = ",".join("?" * len(part))
-        rows: Any = await db.fetchall(
-            f"SELECT hash, state FROM scans WHERE hash IN ({marks})",
-            tuple(part),
-        )
-        out.update({str(h): str(st) for h, st in rows})
-    return out
+async def states_of(db: Database) -> dict[str, str]:
+    """The state of every scan an entry names (hash -> state)."""
+    rows: Any = await db.fetchall("SELECT hash, state FROM scans")
+    return {str(h): str(st) for h, st in rows}
+
+
+COMPLETE, WAITING = "complete", "waiting"
+
+
+def entry_state(scans: Iterable[str], where: Mapping[str, str]) -> str | None:
+    """An entry's scans as the station shows them: ``complete`` (lengkap) once the hub holds
+    every page, ``waiting`` (menunggu) before; None for an entry without scans."""
+    hashes = list(scans)
+    if not hashes:
+        return None
+    return COMPLETE if all(where.get(h, LOCAL) != LOCAL for h in hashes) else WAITING
 
 
 def _size(blobs: BlobStore, digest: str) -> int:

@@ -47,7 +47,6 @@ class Counters:
     received_bytes: int = 0
     sent_blobs: int = 0
     sent_bytes: int = 0
-    resent_bytes: int = 0
 
 
 class HubScans:
@@ -99,6 +98,12 @@ class HubScans:
         out["entries_pending"] = n_pending
         out["eta_s"] = blobsync.eta_s(c.bytes_pending, rate_bps)
         return out, listed
+
+    def metrics(self) -> dict[str, int]:
+        """Gauges and counters for ``/metrics``."""
+        c, k = self.counts(), self.counters
+        return {**c.to_dict(), "received": k.received_blobs, "received_bytes": k.received_bytes,
+                "sent": k.sent_blobs, "sent_bytes": k.sent_bytes}  # fmt: skip
 
     def counts(self) -> ScanCounts:
         return blobsync.scan_counts(

@@ -31,9 +31,10 @@ from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from hub import blobapi
 from hub.dashboard import render
 from hub.errors import HTTP_STATUS, Busy, Unauthorized
+from hub.metrics import metrics_text
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
-from hub.service import FORKS_PAGE, HubService, Metrics
+from hub.service import FORKS_PAGE, HubService
 
 log = logging.getLogger(__name__)
 
@@ -518,44 +519,6 @@ async def dashboard(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; cheap counters only (no derived-state computation)."""
     return web.Response(text=metrics_text(_service(request).metrics()), content_type="text/plain")
-
-
-def metrics_text(m: Metrics) -> str:
-    lines = [
-        "# HELP c1hub_records_stored Records durably stored (all devices, held included).",
-        "# TYPE c1hub_records_stored counter",
-        f"c1hub_records_stored {m.records_stored}",
-        "# HELP c1hub_commits Group commits of pushed batches.",
-        "# TYPE c1hub_commits counter",
-        f"c1hub_commits {m.commits}",
-        "# HELP c1hub_pushes Push requests answered.",
-        "# TYPE c1hub_pushes counter",
-        f"c1hub_pushes {m.pushes}",
-        "# HELP c1hub_forks Forks detected (a device signed two histories).",
-        "# TYPE c1hub_forks gauge",
-        f"c1hub_forks {m.forks}",
-        "# HELP c1hub_devices Devices by enrollment state.",
-        "# TYPE c1hub_devices gauge",
-    ]
-    for st in ("pending", "approved", "revoked"):
-        lines.append(f'c1hub_devices{{state="{st}"}} {m.devices.get(st, 0)}')
-    up = m.upstream
-    if up is not None:
-        lines += [
-            "# HELP c1hub_upstream_up 1 when the last call upstream succeeded.",
-            "# TYPE c1hub_upstream_up gauge",
-            f"c1hub_upstream_up {1 if up['state'] == 'up' else 0}",
-            "# HELP c1hub_upstream_backlog Entries upstream does not hold yet.",
-            "# TYPE c1hub_upstream_backlog gauge",
-            f"c1hub_upstream_backlog {up['backlog']}",
-            "# HELP c1hub_upstream_confirmed Entries upstream has signed receipts for.",
-            "# TYPE c1hub_upstream_confirmed gauge",
-            f"c1hub_upstream_confirmed {up['confirmed']}",
-            "# HELP c1hub_upstream_rejected Devices stopped by an upstream refusal.",
-            "# TYPE c1hub_upstream_rejected gauge",
-            f"c1hub_upstream_rejected {up['rejected']}",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def make_app(

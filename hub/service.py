@@ -148,6 +148,7 @@ class Metrics:
     forks: int
     devices: dict[str, int]  # by state
     upstream: dict[str, Any] | None = field(default=None)  # the upstream block, if forwarding
+    scans: dict[str, int] | None = field(default=None)  # page images and bytes, if kept
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -424,4 +425,5 @@ class HubService:
             forks=store.fork_count,
             devices=by_state,
             upstream=self.upstream.status() if self.upstream is not None else None,
+            scans=self.scans.metrics() if self.scans is not None else None,
         )

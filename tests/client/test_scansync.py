@@ -44,7 +44,14 @@ async def test_scans_follow_entries_to_the_hub_and_on_to_the_root(tmp_path: Path
             try:
                 sc = await scanstate.summary(store.db, blob_store(tmp_path / "l1"))
                 assert (sc.local, sc.at_hub, sc.bytes_pending) == (10, 0, 10 * len(page(0)))
+                # the station's per-entry state of its scans (lengkap / menunggu)
+                names = [hashlib.sha256(page(p)).hexdigest() for p in range(2)]
+                where = await scanstate.states_of(store.db)
+                assert scanstate.entry_state(names, where) == scanstate.WAITING
+                assert scanstate.entry_state([], where) is None
                 rep = await sync_once(store, http, hub_url=hub.url, batch=2)
+                where = await scanstate.states_of(store.db)
+                assert scanstate.entry_state(names, where) == scanstate.COMPLETE
                 assert rep.at_hub == 5 and rep.scans.sent == 10 and rep.scans.error is None
                 assert rep.scans.bytes == 10 * len(page(0)) and rep.scans.resent_bytes == 0
                 hub_scans = hub.service.scans

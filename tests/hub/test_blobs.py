@@ -224,3 +224,32 @@ async def test_partial_upload_survives_a_restart(
         finally:
             await h.http.close()
             await store.close()
+
+
+async def test_metrics_status_and_dashboard_show_the_scans(shub: ScanHub) -> None:
+    a, b = page(1), page(2)
+    await push_with_scans(shub, [[a, b]])
+    await shub.upload(a)
+    async with shub.http.get("/metrics") as r:
+        text = await r.text()
+    for line in (
+        "c1hub_scans_expected 2",
+        "c1hub_scans_held 1",
+        "c1hub_scans_missing 1",
+        "c1hub_scans_pending_upstream 1",
+        f"c1hub_scan_bytes_pending_upstream {len(a)}",
+        "c1hub_scans_received_total 1",
+        f"c1hub_scan_bytes_received_total {len(a)}",
+    ):
+        assert line in text.splitlines(), line  # fmt: skip
+    async with shub.http.get("/v1/status") as r:
+        st = await r.json()
+    assert st["scans"]["missing"] == 1 and st["scans"]["entries_pending"] == 1
+    assert st["scan_pending"][0]["missing"] == [sha(b)]
+    async with shub.http.get("/?lang=en") as r:
+        html = await r.text()
+    assert "Scans: 1 of 2 pages here, 1 pending (1 entries: scan pending, not missing)" in html
+    await shub.upload(b)
+    async with shub.http.get("/") as r:
+        html = await r.text()
+    assert "Pindaian: 2 dari 2 halaman di sini, 0 menunggu" in html
