@@ -18,6 +18,7 @@ from hub.server import make_app
 from hub.service import HubService
 from hub.store import HubStore
 from tests.helpers import chain, forms
+from tests.security.test_disk_full import fill, small_disk  # noqa: F401 - the fixture
 from tests.shared.images import jpeg, png
 
 from .conftest import HUB_KEY, TOKEN, MakeClient, Served
@@ -253,3 +254,37 @@ async def test_metrics_status_and_dashboard_show_the_scans(shub: ScanHub) -> Non
     async with shub.http.get("/") as r:
         html = await r.text()
     assert "Pindaian: 2 dari 2 halaman di sini, 0 menunggu" in html
+
+
+async def test_disk_full_is_503_and_keeps_nothing_of_the_chunk(
+    small_disk: Path,  # noqa: F811 - the fixture imported above
+    aiohttp_client: MakeClient,
+) -> None:
+    store = await HubStore.open(small_disk)
+    try:
+        scans = HubScans(small_disk, store, root=False)
+        await scans.load()
+        service = HubService(store, HUB_KEY, scans=scans)
+        h = ScanHub(service, await aiohttp_client(make_app(service, admin_token=TOKEN,
+                                                           max_body=4 << 20)))  # fmt: skip
+        h.scans = scans
+        data = page(3, 3_000_000)
+        digest = sha(data)
+        await push_with_scans(h, [[data]])
+        assert (await h.put(digest, data[:1_000_000], 0, len(data)))[0] == 200
+        filler = fill(small_disk, leave=200_000)
+        async with h.http.put(f"/v1/blobs/{digest}", data=data[1_000_000:2_000_000], headers={
+            "Content-Range": f"bytes 1000000-1999999/{len(data)}", "Accept": "application/json",
+        }) as r:  # fmt: skip
+            assert r.status == 503 and r.headers["Retry-After"] == "60"
+            assert (await r.json())["error"]["code"] == "disk_full"
+        assert scans.blobs.upload_offset(digest) == 1_000_000  # nothing of the chunk kept
+        _, reply = await h.lacking([digest])
+        assert reply["blobs"] == [[digest, "lacking", 1_000_000]]
+        filler.unlink()
+        await h.put(digest, data[1_000_000:2_000_000], 1_000_000, len(data))
+        assert (await h.put(digest, data[2_000_000:], 2_000_000, len(data)))[1]["stored"] == 1
+        assert scans.blobs.path(digest).read_bytes() == data
+        await h.http.close()
+    finally:
+        await store.close()
