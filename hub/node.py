@@ -192,6 +192,7 @@ class Hub:
             store = await self._open_store(stack)
             scans = HubScans(self.data_dir, store, root=cfg.root)
             await scans.load()
+            stack.callback(scans.close)
             if cfg.upstream:
                 self.forwarder = Forwarder(
                     store, HttpUpstream(cfg.upstream), self.ident, self.name,

@@ -24,12 +24,13 @@ from typing import Any, Protocol
 from hub.errors import BlobRefused, DiskFull
 from hub.protocol import blobsync
 from hub.protocol.blobsync import ScanCounts, ScanIndex
-from hub.shared.blobs import BlobInfo, BlobStore, is_hash, sniff
+from hub.shared.blobs import BlobInfo, BlobStore, BlobWriter, is_hash, sniff
 from hub.shared.errors import BlobError
 
 log = logging.getLogger(__name__)
 
 BLOB_DIR = "blobs"
+MAX_OPEN = 32  # partial uploads kept open between chunks (others are read back when resumed)
 
 
 class FactsSource(Protocol):
@@ -60,7 +61,13 @@ class HubScans:
         self.index = ScanIndex()
         self._fed: Sequence[Any] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
         self._status: tuple[tuple[int, ...], ScanCounts, int, list[Any]] | None = None
+
+    def close(self) -> None:
+        """Close the partial uploads kept open (they stay on disk, to be resumed)."""
+        while self._open:
+            self._open.popitem()[1].close_keep()
 
     async def load(self) -> None:
         """List the held blobs (on a worker thread)."""
@@ -169,7 +176,11 @@ class HubScans:
     def _append(self, digest: str, offset: int, body: bytes, last: bool) -> BlobInfo | None:
         """Append ``body`` at ``offset`` and fsync (a failure leaves the file at ``offset``);
         on the last chunk, commit. Runs on a worker thread."""
-        w = self.blobs.resume(digest)
+        w = self._open.pop(digest, None)
+        if w is None or w.size != offset:  # not open (or moved under us): read it back once
+            if w is not None:
+                w.close_keep()
+            w = self.blobs.resume(digest)
         try:
             w.write(body)
             w.sync()
@@ -179,7 +190,9 @@ class HubScans:
             w.close_keep()
             os.truncate(self.blobs.upload_path(digest), offset)
             raise
-        w.close_keep()
+        self._open[digest] = w  # kept open for the next chunk: no re-reading
+        while len(self._open) > MAX_OPEN:
+            self._open.pop(next(iter(self._open))).close_keep()
         return None
 
     # -- reading -----------------------------------------------------------------------------

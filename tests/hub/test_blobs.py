@@ -60,6 +60,7 @@ async def shub(tmp_path: Path, aiohttp_client: MakeClient) -> AsyncIterator[Scan
     h = ScanHub(service, await aiohttp_client(app))
     h.scans = scans
     yield h
+    scans.close()
     await store.close()
 
 
@@ -224,6 +225,7 @@ async def test_partial_upload_survives_a_restart(
                 }  # fmt: skip
         finally:
             await h.http.close()
+            scans.close()
             await store.close()
 
 
@@ -286,5 +288,6 @@ async def test_disk_full_is_503_and_keeps_nothing_of_the_chunk(
         assert (await h.put(digest, data[2_000_000:], 2_000_000, len(data)))[1]["stored"] == 1
         assert scans.blobs.path(digest).read_bytes() == data
         await h.http.close()
+        scans.close()
     finally:
         await store.close()
