@@ -110,6 +110,7 @@ async def raw_copy(files: list[Path], dest: Path) -> float:
     took = time.perf_counter() - t0
     writer.write((0).to_bytes(8, "big"))
     await writer.drain()
+    await reader.read()  # the receiver closes its side when done
     writer.close()
     server.close()
     await server.wait_closed()
