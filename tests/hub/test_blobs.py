@@ -13,6 +13,7 @@ import pytest
 
 from hub.protocol import codec
 from hub.protocol.identity import Identity
+from hub.render import status_text
 from hub.scans import HubScans
 from hub.server import make_app
 from hub.service import HubService
@@ -249,6 +250,9 @@ async def test_metrics_status_and_dashboard_show_the_scans(shub: ScanHub) -> Non
         st = await r.json()
     assert st["scans"]["missing"] == 1 and st["scans"]["entries_pending"] == 1
     assert st["scan_pending"][0]["missing"] == [sha(b)]
+    text = status_text(st)
+    assert "scans: 1 of 2 pages here, 1 pending (1 entries: scan pending, not missing), " in text
+    assert f"1 not upstream yet ({len(a) / 1e6:.1f} MB)" in text
     async with shub.http.get("/?lang=en") as r:
         html = await r.text()
     assert "Scans: 1 of 2 pages here, 1 pending (1 entries: scan pending, not missing)" in html
