@@ -158,10 +158,15 @@ def main() -> None:
         hub.extra = ("--approve-all", "--upstream", root.url)
         t0 = time.perf_counter()
         hub.start()
+        wait_for(lambda: held(root) > 0, 3600, "the first scan at the root", interval=0.02)
+        t1 = time.perf_counter()
+        first = held(root)
         wait_for(lambda: held(root) == n, 3600, "the root to hold every scan", interval=0.05)
-        fwd_s = time.perf_counter() - t0
-        print(f"hub -> root (forwarder):       {fwd_s:7.2f} s  {mb / fwd_s:7.1f} MB/s  "
-              f"({mb / fwd_s / (mb / raw_s):.0%} of raw; includes the hub's restart)")  # fmt: skip
+        fwd_s = time.perf_counter() - t1
+        rest = (n - first) * size / 1e6
+        print(f"hub -> root (forwarder):       {fwd_s:7.2f} s  {rest / fwd_s:7.1f} MB/s  "
+              f"({rest / fwd_s / (mb / raw_s):.0%} of raw; from the first scan at the root, "
+              f"{t1 - t0:.1f} s after the restart)")  # fmt: skip
 
         if not a.no_faults:
             root2 = HubProc(tmp / "root2", national=True, extra=("--approve-all",)).start()

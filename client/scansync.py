@@ -3,9 +3,10 @@
 The decisions (what to ask, which chunk next, where to resume) are
 ``hub.protocol.blobsync.BlobSender``'s; this module reads the chunks from the laptop's blob
 store (``DATA/blobs``), makes the calls through ``client.hublink.HubLink``, and keeps what the
-hub answered in ``client.scanstate``. Only scans of entries the hub holds are offered. A call
-that gets no answer ends the scans part of the round (what was learnt is kept); the next round
-asks the hub where to go on, so at most one chunk is sent twice.
+hub answered in ``client.scanstate``. Only scans of entries the hub holds are offered, dealt to
+two senders working at once. A call that gets no answer ends that sender's part of the round
+(what was learnt is kept); the next round asks the hub where to go on, so at most one chunk
+per sender is sent twice.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .store import ClientStore
 
 log = logging.getLogger(__name__)
 
+LANES = 2  # senders at once: one request in flight each
 _REFUSALS = ("offset_mismatch", "not_named", *bs.FATAL)
 _STATE = {bs.HELD: scanstate.AT_HUB, bs.UPSTREAM: scanstate.UPSTREAM}
 
@@ -46,52 +48,72 @@ class ScanReport:
 
 
 async def send_scans(
-    store: ClientStore, link: HubLink, *, chunk: int = bs.CHUNK, blobs: BlobStore | None = None
+    store: ClientStore,
+    link: HubLink,
+    *,
+    chunk: int = bs.CHUNK,
+    blobs: BlobStore | None = None,
+    lanes: int = LANES,
 ) -> ScanReport:
-    """Send the hub the scans it lacks of the entries it holds; returns what happened."""
+    """Send the hub the scans it lacks of the entries it holds; returns what happened. The
+    scans are dealt round-robin to ``lanes`` senders working at once (one request in flight
+    each), so reading and sending here overlap with writing and fsyncing at the hub."""
     blobs = blobs or blob_store(store.data_dir)
     await scanstate.index(store.db)
     upto = (await store.marks()).local_after
     rows = await scanstate.to_send(store.db, upto)
-    sender = bs.BlobSender(chunk=chunk)
     sizes = await asyncio.to_thread(_sizes, blobs, [h for h, _ in rows])
-    sender.offer((h, sizes[h]) for h, _ in rows if h in sizes)
+    offered = [(h, sizes[h]) for h, _ in rows if h in sizes]
     report = ScanReport()
     learnt: dict[str, str] = {}
+    senders = [bs.BlobSender(chunk=chunk) for _ in range(max(1, lanes))]
+    for i, sender in enumerate(senders):
+        sender.offer(offered[i :: len(senders)])
     try:
-        while (step := sender.next_step(clock.monotonic())) is not None:
-            try:
-                if isinstance(step, bs.Ask):
-                    reply = await link.blobs_lacking(list(step.hashes))
-                    sender.lacking_answered(reply, clock.monotonic())
-                    hashes = step.hashes
-                else:
-                    data = await asyncio.to_thread(blobs.read, step.hash, step.offset, step.length)
-                    reply = await link.blob_put(step.hash, step.offset, data, step.total)
-                    sender.chunk_answered(reply)
-                    report.bytes += len(data)
-                    hashes = (step.hash,)
-                    if sender.state.get(step.hash) == bs.HELD:
-                        report.sent += 1
-            except SyncError as exc:
-                code = exc.code if exc.code in _REFUSALS else ""
-                sender.failed(code, exc.message, clock.monotonic(), retry_after=exc.retry_after)
-                if isinstance(step, bs.Send) and code in bs.FATAL:
-                    log.error("hub refused scan %s: %s", step.hash, exc.message)
-                    report.refused.append({"hash": step.hash, "code": code,
-                                           "reason": exc.message})  # fmt: skip
-                if not code:  # no answer: the next round asks where to go on
-                    report.error = exc.message
-                    break
-                continue
-            for h in hashes:
-                st = _STATE.get(sender.state.get(h, ""))
-                if st is not None:
-                    learnt[h] = st
+        await asyncio.gather(*(_lane(s, link, blobs, report, learnt) for s in senders))
     finally:
-        report.resent_bytes = sender.resent_bytes
+        report.resent_bytes = sum(s.resent_bytes for s in senders)
         await scanstate.set_states(store.db, learnt)
     return report
+
+
+async def _lane(
+    sender: bs.BlobSender,
+    link: HubLink,
+    blobs: BlobStore,
+    report: ScanReport,
+    learnt: dict[str, str],
+) -> None:
+    """One sender's requests, one at a time, until it has nothing to do or gets no answer."""
+    while (step := sender.next_step(clock.monotonic())) is not None:
+        try:
+            if isinstance(step, bs.Ask):
+                reply = await link.blobs_lacking(list(step.hashes))
+                sender.lacking_answered(reply, clock.monotonic())
+                hashes = step.hashes
+            else:
+                data = await asyncio.to_thread(blobs.read, step.hash, step.offset, step.length)
+                reply = await link.blob_put(step.hash, step.offset, data, step.total)
+                sender.chunk_answered(reply)
+                report.bytes += len(data)
+                hashes = (step.hash,)
+                if sender.state.get(step.hash) == bs.HELD:
+                    report.sent += 1
+        except SyncError as exc:
+            code = exc.code if exc.code in _REFUSALS else ""
+            sender.failed(code, exc.message, clock.monotonic(), retry_after=exc.retry_after)
+            if isinstance(step, bs.Send) and code in bs.FATAL:
+                log.error("hub refused scan %s: %s", step.hash, exc.message)
+                report.refused.append({"hash": step.hash, "code": code,
+                                       "reason": exc.message})  # fmt: skip
+            if not code:  # no answer: the next round asks where to go on
+                report.error = exc.message
+                return
+            continue
+        for h in hashes:
+            st = _STATE.get(sender.state.get(h, ""))
+            if st is not None:
+                learnt[h] = st
 
 
 def _sizes(blobs: BlobStore, hashes: list[str]) -> dict[str, int]:

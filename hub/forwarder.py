@@ -71,7 +71,11 @@ class Forwarder:
         self.name = name
         self.outbox = ob.Outbox(upstream.url, None, rng or random.Random(), kbps=kbps)
         self.scans = scans
-        self.blobs = bs.BlobSender(chunk=bs.chunk_size(kbps), rng=rng or random.Random())
+        # Uncapped (a LAN or loopback), two scan senders at once keep both ends busy; under a
+        # cap, one: the cap is the limit, and pacing is simplest with one chunk at a time.
+        self.lanes = [bs.BlobSender(chunk=bs.chunk_size(kbps), rng=rng or random.Random())
+                      for _ in range(1 if kbps > 0 else 2)]  # fmt: skip
+        self._dealt = 0
         self._unheld: set[str] = set()  # named by entries upstream holds, not held here yet
         self.blob_drained: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self.blob_log: list[bs.Ask | bs.Send] = []  # steps done, for tests (last 10,000)
@@ -180,13 +184,9 @@ class Forwarder:
         while not self._stop.is_set():
             step = box.next_step(self._holdings(), clock.monotonic())
             if self.scans is not None and bs.numbers_first(step):
-                blob = self._blob_step()
-                if blob is not None:
-                    try:
-                        await self._do_blob(blob)
-                    except Exception:
-                        log.exception("forwarder: scan %s failed unexpectedly", type(blob).__name__)
-                        self.blobs.failed("", "crashed", clock.monotonic())
+                blobs = self._blob_steps()
+                if blobs:
+                    await asyncio.gather(*(self._do_blob(lane, b) for lane, b in blobs))
                     continue
             try:
                 try:
@@ -235,21 +235,31 @@ class Forwarder:
 
     # -- scans, in what the entries leave ----------------------------------------------------
 
-    def _blob_step(self) -> bs.Ask | bs.Send | None:
-        """Offer the scans of entries upstream now holds (those held here), then the next
-        scan step (``hub.protocol.blobsync.BlobSender``)."""
+    def _blob_steps(self) -> list[tuple[bs.BlobSender, bs.Ask | bs.Send]]:
+        """Offer the scans of entries upstream now holds (those held here), dealt to the
+        senders in turn, then each sender's next scan step
+        (``hub.protocol.blobsync.BlobSender``)."""
         scans = self.scans
         assert scans is not None
         confirmed = {dev: c.seq for dev, c in self.store.confirmed.items()}
         self._unheld.update(scans.refresh().newly_confirmed(confirmed))
         arrived = [h for h in self._unheld if h in scans.held]
-        if arrived:
-            self._unheld.difference_update(arrived)
-            self.blobs.offer((h, scans.held[h]) for h in arrived)
-        return self.blobs.next_step(clock.monotonic())
+        self._unheld.difference_update(arrived)
+        for h in arrived:
+            self.lanes[self._dealt % len(self.lanes)].offer([(h, scans.held[h])])
+            self._dealt += 1
+        now = clock.monotonic()
+        return [(lane, step) for lane in self.lanes if (step := lane.next_step(now)) is not None]
 
-    async def _do_blob(self, step: bs.Ask | bs.Send) -> None:
-        scans, sender, box = self.scans, self.blobs, self.outbox
+    async def _do_blob(self, sender: bs.BlobSender, step: bs.Ask | bs.Send) -> None:
+        try:
+            await self._blob_call(sender, step)
+        except Exception:
+            log.exception("forwarder: scan %s failed unexpectedly", type(step).__name__)
+            sender.failed("", "crashed", clock.monotonic())
+
+    async def _blob_call(self, sender: bs.BlobSender, step: bs.Ask | bs.Send) -> None:
+        scans, box = self.scans, self.outbox
         assert scans is not None
         up = cast(BlobUpstream, self.upstream)
         self.blob_log = [*self.blob_log[-9999:], step]
