@@ -51,17 +51,25 @@ class ScanHub(Served):
         return reply
 
 
+async def scan_hub(
+    folder: Path, store: HubStore, aiohttp_client: MakeClient, max_size: int = 0
+) -> ScanHub:
+    """The app of a hub service over ``store`` keeping its scans in ``folder``."""
+    scans = HubScans(folder, store, root=False, max_size=max_size)
+    await scans.load()
+    service = HubService(store, HUB_KEY, name="Test Hub", scans=scans)
+    app = make_app(service, admin_token=TOKEN, max_body=4 << 20)
+    h = ScanHub(service, await aiohttp_client(app))
+    h.scans = scans
+    return h
+
+
 @pytest.fixture
 async def shub(tmp_path: Path, aiohttp_client: MakeClient) -> AsyncIterator[ScanHub]:
     store = await HubStore.open(tmp_path)
-    scans = HubScans(tmp_path, store, root=False, max_size=100_000)
-    await scans.load()
-    service = HubService(store, HUB_KEY, name="Test Hub", scans=scans)
-    app = make_app(service, admin_token=TOKEN, max_body=1 << 20)
-    h = ScanHub(service, await aiohttp_client(app))
-    h.scans = scans
+    h = await scan_hub(tmp_path, store, aiohttp_client, max_size=100_000)
     yield h
-    scans.close()
+    h.scans.close()
     await store.close()
 
 
@@ -204,12 +212,8 @@ async def test_partial_upload_survives_a_restart(
     digest = sha(data)
     for step in (0, 1):
         store = await HubStore.open(tmp_path)
-        scans = HubScans(tmp_path, store, root=False)
-        await scans.load()
-        service = HubService(store, HUB_KEY, scans=scans)
-        h = ScanHub(service, await aiohttp_client(make_app(service, admin_token=TOKEN,
-                                                           max_body=1 << 20)))  # fmt: skip
-        h.scans = scans
+        h = await scan_hub(tmp_path, store, aiohttp_client)
+        scans = h.scans
         try:
             if step == 0:
                 await push_with_scans(h, [[data]])
@@ -268,12 +272,8 @@ async def test_disk_full_is_503_and_keeps_nothing_of_the_chunk(
 ) -> None:
     store = await HubStore.open(small_disk)
     try:
-        scans = HubScans(small_disk, store, root=False)
-        await scans.load()
-        service = HubService(store, HUB_KEY, scans=scans)
-        h = ScanHub(service, await aiohttp_client(make_app(service, admin_token=TOKEN,
-                                                           max_body=4 << 20)))  # fmt: skip
-        h.scans = scans
+        h = await scan_hub(small_disk, store, aiohttp_client)
+        scans = h.scans
         data = page(3, 3_000_000)
         digest = sha(data)
         await push_with_scans(h, [[data]])
