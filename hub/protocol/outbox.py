@@ -481,12 +481,6 @@ class Outbox:
         if self.kbps > 0:
             self._pace_until = max(self._pace_until, now + nbytes / (self.kbps * 1024.0) - elapsed)
 
-    @property
-    def idle(self) -> bool:
-        """Nothing of the entry stream is waiting for a call: no round in progress, no
-        backoff, no pacing wait (the driver may send a scan chunk; ``blobsync``)."""
-        return self._phase is None and self._out is None and self.state == UP
-
     def fork_answered(self, reply: Any, now: float) -> None:
         step = self._take(PushFork)
         self._last_contact = now
