@@ -7,7 +7,9 @@ docs/protocol.md for the contract.
 
 ``make_app(service, admin_token=..., max_body=...)`` builds the application from a
 ``HubService`` alone (no key file, lock or worker pool needed), so tests can serve it with
-pytest-aiohttp's ``aiohttp_client``; ``hub/node.py`` puts it on a socket.
+pytest-aiohttp's ``aiohttp_client``; ``hub/node.py`` puts it on its sockets: the TCP one and
+the admin socket (``DATA/admin.sock``), one application for both. Admin routes are taken only
+from the hub machine itself, with the token (``hub.access``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import hmac
 import json
 import logging
 import time
@@ -29,8 +30,9 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from hub import blobapi
+from hub.access import check_admin
 from hub.dashboard import render
-from hub.errors import HTTP_STATUS, Busy, Unauthorized
+from hub.errors import HTTP_STATUS, Busy
 from hub.metrics import metrics_text
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
@@ -101,10 +103,11 @@ class ByteBudget:
 
 @dataclass(frozen=True, slots=True)
 class Api:
-    """What the handlers need: the service, the admin token, the body limits."""
+    """What the handlers need: the service, the admin token (read at each admin call), the
+    body limits."""
 
     service: HubService
-    admin_token: str
+    admin_token: Callable[[], str]
     max_body: int
     inflight: ByteBudget
 
@@ -384,16 +387,6 @@ def _origin(text: str) -> bytes:
     return public
 
 
-def _check_admin(request: web.Request) -> None:
-    want = _api(request).admin_token
-    got = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-    if not hmac.compare_digest(got, f"Bearer {want}".encode()):
-        raise Unauthorized(
-            "admin commands need the hub's admin token (admin.token in its data folder); "
-            "run them on the hub machine with --data"
-        )
-
-
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
@@ -487,8 +480,8 @@ async def devices(request: web.Request) -> web.Response:
 
 
 async def device_action(request: web.Request) -> web.Response:
-    """POST /v1/devices/{id}/approve|revoke (admin token)."""
-    _check_admin(request)
+    """POST /v1/devices/{id}/approve|revoke (from the hub machine, with the admin token)."""
+    check_admin(request, _api(request).admin_token)
     service = _service(request)
     device_id = request.match_info["id"]
     if request.match_info["action"] == "approve":
@@ -524,7 +517,7 @@ async def metrics(request: web.Request) -> web.Response:
 def make_app(
     service: HubService,
     *,
-    admin_token: str,
+    admin_token: str | Callable[[], str],
     max_body: int,
     max_inflight_bytes: int = 64 * 1024 * 1024,
     body_timeout: float = 60.0,
@@ -533,7 +526,8 @@ def make_app(
         middlewares=[error_middleware, inflight_middleware], client_max_size=max_body
     )
     budget = ByteBudget(max_inflight_bytes, body_timeout)
-    app[API_KEY] = Api(service, admin_token, max_body, budget)
+    token = admin_token if callable(admin_token) else (lambda: admin_token)
+    app[API_KEY] = Api(service, token, max_body, budget)
     app.router.add_get("/v1/hello", hello)
     app.router.add_post("/v1/enroll", enroll, expect_handler=expect_handler)
     app.router.add_post("/v1/heads", heads, expect_handler=expect_handler)
