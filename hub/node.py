@@ -41,6 +41,7 @@ from hub.service import HubService
 from hub.shared import keyfile
 from hub.shared.master import load_master
 from hub.status import DeviceInfo
+from hub.storage import HubStorage
 from hub.store import DeviceRow, HubStore
 from hub.upstream import HttpUpstream
 
@@ -50,6 +51,7 @@ LOCK_FILE = "hub.lock"
 RUNTIME_FILE = "hub.json"
 TOKEN_FILE = "admin.token"
 NAME_FILE = "name"
+DB_FILE = "db.url"  # the --db of the last start (PostgreSQL), for the offline admin commands
 
 
 def init_data_dir(data_dir: Path, name: str) -> identity.Identity:
@@ -93,6 +95,35 @@ def read_runtime(data_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return {}
     return data
+
+
+def read_db(data_dir: Path) -> str | None:
+    """The ``--db`` this folder's hub last ran with (the admin commands use it while no hub
+    runs), or None: SQLite in the folder."""
+    try:
+        return (data_dir / DB_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def write_db(data_dir: Path, db: str) -> None:
+    """Remember ``--db`` (it may hold a password: 0600)."""
+    if read_db(data_dir) == db:
+        return
+    tmp = data_dir / (DB_FILE + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(db + "\n")
+    tmp.replace(data_dir / DB_FILE)
+
+
+async def open_store(data_dir: Path, db: str | None, *, refuse_unknown: bool) -> HubStorage:
+    """The SQLite store in ``data_dir`` (``db`` None), or the PostgreSQL store at ``db``."""
+    if db:
+        from hub.pg.store import PgStore  # the national extra: rooms never import asyncpg
+
+        return await PgStore.open(db, refuse_unknown=refuse_unknown)
+    return await HubStore.open(data_dir, refuse_unknown=refuse_unknown)
 
 
 def admin_token(data_dir: Path) -> str:
@@ -190,6 +221,7 @@ class Hub:
             stack.push_async_callback(_finish, warm)
             store = await self._open_store(stack)
             if cfg.upstream:
+                assert isinstance(store, HubStore)  # HubConfig refuses --db with --upstream
                 self.forwarder = Forwarder(
                     store, HttpUpstream(cfg.upstream), self.ident, self.name,
                     kbps=cfg.upstream_kbps,
@@ -270,9 +302,12 @@ class Hub:
         finally:
             os.close(fd)
 
-    async def _open_store(self, stack: contextlib.AsyncExitStack) -> HubStore:
-        store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
+    async def _open_store(self, stack: contextlib.AsyncExitStack) -> HubStorage:
+        db = self.config.db or read_db(self.data_dir)
+        store = await open_store(self.data_dir, db, refuse_unknown=self.config.root)
         stack.push_async_callback(store.close)
+        if self.config.db:
+            write_db(self.data_dir, self.config.db)
         return store
 
     async def _serve(self, stack: contextlib.AsyncExitStack, app: web.Application) -> None:

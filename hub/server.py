@@ -419,7 +419,7 @@ async def enroll(request: web.Request) -> web.Response:
 
 async def head(request: web.Request) -> web.Response:
     """One origin's head here, plus upstream's receipt for it (relayed to the laptop)."""
-    return _pack(_service(request).head(_origin(request.match_info["origin"])).to_wire())
+    return _pack((await _service(request).head(_origin(request.match_info["origin"]))).to_wire())
 
 
 async def heads(request: web.Request) -> web.Response:
@@ -480,7 +480,7 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def devices(request: web.Request) -> web.Response:
-    rows = [d.to_dict() for d in _service(request).devices()]
+    rows = [d.to_dict() for d in await _service(request).devices()]
     return web.json_response(rows, dumps=_dumps)
 
 
@@ -516,7 +516,8 @@ async def dashboard(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; cheap counters only (no derived-state computation)."""
-    return web.Response(text=metrics_text(_service(request).metrics()), content_type="text/plain")
+    m = await _service(request).metrics()
+    return web.Response(text=metrics_text(m), content_type="text/plain")
 
 
 def metrics_text(m: Metrics) -> str:

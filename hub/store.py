@@ -29,7 +29,9 @@ from typing import Any
 
 import aiosqlite
 
+from hub import results as results_mod
 from hub import schema
+from hub import status as status_mod
 from hub.examine import Checked
 from hub.memory import (
     Confirmed,
@@ -42,11 +44,13 @@ from hub.memory import (
     load,
     split,
 )
-from hub.protocol import ingest, trust
+from hub.protocol import ingest, state, trust, worklist
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import PENDING, Device, Head
 from hub.shared.db import Database
+from hub.status import DeviceInfo
+from hub.storage import Counters, NodeInfo
 from hub.transaction import Draft, Transaction
 
 __all__ = [
@@ -289,6 +293,64 @@ class HubStore:
             for fid, node_id, name, seq, raw, held, at in rows
         ]
 
+    # -- HubStorage (hub.storage): the service's reads, as coroutines over memory -----------
+
+    async def device(self, public: bytes) -> DeviceRow | None:
+        return self._mem.devices.get(public)
+
+    async def lookup(self, node_id: str) -> DeviceRow | None:
+        return self.find_device(node_id)
+
+    async def heads_of(self, publics: Sequence[bytes]) -> dict[bytes, Head]:
+        m, out = self._mem, {}
+        for p in publics:
+            d = m.devices.get(p)
+            h = m.heads.get(d.id) if d is not None else None
+            if h is not None:
+                out[p] = h
+        return out
+
+    async def holds_endorsement(self, e: Endorsement) -> bool:
+        if e.raw in self._mem.endorsements.get(e.device, {}).values():
+            return True
+        d = self._mem.devices.get(e.device)
+        return d is not None and d.endorsement == e.raw
+
+    async def upstream_receipt(self, public: bytes) -> Confirmed | None:
+        d = self._mem.devices.get(public)
+        return self._mem.confirmed.get(d.id) if d is not None else None
+
+    async def counted_facts(self, q: worklist.Query) -> list[state.EntryFacts]:
+        view = self.snapshot()
+        return [f.facts for f in view.facts if view.is_accepted(f)]
+
+    async def status(self, node: NodeInfo, now: float) -> dict[str, Any]:
+        """Derived on a worker thread from a snapshot, so a big store does not stall pushes."""
+        view = self.snapshot()
+        return await asyncio.to_thread(
+            status_mod.build, view, node_id=node.node_id, name=node.name, role=node.role,
+            hub_public=node.public, master=node.master, now=now,
+        )  # fmt: skip
+
+    async def device_list(self, hub_public: bytes) -> list[DeviceInfo]:
+        return status_mod.device_list(self.snapshot(), hub_public)
+
+    async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
+        return status_mod.device_info(self.snapshot(), d, hub_public)
+
+    async def counters(self) -> Counters:
+        by_state: dict[str, int] = {}
+        for d in self._mem.devices.values():
+            by_state[d.state] = by_state.get(d.state, 0) + 1
+        return Counters(self.records_stored, self.commits, self.fork_count, by_state)
+
+    async def results(
+        self, election: str, level: str = "national", code: str = ""
+    ) -> dict[str, Any]:
+        width = results_mod.region_width(level, code)
+        view = self.snapshot()
+        return await asyncio.to_thread(results_mod.from_view, view, election, level, code, width)
+
     # -- small writes ------------------------------------------------------------------------
 
     async def set_meta(self, key: str, value: bytes) -> None:
@@ -505,6 +567,8 @@ class HubStore:
         for r in results:
             origins = {x.origin for x in r.plan.outcomes if x.origin is not None}
             r.heads = {o: self.head_of(o) for o in origins if o in self._mem.devices}
+            r.devices = {o: self._mem.devices[o] for o in r.heads}
+            r.new_devices = list(r.plan.new_origins)
         return results
 
     async def _plan(

@@ -33,6 +33,8 @@ def _serve_options(f: F) -> F:
         setting("keepalive_timeout", "--keepalive-timeout",
                 type=click.FloatRange(0, min_open=True)),
         setting("max_connections", "--max-connections", type=click.IntRange(1)),
+        setting("db", "--db"),
+        setting("blobs", "--blobs"),
         setting("approve_all", "--approve-all", is_flag=True, hidden=True),
         setting("examine_workers", "--examine-workers",
                 type=click.Choice(["processes", "threads"])),

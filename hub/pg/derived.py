@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.protocol import state
+from hub.results import Builder, child_width, region_width
 
 from .schema import Conn
 
 Key = state.Key
-LEVELS = {"national": 0, "province": 2, "kabkota": 4, "kecamatan": 6}
-CHILD = {"national": "province", "province": "kabkota", "kabkota": "kecamatan"}
 HASH_LEN = 32
 
 # A record counts (status, totals) when its device's forward limit covers it.
@@ -253,79 +252,31 @@ async def _apply(
 # -- read side --------------------------------------------------------------------------------
 
 
-def region_level(level: str, code: str) -> int:
-    """Length of a region code at ``level``; ValueError for an unknown level or a bad code."""
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
-    n = LEVELS[level]
-    if len(code) != n or (n and not code.isdigit()):
-        raise ValueError(f"a {level} code is {n} digits, not {code!r}")
-    return n
+async def results(
+    con: Conn, election: str, level: str = "national", code: str = ""
+) -> dict[str, Any]:
+    """National results under one region (``hub.results``: the shape both stores give), summed
+    from the kecamatan rows under ``code``: at most ~7,300 rows for the whole country."""
+    n = region_width(level, code)
+    width = child_width(level) or n
+    b = Builder(election, level, code)
+    for form, region, no, votes in await con.fetch(
+        "SELECT form, substr(kec, 1, $3), no, sum(votes) FROM kec_votes"
+        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
+        election, code + "%", width,
+    ):  # fmt: skip
+        b.votes(form, region, no, int(votes))
+    for form, region, what, cnt in await con.fetch(
+        "SELECT form, substr(kec, 1, $3), what, sum(n) FROM kec_counts"
+        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
+        election, code + "%", width,
+    ):  # fmt: skip
+        b.count(form, region, what, int(cnt))
+    return b.finish()
 
 
 def _num(k: str) -> tuple[int, str]:
     return (int(k), k) if k.isdigit() else (1 << 30, k)
-
-
-async def results(
-    con: Conn, election: str, level: str = "national", code: str = ""
-) -> dict[str, Any]:
-    """National results under one region: per form, votes per candidate (PPWP, DPD) or party
-    total (DPR, DPRD) over TPS whose live entries agree (single or verified), TPS per status
-    and flags counted apart, and the same per child region (province under the country,
-    kabupaten/kota under a province, kecamatan under a kabupaten/kota)."""
-    n = region_level(level, code)
-    child = CHILD.get(level)
-    width = LEVELS[child] if child else n
-    prefix = code + "%"
-    forms: dict[str, dict[str, Any]] = {}
-
-    def block(form: str) -> dict[str, Any]:
-        return forms.setdefault(
-            form,
-            {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0), "flags": {}, "children": {}},
-        )
-
-    def child_block(b: dict[str, Any], region: str) -> dict[str, Any]:
-        c: dict[str, Any] = b["children"].setdefault(
-            region, {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0)}
-        )
-        return c
-
-    for form, region, no, votes in await con.fetch(
-        "SELECT form, substr(kec, 1, $3), no, sum(votes) FROM kec_votes"
-        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
-        election, prefix, width,
-    ):  # fmt: skip
-        b = block(form)
-        b["votes"][no] = b["votes"].get(no, 0) + int(votes)
-        if child:
-            child_block(b, region)["votes"][no] = int(votes)
-    for form, region, what, cnt in await con.fetch(
-        "SELECT form, substr(kec, 1, $3), what, sum(n) FROM kec_counts"
-        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
-        election, prefix, width,
-    ):  # fmt: skip
-        b = block(form)
-        bucket = b["tps"] if what in state.STATUSES else b["flags"]
-        bucket[what] = bucket.get(what, 0) + int(cnt)
-        if child and what in state.STATUSES:
-            child_block(b, region)["tps"][what] = int(cnt)
-    for b in forms.values():
-        b["votes"] = dict(sorted(b["votes"].items(), key=lambda kv: _num(kv[0])))
-        b["flags"] = dict(sorted(((k, v) for k, v in b["flags"].items() if v), key=_flag_order))
-        b["tps_counted"] = b["tps"][state.SINGLE] + b["tps"][state.VERIFIED]
-        for c in b["children"].values():
-            c["votes"] = dict(sorted(c["votes"].items(), key=lambda kv: _num(kv[0])))
-        b["children"] = dict(sorted(b["children"].items()))
-        if not child:
-            del b["children"]
-    return {
-        "election": election,
-        "level": level,
-        "code": code,
-        "forms": dict(sorted(forms.items())),
-    }
 
 
 def _flag_order(kv: tuple[str, int]) -> tuple[int, str]:
