@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.blobstore import open_blobs
 from hub.config import HubConfig
 from hub.discovery import Advertiser
 from hub.errors import AlreadyRunning, HubError, NotInitialised
@@ -220,6 +221,8 @@ class Hub:
             warm = asyncio.create_task(warm_pool(pool), name="warm-pool")
             stack.push_async_callback(_finish, warm)
             store = await self._open_store(stack)
+            blobs = await open_blobs(self.data_dir, cfg.blobs)
+            stack.push_async_callback(blobs.close)
             if cfg.upstream:
                 assert isinstance(store, HubStore)  # HubConfig refuses --db with --upstream
                 self.forwarder = Forwarder(
@@ -229,7 +232,7 @@ class Hub:
             self._service = HubService(
                 store, self.ident, name=self.name, root=cfg.root, master=master, pool=pool,
                 max_batch=cfg.max_batch, max_endorsements=cfg.max_endorsements,
-                approve_all=cfg.approve_all, upstream=self.forwarder,
+                approve_all=cfg.approve_all, upstream=self.forwarder, blobs=blobs,
             )  # fmt: skip
             app = make_app(self._service, admin_token=self.token, max_body=cfg.max_body,
                            max_inflight_bytes=cfg.max_inflight_bytes,

@@ -507,10 +507,36 @@ async def forks(request: web.Request) -> web.Response:
     return web.json_response(await _service(request).forks(limit, after), dumps=_dumps)
 
 
+def _region(request: web.Request) -> tuple[str, str]:
+    """(level, code) of ``?region=CODE``: none for the country, 2 digits a province, 4 a
+    kabupaten/kota, 6 a kecamatan."""
+    code = request.query.get("region", "")
+    level = {0: "national", 2: "province", 4: "kabkota", 6: "kecamatan"}.get(len(code))
+    if level is None or (code and not code.isdigit()):
+        raise CodecError("region must be 2, 4 or 6 digits (province, kabupaten/kota, kecamatan)")
+    return level, code
+
+
+async def results(request: web.Request) -> web.Response:
+    """National results under one region (``?election=E&region=CODE``; docs/json-output.md)."""
+    election = request.query.get("election", "")
+    if not election:
+        raise CodecError("give ?election=..., e.g. ?election=pemilu-2024")
+    level, code = _region(request)
+    return web.json_response(await _service(request).results(election, level, code))
+
+
 async def dashboard(request: web.Request) -> web.Response:
-    """The coordinator's page (HTML, refreshes itself); ``?lang=en`` for English."""
+    """The coordinator's page (HTML, refreshes itself); ``?lang=en`` for English. At the
+    root, the results per region under ``?region=CODE`` (the country by default)."""
     lang = "en" if request.query.get("lang") == "en" else "id"
-    html = render(await _service(request).status(), lang)
+    service = _service(request)
+    s = await service.status()
+    regions = []
+    if service.root:
+        level, code = _region(request)
+        regions = [await service.results(el, level, code) for el in sorted(s.get("totals", {}))]
+    html = render(s, lang, regions)
     return web.Response(text=html, content_type="text/html")
 
 
@@ -583,6 +609,7 @@ def make_app(
     )
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/v1/work", work)
+    app.router.add_get("/v1/results", results)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", dashboard)
     return app

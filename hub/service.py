@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hub import status as status_mod
+from hub.blobstore import Blobs
 from hub.errors import NotFound
 from hub.examine import Checked, examine_batch
 from hub.memory import DeviceRow, PushResult
@@ -167,6 +168,7 @@ class HubService:
         approve_all: bool = False,
         upstream: UpstreamLink | None = None,
         upstream_known: bool = False,
+        blobs: Blobs | None = None,
     ):
         self.store = store
         self.ident = ident
@@ -180,6 +182,7 @@ class HubService:
         self.approve_all = approve_all
         self.upstream = upstream
         self.upstream_known = upstream_known  # stopped: this hub has forwarded somewhere
+        self.blobs = blobs  # where scans are kept (hub.blobstore: the folder, or S3)
         self.pushes = 0
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._status_task: asyncio.Future[dict[str, Any]] | None = None
