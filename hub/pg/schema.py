@@ -12,7 +12,10 @@ bookkeeping. Three kinds of row are new, so that a root holds no per-entry state
 - ``kec_votes`` / ``kec_counts``: national results per kecamatan (votes per candidate or party
   over single + verified TPS; TPS per status; flags), moved by the same transaction by the
   difference between a key's old and new state. A province, kabupaten/kota or the whole
-  country is a sum over at most ~7,300 kecamatan rows, whatever the number of entries.
+  country is a sum over at most ~7,300 kecamatan rows, whatever the number of entries;
+- ``scan_tps`` / ``r12`` and ``r13`` (migration 2): the hub-level rules R12 (one scan under two
+  TPS) and R13 (users totals differing between the forms of a TPS), moved by the same
+  transaction for the scans and TPS whose keys changed.
 
 ``migrate`` applies what is missing, each migration in its own transaction, recorded in
 ``schema_migrations``, under a session advisory lock: several receivers starting at once
@@ -180,6 +183,28 @@ MIGRATIONS: list[str] = [
         what text NOT NULL,  -- single | verified | conflict | a flag id (R1..R11)
         n bigint NOT NULL,
         PRIMARY KEY (election, form, kec, what)
+    );
+    """,
+    # 2: the hub-level rules R12 and R13, kept in the ingest transaction like tps_state
+    r"""
+    ALTER TABLE tps_state ADD COLUMN users text NOT NULL DEFAULT '';  -- live users totals J
+    ALTER TABLE tps_state ADD COLUMN scans text NOT NULL DEFAULT '';  -- of counted entries
+    CREATE INDEX tps_state_tps ON tps_state (election, tps);
+
+    -- R12: per scan hash, the TPS whose counted entries name it (n: how many keys)
+    CREATE TABLE scan_tps (
+        scan text NOT NULL,
+        tps text NOT NULL,
+        n integer NOT NULL,
+        PRIMARY KEY (scan, tps)
+    );
+    CREATE TABLE r12 (scan text PRIMARY KEY, tps text[] NOT NULL);
+    -- R13: TPS whose live entries of different forms disagree on users total J
+    CREATE TABLE r13 (
+        election text NOT NULL,
+        tps text NOT NULL,
+        forms jsonb NOT NULL,
+        PRIMARY KEY (election, tps)
     );
     """,
 ]

@@ -3,13 +3,13 @@ from counters and aggregates: device rows (head, record count), ``kec_counts`` /
 and the partial index of conflicts. Nothing per entry is read or kept: the cost depends on the
 number of devices and kecamatan, not of entries.
 
-Not derived here yet: R12 (scan reuse) and R13 (users totals differing between forms of a TPS)
-are hub-level rules the SQLite store derives from its in-memory facts; on PostgreSQL their
-lists are empty and their counts absent (docs/scaling.md says so).
+R12 (scan reuse) and R13 (users totals differing between the forms of a TPS) come from the
+``r12`` and ``r13`` rows that the ingest transaction keeps (``hub.pg.derived``).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hub.protocol import state
@@ -135,8 +135,16 @@ async def build(con: Conn, node: NodeInfo, now: float) -> dict[str, Any]:
         **counts,
         "device_list": [d.to_dict() for d in await device_list(con, node.public)],
         "conflicts": await derived.conflicts(con, MAX_LISTED),
-        "scan_reuse": [],
-        "users_mismatch": [],
+        "scan_reuse": [
+            {"scan": r[0], "tps": list(r[1])}
+            for r in await con.fetch("SELECT scan, tps FROM r12 ORDER BY scan LIMIT $1", MAX_LISTED)
+        ],
+        "users_mismatch": [
+            {"election": r[0], "tps": r[1], "forms": json.loads(r[2])}
+            for r in await con.fetch(
+                "SELECT election, tps, forms FROM r13 ORDER BY election, tps LIMIT $1", MAX_LISTED
+            )
+        ],
     }
     if node.master is not None:
         out["progress"] = await progress(con, node)

@@ -246,7 +246,8 @@ class PgStore:
             if rec.seq <= d.forward_limit(rec.seq):
                 counted_keys.add(ef.key)
                 origin = d.id.to_bytes(8, "big")  # as derived state reads it back
-                f = state.EntryFacts(rec.hash, origin, ef.key, ef.numbers, ef.supersedes)
+                f = state.EntryFacts(rec.hash, origin, ef.key, ef.numbers, ef.supersedes,
+                                     ef.users_total_j, ef.scans)  # fmt: skip
                 fresh.setdefault(ef.key, []).append(derived.Fact(f, c.votes, c.flags))
         if plan.accepted:
             await con.execute(

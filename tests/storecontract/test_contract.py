@@ -214,3 +214,34 @@ def _other_votes(f: dict[str, Any]) -> dict[str, Any]:
     g = {**f, "suara": dict(f["suara"])}
     g["suara"]["1"] = (g["suara"]["1"] + 1) % 1000
     return g
+
+
+async def test_hub_level_rules_r12_and_r13_follow_the_counted_entries(store: HubStorage) -> None:
+    who = ident(60)
+    await approved(store, who)
+    x, y = forms(2, seed=60)
+    scan = "ab" * 32
+    x["scans"], y["scans"] = [scan], [scan]  # one page image under two TPS: R12
+    (dpr,) = forms(1, seed=61, form="DPR")
+    dpr["tps"] = x["tps"]  # another ballot of the same TPS, other users total: R13
+    dpr["pengguna_total"] = {**dpr["pengguna_total"], "j": x["pengguna_total"]["j"] + 1}
+    await store.push(check(sign(who, [x, y, dpr])), 3)
+    s = await store.status(ROOT, 0)
+    assert (s["flags"].get("R12"), s["flags"].get("R13")) == (1, 1)
+    assert s["scan_reuse"] == [{"scan": scan, "tps": sorted([x["tps"], y["tps"]])}]
+    assert s["users_mismatch"] == [
+        {
+            "election": generator.ELECTION,
+            "tps": x["tps"],
+            "forms": {"DPR": [dpr["pengguna_total"]["j"]], "PPWP": [x["pengguna_total"]["j"]]},
+        }
+    ]
+    other = ident(61)  # pending: its entries count for nothing, rules included
+    await store.enroll(other.public, "P", "laptop", 1)
+    z = {**forms(1, seed=62)[0], "scans": [scan]}
+    await store.push(check(sign(other, [z])), 4)
+    assert (await store.status(ROOT, 0))["scan_reuse"][0]["tps"] == sorted([x["tps"], y["tps"]])
+    await store.approve(other.public, 5)
+    assert (await store.status(ROOT, 0))["scan_reuse"][0]["tps"] == sorted(
+        [x["tps"], y["tps"], z["tps"]]
+    )
