@@ -123,8 +123,6 @@ class HubConfig:
             raise ValueError(f"--upstream {self.upstream!r} must be a URL like http://ADDRESS:8470")
         if self.db and not self.db.startswith(("postgresql://", "postgres://")):
             raise ValueError(f"--db {self.db!r} must be a URL like postgresql://USER@HOST/DB")
-        if self.db and self.upstream:
-            raise ValueError("a hub on PostgreSQL forwards nowhere yet: use it as the root")
         if self.blobs and not self.blobs.startswith("s3://"):
             raise ValueError(f"--blobs {self.blobs!r} must be a URL like s3://BUCKET?endpoint=URL")
         if self.upstream_kbps < 0:

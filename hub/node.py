@@ -44,7 +44,7 @@ from hub.shared.master import load_master
 from hub.status import DeviceInfo
 from hub.storage import HubStorage
 from hub.store import DeviceRow, HubStore
-from hub.upstream import HttpUpstream
+from hub.upstream import HttpUpstream, UpstreamStore
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,18 @@ async def open_store(data_dir: Path, db: str | None, *, refuse_unknown: bool) ->
 
         return await PgStore.open(db, refuse_unknown=refuse_unknown)
     return await HubStore.open(data_dir, refuse_unknown=refuse_unknown)
+
+
+def _upstream_view(store: HubStorage) -> UpstreamStore:
+    """What the forwarder reads of the store: the SQLite store itself, or the per-device view
+    of the PostgreSQL one."""
+    if isinstance(store, HubStore):
+        return store
+    from hub.pg.forwarding import PgUpstreamStore
+    from hub.pg.store import PgStore
+
+    assert isinstance(store, PgStore)
+    return PgUpstreamStore(store)
 
 
 def admin_token(data_dir: Path) -> str:
@@ -224,9 +236,8 @@ class Hub:
             blobs = await open_blobs(self.data_dir, cfg.blobs)
             stack.push_async_callback(blobs.close)
             if cfg.upstream:
-                assert isinstance(store, HubStore)  # HubConfig refuses --db with --upstream
                 self.forwarder = Forwarder(
-                    store, HttpUpstream(cfg.upstream), self.ident, self.name,
+                    _upstream_view(store), HttpUpstream(cfg.upstream), self.ident, self.name,
                     kbps=cfg.upstream_kbps,
                 )  # fmt: skip
             self._service = HubService(

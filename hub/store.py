@@ -222,6 +222,9 @@ class HubStore:
         """Endorsements an upstream needs to link ``publics`` to this node (``trust.chain_for``)."""
         return trust.chain_for(publics, self._mem.devices, self._mem.endorsements)
 
+    async def refresh(self) -> None:
+        """For the forwarder (``UpstreamStore``): the views above are always current here."""
+
     def backlog(self) -> int:
         """Records the upstream does not hold yet: forward limit minus confirmed, summed."""
         m = self._mem

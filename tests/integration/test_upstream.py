@@ -195,10 +195,12 @@ def test_through_a_faulty_link(procs: Procs, root_db: str | None) -> None:
     assert counts["upstream_error"] == 0  # every failure the hub saw was one the proxy made
 
 
-def tree(procs: Procs, root_db: str | None = None) -> tuple[HubProc, HubProc, HubProc, HubProc]:
+def tree(
+    procs: Procs, root_db: str | None = None, prov_db: str | None = None
+) -> tuple[HubProc, HubProc, HubProc, HubProc]:
     """root <- provincial hub <- room hubs A and B, each enrolled and approved above it."""
     root = procs.hub("root", national=True, db=root_db).start()
-    prov = procs.hub("prov", extra=("--upstream", root.url)).start()
+    prov = procs.hub("prov", extra=("--upstream", root.url), db=prov_db).start()
     root.approve("prov")
     a = procs.hub("roomA", extra=("--upstream", prov.url)).start()
     b = procs.hub("roomB", extra=("--upstream", prov.url)).start()
@@ -208,7 +210,15 @@ def tree(procs: Procs, root_db: str | None = None) -> tuple[HubProc, HubProc, Hu
 
 
 def test_two_level_tree(procs: Procs, root_db: str | None) -> None:
-    root, prov, a, b = tree(procs, root_db)
+    two_level_tree(procs, root_db, None)
+
+
+def test_a_provincial_hub_on_postgresql_forwards_like_any_hub(procs: Procs, pg_dsn: str) -> None:
+    two_level_tree(procs, None, pg_dsn)
+
+
+def two_level_tree(procs: Procs, root_db: str | None, prov_db: str | None) -> None:
+    root, prov, a, b = tree(procs, root_db, prov_db)
     la, lb = procs.laptop("laptopA"), procs.laptop("laptopB")
     for lt, h in ((la, a), (lb, b)):
         sync(lt, h.url)
