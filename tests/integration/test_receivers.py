@@ -64,6 +64,23 @@ def rooms_and_laptops(
     return h1, h2, laptops
 
 
+def typing(laptops: list[Path], h1: HubProc, h2: HubProc, seed: int) -> list[Typist]:
+    """Operators typing at every laptop, each syncing to both room hubs; returns once both
+    hubs forward (their typists still typing: ``finish`` each)."""
+    typists = [Typist(lt, [h1.url, h2.url], seed=seed + i, min_rounds=6)
+               for i, lt in enumerate(laptops)]  # fmt: skip
+    for t in typists:
+        t.start()
+    try:
+        wait_for(lambda: h1.upstream()["confirmed"] > 6 and h2.upstream()["confirmed"] > 6,
+                 120, "both hubs forwarding")  # fmt: skip
+    except BaseException:
+        for t in typists:
+            t.finish()
+        raise
+    return typists
+
+
 def pg_heads(dsn: str) -> int:
     """Sum of the heads of every laptop's log in the database."""
     (row,) = pg_fetch(dsn, "SELECT coalesce(sum(head_seq), 0) FROM devices WHERE role = 'laptop'")
@@ -92,13 +109,8 @@ def test_two_receivers_take_the_same_logs_from_two_hubs_exactly_once(
         assert sorted((d["name"], d["state"]) for d in rows if d["role"] == "hub") == [
             ("room1", "approved"), ("room2", "approved")
         ]  # fmt: skip
-    typists = [Typist(lt, [h1.url, h2.url], seed=500 + i, min_rounds=6)
-               for i, lt in enumerate(laptops)]  # fmt: skip
-    for t in typists:
-        t.start()
+    typists = typing(laptops, h1, h2, seed=500)
     try:
-        wait_for(lambda: h1.upstream()["confirmed"] > 6 and h2.upstream()["confirmed"] > 6,
-                 120, "both hubs forwarding")  # fmt: skip
         a.kill9()  # mid-push: room 1's stream stops, room 2's goes on through B
         receipted = h1.upstream()["confirmed"]  # A can give no more receipts
         assert pg_heads(pg_dsn) >= receipted, "a receipt for something not in the database"
@@ -126,13 +138,8 @@ def test_a_database_restart_mid_push_is_survived_without_restarting_receivers(
 ) -> None:
     a, b = receivers(procs, pg_dsn)
     h1, h2, laptops = rooms_and_laptops(procs, a, b, 2)
-    typists = [Typist(lt, [h1.url, h2.url], seed=600 + i, min_rounds=6)
-               for i, lt in enumerate(laptops)]  # fmt: skip
-    for t in typists:
-        t.start()
+    typists = typing(laptops, h1, h2, seed=600)
     try:
-        wait_for(lambda: h1.upstream()["confirmed"] > 6 and h2.upstream()["confirmed"] > 6,
-                 120, "both hubs forwarding")  # fmt: skip
         postgres_server.restart("immediate")  # a crash: recovery from the WAL at start
         receipted = max(h1.upstream()["confirmed"], h2.upstream()["confirmed"])
         assert pg_heads(pg_dsn) >= receipted, "a receipt for something not in the database"
