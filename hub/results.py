@@ -50,15 +50,16 @@ class Builder:
         self.forms: dict[str, dict[str, Any]] = {}
 
     def _block(self, form: str) -> dict[str, Any]:
-        return self.forms.setdefault(
-            form,
-            {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0), "flags": {}, "children": {}},
-        )
+        b = self.forms.get(form)
+        if b is None:
+            b = self.forms[form] = {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0),
+                                    "flags": {}, "children": {}}  # fmt: skip
+        return b
 
     def _child(self, b: dict[str, Any], region: str) -> dict[str, Any]:
-        c: dict[str, Any] = b["children"].setdefault(
-            region, {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0)}
-        )
+        c: dict[str, Any] | None = b["children"].get(region)
+        if c is None:
+            c = b["children"][region] = {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0)}
         return c
 
     def votes(self, form: str, region: str, no: str, n: int) -> None:
@@ -67,6 +68,18 @@ class Builder:
         if self.child is not None:
             c = self._child(b, region)["votes"]
             c[no] = c.get(no, 0) + n
+
+    def add_votes(self, form: str, region: str, text: str) -> None:
+        """Votes written as ``"no:votes,..."`` (a record's ``votes`` column)."""
+        blk = self._block(form)
+        total = blk["votes"]
+        child = self._child(blk, region)["votes"] if self.child is not None else None
+        for item in text.split(","):
+            no, _, v = item.partition(":")
+            n = int(v)
+            total[no] = total.get(no, 0) + n
+            if child is not None:
+                child[no] = child.get(no, 0) + n
 
     def count(self, form: str, region: str, what: str, n: int) -> None:
         """``what``: a status (single, verified, conflict) or a flag id."""
@@ -124,8 +137,7 @@ def from_view(view: StoreView, election: str, level: str, code: str, width: int)
             for flag in facts[h].flags:
                 b.count(form, region, flag, 1)
         if s.status != state.CONFLICT:
-            for item in facts[s.live[0]].votes.split(","):
-                if item:
-                    no, _, n = item.partition(":")
-                    b.votes(form, region, no, int(n))
+            votes = facts[s.live[0]].votes
+            if votes:
+                b.add_votes(form, region, votes)
     return b.finish()
