@@ -1,8 +1,8 @@
 """The national read side at the whole country's size, without generating 4.1 M signed entries.
 
-``results`` and the status counts of the PostgreSQL store read only the per-kecamatan
-aggregates (``kec_votes``, ``kec_counts``) and per-device counters, whose size is set by the
-country's geography (38 provinces, ~514 kabupaten/kota, ~7,300 kecamatan) and the ballot
+``results`` and the status counts of the PostgreSQL store read only the per-kecamatan and
+per-kabupaten/kota aggregates (``kec_*``, ``kab_*``) and per-device counters, whose size is
+set by the country's geography (38 provinces, ~514 kabupaten/kota, ~7,300 kecamatan) and the ballot
 papers (candidates and parties per form), never by the number of entries. This benchmark fills
 those tables at that size directly with SQL (one row per kecamatan, form, and candidate/party
 or status/flag: ~570 k vote rows and ~520 k count rows, as after the whole country's 4.1 M
@@ -50,6 +50,12 @@ async def fill(store: PgStore, devices: int) -> dict[str, int]:
             " unnest(ARRAY['single', 'verified', 'conflict', 'R1', 'R2', 'R3', 'R4', 'R5',"
             " 'R6', 'R7', 'R8', 'R9', 'R10', 'R11']) w"
         )
+        for what, col in (("votes", "no"), ("counts", "what")):
+            v = "votes" if what == "votes" else "n"
+            await con.execute(
+                f"INSERT INTO kab_{what} SELECT election, form, substr(kec, 1, 4), {col},"
+                f" sum({v}) FROM kec_{what} GROUP BY 1, 2, 3, 4"
+            )  # what the ingest transactions keep per kabupaten/kota
         await con.execute(
             "INSERT INTO devices(public, node_id, name, state, first_seen, last_seen,"
             " head_seq, records) SELECT sha256(i::text::bytea), 'D' || i, 'L' || i,"
@@ -59,7 +65,7 @@ async def fill(store: PgStore, devices: int) -> dict[str, int]:
         await con.execute("ANALYZE")
         return {
             t: int(await con.fetchval(f"SELECT count(*) FROM {t}"))
-            for t in ("kec_votes", "kec_counts", "devices")
+            for t in ("kec_votes", "kec_counts", "kab_votes", "kab_counts", "devices")
         }
 
 

@@ -190,8 +190,10 @@ async def refresh(
         ordered = [k for k in ordered if k not in made]
     if ordered:
         changed += await _recompute(con, ordered, delta)
-    await _apply(con, "kec_votes", "no", "votes", delta.votes)
-    await _apply(con, "kec_counts", "what", "n", delta.counts)
+    await _apply(con, "kec_votes", "kec", "no", "votes", delta.votes)
+    await _apply(con, "kec_counts", "kec", "what", "n", delta.counts)
+    await _apply(con, "kab_votes", "kab", "no", "votes", _by_kab(delta.votes))
+    await _apply(con, "kab_counts", "kab", "what", "n", _by_kab(delta.counts))
     await _hub_rules(con, delta)
     return changed
 
@@ -306,8 +308,24 @@ async def _recompute(con: Conn, ordered: list[Key], delta: _Delta) -> int:
     return len(changed)
 
 
+def _by_kab(
+    d: Mapping[tuple[str, str, str, str], int],
+) -> dict[tuple[str, str, str, str], int]:
+    """Kecamatan deltas summed per kabupaten/kota."""
+    out: dict[tuple[str, str, str, str], int] = {}
+    for (election, form, kec, k), v in d.items():
+        key = (election, form, kec[:4], k)
+        out[key] = out.get(key, 0) + v
+    return out
+
+
 async def _apply(
-    con: Conn, table: str, col: str, value: str, d: Mapping[tuple[str, str, str, str], int]
+    con: Conn,
+    table: str,
+    region: str,
+    col: str,
+    value: str,
+    d: Mapping[tuple[str, str, str, str], int],
 ) -> None:
     items = sorted((k, v) for k, v in d.items() if v)
     if not items:
@@ -317,9 +335,9 @@ async def _apply(
         for i, x in enumerate((*k, v)):
             cols[i].append(x)
     await con.execute(
-        f"INSERT INTO {table}(election, form, kec, {col}, {value})"
+        f"INSERT INTO {table}(election, form, {region}, {col}, {value})"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])"
-        f" ORDER BY 1, 2, 3, 4 ON CONFLICT (election, form, kec, {col})"
+        f" ORDER BY 1, 2, 3, 4 ON CONFLICT (election, form, {region}, {col})"
         f" DO UPDATE SET {value} = {table}.{value} + EXCLUDED.{value}",
         *cols,
     )
@@ -331,21 +349,25 @@ async def _apply(
 async def results(
     con: Conn, election: str, level: str = "national", code: str = ""
 ) -> dict[str, Any]:
-    """National results under one region (``hub.results``: the shape both stores give), summed
-    from the kecamatan rows under ``code``: at most ~7,300 rows for the whole country."""
+    """National results under one region (``hub.results``: the shape both stores give): the
+    country and a province summed from the kabupaten/kota rows under ``code`` (~514 areas for
+    the country), a kabupaten/kota or a kecamatan from its kecamatan rows."""
     n = region_width(level, code)
     width = child_width(level) or n
+    table, col = ("kab", "kab") if n < 4 else ("kec", "kec")
+    # A range, not LIKE: it uses the (election, region) index under any collation.
+    where = f"WHERE election = $1 AND {col} BETWEEN $2 AND $2 || '999999'"
     b = Builder(election, level, code)
     for form, region, no, votes in await con.fetch(
-        "SELECT form, substr(kec, 1, $3), no, sum(votes) FROM kec_votes"
-        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
-        election, code + "%", width,
+        f"SELECT form, substr({col}, 1, $3), no, sum(votes) FROM {table}_votes {where}"
+        " GROUP BY 1, 2, 3",
+        election, code, width,
     ):  # fmt: skip
         b.votes(form, region, no, int(votes))
     for form, region, what, cnt in await con.fetch(
-        "SELECT form, substr(kec, 1, $3), what, sum(n) FROM kec_counts"
-        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
-        election, code + "%", width,
+        f"SELECT form, substr({col}, 1, $3), what, sum(n) FROM {table}_counts {where}"
+        " GROUP BY 1, 2, 3",
+        election, code, width,
     ):  # fmt: skip
         b.count(form, region, what, int(cnt))
     return b.finish()
@@ -392,7 +414,7 @@ async def status_counts(con: Conn) -> dict[str, Any]:
     per_form: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(state.STATUSES, 0))
     flags: Counter[str] = Counter()
     for form, what, cnt in await con.fetch(
-        "SELECT form, what, sum(n) FROM kec_counts GROUP BY form, what"
+        "SELECT form, what, sum(n) FROM kab_counts GROUP BY form, what"
     ):
         if what in state.STATUSES:
             per_form[form][what] += int(cnt)

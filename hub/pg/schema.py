@@ -13,6 +13,9 @@ bookkeeping. Three kinds of row are new, so that a root holds no per-entry state
   over single + verified TPS; TPS per status; flags), moved by the same transaction by the
   difference between a key's old and new state. A province, kabupaten/kota or the whole
   country is a sum over at most ~7,300 kecamatan rows, whatever the number of entries;
+- ``kab_votes`` / ``kab_counts`` (migration 3): the same per kabupaten/kota (~514 rows per
+  form and number for the country), so the country and a province read those, and a
+  kabupaten/kota its kecamatan rows: every results call reads a few thousand rows at most;
 - ``scan_tps`` / ``r12`` and ``r13`` (migration 2): the hub-level rules R12 (one scan under two
   TPS) and R13 (users totals differing between the forms of a TPS), moved by the same
   transaction for the scans and TPS whose keys changed.
@@ -206,6 +209,33 @@ MIGRATIONS: list[str] = [
         forms jsonb NOT NULL,
         PRIMARY KEY (election, tps)
     );
+    """,
+    # 3: results per kabupaten/kota too, so the country and a province sum ~514 areas' rows
+    r"""
+    CREATE TABLE kab_votes (
+        election text NOT NULL,
+        form text NOT NULL,
+        kab text NOT NULL,
+        no text NOT NULL,
+        votes bigint NOT NULL,
+        PRIMARY KEY (election, form, kab, no)
+    );
+    CREATE TABLE kab_counts (
+        election text NOT NULL,
+        form text NOT NULL,
+        kab text NOT NULL,
+        what text NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (election, form, kab, what)
+    );
+    INSERT INTO kab_votes SELECT election, form, substr(kec, 1, 4), no, sum(votes)
+        FROM kec_votes GROUP BY 1, 2, 3, 4;
+    INSERT INTO kab_counts SELECT election, form, substr(kec, 1, 4), what, sum(n)
+        FROM kec_counts GROUP BY 1, 2, 3, 4;
+    CREATE INDEX kec_votes_region ON kec_votes (election, kec);
+    CREATE INDEX kec_counts_region ON kec_counts (election, kec);
+    CREATE INDEX kab_votes_region ON kab_votes (election, kab);
+    CREATE INDEX kab_counts_region ON kab_counts (election, kab);
     """,
 ]
 

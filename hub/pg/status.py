@@ -1,5 +1,5 @@
 """The status dict of a hub on PostgreSQL (the shape of ``hub.status.build``, docs/json-output.md)
-from counters and aggregates: device rows (head, record count), ``kec_counts`` / ``kec_votes``
+from counters and aggregates: device rows (head, record count), ``kab_counts`` / ``kab_votes``
 and the partial index of conflicts. Nothing per entry is read or kept: the cost depends on the
 number of devices and kecamatan, not of entries.
 
@@ -9,6 +9,7 @@ R12 (scan reuse) and R13 (users totals differing between the forms of a TPS) com
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -44,7 +45,10 @@ async def device_list(
         rows = await con.fetch(f"SELECT {_COLS} FROM devices ORDER BY first_seen, node_id")
     else:
         rows = await con.fetch(f"SELECT {_COLS} FROM devices WHERE public = $1", public)
-    return [_info(r, hub_public) for r in rows]
+    if len(rows) <= 100:
+        return [_info(r, hub_public) for r in rows]
+    # thousands of devices at a root: their comparison codes off the event loop
+    return await asyncio.to_thread(lambda: [_info(r, hub_public) for r in rows])
 
 
 async def counters(con: Conn) -> tuple[int, int, dict[str, int]]:
@@ -68,13 +72,13 @@ async def totals(con: Conn) -> dict[str, Any]:
         return b
 
     for election, form, what, n in await con.fetch(
-        "SELECT election, form, what, sum(n) FROM kec_counts"
+        "SELECT election, form, what, sum(n) FROM kab_counts"
         " WHERE what IN ('single', 'verified', 'conflict') GROUP BY 1, 2, 3"
     ):
         b = block(election, form)
         b["tps_in_conflict" if what == state.CONFLICT else "tps_counted"] += int(n)
     for election, form, no, v in await con.fetch(
-        "SELECT election, form, no, sum(votes) FROM kec_votes GROUP BY 1, 2, 3"
+        "SELECT election, form, no, sum(votes) FROM kab_votes GROUP BY 1, 2, 3"
     ):
         block(election, form)["votes"][no] = int(v)
     for forms in out.values():
