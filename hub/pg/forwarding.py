@@ -43,7 +43,7 @@ class PgUpstreamStore:
 
     async def refresh(self) -> None:
         """Read the per-device view again, in one snapshot."""
-        async with self.store.pool.acquire() as con, con.transaction(isolation="repeatable_read"):
+        async with self.store._read() as con, con.transaction(isolation="repeatable_read"):
             rows = await con.fetch(f"SELECT {_DEVICE_COLS} FROM devices")
             ups = await con.fetch("SELECT dev, seq, hash, receipt, at FROM upstream")
             rej = await con.fetch(
@@ -89,7 +89,7 @@ class PgUpstreamStore:
         return await self.store.record_raw(public, seq)
 
     async def received_at(self, dev: int, seq: int) -> int | None:
-        at = await self.store.pool.fetchval(
+        at = await self.store.db.fetchval(
             "SELECT received_at FROM records WHERE dev = $1 AND seq = $2", dev, seq
         )
         return None if at is None else int(at)
@@ -99,7 +99,7 @@ class PgUpstreamStore:
 
     async def confirm(self, dev: int, seq: int, h: bytes, receipt: bytes, now: int) -> None:
         """Upstream's receipt for ``dev`` up to ``seq`` (only ever moves forward)."""
-        await self.store.pool.execute(
+        await self.store.db.execute(
             "INSERT INTO upstream(dev, seq, hash, receipt, at) VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (dev) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash,"
             " receipt = EXCLUDED.receipt, at = EXCLUDED.at WHERE EXCLUDED.seq > upstream.seq",
@@ -114,7 +114,7 @@ class PgUpstreamStore:
 
     async def unconfirm(self, dev: int, seq: int, h: bytes) -> None:
         """Upstream lost what it signed for: back to ``seq`` (its old receipt kept)."""
-        await self.store.pool.execute(
+        await self.store.db.execute(
             "UPDATE upstream SET seq = $2, hash = $3 WHERE dev = $1 AND seq > $2", dev, seq, h
         )
         old = self.confirmed.get(dev)
@@ -125,7 +125,7 @@ class PgUpstreamStore:
         prev = self.rejections.get(r.dev)
         if prev is not None and (prev.seq, prev.code, prev.reason) == (r.seq, r.code, r.reason):
             return
-        await self.store.pool.execute(
+        await self.store.db.execute(
             "INSERT INTO upstream_rejections(dev, seq, code, reason, at)"
             " VALUES ($1, $2, $3, $4, $5)",
             r.dev, r.seq, r.code, r.reason, r.at,

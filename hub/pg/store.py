@@ -80,6 +80,44 @@ class PgUnavailable(ProtocolError):
     code = "unavailable"
 
 
+def _away(exc: BaseException) -> PgUnavailable:
+    return PgUnavailable(
+        f"the database cannot be read now ({type(exc).__name__}: {exc}); try again shortly"
+    )
+
+
+class _Reads:
+    """The pool's one-statement calls, outside a write transaction: a database that is away
+    (restarting, unreachable) is ``PgUnavailable`` (HTTP 503), not an internal error."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self._pool = pool
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            return await self._pool.fetch(sql, *args)
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            return await self._pool.fetchrow(sql, *args)
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        try:
+            return await self._pool.fetchval(sql, *args)
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        try:
+            return await self._pool.execute(sql, *args)
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
+
+
 class CheckedLike(Protocol):
     """A record after the CPU-heavy checks, with what the store derives from its body
     (``hub.examine.Checked`` is one)."""
@@ -112,6 +150,7 @@ class PgStore:
 
     def __init__(self, pool: asyncpg.Pool, *, refuse_unknown: bool = False):
         self.pool = pool
+        self.db = _Reads(pool)  # reads and small writes outside ``_run``
         self.refuse_unknown = refuse_unknown
         self.retries = 0  # transactions run again after a serialization failure or deadlock
         self.commits = 0  # pushes committed by this process
@@ -150,6 +189,15 @@ class PgStore:
                 f"the database failed during a write ({type(exc).__name__}: {exc}); nothing "
                 "of it is receipted. The sender keeps its entries and sends them again."
             ) from exc
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[Conn]:
+        """A pooled connection for reads; a database away becomes ``PgUnavailable``."""
+        try:
+            async with self.pool.acquire() as con:
+                yield con
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
 
     async def _run(self, what: str, fn: Any, *args: Any) -> Any:
         """``fn(con, *args)`` in a transaction, again after a serialization failure or a
@@ -338,21 +386,19 @@ class PgStore:
         return d
 
     async def device(self, public: bytes) -> DeviceRow | None:
-        r = await self.pool.fetchrow(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1", public
-        )
+        r = await self.db.fetchrow(f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1", public)
         return _device(r) if r is not None else None
 
     async def find_device(self, node_id: str) -> DeviceRow | None:
         want = node_id.strip()
-        r = await self.pool.fetchrow(
+        r = await self.db.fetchrow(
             f"SELECT {_DEVICE_COLS} FROM devices WHERE node_id = $1 OR encode(public, 'hex') = $2",
             want.upper(), want.lower(),
         )  # fmt: skip
         return _device(r) if r is not None else None
 
     async def devices(self) -> list[DeviceRow]:
-        rows = await self.pool.fetch(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY first_seen, id")
+        rows = await self.db.fetch(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY first_seen, id")
         return [_device(r) for r in rows]
 
     async def approve(self, public: bytes, now: int, endorsement: bytes | None = None) -> DeviceRow:
@@ -494,11 +540,11 @@ class PgStore:
     async def heads(self, publics: Iterable[bytes] | None = None) -> dict[bytes, Head]:
         """Heads of the given origins (all when None): the version vector a sender asks for."""
         if publics is None:
-            rows = await self.pool.fetch(
+            rows = await self.db.fetch(
                 "SELECT public, head_seq, head_hash FROM devices WHERE head_seq > 0"
             )
         else:
-            rows = await self.pool.fetch(
+            rows = await self.db.fetch(
                 "SELECT public, head_seq, head_hash FROM devices"
                 " WHERE public = ANY($1::bytea[]) AND head_seq > 0",
                 list(publics),
@@ -506,7 +552,7 @@ class PgStore:
         return {bytes(r[0]): _head(r) for r in rows}
 
     async def record_raw(self, public: bytes, seq: int) -> bytes | None:
-        raw = await self.pool.fetchval(
+        raw = await self.db.fetchval(
             "SELECT r.raw FROM records r JOIN devices d ON d.id = r.dev"
             " WHERE d.public = $1 AND r.seq = $2",
             public, seq,
@@ -515,7 +561,7 @@ class PgStore:
 
     async def records_after(self, dev: int, after_seq: int, limit: int) -> list[bytes]:
         """Up to ``limit`` raw records of ``dev``'s log after ``after_seq``, in seq order."""
-        rows = await self.pool.fetch(
+        rows = await self.db.fetch(
             "SELECT raw FROM records WHERE dev = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             dev, after_seq, limit,
         )  # fmt: skip
@@ -523,21 +569,21 @@ class PgStore:
 
     async def fork_evidence(self) -> list[tuple[int, int, bytes, bytes | None]]:
         """(dev, seq, evidence raw, held raw) of every fork."""
-        rows = await self.pool.fetch("SELECT dev, seq, raw, held_raw FROM forks ORDER BY id")
+        rows = await self.db.fetch("SELECT dev, seq, raw, held_raw FROM forks ORDER BY id")
         return [(r[0], r[1], bytes(r[2]), bytes(r[3]) if r[3] else None) for r in rows]
 
     async def results(
         self, election: str, level: str = "national", code: str = ""
     ) -> dict[str, Any]:
-        async with self.pool.acquire() as con:
+        async with self._read() as con:
             return await derived.results(con, election, level, code)
 
     async def status_counts(self) -> dict[str, Any]:
-        async with self.pool.acquire() as con, con.transaction(isolation="repeatable_read"):
+        async with self._read() as con, con.transaction(isolation="repeatable_read"):
             return await derived.status_counts(con)
 
     async def conflicts(self, limit: int = 200) -> list[dict[str, Any]]:
-        async with self.pool.acquire() as con:
+        async with self._read() as con:
             return await derived.conflicts(con, limit)
 
     # -- HubStorage (hub.storage): the service's reads -------------------------------------
@@ -549,7 +595,7 @@ class PgStore:
         return await self.heads(publics)
 
     async def holds_endorsement(self, e: Endorsement) -> bool:
-        held = await self.pool.fetchval(
+        held = await self.db.fetchval(
             "SELECT EXISTS (SELECT 1 FROM endorsements WHERE device = $1 AND raw = $2)"
             " OR EXISTS (SELECT 1 FROM devices WHERE public = $1 AND endorsement = $2)",
             e.device, e.raw,
@@ -557,7 +603,7 @@ class PgStore:
         return bool(held)
 
     async def upstream_receipt(self, public: bytes) -> Confirmed | None:
-        r = await self.pool.fetchrow(
+        r = await self.db.fetchrow(
             "SELECT u.seq, u.hash, u.receipt, u.at FROM upstream u JOIN devices d ON d.id = u.dev"
             " WHERE d.public = $1",
             public,
@@ -565,7 +611,7 @@ class PgStore:
         return Confirmed(r[0], bytes(r[1]), bytes(r[2]), r[3]) if r is not None else None
 
     async def forks(self, limit: int = -1, after: int = 0) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
+        rows = await self.db.fetch(
             "SELECT f.id, d.node_id, d.name, f.seq, f.raw, f.held_raw, f.detected_at FROM forks f"
             " JOIN devices d ON d.id = f.dev WHERE f.id > $1 ORDER BY f.id"
             + (" LIMIT $2" if limit >= 0 else ""),
@@ -580,7 +626,7 @@ class PgStore:
     async def counted_facts(self, q: worklist.Query) -> list[state.EntryFacts]:
         """The counted entries under ``q``'s election, form and TPS prefix (an indexed range of
         ``records_key``), read per request: nothing is kept."""
-        rows = await self.pool.fetch(
+        rows = await self.db.fetch(
             "SELECT r.hash, d.public, r.election, r.form, r.tps, r.numbers, r.supersedes,"
             " r.users_j, r.scans FROM records r JOIN devices d ON d.id = r.dev"
             " WHERE ($1::text IS NULL OR r.election = $1) AND ($2::text IS NULL OR r.form = $2)"
@@ -602,31 +648,31 @@ class PgStore:
 
     async def status(self, node: NodeInfo, now: float) -> dict[str, Any]:
         """The status dict from counters, aggregates and indexed queries (``hub.pg.status``)."""
-        async with self.pool.acquire() as con, con.transaction(isolation="repeatable_read"):
+        async with self._read() as con, con.transaction(isolation="repeatable_read"):
             return await pg_status.build(con, node, now)
 
     async def device_list(self, hub_public: bytes) -> list[DeviceInfo]:
-        async with self.pool.acquire() as con:
+        async with self._read() as con:
             return await pg_status.device_list(con, hub_public)
 
     async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
-        async with self.pool.acquire() as con:
+        async with self._read() as con:
             (info,) = await pg_status.device_list(con, hub_public, d.public)
             return info
 
     async def counters(self) -> Counters:
-        async with self.pool.acquire() as con:
+        async with self._read() as con:
             records, forks, by_state = await pg_status.counters(con)
         return Counters(records, self.commits, forks, by_state)
 
     # -- meta --------------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> bytes | None:
-        v = await self.pool.fetchval("SELECT value FROM meta WHERE key = $1", key)
+        v = await self.db.fetchval("SELECT value FROM meta WHERE key = $1", key)
         return bytes(v) if v is not None else None
 
     async def set_meta(self, key: str, value: bytes) -> None:
-        await self.pool.execute(
+        await self.db.execute(
             "INSERT INTO meta(key, value) VALUES ($1, $2)"
             " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
             key, value,
