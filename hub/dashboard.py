@@ -23,6 +23,13 @@ _T: dict[str, tuple[str, str]] = {
     "verified": ("TPS terverifikasi", "TPS verified"),
     "conflict": ("TPS konflik", "TPS in conflict"),
     "forks": ("Fork", "Forks"),
+    "forks_unapproved": ("Fork perangkat tak disetujui", "Forks of unapproved keys"),
+    "stray_note": (
+        "{n} fork dari kunci yang tidak pernah disetujui: disimpan sebagai bukti, bukan "
+        "perangkat ruangan ini, tidak ada entrinya yang dihitung.",
+        "{n} fork(s) of keys never approved: kept as evidence; not this room's devices, "
+        "nothing of theirs is counted.",
+    ),
     "fork_alert": (
         "PERHATIAN: {n} perangkat menandatangani dua riwayat berbeda (folder data disalin?). "
         "Entri perangkat itu ditahan. Lihat daftar perangkat.",
@@ -98,6 +105,8 @@ def render(s: dict[str, Any], lang: str = "id", regions: Sequence[dict[str, Any]
         ("conflict", s["tps"]["conflict"], "bad" if s["tps"]["conflict"] else ""),
         ("forks", s["forks"], "bad" if s["forks"] else ""),
     ]
+    if s.get("forks_unapproved"):
+        tiles.append(("forks_unapproved", s["forks_unapproved"], ""))
     parts = [
         f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -117,6 +126,9 @@ def render(s: dict[str, Any], lang: str = "id", regions: Sequence[dict[str, Any]
     ]
     if s["forks"]:
         parts.append(f"<div class='alert bad'>{e(_t(lang, 'fork_alert', n=s['forks']))}</div>")
+    if s.get("forks_unapproved"):
+        note = _t(lang, "stray_note", n=s["forks_unapproved"])
+        parts.append(f"<p class='alert'>{e(note)}</p>")
     pending = s["devices"]["pending"]
     if pending:
         parts.append(f"<div class='alert warn'>{e(_t(lang, 'pending_alert', n=pending))}</div>")

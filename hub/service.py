@@ -143,7 +143,10 @@ class Metrics:
     records_stored: int
     commits: int
     pushes: int
-    forks: int
+    forks: int  # of devices approved at some point: the room's alarm
+    forks_unapproved: int  # of keys never approved: evidence, reported apart
+    held_records: int  # held by devices never approved (the quotas count these)
+    held_bytes: int
     devices: dict[str, int]  # by state
     upstream: dict[str, Any] | None = field(default=None)  # the upstream block, if forwarding
 
@@ -416,6 +419,9 @@ class HubService:
             commits=c.commits,
             pushes=self.pushes,
             forks=c.forks,
+            forks_unapproved=c.forks_unapproved,
+            held_records=c.held_records,
+            held_bytes=c.held_bytes,
             devices=c.devices,
             upstream=self.upstream.status() if self.upstream is not None else None,
         )

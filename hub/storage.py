@@ -54,8 +54,11 @@ class Counters:
 
     records_stored: int
     commits: int
-    forks: int
+    forks: int  # of devices approved at some point: the alarm
     devices: dict[str, int]  # by state
+    forks_unapproved: int = 0  # of keys never approved: evidence, reported apart
+    held_records: int = 0  # held from devices never approved (the SQLite store's quotas)
+    held_bytes: int = 0
 
 
 class HubStorage(Protocol):

@@ -51,13 +51,24 @@ async def device_list(
     return await asyncio.to_thread(lambda: [_info(r, hub_public) for r in rows])
 
 
-async def counters(con: Conn) -> tuple[int, int, dict[str, int]]:
-    """(records stored, forks, devices by state)."""
+async def forks(con: Conn) -> tuple[int, int]:
+    """(forks of devices approved at some point: the alarm, forks of keys never approved:
+    evidence, reported apart), as ``hub.memory.room_forks`` counts them."""
+    r = await con.fetchrow(
+        "SELECT count(*) FILTER (WHERE d.approved_at IS NOT NULL),"
+        " count(*) FILTER (WHERE d.approved_at IS NULL) FROM forks f JOIN devices d ON d.id = f.dev"
+    )
+    assert r is not None
+    return int(r[0]), int(r[1])
+
+
+async def counters(con: Conn) -> tuple[int, int, int, dict[str, int]]:
+    """(records stored, forks, forks of keys never approved, devices by state)."""
     records = await con.fetchval("SELECT coalesce(sum(records), 0) FROM devices")
-    forks = await con.fetchval("SELECT count(*) FROM forks")
+    room, unapproved = await forks(con)
     by_state = {st: int(n) for st, n in await con.fetch(
         "SELECT state, count(*) FROM devices GROUP BY state")}  # fmt: skip
-    return int(records), int(forks), by_state
+    return int(records), room, unapproved, by_state
 
 
 async def totals(con: Conn) -> dict[str, Any]:
@@ -131,6 +142,7 @@ async def progress(con: Conn, node: NodeInfo) -> dict[str, Any]:
 async def build(con: Conn, node: NodeInfo, now: float) -> dict[str, Any]:
     """The status dict (call inside one REPEATABLE READ transaction: one snapshot)."""
     counts = await derived.status_counts(con)
+    counts["forks"], counts["forks_unapproved"] = await forks(con)
     out: dict[str, Any] = {
         "node_id": node.node_id,
         "name": node.name,

@@ -612,14 +612,16 @@ class PgStore:
 
     async def forks(self, limit: int = -1, after: int = 0) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
-            "SELECT f.id, d.node_id, d.name, f.seq, f.raw, f.held_raw, f.detected_at FROM forks f"
+            "SELECT f.id, d.node_id, d.name, f.seq, f.raw, f.held_raw, f.detected_at,"
+            " d.approved_at IS NULL FROM forks f"
             " JOIN devices d ON d.id = f.dev WHERE f.id > $1 ORDER BY f.id"
             + (" LIMIT $2" if limit >= 0 else ""),
             after, *((limit,) if limit >= 0 else ()),
         )  # fmt: skip
         return [
             {"id": r[0], "device": r[1], "name": r[2], "seq": r[3], "detected_at": r[6],
-             "evidence": bytes(r[4]).hex(), "held": bytes(r[5]).hex() if r[5] else None}
+             "evidence": bytes(r[4]).hex(), "held": bytes(r[5]).hex() if r[5] else None,
+             "unapproved": bool(r[7])}
             for r in rows
         ]  # fmt: skip
 
@@ -662,8 +664,8 @@ class PgStore:
 
     async def counters(self) -> Counters:
         async with self._read() as con:
-            records, forks, by_state = await pg_status.counters(con)
-        return Counters(records, self.commits, forks, by_state)
+            records, forks, unapproved, by_state = await pg_status.counters(con)
+        return Counters(records, self.commits, forks, by_state, unapproved)
 
     # -- meta --------------------------------------------------------------------------------
 
