@@ -25,6 +25,21 @@ SETTINGS: list[Setting] = [
     Setting("wilayah", None, "Polling-station master JSON (wilayah-2024.json) for R11 + progress."),
     Setting("root", False, "Run as the national stand-in: the root of the tree, no upstream."),
     Setting("upstream", None, "URL of the upstream hub or national server to forward to."),
+    Setting(
+        "db",
+        None,
+        "Where entries are kept: empty = hub.db (SQLite) in the data folder; "
+        "postgresql://USER@HOST/DB = a PostgreSQL database several receivers share "
+        "(env C1HUB_DB; docs/scaling.md).",
+        env="C1HUB_DB",
+    ),
+    Setting(
+        "blobs",
+        None,
+        "Where scans are kept: empty = the data folder; s3://BUCKET?endpoint=URL = an "
+        "S3-compatible object store (env C1HUB_BLOBS; docs/scaling.md).",
+        env="C1HUB_BLOBS",
+    ),
     Setting("upstream_kbps", 0, "Cap on upstream bandwidth in kilobytes/second (0 = no cap)."),
     Setting("max_body", 16 * 1024 * 1024, "Largest request body accepted, in bytes."),
     Setting("max_batch", 5000, "Most records accepted in one push."),
@@ -104,6 +119,8 @@ class HubConfig:
     wilayah: Path | None = None
     root: bool = False
     upstream: str | None = None
+    db: str | None = None
+    blobs: str | None = None
     upstream_kbps: int = 0
     max_body: int = 16 * 1024 * 1024
     max_batch: int = 5000
@@ -140,6 +157,10 @@ class HubConfig:
             raise ValueError("the quotas (max_pending_devices, max_held_*) must be >= 0")
         if self.upstream is not None and not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"--upstream {self.upstream!r} must be a URL like http://ADDRESS:8470")
+        if self.db and not self.db.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"--db {self.db!r} must be a URL like postgresql://USER@HOST/DB")
+        if self.blobs and not self.blobs.startswith("s3://"):
+            raise ValueError(f"--blobs {self.blobs!r} must be a URL like s3://BUCKET?endpoint=URL")
         if self.upstream_kbps < 0:
             raise ValueError("upstream_kbps must be >= 0")
 

@@ -7,6 +7,7 @@ pending devices (with their comparison codes), conflicts, upstream trouble.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
@@ -65,6 +66,9 @@ _T: dict[str, tuple[str, str]] = {
     "totals": ("Perolehan suara", "Vote totals"),
     "votes": ("Suara", "Votes"),
     "hubs": ("Hub pengirim", "Hubs sending"),
+    "by_region": ("Hasil per wilayah", "Results per region"),
+    "region": ("Wilayah", "Region"),
+    "country": ("seluruh Indonesia", "the whole country"),
     "ago": ("{s} dtk lalu", "{s} s ago"),
     "scans": (
         "Pindaian: {held} dari {expected} halaman di sini, {missing} menunggu"
@@ -99,7 +103,7 @@ def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def render(s: dict[str, Any], lang: str = "id") -> str:
+def render(s: dict[str, Any], lang: str = "id", regions: Sequence[dict[str, Any]] = ()) -> str:
     e = escape
     now = s["now"]
     tiles = [
@@ -219,6 +223,8 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
             parts.append(_table(["No.", _t(lang, "votes")], [
                 [e(no), str(v)] for no, v in block["votes"].items()
             ]))  # fmt: skip
+    for r in regions:
+        parts.append(_regions(r, lang))
     if s.get("hubs"):
         parts.append(f"<h2>{e(_t(lang, 'hubs'))}</h2>")
         parts.append(_table(["ID", _t(lang, "name"), _t(lang, "state"), _t(lang, "devices"),
@@ -240,3 +246,23 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
                              _t(lang, "missing")], rows))  # fmt: skip
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _regions(r: dict[str, Any], lang: str) -> str:
+    """One election's results per child region (``hub.results``), each region a link one
+    level down."""
+    e = escape
+    where = r["code"] or _t(lang, "country")
+    out = [f"<h2 data-results='{e(r['election'])}'>{e(_t(lang, 'by_region'))} "
+           f"{e(r['election'])}: {e(where)}</h2>"]  # fmt: skip
+    for form, b in r["forms"].items():
+        nos = list(b["votes"])
+        rows = []
+        for code, c in b.get("children", {}).items():
+            link = f"<a href='?region={e(code)}'>{e(code)}</a>" if len(code) < 6 else e(code)
+            counted = c["tps"]["single"] + c["tps"]["verified"]
+            votes = [str(c["votes"].get(no, 0)) for no in nos]
+            rows.append([link, str(counted), str(c["tps"]["conflict"]), *votes])
+        out.append(f"<h3>{e(form)}</h3>")
+        out.append(_table([_t(lang, "region"), "TPS", _t(lang, "conflict"), *nos], rows))
+    return "".join(out)

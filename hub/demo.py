@@ -30,8 +30,10 @@ from client.sync import sync_once
 from hub.config import HubConfig
 from hub.node import Hub, init_data_dir
 from hub.protocol import clock, entry, record
+from hub.service import HubService
 from hub.shared import generator
 from hub.shared.master import load_master
+from hub.store import HubStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +81,18 @@ class Room:
         up = room.status_now()["upstream"]
         at_national = self.national.service.status_now()["entries"]["total"] if self.national else 0
         return (
-            f"entered {len(self.entered):4d} | at room hub {room.store.records_stored:4d}"
+            f"entered {len(self.entered):4d} | at room hub {_lite(room).records_stored:4d}"
             f" | confirmed national {up['confirmed']:4d} | national holds "
             f"{at_national if self.national else '—':>4} | upstream {up['state']:<7}"
             f" backlog {up['backlog']:4d}"
         )
+
+
+def _lite(service: HubService) -> HubStore:
+    """The demo's hubs keep SQLite (the default)."""
+    store = service.sqlite()
+    assert store is not None
+    return store
 
 
 async def _eventually(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -125,7 +134,9 @@ async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
     await room.start()
     r.room = room
     try:
-        await _eventually(lambda: room.ident.public in national.service.store.devices, "enrollment")
+        await _eventually(
+            lambda: room.ident.public in _lite(national.service).devices, "enrollment"
+        )
         await national.service.approve(room.ident.node_id, "hub")
         r.say(f"national {national.ident.node_id} approved room hub {room.ident.node_id}")
 
@@ -196,7 +207,7 @@ async def _run(base: Path, opts: DemoOptions, out: TextIO) -> int:
 
 
 async def _verdict(r: Room, national: Hub) -> int:
-    store = national.service.store
+    store = _lite(national.service)
     held: set[bytes] = set()
     bad = 0
     async for _dev, _seq, raw in store.iter_records():

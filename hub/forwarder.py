@@ -30,6 +30,7 @@ from hub.upstream import BlobUpstream, Device, Upstream, UpstreamStore
 log = logging.getLogger(__name__)
 
 META_UPSTREAM_KEY = "upstream_public"
+REFRESH_RETRY_S = 2.0  # after the store could not be read (a database restarting)
 
 
 K = TypeVar("K")
@@ -182,6 +183,13 @@ class Forwarder:
     async def _run(self) -> None:
         box = self.outbox
         while not self._stop.is_set():
+            try:
+                await self.store.refresh()
+            except Exception as exc:  # the hub's own database is away: wait and look again
+                log.warning("forwarder: cannot read this hub's store (%s); retrying in %.0fs",
+                            exc, REFRESH_RETRY_S)  # fmt: skip
+                await self._sleep(REFRESH_RETRY_S)
+                continue
             step = box.next_step(self._holdings(), clock.monotonic())
             if self.scans is not None and bs.numbers_first(step):
                 blobs = self._blob_steps()

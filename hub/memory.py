@@ -79,6 +79,8 @@ class Rejection:
 class PushResult:
     plan: Plan
     heads: dict[bytes, Head] = field(default_factory=dict)  # heads of every origin touched
+    devices: dict[bytes, DeviceRow] = field(default_factory=dict)  # their rows, as committed
+    new_devices: list[bytes] = field(default_factory=list)  # origins first seen in this push
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.blobstore import open_blobs
 from hub.config import HubConfig
 from hub.connections import ACCEPT_BATCH, ConnectionLimits, HubRunner, connection_cap
 from hub.datadir import (
@@ -49,20 +50,23 @@ from hub.errors import AlreadyRunning, HubError, NotInitialised
 from hub.examine import make_pool, warm_pool
 from hub.forwarder import META_UPSTREAM_KEY, Forwarder
 from hub.protocol import identity
+from hub.protocol.quota import Quotas
 from hub.scans import HubScans
 from hub.server import make_app
 from hub.service import HubService
 from hub.shared import keyfile
 from hub.shared.master import load_master
 from hub.status import DeviceInfo
+from hub.storage import HubStorage
 from hub.store import DeviceRow, HubStore
-from hub.upstream import HttpUpstream
+from hub.upstream import HttpUpstream, UpstreamStore
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "hub.lock"
 RUNTIME_FILE = "hub.json"
 NAME_FILE = "name"
+DB_FILE = "db.url"  # the --db of the last start (PostgreSQL), for the offline admin commands
 
 
 def init_data_dir(data_dir: Path, name: str) -> identity.Identity:
@@ -104,6 +108,45 @@ def read_runtime(data_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return {}
     return data
+
+
+def read_db(data_dir: Path) -> str | None:
+    """The ``--db`` this folder's hub last ran with (the admin commands use it while no hub
+    runs), or None: SQLite in the folder."""
+    try:
+        return (data_dir / DB_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def write_db(data_dir: Path, db: str) -> None:
+    """Remember ``--db`` (it may hold a password: 0600)."""
+    if read_db(data_dir) != db:
+        write_private(data_dir / DB_FILE, db + "\n")
+
+
+async def open_store(
+    data_dir: Path, db: str | None, *, refuse_unknown: bool, quotas: Quotas | None = None
+) -> HubStorage:
+    """The SQLite store in ``data_dir`` (``db`` None), or the PostgreSQL store at ``db`` (no
+    quotas there: a root refuses unknown origins, docs/scaling.md)."""
+    if db:
+        from hub.pg.store import PgStore  # the national extra: rooms never import asyncpg
+
+        return await PgStore.open(db, refuse_unknown=refuse_unknown)
+    return await HubStore.open(data_dir, refuse_unknown=refuse_unknown, quotas=quotas)
+
+
+def _upstream_view(store: HubStorage) -> UpstreamStore:
+    """What the forwarder reads of the store: the SQLite store itself, or the per-device view
+    of the PostgreSQL one."""
+    if isinstance(store, HubStore):
+        return store
+    from hub.pg.forwarding import PgUpstreamStore
+    from hub.pg.store import PgStore
+
+    assert isinstance(store, PgStore)
+    return PgUpstreamStore(store)
 
 
 def raise_open_file_limit() -> int:
@@ -198,18 +241,22 @@ class Hub:
             warm = asyncio.create_task(warm_pool(pool), name="warm-pool")
             stack.push_async_callback(_finish, warm)
             store = await self._open_store(stack)
-            scans = HubScans(self.data_dir, store, root=cfg.root)
-            await scans.load()
-            stack.callback(scans.close)
+            blobs = await open_blobs(self.data_dir, cfg.blobs)
+            stack.push_async_callback(blobs.close)
+            scans: HubScans | None = None
+            if isinstance(store, HubStore):  # scan transfer: the SQLite store's facts only
+                scans = HubScans(self.data_dir, store, root=cfg.root)
+                await scans.load()
+                stack.callback(scans.close)
             if cfg.upstream:
                 self.forwarder = Forwarder(
-                    store, HttpUpstream(cfg.upstream), self.ident, self.name,
+                    _upstream_view(store), HttpUpstream(cfg.upstream), self.ident, self.name,
                     kbps=cfg.upstream_kbps, scans=scans,
                 )  # fmt: skip
             self._service = HubService(
                 store, self.ident, name=self.name, root=cfg.root, master=master, pool=pool,
                 max_batch=cfg.max_batch, max_endorsements=cfg.max_endorsements,
-                approve_all=cfg.approve_all, upstream=self.forwarder, scans=scans,
+                approve_all=cfg.approve_all, upstream=self.forwarder, scans=scans, blobs=blobs,
             )  # fmt: skip
             app = make_app(self._service, admin_token=self.token.current, max_body=cfg.max_body,
                            max_inflight_bytes=cfg.max_inflight_bytes,
@@ -284,11 +331,14 @@ class Hub:
         finally:
             os.close(fd)
 
-    async def _open_store(self, stack: contextlib.AsyncExitStack) -> HubStore:
-        store = await HubStore.open(
-            self.data_dir, refuse_unknown=self.config.root, quotas=self.config.quotas
+    async def _open_store(self, stack: contextlib.AsyncExitStack) -> HubStorage:
+        db = self.config.db or read_db(self.data_dir)
+        store = await open_store(
+            self.data_dir, db, refuse_unknown=self.config.root, quotas=self.config.quotas
         )
         stack.push_async_callback(store.close)
+        if self.config.db:
+            write_db(self.data_dir, self.config.db)
         return store
 
     async def _serve(self, stack: contextlib.AsyncExitStack, app: web.Application) -> None:

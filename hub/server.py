@@ -255,7 +255,7 @@ async def enroll(request: web.Request) -> web.Response:
 
 async def head(request: web.Request) -> web.Response:
     """One origin's head here, plus upstream's receipt for it (relayed to the laptop)."""
-    return _pack(_service(request).head(_origin(request.match_info["origin"])).to_wire())
+    return _pack((await _service(request).head(_origin(request.match_info["origin"]))).to_wire())
 
 
 async def heads(request: web.Request) -> web.Response:
@@ -316,7 +316,7 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def devices(request: web.Request) -> web.Response:
-    rows = [d.to_dict() for d in _service(request).devices()]
+    rows = [d.to_dict() for d in await _service(request).devices()]
     return web.json_response(rows, dumps=_dumps)
 
 
@@ -343,16 +343,43 @@ async def forks(request: web.Request) -> web.Response:
     return web.json_response(await _service(request).forks(limit, after), dumps=_dumps)
 
 
+def _region(request: web.Request) -> tuple[str, str]:
+    """(level, code) of ``?region=CODE``: none for the country, 2 digits a province, 4 a
+    kabupaten/kota, 6 a kecamatan."""
+    code = request.query.get("region", "")
+    level = {0: "national", 2: "province", 4: "kabkota", 6: "kecamatan"}.get(len(code))
+    if level is None or (code and not code.isdigit()):
+        raise CodecError("region must be 2, 4 or 6 digits (province, kabupaten/kota, kecamatan)")
+    return level, code
+
+
+async def results(request: web.Request) -> web.Response:
+    """National results under one region (``?election=E&region=CODE``; docs/json-output.md)."""
+    election = request.query.get("election", "")
+    if not election:
+        raise CodecError("give ?election=..., e.g. ?election=pemilu-2024")
+    level, code = _region(request)
+    return web.json_response(await _service(request).results(election, level, code))
+
+
 async def dashboard(request: web.Request) -> web.Response:
-    """The coordinator's page (HTML, refreshes itself); ``?lang=en`` for English."""
+    """The coordinator's page (HTML, refreshes itself); ``?lang=en`` for English. At the
+    root, the results per region under ``?region=CODE`` (the country by default)."""
     lang = "en" if request.query.get("lang") == "en" else "id"
-    html = render(await _service(request).status(), lang)
+    service = _service(request)
+    s = await service.status()
+    regions = []
+    if service.root:
+        level, code = _region(request)
+        regions = [await service.results(el, level, code) for el in sorted(s.get("totals", {}))]
+    html = render(s, lang, regions)
     return web.Response(text=html, content_type="text/html")
 
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; cheap counters only (no derived-state computation)."""
-    return web.Response(text=metrics_text(_service(request).metrics()), content_type="text/plain")
+    m = await _service(request).metrics()
+    return web.Response(text=metrics_text(m), content_type="text/plain")
 
 
 def make_app(
@@ -382,6 +409,7 @@ def make_app(
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/v1/work", work)
     blobapi.add_routes(app, service.scans, expect_handler)
+    app.router.add_get("/v1/results", results)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", dashboard)
     return app

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hub import status as status_mod
+from hub.blobstore import Blobs
 from hub.errors import NotFound
 from hub.examine import Checked, examine_batch
+from hub.memory import DeviceRow, PushResult
 from hub.protocol import PROTOCOL_VERSION, clock, enroll, identity, receipt, trust, worklist
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import LimitError
@@ -32,7 +34,8 @@ from hub.protocol.ingest import APPROVED, REVOKED, Head
 from hub.protocol.wilayah import Master
 from hub.scans import HubScans
 from hub.status import DeviceInfo
-from hub.store import DeviceRow, HubStore, PushResult, StoreView
+from hub.storage import HubStorage, NodeInfo
+from hub.store import HubStore
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +165,7 @@ class HubService:
 
     def __init__(
         self,
-        store: HubStore,
+        store: HubStorage,
         ident: Identity,
         *,
         name: str = "",
@@ -175,6 +178,7 @@ class HubService:
         upstream: UpstreamLink | None = None,
         upstream_known: bool = False,
         scans: HubScans | None = None,
+        blobs: Blobs | None = None,
     ):
         self.store = store
         self.ident = ident
@@ -189,6 +193,7 @@ class HubService:
         self.upstream = upstream
         self.upstream_known = upstream_known  # stopped: this hub has forwarded somewhere
         self.scans = scans  # the scans this node keeps (None: none)
+        self.blobs = blobs  # where scans are kept (hub.blobstore: the folder, or S3)
         self.pushes = 0
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._status_task: asyncio.Future[dict[str, Any]] | None = None
@@ -218,8 +223,7 @@ class HubService:
         req = enroll.open_request(raw, self.ident.public)
         d = await self.store.enroll(req.device, req.name, req.role, clock.now_s())
         if self.approve_all and d.state not in (APPROVED, REVOKED) and not d.forked:
-            await self._approve(d)
-            d = self.store.devices[d.public]
+            d = await self._approve(d)
         return Enrolled(
             d, identity.comparison_code(self.ident.public, d.public), self.ident.node_id
         )
@@ -245,14 +249,14 @@ class HubService:
         ]
         if self.approve_all:
             for origin in result.plan.new_origins:
-                d = store.devices.get(origin)
+                d = await store.device(origin)
                 if d is not None and d.state != APPROVED and not d.forked:
                     await self._approve(d)
-        origins = [self._origin_state(o, h) for o, h in sorted(result.heads.items())]
+        origins = [self._origin_state(result, o, h) for o, h in sorted(result.heads.items())]
         return Pushed(result, receipts, origins)
 
-    def _origin_state(self, origin: bytes, head: Head) -> OriginState:
-        d = self.store.devices.get(origin)
+    def _origin_state(self, result: PushResult, origin: bytes, head: Head) -> OriginState:
+        d = result.devices.get(origin)
         if d is None:
             return OriginState(origin, "", "unknown", False, head.seq)
         return OriginState(origin, d.node_id, d.state, d.forked, head.seq)
@@ -264,19 +268,8 @@ class HubService:
         checks again under its lock)."""
         if not raws:
             return []
-
-        def opened() -> list[Endorsement]:
-            out = (enroll.open_endorsement(e) for e in raws)
-            return [e for e in out if not self._holds_endorsement(e)]
-
-        return await asyncio.to_thread(opened)
-
-    def _holds_endorsement(self, e: Endorsement) -> bool:
-        store = self.store
-        if e.raw in store.endorsements.get(e.device, {}).values():
-            return True
-        d = store.devices.get(e.device)
-        return d is not None and d.endorsement == e.raw
+        opened = await asyncio.to_thread(lambda: [enroll.open_endorsement(e) for e in raws])
+        return [e for e in opened if not await self.store.holds_endorsement(e)]
 
     def check_endorsements(self, n: int) -> None:
         """LimitError if a push carries more than ``max_endorsements`` endorsements."""
@@ -298,7 +291,8 @@ class HubService:
         if len(origins) > MAX_HEADS_QUERY:
             raise LimitError(f"ask about at most {MAX_HEADS_QUERY} origins at a time")
         distinct = list(dict.fromkeys(origins))
-        out = [(o, h.seq, h.hash) for o in distinct for h in (self.store.head_of(o),)]
+        held_heads = await self.store.heads_of(distinct)
+        out = [(o, h.seq, h.hash) for o in distinct for h in (held_heads.get(o, Head()),)]
         held = [h for h in out if h[1]]
         if len(held) <= SIGN_ON_LOOP:
             return Heads(out, self._receipts(held))
@@ -308,39 +302,40 @@ class HubService:
         now = clock.now_s()
         return [receipt.issue(self.ident, o, seq, h, now).raw for o, seq, h in heads]
 
-    def head(self, origin: bytes) -> OriginHead:
+    async def head(self, origin: bytes) -> OriginHead:
         """One origin's head here, plus upstream's receipt for it (relayed to the laptop)."""
         store = self.store
-        d = store.devices.get(origin)
-        c = store.confirmed.get(d.id) if d is not None else None
+        d = await store.device(origin)
+        c = await store.upstream_receipt(origin) if d is not None else None
         confirmed = None
         if c is not None and receipt.decode(c.receipt).seq == c.seq:  # not a broken promise
             confirmed = c.receipt
-        return OriginHead(store.head_of(origin), d.state if d else "unknown",
-                          bool(d and d.forked), confirmed)  # fmt: skip
+        head = (await store.heads_of([origin])).get(origin, Head())
+        return OriginHead(head, d.state if d else "unknown", bool(d and d.forked),
+                          confirmed)  # fmt: skip
 
     # -- the coordinator ---------------------------------------------------------------------
 
-    def device(self, device_id: str) -> DeviceRow:
+    async def device(self, device_id: str) -> DeviceRow:
         """A device by node id or public key (hex); NotFound if this hub has none."""
-        d = self.store.find_device(device_id)
+        d = await self.store.lookup(device_id)
         if d is None:
             raise NotFound(f"no device {device_id!r} at this hub; see c1hub devices")
         return d
 
-    def devices(self) -> list[DeviceInfo]:
-        return status_mod.device_list(self.store.snapshot(), self.ident.public)
+    async def devices(self) -> list[DeviceInfo]:
+        return await self.store.device_list(self.ident.public)
 
-    def device_info(self, d: DeviceRow) -> DeviceInfo:
-        return status_mod.device_info(self.store.snapshot(), d, self.ident.public)
+    async def device_info(self, d: DeviceRow) -> DeviceInfo:
+        return await self.store.device_info(d, self.ident.public)
 
     async def approve(self, device_id: str, role: str | None = None) -> DeviceInfo:
         """Approve a device (after the coordinator compared the codes) as ``role`` (a hub
         only with ``role="hub"``): this node signs its endorsement; hubs it vouched for bring
         their devices along (``trust.approve``)."""
-        d = self.device(device_id)
+        d = await self.device(device_id)
         trust.check_approvable(d, role)
-        return self.device_info(await self._approve(d))
+        return await self.device_info(await self._approve(d))
 
     async def _approve(self, d: DeviceRow) -> DeviceRow:
         trust.check_approvable(d, d.role)
@@ -353,11 +348,11 @@ class HubService:
 
     async def revoke(self, device_id: str) -> DeviceInfo:
         """Revoke a device: its entries from now on are refused; earlier ones stay."""
-        d = self.device(device_id)
+        d = await self.device(device_id)
         log.warning("revoked device %s (%s)", d.node_id, d.name)
         d = await self.store.revoke(d.public, clock.now_s())
         self._forget_status()
-        return self.device_info(d)
+        return await self.device_info(d)
 
     async def forks(self, limit: int = FORKS_PAGE, after: int = 0) -> list[dict[str, Any]]:
         """One page of the fork list in ``id`` order: at most ``limit`` (cut to
@@ -367,47 +362,57 @@ class HubService:
     async def work(self, query: worklist.Query) -> worklist.WorkList:
         """The double-entry work list over the counted entries, without numbers; derived on a
         worker thread from a snapshot (``hub.protocol.worklist``)."""
-        view = self.store.snapshot()
-        facts = [f.facts for f in view.facts if view.is_accepted(f)]
+        facts = await self.store.counted_facts(query)
         return await asyncio.to_thread(worklist.build, facts, query)
 
     # -- status ------------------------------------------------------------------------------
 
     def status_now(self) -> dict[str, Any]:
-        """The status dict, computed here and now (blocks the loop: fine for small stores,
-        the CLI and tests; the HTTP API uses ``status``)."""
-        return self._finish_status(self._build_status(self.store.snapshot()))
+        """The status dict, computed here and now on the SQLite store (blocks the loop: for
+        small stores and tests; everything else uses ``status``)."""
+        store = self.sqlite()
+        assert store is not None, "status_now needs the SQLite store"
+        view = store.snapshot()
+        n = self.node_info()
+        return self._finish_status(status_mod.build(
+            view, node_id=n.node_id, name=n.name, role=n.role, hub_public=n.public,
+            master=n.master, now=clock.now(),
+        ))  # fmt: skip
+
+    def sqlite(self) -> HubStore | None:
+        """The SQLite store, when that is the store (its upstream bookkeeping is in memory)."""
+        return self.store if isinstance(self.store, HubStore) else None
+
+    def node_info(self) -> NodeInfo:
+        return NodeInfo(self.ident.node_id, self.name, self.role, self.ident.public, self.master)
 
     async def status(self, max_age: float = 1.0) -> dict[str, Any]:
-        """The status dict, derived on a worker thread from a snapshot and shared by callers
-        within ``max_age`` seconds, so big stores do not stall pushes."""
+        """The status dict, derived by the store (on a worker thread from a snapshot for
+        SQLite, from aggregates for PostgreSQL) and shared by callers within ``max_age``
+        seconds, so big stores do not stall pushes."""
         now = clock.monotonic()
         if self._status_cache is not None and now - self._status_cache[0] < max_age:
             return self._finish_status(dict(self._status_cache[1]))
         if self._status_task is None or self._status_task.done():
-            view = self.store.snapshot()
-            self._status_task = asyncio.ensure_future(asyncio.to_thread(self._build_status, view))
+            self._status_task = asyncio.ensure_future(
+                self.store.status(self.node_info(), clock.now())
+            )
         task = self._status_task
         built = await asyncio.shield(task)
         if task is self._status_task:  # not forgotten meanwhile
             self._status_cache = (clock.monotonic(), built)
         return self._finish_status(dict(built))
 
+    async def results(
+        self, election: str, level: str = "national", code: str = ""
+    ) -> dict[str, Any]:
+        """National results under one region (``hub.results``); ValueError for a bad one."""
+        return await self.store.results(election, level, code)
+
     def _forget_status(self) -> None:
         """After a coordinator's action, the next status shows it (not the shared copy)."""
         self._status_cache = None
         self._status_task = None
-
-    def _build_status(self, view: StoreView) -> dict[str, Any]:
-        return status_mod.build(
-            view,
-            node_id=self.ident.node_id,
-            name=self.name,
-            role=self.role,
-            hub_public=self.ident.public,
-            master=self.master,
-            now=clock.now(),
-        )
 
     def _finish_status(self, s: dict[str, Any]) -> dict[str, Any]:
         """Add the parts that change fastest: the upstream block, and the scans (page images
@@ -416,27 +421,23 @@ class HubService:
         if self.upstream is not None:
             s["upstream"] = self.upstream.status()
         elif not self.root:
-            s["upstream"] = status_mod.no_upstream(self.store, self.upstream_known)
+            s["upstream"] = status_mod.no_upstream(self.sqlite(), self.upstream_known)
         if self.scans is not None:
             rate = self.upstream.scan_rate() if self.upstream is not None else 0.0
             s["scans"], s["scan_pending"] = self.scans.status(rate)
         return s
 
-    def metrics(self) -> Metrics:
-        store = self.store
-        by_state: dict[str, int] = {}
-        for d in store.devices.values():
-            by_state[d.state] = by_state.get(d.state, 0) + 1
-        forks, forks_unapproved = store.room_forks()
+    async def metrics(self) -> Metrics:
+        c = await self.store.counters()
         return Metrics(
-            records_stored=store.records_stored,
-            commits=store.commits,
+            records_stored=c.records_stored,
+            commits=c.commits,
             pushes=self.pushes,
-            forks=forks,
-            forks_unapproved=forks_unapproved,
-            held_records=store.held_total.records,
-            held_bytes=store.held_total.bytes,
-            devices=by_state,
+            forks=c.forks,
+            forks_unapproved=c.forks_unapproved,
+            held_records=c.held_records,
+            held_bytes=c.held_bytes,
+            devices=c.devices,
             upstream=self.upstream.status() if self.upstream is not None else None,
             scans=self.scans.metrics() if self.scans is not None else None,
         )

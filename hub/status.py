@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any
 
+from hub.memory import DeviceRow, Facts, StoreView
 from hub.protocol import state
 from hub.protocol.identity import comparison_code
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
 from hub.protocol.wilayah import Master
-from hub.store import DeviceRow, Facts, HubStore, StoreView
 
 MAX_LISTED = 200
 
@@ -173,9 +173,10 @@ def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[st
     }
 
 
-def no_upstream(store: HubStore | None = None, upstream_known: bool = False) -> dict[str, Any]:
+def no_upstream(store: Any = None, upstream_known: bool = False) -> dict[str, Any]:
     """The ``upstream`` block when no forwarder runs: ``none`` for a hub that forwards nowhere,
-    ``stopped`` (with what the store knows) for a hub that has an upstream but is not running."""
+    ``stopped`` (with what the store knows) for a hub that has an upstream but is not running.
+    ``store``: a ``hub.store.HubStore`` (its upstream bookkeeping), or None."""
     if store is None or not upstream_known:
         return {"state": "none", "url": None, "backlog": 0, "oldest_age_s": None,
                 "confirmed": 0, "rejected": 0}  # fmt: skip

@@ -29,7 +29,9 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from hub import results as results_mod
 from hub import schema
+from hub import status as status_mod
 from hub.examine import Checked
 from hub.memory import (
     Confirmed,
@@ -43,12 +45,14 @@ from hub.memory import (
     room_forks,
     split,
 )
-from hub.protocol import ingest, trust
+from hub.protocol import ingest, state, trust, worklist
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import PENDING, Device, Head
 from hub.protocol.quota import QUOTA, Quotas, Usage
 from hub.shared.db import Database
+from hub.status import DeviceInfo
+from hub.storage import Counters, NodeInfo
 from hub.transaction import Draft, Transaction
 
 __all__ = [
@@ -272,6 +276,9 @@ class HubStore:
         """Endorsements an upstream needs to link ``publics`` to this node (``trust.chain_for``)."""
         return trust.chain_for(publics, self._mem.devices, self._mem.endorsements)
 
+    async def refresh(self) -> None:
+        """For the forwarder (``UpstreamStore``): the views above are always current here."""
+
     def backlog(self) -> int:
         """Records the upstream does not hold yet: forward limit minus confirmed, summed."""
         m = self._mem
@@ -344,6 +351,67 @@ class HubStore:
             }
             for fid, node_id, name, seq, raw, held, at, never in rows
         ]
+
+    # -- HubStorage (hub.storage): the service's reads, as coroutines over memory -----------
+
+    async def device(self, public: bytes) -> DeviceRow | None:
+        return self._mem.devices.get(public)
+
+    async def lookup(self, node_id: str) -> DeviceRow | None:
+        return self.find_device(node_id)
+
+    async def heads_of(self, publics: Sequence[bytes]) -> dict[bytes, Head]:
+        m, out = self._mem, {}
+        for p in publics:
+            d = m.devices.get(p)
+            h = m.heads.get(d.id) if d is not None else None
+            if h is not None:
+                out[p] = h
+        return out
+
+    async def holds_endorsement(self, e: Endorsement) -> bool:
+        if e.raw in self._mem.endorsements.get(e.device, {}).values():
+            return True
+        d = self._mem.devices.get(e.device)
+        return d is not None and d.endorsement == e.raw
+
+    async def upstream_receipt(self, public: bytes) -> Confirmed | None:
+        d = self._mem.devices.get(public)
+        return self._mem.confirmed.get(d.id) if d is not None else None
+
+    async def counted_facts(self, q: worklist.Query) -> list[state.EntryFacts]:
+        view = self.snapshot()
+        return [f.facts for f in view.facts if view.is_accepted(f)]
+
+    async def status(self, node: NodeInfo, now: float) -> dict[str, Any]:
+        """Derived on a worker thread from a snapshot, so a big store does not stall pushes."""
+        view = self.snapshot()
+        return await asyncio.to_thread(
+            status_mod.build, view, node_id=node.node_id, name=node.name, role=node.role,
+            hub_public=node.public, master=node.master, now=now,
+        )  # fmt: skip
+
+    async def device_list(self, hub_public: bytes) -> list[DeviceInfo]:
+        return status_mod.device_list(self.snapshot(), hub_public)
+
+    async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
+        return status_mod.device_info(self.snapshot(), d, hub_public)
+
+    async def counters(self) -> Counters:
+        by_state: dict[str, int] = {}
+        for d in self._mem.devices.values():
+            by_state[d.state] = by_state.get(d.state, 0) + 1
+        forks, unapproved = self.room_forks()
+        held = self.held_total
+        return Counters(self.records_stored, self.commits, forks, by_state, unapproved,
+                        held.records, held.bytes)  # fmt: skip
+
+    async def results(
+        self, election: str, level: str = "national", code: str = ""
+    ) -> dict[str, Any]:
+        width = results_mod.region_width(level, code)
+        view = self.snapshot()
+        return await asyncio.to_thread(results_mod.from_view, view, election, level, code, width)
 
     # -- small writes ------------------------------------------------------------------------
 
@@ -565,6 +633,8 @@ class HubStore:
         for r in results:
             origins = {x.origin for x in r.plan.outcomes if x.origin is not None}
             r.heads = {o: self.head_of(o) for o in origins if o in self._mem.devices}
+            r.devices = {o: self._mem.devices[o] for o in r.heads}
+            r.new_devices = list(r.plan.new_origins)
         return results
 
     def _log_quota(self, refused: list[ingest.Outcome], now: int) -> None:

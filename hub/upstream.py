@@ -9,8 +9,9 @@ built on ``hub.shared.rpc.Peer`` (timeouts, error bodies, Retry-After, the hello
 tests use an in-memory fake (``tests/hub/fakes.py``).
 
 ``UpstreamStore`` lists exactly what the forwarder reads and writes of the hub's store
-(``hub.store.HubStore`` has it): the in-memory heads, devices, confirmations and refusals,
-record reads, and the upstream bookkeeping writes.
+(``hub.store.HubStore`` has it; ``hub.pg.forwarding.PgUpstreamStore`` for a hub on
+PostgreSQL): the per-device heads, devices, confirmations and refusals (read again by
+``refresh`` before each step), record reads, and the upstream bookkeeping writes.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class UpstreamStore(Protocol):
     def rejections(self) -> Mapping[int, Refusal]: ...  # upstream's latest refusal
     def backlog(self) -> int: ...
     def chain_for(self, publics: Iterable[bytes], /) -> list[bytes]: ...
+    async def refresh(self) -> None: ...  # before each step: the view above is up to date
     async def get_meta(self, key: str, /) -> bytes | None: ...
     async def set_meta(self, key: str, value: bytes, /) -> None: ...
     async def records_after(self, dev: int, after_seq: int, limit: int, /) -> list[bytes]: ...

@@ -82,7 +82,7 @@ class LocalHub:
         self.service = service
 
     async def devices(self) -> list[DeviceInfo]:
-        return self.service.devices()
+        return await self.service.devices()
 
     async def approve(self, device_id: str, role: str | None) -> DeviceInfo:
         return await self.service.approve(device_id, role)
@@ -91,7 +91,7 @@ class LocalHub:
         return await self.service.revoke(device_id)
 
     async def status(self) -> dict[str, Any]:
-        return self.service.status_now()
+        return await self.service.status(max_age=0)
 
 
 @contextlib.asynccontextmanager

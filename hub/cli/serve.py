@@ -33,6 +33,8 @@ def _serve_options(f: F) -> F:
         setting("keepalive_timeout", "--keepalive-timeout",
                 type=click.FloatRange(0, min_open=True)),
         setting("max_connections", "--max-connections", type=click.IntRange(1)),
+        setting("db", "--db"),
+        setting("blobs", "--blobs"),
         setting("max_pending_devices", "--max-pending-devices", type=click.IntRange(0)),
         setting("max_held_records_per_device", "--max-held-records-per-device",
                 type=click.IntRange(0)),

@@ -18,18 +18,18 @@ country, ~80 per kabupaten/kota); ``status_counts`` sums them and the device cou
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.protocol import state
+from hub.results import Builder, child_width, region_width
 
 from .schema import Conn
 
 Key = state.Key
-LEVELS = {"national": 0, "province": 2, "kabkota": 4, "kecamatan": 6}
-CHILD = {"national": "province", "province": "kabkota", "kabkota": "kecamatan"}
 HASH_LEN = 32
 
 # A record counts (status, totals) when its device's forward limit covers it.
@@ -48,6 +48,8 @@ class Row:
     live: bytes = b""
     votes: str = ""
     flags: str = ""
+    users: str = ""  # distinct users totals J of the live entries, sorted, joined by ,
+    scans: str = ""  # distinct scan hashes of the counted entries, sorted, joined by ,
 
     def contribution(self) -> tuple[dict[str, int], dict[str, int]]:
         """(votes per candidate/party, counts per status and flag) this key adds."""
@@ -70,9 +72,18 @@ class Row:
 class _Delta:
     votes: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     counts: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    scans: dict[tuple[str, str], int] = field(default_factory=dict)  # (scan, tps) -> keys
+    users: set[tuple[str, str]] = field(default_factory=set)  # (election, tps) to check
 
     def add(self, key: Key, old: Row, new: Row) -> None:
         election, form, tps = key
+        if old.users != new.users:
+            self.users.add((election, tps))
+        was, now = set(_split(old.scans)), set(_split(new.scans))
+        for scan in was - now:
+            self.scans[(scan, tps)] = self.scans.get((scan, tps), 0) - 1
+        for scan in now - was:
+            self.scans[(scan, tps)] = self.scans.get((scan, tps), 0) + 1
         kec = tps[:6]
         for sign, row in ((-1, old), (1, new)):
             votes, counts = row.contribution()
@@ -110,11 +121,19 @@ class Fact:
     flags: str
 
 
+def _split(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
+
+
 def _rows(ordered: Iterable[Key], facts: Iterable[Fact]) -> dict[Key, Row]:
     """The ``tps_state`` row of each key from its counted records (``hub.protocol.state``)."""
     extra = {f.facts.hash: f for f in facts}
     derived = state.derive(f.facts for f in extra.values())
     counted = Counter(f.facts.key for f in extra.values())
+    scans_of: dict[Key, set[str]] = {}
+    for f in extra.values():
+        if f.facts.scans:
+            scans_of.setdefault(f.facts.key, set()).update(f.facts.scans)
     out: dict[Key, Row] = {}
     for key in ordered:
         s = derived.get(key)
@@ -123,7 +142,9 @@ def _rows(ordered: Iterable[Key], facts: Iterable[Fact]) -> dict[Key, Row]:
             continue
         votes = "" if s.status == state.CONFLICT else extra[s.live[0]].votes
         flags = ",".join(x for h in s.live for x in extra[h].flags.split(",") if x)
-        out[key] = Row(s.status, counted[key], b"".join(s.live), votes, flags)
+        users = ",".join(map(str, sorted({extra[h].facts.users_total_j for h in s.live})))
+        scans = ",".join(sorted(scans_of.get(key, ())))
+        out[key] = Row(s.status, counted[key], b"".join(s.live), votes, flags, users, scans)
     return out
 
 
@@ -154,8 +175,9 @@ async def refresh(
                 (r[0], r[1], r[2])
                 for r in await con.fetch(
                     "INSERT INTO tps_state(election, form, tps, status, entries, live, votes,"
-                    " flags) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
-                    " $4::text[], $5::int[], $6::bytea[], $7::text[], $8::text[])"
+                    " flags, users, scans) SELECT * FROM unnest($1::text[], $2::text[],"
+                    " $3::text[], $4::text[], $5::int[], $6::bytea[], $7::text[], $8::text[],"
+                    " $9::text[], $10::text[])"
                     " ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING RETURNING election, form, tps",
                     *_columns(k for k, _ in cand),
                     *_values(r for _, r in cand),
@@ -168,15 +190,68 @@ async def refresh(
         ordered = [k for k in ordered if k not in made]
     if ordered:
         changed += await _recompute(con, ordered, delta)
-    await _apply(con, "kec_votes", "no", "votes", delta.votes)
-    await _apply(con, "kec_counts", "what", "n", delta.counts)
+    await _apply(con, "kec_votes", "kec", "no", "votes", delta.votes)
+    await _apply(con, "kec_counts", "kec", "what", "n", delta.counts)
+    await _apply(con, "kab_votes", "kab", "no", "votes", _by_kab(delta.votes))
+    await _apply(con, "kab_counts", "kab", "what", "n", _by_kab(delta.counts))
+    await _hub_rules(con, delta)
     return changed
 
 
+async def _hub_rules(con: Conn, delta: _Delta) -> None:
+    """Move R12 (``scan_tps``, ``r12``) and R13 (``r13``) for the scans and TPS whose keys
+    changed, as ``hub.protocol.state.scan_reuse`` and ``users_mismatch`` decide them."""
+    moved = sorted((k, v) for k, v in delta.scans.items() if v)
+    if moved:
+        await con.execute(
+            "INSERT INTO scan_tps(scan, tps, n) SELECT * FROM unnest($1::text[], $2::text[],"
+            " $3::int[]) ORDER BY 1, 2 ON CONFLICT (scan, tps) DO UPDATE"
+            " SET n = scan_tps.n + EXCLUDED.n",
+            [k[0] for k, _ in moved], [k[1] for k, _ in moved], [v for _, v in moved],
+        )  # fmt: skip
+        scans = sorted({k[0] for k, _ in moved})
+        await con.execute("DELETE FROM scan_tps WHERE scan = ANY($1::text[]) AND n <= 0", scans)
+        await con.execute("DELETE FROM r12 WHERE scan = ANY($1::text[])", scans)
+        await con.execute(
+            "INSERT INTO r12(scan, tps) SELECT scan, array_agg(tps ORDER BY tps) FROM scan_tps"
+            " WHERE scan = ANY($1::text[]) GROUP BY scan HAVING count(*) > 1",
+            scans,
+        )
+    if delta.users:
+        keys = sorted(delta.users)
+        e, t = [k[0] for k in keys], [k[1] for k in keys]
+        await con.execute(
+            "DELETE FROM r13 r USING unnest($1::text[], $2::text[]) k(e, t)"
+            " WHERE r.election = k.e AND r.tps = k.t",
+            e, t,
+        )  # fmt: skip
+        per: dict[tuple[str, str], dict[str, set[int]]] = {}
+        for election, tps, form, users in await con.fetch(
+            "SELECT s.election, s.tps, s.form, s.users FROM tps_state s"
+            " JOIN unnest($1::text[], $2::text[]) k(e, t) ON s.election = k.e AND s.tps = k.t"
+            " WHERE s.users <> ''",
+            e, t,
+        ):  # fmt: skip
+            forms = per.setdefault((election, tps), {})
+            forms.setdefault(form, set()).update(int(x) for x in _split(users))
+        bad = [
+            (k, {f: sorted(v) for f, v in sorted(forms.items())})
+            for k, forms in sorted(per.items())
+            if len(forms) > 1 and len({u for v in forms.values() for u in v}) > 1
+        ]
+        if bad:
+            await con.execute(
+                "INSERT INTO r13(election, tps, forms) SELECT * FROM unnest($1::text[],"
+                " $2::text[], $3::jsonb[])",
+                [k[0] for k, _ in bad], [k[1] for k, _ in bad],
+                [json.dumps(f) for _, f in bad],
+            )  # fmt: skip
+
+
 def _values(rows: Iterable[Row]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[], [], [], [], []]
+    cols: list[list[Any]] = [[], [], [], [], [], [], []]
     for r in rows:
-        for i, v in enumerate((r.status, r.entries, r.live, r.votes, r.flags)):
+        for i, v in enumerate((r.status, r.entries, r.live, r.votes, r.flags, r.users, r.scans)):
             cols[i].append(v)
     return cols
 
@@ -193,24 +268,25 @@ async def _recompute(con: Conn, ordered: list[Key], delta: _Delta) -> int:
     )  # fmt: skip
     old: dict[Key, Row] = {}
     for r in await con.fetch(
-        "SELECT s.election, s.form, s.tps, s.status, s.entries, s.live, s.votes, s.flags"
+        "SELECT s.election, s.form, s.tps, s.status, s.entries, s.live, s.votes, s.flags,"
+        " s.users, s.scans"
         " FROM tps_state s JOIN unnest($1::text[], $2::text[], $3::text[]) k(e, f, t)"
         " ON s.election = k.e AND s.form = k.f AND s.tps = k.t"
         " ORDER BY s.election, s.form, s.tps FOR UPDATE OF s",
         e, f, t,
     ):  # fmt: skip
-        old[(r[0], r[1], r[2])] = Row(r[3], r[4], bytes(r[5]), r[6], r[7])
+        old[(r[0], r[1], r[2])] = Row(r[3], r[4], bytes(r[5]), r[6], r[7], r[8], r[9])
     facts = [
         Fact(
             state.EntryFacts(
                 bytes(r[3]), int(r[4]).to_bytes(8, "big"), (r[0], r[1], r[2]), bytes(r[5]),
-                bytes(r[6]) if r[6] is not None else None,
+                bytes(r[6]) if r[6] is not None else None, r[9], tuple(_split(r[10])),
             ),
             r[7], r[8],
         )
         for r in await con.fetch(
             "SELECT r.election, r.form, r.tps, r.hash, r.dev, r.numbers, r.supersedes, r.votes,"
-            " r.flags FROM records r JOIN devices d ON d.id = r.dev"
+            " r.flags, r.users_j, r.scans FROM records r JOIN devices d ON d.id = r.dev"
             " JOIN unnest($1::text[], $2::text[], $3::text[]) k(e, f, t)"
             " ON r.election = k.e AND r.form = k.f AND r.tps = k.t"
             f" WHERE {COUNTED}",
@@ -223,16 +299,33 @@ async def _recompute(con: Conn, ordered: list[Key], delta: _Delta) -> int:
     if changed:
         await con.execute(
             "UPDATE tps_state s SET status = u.s, entries = u.n, live = u.l, votes = u.v,"
-            " flags = u.fl FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-            " $5::int[], $6::bytea[], $7::text[], $8::text[]) u(e, f, t, s, n, l, v, fl)"
+            " flags = u.fl, users = u.us, scans = u.sc FROM unnest($1::text[], $2::text[],"
+            " $3::text[], $4::text[], $5::int[], $6::bytea[], $7::text[], $8::text[],"
+            " $9::text[], $10::text[]) u(e, f, t, s, n, l, v, fl, us, sc)"
             " WHERE s.election = u.e AND s.form = u.f AND s.tps = u.t",
             *_columns(k for k, _ in changed), *_values(row for _, row in changed),
         )  # fmt: skip
     return len(changed)
 
 
+def _by_kab(
+    d: Mapping[tuple[str, str, str, str], int],
+) -> dict[tuple[str, str, str, str], int]:
+    """Kecamatan deltas summed per kabupaten/kota."""
+    out: dict[tuple[str, str, str, str], int] = {}
+    for (election, form, kec, k), v in d.items():
+        key = (election, form, kec[:4], k)
+        out[key] = out.get(key, 0) + v
+    return out
+
+
 async def _apply(
-    con: Conn, table: str, col: str, value: str, d: Mapping[tuple[str, str, str, str], int]
+    con: Conn,
+    table: str,
+    region: str,
+    col: str,
+    value: str,
+    d: Mapping[tuple[str, str, str, str], int],
 ) -> None:
     items = sorted((k, v) for k, v in d.items() if v)
     if not items:
@@ -242,9 +335,9 @@ async def _apply(
         for i, x in enumerate((*k, v)):
             cols[i].append(x)
     await con.execute(
-        f"INSERT INTO {table}(election, form, kec, {col}, {value})"
+        f"INSERT INTO {table}(election, form, {region}, {col}, {value})"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])"
-        f" ORDER BY 1, 2, 3, 4 ON CONFLICT (election, form, kec, {col})"
+        f" ORDER BY 1, 2, 3, 4 ON CONFLICT (election, form, {region}, {col})"
         f" DO UPDATE SET {value} = {table}.{value} + EXCLUDED.{value}",
         *cols,
     )
@@ -253,79 +346,35 @@ async def _apply(
 # -- read side --------------------------------------------------------------------------------
 
 
-def region_level(level: str, code: str) -> int:
-    """Length of a region code at ``level``; ValueError for an unknown level or a bad code."""
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
-    n = LEVELS[level]
-    if len(code) != n or (n and not code.isdigit()):
-        raise ValueError(f"a {level} code is {n} digits, not {code!r}")
-    return n
+async def results(
+    con: Conn, election: str, level: str = "national", code: str = ""
+) -> dict[str, Any]:
+    """National results under one region (``hub.results``: the shape both stores give): the
+    country and a province summed from the kabupaten/kota rows under ``code`` (~514 areas for
+    the country), a kabupaten/kota or a kecamatan from its kecamatan rows."""
+    n = region_width(level, code)
+    width = child_width(level) or n
+    table, col = ("kab", "kab") if n < 4 else ("kec", "kec")
+    # A range, not LIKE: it uses the (election, region) index under any collation.
+    where = f"WHERE election = $1 AND {col} BETWEEN $2 AND $2 || '999999'"
+    b = Builder(election, level, code)
+    for form, region, no, votes in await con.fetch(
+        f"SELECT form, substr({col}, 1, $3), no, sum(votes) FROM {table}_votes {where}"
+        " GROUP BY 1, 2, 3",
+        election, code, width,
+    ):  # fmt: skip
+        b.votes(form, region, no, int(votes))
+    for form, region, what, cnt in await con.fetch(
+        f"SELECT form, substr({col}, 1, $3), what, sum(n) FROM {table}_counts {where}"
+        " GROUP BY 1, 2, 3",
+        election, code, width,
+    ):  # fmt: skip
+        b.count(form, region, what, int(cnt))
+    return b.finish()
 
 
 def _num(k: str) -> tuple[int, str]:
     return (int(k), k) if k.isdigit() else (1 << 30, k)
-
-
-async def results(
-    con: Conn, election: str, level: str = "national", code: str = ""
-) -> dict[str, Any]:
-    """National results under one region: per form, votes per candidate (PPWP, DPD) or party
-    total (DPR, DPRD) over TPS whose live entries agree (single or verified), TPS per status
-    and flags counted apart, and the same per child region (province under the country,
-    kabupaten/kota under a province, kecamatan under a kabupaten/kota)."""
-    n = region_level(level, code)
-    child = CHILD.get(level)
-    width = LEVELS[child] if child else n
-    prefix = code + "%"
-    forms: dict[str, dict[str, Any]] = {}
-
-    def block(form: str) -> dict[str, Any]:
-        return forms.setdefault(
-            form,
-            {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0), "flags": {}, "children": {}},
-        )
-
-    def child_block(b: dict[str, Any], region: str) -> dict[str, Any]:
-        c: dict[str, Any] = b["children"].setdefault(
-            region, {"votes": {}, "tps": dict.fromkeys(state.STATUSES, 0)}
-        )
-        return c
-
-    for form, region, no, votes in await con.fetch(
-        "SELECT form, substr(kec, 1, $3), no, sum(votes) FROM kec_votes"
-        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
-        election, prefix, width,
-    ):  # fmt: skip
-        b = block(form)
-        b["votes"][no] = b["votes"].get(no, 0) + int(votes)
-        if child:
-            child_block(b, region)["votes"][no] = int(votes)
-    for form, region, what, cnt in await con.fetch(
-        "SELECT form, substr(kec, 1, $3), what, sum(n) FROM kec_counts"
-        " WHERE election = $1 AND kec LIKE $2 GROUP BY 1, 2, 3",
-        election, prefix, width,
-    ):  # fmt: skip
-        b = block(form)
-        bucket = b["tps"] if what in state.STATUSES else b["flags"]
-        bucket[what] = bucket.get(what, 0) + int(cnt)
-        if child and what in state.STATUSES:
-            child_block(b, region)["tps"][what] = int(cnt)
-    for b in forms.values():
-        b["votes"] = dict(sorted(b["votes"].items(), key=lambda kv: _num(kv[0])))
-        b["flags"] = dict(sorted(((k, v) for k, v in b["flags"].items() if v), key=_flag_order))
-        b["tps_counted"] = b["tps"][state.SINGLE] + b["tps"][state.VERIFIED]
-        for c in b["children"].values():
-            c["votes"] = dict(sorted(c["votes"].items(), key=lambda kv: _num(kv[0])))
-        b["children"] = dict(sorted(b["children"].items()))
-        if not child:
-            del b["children"]
-    return {
-        "election": election,
-        "level": level,
-        "code": code,
-        "forms": dict(sorted(forms.items())),
-    }
 
 
 def _flag_order(kv: tuple[str, int]) -> tuple[int, str]:
@@ -365,7 +414,7 @@ async def status_counts(con: Conn) -> dict[str, Any]:
     per_form: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(state.STATUSES, 0))
     flags: Counter[str] = Counter()
     for form, what, cnt in await con.fetch(
-        "SELECT form, what, sum(n) FROM kec_counts GROUP BY form, what"
+        "SELECT form, what, sum(n) FROM kab_counts GROUP BY form, what"
     ):
         if what in state.STATUSES:
             per_form[form][what] += int(cnt)
@@ -375,6 +424,12 @@ async def status_counts(con: Conn) -> dict[str, Any]:
     for c in per_form.values():
         for k, v in c.items():
             tps[k] += v
+    r12 = await con.fetchval("SELECT count(*) FROM r12")
+    r13 = await con.fetchval("SELECT count(*) FROM r13")
+    if r12:
+        flags["R12"] = int(r12)
+    if r13:
+        flags["R13"] = int(r13)
     forks = await con.fetchval("SELECT count(*) FROM forks")
     total, accepted = int(dev["total"]), int(dev["accepted"])
     return {

@@ -12,7 +12,13 @@ bookkeeping. Three kinds of row are new, so that a root holds no per-entry state
 - ``kec_votes`` / ``kec_counts``: national results per kecamatan (votes per candidate or party
   over single + verified TPS; TPS per status; flags), moved by the same transaction by the
   difference between a key's old and new state. A province, kabupaten/kota or the whole
-  country is a sum over at most ~7,300 kecamatan rows, whatever the number of entries.
+  country is a sum over at most ~7,300 kecamatan rows, whatever the number of entries;
+- ``kab_votes`` / ``kab_counts`` (migration 3): the same per kabupaten/kota (~514 rows per
+  form and number for the country), so the country and a province read those, and a
+  kabupaten/kota its kecamatan rows: every results call reads a few thousand rows at most;
+- ``scan_tps`` / ``r12`` and ``r13`` (migration 2): the hub-level rules R12 (one scan under two
+  TPS) and R13 (users totals differing between the forms of a TPS), moved by the same
+  transaction for the scans and TPS whose keys changed.
 
 ``migrate`` applies what is missing, each migration in its own transaction, recorded in
 ``schema_migrations``, under a session advisory lock: several receivers starting at once
@@ -181,6 +187,55 @@ MIGRATIONS: list[str] = [
         n bigint NOT NULL,
         PRIMARY KEY (election, form, kec, what)
     );
+    """,
+    # 2: the hub-level rules R12 and R13, kept in the ingest transaction like tps_state
+    r"""
+    ALTER TABLE tps_state ADD COLUMN users text NOT NULL DEFAULT '';  -- live users totals J
+    ALTER TABLE tps_state ADD COLUMN scans text NOT NULL DEFAULT '';  -- of counted entries
+    CREATE INDEX tps_state_tps ON tps_state (election, tps);
+
+    -- R12: per scan hash, the TPS whose counted entries name it (n: how many keys)
+    CREATE TABLE scan_tps (
+        scan text NOT NULL,
+        tps text NOT NULL,
+        n integer NOT NULL,
+        PRIMARY KEY (scan, tps)
+    );
+    CREATE TABLE r12 (scan text PRIMARY KEY, tps text[] NOT NULL);
+    -- R13: TPS whose live entries of different forms disagree on users total J
+    CREATE TABLE r13 (
+        election text NOT NULL,
+        tps text NOT NULL,
+        forms jsonb NOT NULL,
+        PRIMARY KEY (election, tps)
+    );
+    """,
+    # 3: results per kabupaten/kota too, so the country and a province sum ~514 areas' rows
+    r"""
+    CREATE TABLE kab_votes (
+        election text NOT NULL,
+        form text NOT NULL,
+        kab text NOT NULL,
+        no text NOT NULL,
+        votes bigint NOT NULL,
+        PRIMARY KEY (election, form, kab, no)
+    );
+    CREATE TABLE kab_counts (
+        election text NOT NULL,
+        form text NOT NULL,
+        kab text NOT NULL,
+        what text NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (election, form, kab, what)
+    );
+    INSERT INTO kab_votes SELECT election, form, substr(kec, 1, 4), no, sum(votes)
+        FROM kec_votes GROUP BY 1, 2, 3, 4;
+    INSERT INTO kab_counts SELECT election, form, substr(kec, 1, 4), what, sum(n)
+        FROM kec_counts GROUP BY 1, 2, 3, 4;
+    CREATE INDEX kec_votes_region ON kec_votes (election, kec);
+    CREATE INDEX kec_counts_region ON kec_counts (election, kec);
+    CREATE INDEX kab_votes_region ON kab_votes (election, kab);
+    CREATE INDEX kab_counts_region ON kab_counts (election, kab);
     """,
 ]
 

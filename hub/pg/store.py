@@ -32,22 +32,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
 
-from hub.protocol import identity, ingest, state
+from hub.memory import Confirmed, DeviceRow, PushResult
+from hub.protocol import identity, ingest, state, trust, worklist
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
-from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Examined, Head, Plan
-from hub.store import DeviceRow
+from hub.protocol.ingest import APPROVED, REVOKED, Examined, Head
+from hub.status import DeviceInfo
+from hub.storage import Counters, NodeInfo
 from hub.transaction import enroll_again
 
 from . import derived
+from . import status as pg_status
 from .schema import Conn, migrate
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,44 @@ class PgUnavailable(ProtocolError):
     code = "unavailable"
 
 
+def _away(exc: BaseException) -> PgUnavailable:
+    return PgUnavailable(
+        f"the database cannot be read now ({type(exc).__name__}: {exc}); try again shortly"
+    )
+
+
+class _Reads:
+    """The pool's one-statement calls, outside a write transaction: a database that is away
+    (restarting, unreachable) is ``PgUnavailable`` (HTTP 503), not an internal error."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self._pool = pool
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            return await self._pool.fetch(sql, *args)
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            return await self._pool.fetchrow(sql, *args)
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        try:
+            return await self._pool.fetchval(sql, *args)
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        try:
+            return await self._pool.execute(sql, *args)
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
+
+
 class CheckedLike(Protocol):
     """A record after the CPU-heavy checks, with what the store derives from its body
     (``hub.examine.Checked`` is one)."""
@@ -89,13 +130,6 @@ class CheckedLike(Protocol):
     def votes(self) -> str: ...
     @property
     def facts(self) -> state.EntryFacts | None: ...
-
-
-@dataclass(slots=True)
-class PushResult:
-    plan: Plan
-    heads: dict[bytes, Head] = field(default_factory=dict)  # heads of every origin touched
-    new_devices: list[bytes] = field(default_factory=list)
 
 
 def _device(r: asyncpg.Record) -> DeviceRow:
@@ -116,8 +150,11 @@ class PgStore:
 
     def __init__(self, pool: asyncpg.Pool, *, refuse_unknown: bool = False):
         self.pool = pool
+        self.db = _Reads(pool)  # reads and small writes outside ``_run``
         self.refuse_unknown = refuse_unknown
         self.retries = 0  # transactions run again after a serialization failure or deadlock
+        self.commits = 0  # pushes committed by this process
+        self.changed = asyncio.Event()  # set after this process committed records or states
 
     @classmethod
     async def open(
@@ -153,6 +190,15 @@ class PgStore:
                 "of it is receipted. The sender keeps its entries and sends them again."
             ) from exc
 
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[Conn]:
+        """A pooled connection for reads; a database away becomes ``PgUnavailable``."""
+        try:
+            async with self.pool.acquire() as con:
+                yield con
+        except UNAVAILABLE as exc:
+            raise _away(exc) from exc
+
     async def _run(self, what: str, fn: Any, *args: Any) -> Any:
         """``fn(con, *args)`` in a transaction, again after a serialization failure or a
         deadlock (the whole transaction rolled back, so running it again is safe)."""
@@ -175,6 +221,9 @@ class PgStore:
     ) -> PushResult:
         """Store a checked batch; returns once it is committed (or raises, storing nothing)."""
         result: PushResult = await self._run("push", self._push, checked, now, endorsements)
+        self.commits += 1
+        if result.plan.accepted or result.plan.forks:
+            self.changed.set()
         for origin in result.new_devices:
             log.warning(
                 "new laptop %s is pending: check its comparison code, then approve it",
@@ -245,7 +294,8 @@ class PgStore:
             if rec.seq <= d.forward_limit(rec.seq):
                 counted_keys.add(ef.key)
                 origin = d.id.to_bytes(8, "big")  # as derived state reads it back
-                f = state.EntryFacts(rec.hash, origin, ef.key, ef.numbers, ef.supersedes)
+                f = state.EntryFacts(rec.hash, origin, ef.key, ef.numbers, ef.supersedes,
+                                     ef.users_total_j, ef.scans)  # fmt: skip
                 fresh.setdefault(ef.key, []).append(derived.Fact(f, c.votes, c.flags))
         if plan.accepted:
             await con.execute(
@@ -284,7 +334,12 @@ class PgStore:
             fresh = {}
         await derived.refresh(con, counted_keys, fresh)
         out_heads = {o: final[o] for o in touched} if touched else {}
-        return PushResult(plan, out_heads, new)
+        rows_now = {
+            o: dataclasses.replace(devices[o], last_seen=now,
+                                   forked=devices[o].forked or devices[o].id in forked)
+            for o in touched
+        }  # fmt: skip
+        return PushResult(plan, out_heads, rows_now, new)
 
     async def _existing(
         self,
@@ -331,146 +386,153 @@ class PgStore:
         return d
 
     async def device(self, public: bytes) -> DeviceRow | None:
-        r = await self.pool.fetchrow(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1", public
-        )
+        r = await self.db.fetchrow(f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1", public)
         return _device(r) if r is not None else None
 
     async def find_device(self, node_id: str) -> DeviceRow | None:
         want = node_id.strip()
-        r = await self.pool.fetchrow(
+        r = await self.db.fetchrow(
             f"SELECT {_DEVICE_COLS} FROM devices WHERE node_id = $1 OR encode(public, 'hex') = $2",
             want.upper(), want.lower(),
         )  # fmt: skip
         return _device(r) if r is not None else None
 
     async def devices(self) -> list[DeviceRow]:
-        rows = await self.pool.fetch(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY first_seen, id")
+        rows = await self.db.fetch(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY first_seen, id")
         return [_device(r) for r in rows]
+
+    async def approve(self, public: bytes, now: int, endorsement: bytes | None = None) -> DeviceRow:
+        """Approve a device (with this node's ``endorsement`` of it) and, transitively, every
+        pending device an approved hub vouches for (``trust.approve``)."""
+
+        async def tx(con: Conn) -> DeviceRow:
+            devices, ends, _heads = await self._book(con, [public])
+            if public not in devices:
+                raise KeyError(identity.fingerprint(public))
+            for step in trust.approve(public, devices, ends):
+                await self._set_approved(con, devices[step.public], now,
+                                         endorsement if step.via is None else None)  # fmt: skip
+            return await self._after_state_change(con, public, devices)
+
+        d: DeviceRow = await self._run("approve", tx)
+        self.changed.set()
+        return d
+
+    async def revoke(self, public: bytes, now: int) -> DeviceRow:
+        """Revoke a device after its current head and, for a hub, every device approved here
+        only through that hub's word (``trust.revoke``)."""
+
+        async def tx(con: Conn) -> DeviceRow:
+            devices, ends, heads = await self._book(con, [public])
+            if public not in devices:
+                raise KeyError(identity.fingerprint(public))
+            for step in trust.revoke(public, devices, ends, heads):
+                d = devices[step.public]
+                await con.execute(
+                    "UPDATE devices SET state = 'revoked', revoked_at = $2,"
+                    " revoked_after_seq = $3 WHERE id = $1",
+                    d.id, now, step.after_seq,
+                )  # fmt: skip
+                if step.via is not None:
+                    log.warning("revoking %s %s too: it was approved only through hub %s",
+                                d.role, d.node_id, devices[step.via].node_id)  # fmt: skip
+            return await self._after_state_change(con, public, devices)
+
+        d: DeviceRow = await self._run("revoke", tx)
+        self.changed.set()
+        return d
 
     async def set_state(
         self, public: bytes, new: str, now: int, endorsement: bytes | None = None
     ) -> DeviceRow:
-        """Approve or revoke a device (with the cascades through hubs), and move derived
-        state and results for every device whose counted entries changed."""
-        if new not in (APPROVED, REVOKED):
-            raise ValueError(new)
+        """``approve`` or ``revoke`` by the state's name."""
+        if new == APPROVED:
+            return await self.approve(public, now, endorsement)
+        if new == REVOKED:
+            return await self.revoke(public, now)
+        raise ValueError(new)
 
-        async def tx(con: Conn) -> DeviceRow:
-            r = await con.fetchrow(
-                f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1 FOR UPDATE", public
-            )
-            if r is None:
-                raise KeyError(identity.fingerprint(public))
-            d = _device(r)
-            if new == APPROVED:
-                changed = await self._approve(con, d, now, endorsement)
-            else:
-                changed = await self._revoke(con, d, now, r["head_seq"])
-            await derived.refresh(con, await derived.keys_of_devices(con, changed))
-            r = await con.fetchrow(f"SELECT {_DEVICE_COLS} FROM devices WHERE id = $1", d.id)
-            assert r is not None
-            return _device(r)
+    async def _after_state_change(
+        self, con: Conn, public: bytes, devices: dict[bytes, DeviceRow]
+    ) -> DeviceRow:
+        """Move derived state and results for every device of the cascade; the row now."""
+        ids = [d.id for d in devices.values()]
+        await derived.refresh(con, await derived.keys_of_devices(con, ids))
+        r = await con.fetchrow(f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1", public)
+        assert r is not None
+        return _device(r)
 
-        result: DeviceRow = await self._run("set_state", tx)
-        return result
-
-    async def _approve(
-        self, con: Conn, d: DeviceRow, now: int, endorsement: bytes | None
-    ) -> set[int]:
-        """Approve ``d`` and, transitively, every pending device an approved hub vouches for.
-        Returns the ids of devices whose state changed."""
+    @staticmethod
+    async def _set_approved(con: Conn, d: DeviceRow, now: int, endorsement: bytes | None) -> None:
         await con.execute(
             "UPDATE devices SET state = 'approved', approved_at = $2,"
             " endorsement = COALESCE($3, endorsement), revoked_at = NULL WHERE id = $1",
             d.id, now, endorsement,
         )  # fmt: skip
-        changed = {d.id}
-        if d.role == "hub":
-            for r in await con.fetch(
-                f"SELECT {_DEVICE_COLS} FROM devices WHERE state = 'pending' AND public IN"
-                " (SELECT device FROM endorsements WHERE hub = $1) ORDER BY public FOR UPDATE",
-                d.public,
-            ):
-                changed |= await self._approve(con, _device(r), now, None)
-        return changed
 
-    async def _revoke(self, con: Conn, d: DeviceRow, now: int, head: int) -> set[int]:
-        """Revoke ``d`` after its current head and, for a hub, every device approved here only
-        through that hub's word."""
-        cutoff = head if d.state == APPROVED else 0
-        await con.execute(
-            "UPDATE devices SET state = 'revoked', revoked_at = $2, revoked_after_seq = $3"
-            " WHERE id = $1",
-            d.id, now, cutoff,
-        )  # fmt: skip
-        changed = {d.id}
-        if d.role != "hub":
-            return changed
-        for r in await con.fetch(
-            f"SELECT {_DEVICE_COLS} FROM devices o WHERE o.state = 'approved'"
-            " AND o.endorsement IS NULL"
-            " AND o.public IN (SELECT device FROM endorsements WHERE hub = $1)"
-            " AND NOT EXISTS (SELECT 1 FROM endorsements e JOIN devices h ON h.public = e.hub"
-            "   WHERE e.device = o.public AND h.state = 'approved' AND h.id <> $2)"
+    async def _book(
+        self, con: Conn, seeds: Iterable[bytes]
+    ) -> tuple[dict[bytes, DeviceRow], dict[bytes, dict[bytes, bytes]], dict[bytes, int]]:
+        """What ``hub.protocol.trust`` needs to decide a cascade from ``seeds``, read under
+        row locks: the devices the seeds vouch for, transitively, every hub vouching for any
+        of them, and the endorsements between them. The device rows are locked in key order,
+        so two cascades (or a cascade and a push carrying endorsements) over the same devices
+        run one after the other. Returns (devices, endorsements, heads)."""
+        known: set[bytes] = set(seeds)
+        frontier = set(known)
+        while frontier:  # down: the devices the hubs found so far vouch for
+            rows = await con.fetch(
+                "SELECT device FROM endorsements WHERE hub = ANY($1::bytea[])", list(frontier)
+            )
+            frontier = {bytes(r[0]) for r in rows} - known
+            known |= frontier
+        ends: dict[bytes, dict[bytes, bytes]] = {}
+        for dev, hub, raw in await con.fetch(  # up: every hub vouching for one of them
+            "SELECT device, hub, raw FROM endorsements WHERE device = ANY($1::bytea[])",
+            list(known),
+        ):
+            ends.setdefault(bytes(dev), {})[bytes(hub)] = bytes(raw)
+        wanted = known | {h for by in ends.values() for h in by}
+        rows = await con.fetch(
+            f"SELECT {_DEVICE_COLS} FROM devices WHERE public = ANY($1::bytea[])"
             " ORDER BY public FOR UPDATE",
-            d.public, d.id,
-        ):  # fmt: skip
-            log.warning(
-                "revoking %s %s too: it was approved only through hub %s",
-                r["role"], r["node_id"], d.node_id,
-            )  # fmt: skip
-            changed |= await self._revoke(con, _device(r), now, r["head_seq"])
-        return changed
+            list(wanted),
+        )
+        devices = {bytes(r["public"]): _device(r) for r in rows}
+        heads = {bytes(r["public"]): int(r["head_seq"]) for r in rows}
+        return devices, ends, heads
 
     async def _endorse(self, con: Conn, endorsements: Sequence[Endorsement], now: int) -> set[int]:
-        """Take endorsements that chain to a hub known here (role hub, not forked); ignore
-        the rest (a later stream may bring the missing link). Several passes, so a chain may
-        arrive in any order. Returns the ids of devices whose state changed."""
-        held = {
-            bytes(r[0])
-            for r in await con.fetch(
-                "SELECT raw FROM endorsements WHERE raw = ANY($1::bytea[])",
-                [e.raw for e in endorsements],
-            )
-        }
-        todo = [e for e in endorsements if e.raw not in held]
+        """Take the endorsements that chain to a hub known here (``trust.accept_endorsements``).
+        Returns the ids of devices whose state changed."""
+        devices, ends, _heads = await self._book(
+            con, {p for e in endorsements for p in (e.hub, e.device)}
+        )
         changed: set[int] = set()
-        progress = True
-        while todo and progress:
-            progress = False
-            rest = []
-            for e in todo:
-                h = await con.fetchrow(
-                    f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1", e.hub
-                )
-                if h is None or h["role"] != "hub" or h["forked"]:
-                    rest.append(e)
-                    continue
+        for step in trust.accept_endorsements(endorsements, devices, ends):
+            if isinstance(step, trust.Keep):
+                e = step.endorsement
                 await con.execute(
                     "INSERT INTO endorsements(device, hub, raw, received_at) VALUES ($1,$2,$3,$4)"
                     " ON CONFLICT (device, hub) DO UPDATE SET raw = EXCLUDED.raw,"
                     " received_at = EXCLUDED.received_at",
                     e.device, e.hub, e.raw, now,
                 )  # fmt: skip
-                vouched = h["state"] == APPROVED
+            elif isinstance(step, trust.Admit):
+                e = step.endorsement
                 r = await con.fetchrow(
                     "INSERT INTO devices(public, node_id, name, role, state, first_seen,"
                     " last_seen, approved_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
                     f" ON CONFLICT (public) DO NOTHING RETURNING {_DEVICE_COLS}",
-                    e.device, identity.fingerprint(e.device), e.name, e.role,
-                    APPROVED if vouched else PENDING, now, now if vouched else None,
+                    e.device, identity.fingerprint(e.device), e.name, e.role, step.state, now,
+                    now if step.state == APPROVED else None,
                 )  # fmt: skip
-                if r is None:  # known: a pending device vouched for by an approved hub
-                    r = await con.fetchrow(
-                        f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1 FOR UPDATE",
-                        e.device,
-                    )
-                    assert r is not None
-                    if vouched and r["state"] == PENDING:
-                        changed |= await self._approve(con, _device(r), now, None)
-                progress = True
-            todo = rest
+                if r is not None:
+                    devices[e.device] = _device(r)
+            else:
+                d = devices[step.public]
+                await self._set_approved(con, d, now, None)
+                changed.add(d.id)
         return changed
 
     # -- reads -------------------------------------------------------------------------------
@@ -478,11 +540,11 @@ class PgStore:
     async def heads(self, publics: Iterable[bytes] | None = None) -> dict[bytes, Head]:
         """Heads of the given origins (all when None): the version vector a sender asks for."""
         if publics is None:
-            rows = await self.pool.fetch(
+            rows = await self.db.fetch(
                 "SELECT public, head_seq, head_hash FROM devices WHERE head_seq > 0"
             )
         else:
-            rows = await self.pool.fetch(
+            rows = await self.db.fetch(
                 "SELECT public, head_seq, head_hash FROM devices"
                 " WHERE public = ANY($1::bytea[]) AND head_seq > 0",
                 list(publics),
@@ -490,7 +552,7 @@ class PgStore:
         return {bytes(r[0]): _head(r) for r in rows}
 
     async def record_raw(self, public: bytes, seq: int) -> bytes | None:
-        raw = await self.pool.fetchval(
+        raw = await self.db.fetchval(
             "SELECT r.raw FROM records r JOIN devices d ON d.id = r.dev"
             " WHERE d.public = $1 AND r.seq = $2",
             public, seq,
@@ -499,7 +561,7 @@ class PgStore:
 
     async def records_after(self, dev: int, after_seq: int, limit: int) -> list[bytes]:
         """Up to ``limit`` raw records of ``dev``'s log after ``after_seq``, in seq order."""
-        rows = await self.pool.fetch(
+        rows = await self.db.fetch(
             "SELECT raw FROM records WHERE dev = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             dev, after_seq, limit,
         )  # fmt: skip
@@ -507,31 +569,112 @@ class PgStore:
 
     async def fork_evidence(self) -> list[tuple[int, int, bytes, bytes | None]]:
         """(dev, seq, evidence raw, held raw) of every fork."""
-        rows = await self.pool.fetch("SELECT dev, seq, raw, held_raw FROM forks ORDER BY id")
+        rows = await self.db.fetch("SELECT dev, seq, raw, held_raw FROM forks ORDER BY id")
         return [(r[0], r[1], bytes(r[2]), bytes(r[3]) if r[3] else None) for r in rows]
 
     async def results(
         self, election: str, level: str = "national", code: str = ""
     ) -> dict[str, Any]:
-        async with self.pool.acquire() as con:
+        async with self._read() as con:
             return await derived.results(con, election, level, code)
 
     async def status_counts(self) -> dict[str, Any]:
-        async with self.pool.acquire() as con, con.transaction(isolation="repeatable_read"):
+        async with self._read() as con, con.transaction(isolation="repeatable_read"):
             return await derived.status_counts(con)
 
     async def conflicts(self, limit: int = 200) -> list[dict[str, Any]]:
-        async with self.pool.acquire() as con:
+        async with self._read() as con:
             return await derived.conflicts(con, limit)
+
+    # -- HubStorage (hub.storage): the service's reads -------------------------------------
+
+    async def lookup(self, node_id: str) -> DeviceRow | None:
+        return await self.find_device(node_id)
+
+    async def heads_of(self, publics: Sequence[bytes]) -> dict[bytes, Head]:
+        return await self.heads(publics)
+
+    async def holds_endorsement(self, e: Endorsement) -> bool:
+        held = await self.db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM endorsements WHERE device = $1 AND raw = $2)"
+            " OR EXISTS (SELECT 1 FROM devices WHERE public = $1 AND endorsement = $2)",
+            e.device, e.raw,
+        )  # fmt: skip
+        return bool(held)
+
+    async def upstream_receipt(self, public: bytes) -> Confirmed | None:
+        r = await self.db.fetchrow(
+            "SELECT u.seq, u.hash, u.receipt, u.at FROM upstream u JOIN devices d ON d.id = u.dev"
+            " WHERE d.public = $1",
+            public,
+        )
+        return Confirmed(r[0], bytes(r[1]), bytes(r[2]), r[3]) if r is not None else None
+
+    async def forks(self, limit: int = -1, after: int = 0) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            "SELECT f.id, d.node_id, d.name, f.seq, f.raw, f.held_raw, f.detected_at,"
+            " d.approved_at IS NULL FROM forks f"
+            " JOIN devices d ON d.id = f.dev WHERE f.id > $1 ORDER BY f.id"
+            + (" LIMIT $2" if limit >= 0 else ""),
+            after, *((limit,) if limit >= 0 else ()),
+        )  # fmt: skip
+        return [
+            {"id": r[0], "device": r[1], "name": r[2], "seq": r[3], "detected_at": r[6],
+             "evidence": bytes(r[4]).hex(), "held": bytes(r[5]).hex() if r[5] else None,
+             "unapproved": bool(r[7])}
+            for r in rows
+        ]  # fmt: skip
+
+    async def counted_facts(self, q: worklist.Query) -> list[state.EntryFacts]:
+        """The counted entries under ``q``'s election, form and TPS prefix (an indexed range of
+        ``records_key``), read per request: nothing is kept."""
+        rows = await self.db.fetch(
+            "SELECT r.hash, d.public, r.election, r.form, r.tps, r.numbers, r.supersedes,"
+            " r.users_j, r.scans FROM records r JOIN devices d ON d.id = r.dev"
+            " WHERE ($1::text IS NULL OR r.election = $1) AND ($2::text IS NULL OR r.form = $2)"
+            f" AND r.tps LIKE $3 AND {derived.COUNTED}",
+            q.election, q.form, q.tps_prefix + "%",
+        )  # fmt: skip
+        return [
+            state.EntryFacts(
+                bytes(r[0]),
+                bytes(r[1]),
+                (r[2], r[3], r[4]),
+                bytes(r[5]),
+                bytes(r[6]) if r[6] is not None else None,
+                r[7],
+                tuple(x for x in r[8].split(",") if x),
+            )
+            for r in rows
+        ]
+
+    async def status(self, node: NodeInfo, now: float) -> dict[str, Any]:
+        """The status dict from counters, aggregates and indexed queries (``hub.pg.status``)."""
+        async with self._read() as con, con.transaction(isolation="repeatable_read"):
+            return await pg_status.build(con, node, now)
+
+    async def device_list(self, hub_public: bytes) -> list[DeviceInfo]:
+        async with self._read() as con:
+            return await pg_status.device_list(con, hub_public)
+
+    async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
+        async with self._read() as con:
+            (info,) = await pg_status.device_list(con, hub_public, d.public)
+            return info
+
+    async def counters(self) -> Counters:
+        async with self._read() as con:
+            records, forks, unapproved, by_state = await pg_status.counters(con)
+        return Counters(records, self.commits, forks, by_state, unapproved)
 
     # -- meta --------------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> bytes | None:
-        v = await self.pool.fetchval("SELECT value FROM meta WHERE key = $1", key)
+        v = await self.db.fetchval("SELECT value FROM meta WHERE key = $1", key)
         return bytes(v) if v is not None else None
 
     async def set_meta(self, key: str, value: bytes) -> None:
-        await self.pool.execute(
+        await self.db.execute(
             "INSERT INTO meta(key, value) VALUES ($1, $2)"
             " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
             key, value,

@@ -19,6 +19,16 @@ def procs(tmp_path: Path) -> Iterator[Procs]:
         p.close()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def root_db(request: pytest.FixtureRequest) -> str | None:
+    """Where the root keeps its entries: its hub.db (None), or a fresh PostgreSQL database
+    (``--db``; tests/servers/postgres.py)."""
+    if request.param == "sqlite":
+        return None
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return dsn
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in str(item.fspath):

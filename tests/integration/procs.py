@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -122,6 +123,27 @@ def stored_hashes(data: Path) -> list[str]:
         db.close()
 
 
+def pg_fetch(dsn: str, sql: str, *args: Any) -> list[Any]:
+    """Rows of one query on the PostgreSQL database at ``dsn`` (its own connection)."""
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> list[Any]:
+        con = await asyncpg.connect(dsn)
+        try:
+            return list(await con.fetch(sql, *args))
+        finally:
+            await con.close()
+
+    return asyncio.run(go())
+
+
+def pg_hashes(dsn: str) -> list[str]:
+    """``stored_hashes`` of a hub whose entries are in PostgreSQL."""
+    return [bytes(r[0]).hex() for r in pg_fetch(dsn, "SELECT hash FROM records")]
+
+
 def call_msgpack(url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
     """GET (``body`` None) or POST a msgpack body; return (HTTP status, decoded reply), errors
     included (a 4xx reply is data here, not an exception)."""
@@ -152,14 +174,20 @@ class HubProc:
     """A ``c1hub serve`` (or ``national``) process on 127.0.0.1."""
 
     def __init__(self, data: Path, *, national: bool = False, port: int | None = None,
-                 extra: tuple[str, ...] = (), display_name: str | None = None):  # fmt: skip
+                 extra: tuple[str, ...] = (), display_name: str | None = None,
+                 db: str | None = None, same_key_as: Path | None = None):  # fmt: skip
         self.data = data
         self.national = national
         self.port = port or free_port()
-        self.extra = extra
+        self.db = db  # a PostgreSQL URL: entries kept there (--db), else hub.db in the folder
+        self.extra = extra + (("--db", db) if db else ())
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"{data.name}.log"
-        if not (data / "node.key").exists():
+        if same_key_as is not None and not (data / "node.key").exists():
+            # another receiver of the same root: the same key, copied (docs/scaling.md)
+            data.mkdir(mode=0o700)
+            shutil.copy2(same_key_as / "node.key", data / "node.key")
+        if not (data / "node.key").exists() or same_key_as is not None:
             run(C1HUB, "init", "--data", data, "--name", display_name or data.name)
 
     @property
@@ -187,6 +215,10 @@ class HubProc:
 
     def status(self) -> Any:
         return get_json(self.url + "/v1/status")
+
+    def stored_hashes(self) -> list[str]:
+        """Every record hash this hub stores, one per row (in its hub.db, or its database)."""
+        return stored_hashes(self.data) if self.db is None else pg_hashes(self.db)
 
     def head(self, origin: bytes) -> Any:
         """GET /v1/heads/{origin}: {"seq", "hash", "state", "forked", ...} for one laptop."""

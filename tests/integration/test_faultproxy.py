@@ -52,8 +52,8 @@ def http_get(url: str) -> tuple[int, bytes, dict[str, str]]:
         return exc.code, exc.read(), dict(exc.headers)
 
 
-def test_each_fault_against_a_real_hub(procs: Procs) -> None:
-    target = procs.hub("target", national=True).start()
+def test_each_fault_against_a_real_hub(procs: Procs, root_db: str | None) -> None:
+    target = procs.hub("target", national=True, db=root_db).start()
     proxy = procs.fault_proxy("proxy", target.url, seed=1).start()
     hello = target.url + "/v1/hello"
 

@@ -72,8 +72,8 @@ def entered_set(laptops: list[Path]) -> set[str]:
 def assert_root_holds_exactly(root: HubProc, entered: set[str]) -> None:
     """Wait until the root holds every entered record, then check it holds nothing else and
     nothing twice."""
-    wait_for(lambda: set(stored_hashes(root.data)) >= entered, 150, "the root to hold all")
-    rows = stored_hashes(root.data)
+    wait_for(lambda: set(root.stored_hashes()) >= entered, 150, "the root to hold all")
+    rows = root.stored_hashes()
     dupes = [h for h, n in Counter(rows).items() if n > 1]
     assert not dupes, f"stored twice at the root: {dupes[:5]}"
     assert set(rows) == entered, f"unexpected at the root: {sorted(set(rows) - entered)[:5]}"
@@ -115,8 +115,8 @@ def room(procs: Procs, upstream: str, n_laptops: int) -> tuple[HubProc, list[Pat
     return hub, laptops
 
 
-def test_root_killed_and_restarted_while_laptops_sync(procs: Procs) -> None:
-    root = procs.hub("root", national=True).start()
+def test_root_killed_and_restarted_while_laptops_sync(procs: Procs, root_db: str | None) -> None:
+    root = procs.hub("root", national=True, db=root_db).start()
     hub, laptops = room(procs, root.url, 3)
     root.approve(hub.data.name)  # the hub enrolled at the root by itself
     typists = [Typist(lt, [hub.url], seed=100 + i) for i, lt in enumerate(laptops)]
@@ -160,8 +160,8 @@ FAULTS = {"p_busy": 0.06, "p_reset": 0.06, "p_drop": 0.06, "p_slow": 0.2, "slow_
           "retry_after": 1}  # fmt: skip
 
 
-def test_through_a_faulty_link(procs: Procs) -> None:
-    root = procs.hub("root", national=True).start()
+def test_through_a_faulty_link(procs: Procs, root_db: str | None) -> None:
+    root = procs.hub("root", national=True, db=root_db).start()
     proxy = procs.fault_proxy("proxy", root.url, seed=20240214, faults=FAULTS).start()
     hub, laptops = room(procs, proxy.url, 2)
     root.approve(hub.data.name)
@@ -195,10 +195,12 @@ def test_through_a_faulty_link(procs: Procs) -> None:
     assert counts["upstream_error"] == 0  # every failure the hub saw was one the proxy made
 
 
-def tree(procs: Procs) -> tuple[HubProc, HubProc, HubProc, HubProc]:
+def tree(
+    procs: Procs, root_db: str | None = None, prov_db: str | None = None
+) -> tuple[HubProc, HubProc, HubProc, HubProc]:
     """root <- provincial hub <- room hubs A and B, each enrolled and approved above it."""
-    root = procs.hub("root", national=True).start()
-    prov = procs.hub("prov", extra=("--upstream", root.url)).start()
+    root = procs.hub("root", national=True, db=root_db).start()
+    prov = procs.hub("prov", extra=("--upstream", root.url), db=prov_db).start()
     root.approve("prov")
     a = procs.hub("roomA", extra=("--upstream", prov.url)).start()
     b = procs.hub("roomB", extra=("--upstream", prov.url)).start()
@@ -207,8 +209,16 @@ def tree(procs: Procs) -> tuple[HubProc, HubProc, HubProc, HubProc]:
     return root, prov, a, b
 
 
-def test_two_level_tree(procs: Procs) -> None:
-    root, prov, a, b = tree(procs)
+def test_two_level_tree(procs: Procs, root_db: str | None) -> None:
+    two_level_tree(procs, root_db, None)
+
+
+def test_a_provincial_hub_on_postgresql_forwards_like_any_hub(procs: Procs, pg_dsn: str) -> None:
+    two_level_tree(procs, None, pg_dsn)
+
+
+def two_level_tree(procs: Procs, root_db: str | None, prov_db: str | None) -> None:
+    root, prov, a, b = tree(procs, root_db, prov_db)
     la, lb = procs.laptop("laptopA"), procs.laptop("laptopB")
     for lt, h in ((la, a), (lb, b)):
         sync(lt, h.url)

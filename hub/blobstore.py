@@ -1,0 +1,102 @@
+"""Where a hub keeps scans (DESIGN §3 "Scans", §4b): the filesystem store in its data folder
+(the default) or an S3-compatible object store (``--blobs s3://BUCKET?endpoint=URL``).
+
+Both are ``Blobs`` (the shape of ``hub.shared.s3blobs.AsyncBlobStore``, plus ``close``):
+content-addressed by SHA-256, a blob exists under its hash only once all its bytes are there
+and hash to it. ``open_blobs`` picks one from the setting; ``LocalBlobs`` is the filesystem
+store (``hub.shared.blobs.BlobStore``) behind the same async interface, its file work on a
+worker thread. The object store's client (aiobotocore, the ``national`` extra) is imported
+only when ``--blobs`` names one: rooms never load it. Whatever moves scans (the transfer
+endpoints) uses the store the hub was started with (``HubService.blobs``). Credentials for
+the object store come from the usual AWS environment variables or files, never the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+from hub.shared.blobs import BlobInfo, BlobStore, BlobWriter
+
+BLOBS_DIR = "blobs"
+
+
+class Held(Protocol):
+    """What a store says about a blob it holds (both stores' ``BlobInfo`` have it)."""
+
+    @property
+    def hash(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def new(self) -> bool: ...
+
+
+class Writer(Protocol):
+    async def write(self, chunk: bytes) -> None: ...
+    async def commit(self) -> Held: ...
+    async def abort(self) -> None: ...
+
+
+class Blobs(Protocol):
+    """A content-addressed scan store the hub opens at start and closes at stop."""
+
+    async def has(self, digest: str) -> bool: ...
+    async def info(self, digest: str) -> Held | None: ...
+    def writer(self, expect: str | None = None) -> Writer: ...
+    def iter_chunks(self, digest: str) -> AsyncIterator[bytes]: ...
+    async def close(self) -> None: ...
+
+
+class _LocalWriter:
+    def __init__(self, w: BlobWriter):
+        self._w = w
+
+    async def write(self, chunk: bytes) -> None:
+        await asyncio.to_thread(self._w.write, chunk)
+
+    async def commit(self) -> BlobInfo:
+        return await asyncio.to_thread(self._w.commit)
+
+    async def abort(self) -> None:
+        await asyncio.to_thread(self._w.abort)
+
+
+class LocalBlobs:
+    """The filesystem blob store as an ``AsyncBlobStore``."""
+
+    def __init__(self, store: BlobStore):
+        self.store = store
+
+    async def has(self, digest: str) -> bool:
+        return await asyncio.to_thread(self.store.has, digest)
+
+    async def info(self, digest: str) -> BlobInfo | None:
+        return await asyncio.to_thread(self.store.info, digest)
+
+    def writer(self, expect: str | None = None) -> _LocalWriter:
+        return _LocalWriter(self.store.writer(expect))
+
+    async def iter_chunks(self, digest: str) -> AsyncIterator[bytes]:
+        f = await asyncio.to_thread(self.store.open, digest)
+        try:
+            while chunk := await asyncio.to_thread(f.read, 64 * 1024):
+                yield chunk
+        finally:
+            f.close()
+
+    async def close(self) -> None:
+        return None
+
+
+async def open_blobs(data_dir: Path, url: str | None) -> Blobs:
+    """The object store at ``url`` (``s3://...``), or the filesystem store in ``data_dir``."""
+    if url:
+        from hub.shared.s3blobs import S3BlobStore  # the national extra
+
+        return await S3BlobStore.open(url)
+    root = data_dir / BLOBS_DIR
+    await asyncio.to_thread(root.mkdir, mode=0o700, exist_ok=True)
+    return LocalBlobs(BlobStore(root))

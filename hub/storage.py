@@ -1,0 +1,137 @@
+"""The one storage interface of a hub (``HubStorage``), and what its two implementations share.
+
+``HubService`` (hub/service.py) talks to its store only through ``HubStorage``. Two stores
+implement it, and one contract suite (tests/storecontract/) runs against both:
+
+- ``hub.store.HubStore``: one SQLite file and one writer, group commit, per-entry facts in
+  memory (the room hub; the default everywhere);
+- ``hub.pg.store.PgStore``: PostgreSQL, shared by several receiver processes, nothing per
+  entry in memory (the root and big provincial hubs: ``--db postgresql://...``).
+
+Every method is a coroutine: the PostgreSQL store answers from the database, the SQLite store
+from its committed in-memory state (no I/O, so the room hub pays nothing for the interface).
+Writes return only after their COMMIT; reads see committed data only.
+
+``hub.node.open_store`` picks the store from the ``--db`` value.
+
+Quotas for unapproved devices (issue 8, finding 4) are decided by the SQLite store inside
+``push``; a store that has none accepts what the protocol accepts. The seam is ``push``:
+both stores plan a batch with ``hub.protocol.ingest.plan`` over the same inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hub.examine import Checked
+from hub.memory import Confirmed, DeviceRow, PushResult
+from hub.protocol import state, worklist
+from hub.protocol.enroll import Endorsement
+from hub.protocol.ingest import Head
+from hub.protocol.wilayah import Master
+from hub.status import DeviceInfo
+
+__all__ = ["Counters", "HubStorage", "NodeInfo"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """Who the node is, for the status dict (the store knows only its data)."""
+
+    node_id: str
+    name: str
+    role: str  # hub | root
+    public: bytes
+    master: Master | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Cheap counters for ``/metrics``: no derived state."""
+
+    records_stored: int
+    commits: int
+    forks: int  # of devices approved at some point: the alarm
+    devices: dict[str, int]  # by state
+    forks_unapproved: int = 0  # of keys never approved: evidence, reported apart
+    held_records: int = 0  # held from devices never approved (the SQLite store's quotas)
+    held_bytes: int = 0
+
+
+class HubStorage(Protocol):
+    """What a hub's service needs of its store (see the module docstring)."""
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """Set after every commit that stored records or changed a device's state."""
+        ...
+
+    async def close(self) -> None: ...
+
+    # -- writes (each returns after its COMMIT) ----------------------------------------------
+
+    async def push(
+        self, checked: Sequence[Checked], now: int, endorsements: Sequence[Endorsement] = ()
+    ) -> PushResult:
+        """Store a checked batch: exactly once per (origin, seq), forks kept as evidence.
+        ``PushResult.heads`` and ``.devices`` hold every origin touched, as committed."""
+        ...
+
+    async def enroll(self, public: bytes, name: str, role: str, now: int) -> DeviceRow: ...
+
+    async def approve(
+        self, public: bytes, now: int, endorsement: bytes | None = None
+    ) -> DeviceRow: ...
+
+    async def revoke(self, public: bytes, now: int) -> DeviceRow: ...
+
+    async def set_meta(self, key: str, value: bytes) -> None: ...
+
+    # -- reads (committed data only) ---------------------------------------------------------
+
+    async def get_meta(self, key: str) -> bytes | None: ...
+
+    async def device(self, public: bytes) -> DeviceRow | None: ...
+
+    async def lookup(self, node_id: str) -> DeviceRow | None:
+        """A device by node id (any case) or public key (hex)."""
+        ...
+
+    async def heads_of(self, publics: Sequence[bytes]) -> dict[bytes, Head]:
+        """The heads of those origins that have records here."""
+        ...
+
+    async def holds_endorsement(self, e: Endorsement) -> bool:
+        """True if these endorsement bytes are held already (no need to take them again)."""
+        ...
+
+    async def upstream_receipt(self, public: bytes) -> Confirmed | None:
+        """Upstream's newest receipt for this origin, if any."""
+        ...
+
+    async def forks(self, limit: int = -1, after: int = 0) -> list[dict[str, Any]]: ...
+
+    async def counted_facts(self, q: worklist.Query) -> list[state.EntryFacts]:
+        """The counted entries a work list is built from (filtered by ``q``'s election,
+        form and TPS prefix)."""
+        ...
+
+    async def status(self, node: NodeInfo, now: float) -> dict[str, Any]:
+        """The status dict (docs/json-output.md) without its ``upstream`` block."""
+        ...
+
+    async def device_list(self, hub_public: bytes) -> list[DeviceInfo]: ...
+
+    async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo: ...
+
+    async def counters(self) -> Counters: ...
+
+    async def results(
+        self, election: str, level: str = "national", code: str = ""
+    ) -> dict[str, Any]:
+        """Totals per candidate or party over single and verified TPS under one region,
+        TPS per status and flags counted apart, per child region (docs/json-output.md)."""
+        ...
