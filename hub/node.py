@@ -278,8 +278,10 @@ class Hub:
         async with self._starting() as stack:
             store = await self._open_store(stack)
             known = await store.get_meta(META_UPSTREAM_KEY) is not None
-            scans = HubScans(self.data_dir, store, root=self.config.root)
-            await scans.load()
+            scans: HubScans | None = None
+            if isinstance(store, HubStore):  # scan transfer: the SQLite store's facts only
+                scans = HubScans(self.data_dir, store, root=self.config.root)
+                await scans.load()
             self._service = HubService(
                 store, self.ident, name=self.name, root=self.config.root,
                 max_batch=self.config.max_batch, upstream_known=known, scans=scans,
