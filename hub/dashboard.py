@@ -66,6 +66,15 @@ _T: dict[str, tuple[str, str]] = {
     "votes": ("Suara", "Votes"),
     "hubs": ("Hub pengirim", "Hubs sending"),
     "ago": ("{s} dtk lalu", "{s} s ago"),
+    "scans": (
+        "Pindaian: {held} dari {expected} halaman di sini, {missing} menunggu"
+        " ({entries} entri: pindaian menunggu, bukan hilang); {pending} halaman"
+        " ({mb} MB) belum di pusat{eta}",
+        "Scans: {held} of {expected} pages here, {missing} pending"
+        " ({entries} entries: scan pending, not missing); {pending} pages"
+        " ({mb} MB) not upstream yet{eta}",
+    ),
+    "eta": (", perkiraan {m} menit lagi", ", about {m} min to go"),
 }
 
 
@@ -132,6 +141,17 @@ def render(s: dict[str, Any], lang: str = "id") -> str:
     for key, value, cls in tiles:
         parts.append(f"<div class='tile {cls}'><b>{value}</b>{e(_t(lang, key))}</div>")
     parts.append("</div>")
+
+    sc = s.get("scans")
+    if sc:
+        eta = sc.get("eta_s")
+        eta_text = _t(lang, "eta", m=f"{eta / 60:.0f}") if eta else ""
+        cls = "warn" if sc["missing"] or sc["pending_upstream"] else "ok"
+        parts.append(f"<p class='alert {cls}' data-scans>" + e(_t(
+            lang, "scans", held=sc["held"], expected=sc["expected"], missing=sc["missing"],
+            entries=sc["entries_pending"], pending=sc["pending_upstream"],
+            mb=f"{sc['bytes_pending'] / 1e6:.1f}", eta=eta_text,
+        )) + "</p>")  # fmt: skip
 
     up = s.get("upstream")
     if up and up["state"] != "none":

@@ -49,6 +49,7 @@ from hub.errors import AlreadyRunning, HubError, NotInitialised
 from hub.examine import make_pool, warm_pool
 from hub.forwarder import META_UPSTREAM_KEY, Forwarder
 from hub.protocol import identity
+from hub.scans import HubScans
 from hub.server import make_app
 from hub.service import HubService
 from hub.shared import keyfile
@@ -197,15 +198,18 @@ class Hub:
             warm = asyncio.create_task(warm_pool(pool), name="warm-pool")
             stack.push_async_callback(_finish, warm)
             store = await self._open_store(stack)
+            scans = HubScans(self.data_dir, store, root=cfg.root)
+            await scans.load()
+            stack.callback(scans.close)
             if cfg.upstream:
                 self.forwarder = Forwarder(
                     store, HttpUpstream(cfg.upstream), self.ident, self.name,
-                    kbps=cfg.upstream_kbps,
+                    kbps=cfg.upstream_kbps, scans=scans,
                 )  # fmt: skip
             self._service = HubService(
                 store, self.ident, name=self.name, root=cfg.root, master=master, pool=pool,
                 max_batch=cfg.max_batch, max_endorsements=cfg.max_endorsements,
-                approve_all=cfg.approve_all, upstream=self.forwarder,
+                approve_all=cfg.approve_all, upstream=self.forwarder, scans=scans,
             )  # fmt: skip
             app = make_app(self._service, admin_token=self.token.current, max_body=cfg.max_body,
                            max_inflight_bytes=cfg.max_inflight_bytes,
@@ -227,9 +231,11 @@ class Hub:
         async with self._starting() as stack:
             store = await self._open_store(stack)
             known = await store.get_meta(META_UPSTREAM_KEY) is not None
+            scans = HubScans(self.data_dir, store, root=self.config.root)
+            await scans.load()
             self._service = HubService(
                 store, self.ident, name=self.name, root=self.config.root,
-                max_batch=self.config.max_batch, upstream_known=known,
+                max_batch=self.config.max_batch, upstream_known=known, scans=scans,
             )  # fmt: skip
 
     async def stop(self) -> None:

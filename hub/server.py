@@ -27,13 +27,15 @@ from typing import Any
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.web_protocol import RequestPayloadError
 
+from hub import blobapi
 from hub.access import check_admin
 from hub.connections import REFUSALS, printable, restart_body_clock
 from hub.dashboard import render
 from hub.errors import HTTP_STATUS, Busy
+from hub.metrics import metrics_text
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
-from hub.service import FORKS_PAGE, MAX_HEADS_QUERY, HubService, Metrics
+from hub.service import FORKS_PAGE, MAX_HEADS_QUERY, HubService
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ class Api:
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 
-_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work")
+_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work", "/v1/blobs")
 
 
 def _error_body(request: web.Request, err: dict[str, str], status: int) -> web.Response:
@@ -353,53 +355,6 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=metrics_text(_service(request).metrics()), content_type="text/plain")
 
 
-def metrics_text(m: Metrics) -> str:
-    lines = [
-        "# HELP c1hub_records_stored Records durably stored (all devices, held included).",
-        "# TYPE c1hub_records_stored counter",
-        f"c1hub_records_stored {m.records_stored}",
-        "# HELP c1hub_commits Group commits of pushed batches.",
-        "# TYPE c1hub_commits counter",
-        f"c1hub_commits {m.commits}",
-        "# HELP c1hub_pushes Push requests answered.",
-        "# TYPE c1hub_pushes counter",
-        f"c1hub_pushes {m.pushes}",
-        "# HELP c1hub_forks Forks of the room's devices (approved at some point): the alarm.",
-        "# TYPE c1hub_forks gauge",
-        f"c1hub_forks {m.forks}",
-        "# HELP c1hub_forks_unapproved Forks of keys never approved (evidence, not an alarm).",
-        "# TYPE c1hub_forks_unapproved gauge",
-        f"c1hub_forks_unapproved {m.forks_unapproved}",
-        "# HELP c1hub_held_records Records held from devices never approved (max_held_records).",
-        "# TYPE c1hub_held_records gauge",
-        f"c1hub_held_records {m.held_records}",
-        "# HELP c1hub_held_bytes Bytes of those records as stored (max_held_bytes).",
-        "# TYPE c1hub_held_bytes gauge",
-        f"c1hub_held_bytes {m.held_bytes}",
-        "# HELP c1hub_devices Devices by enrollment state.",
-        "# TYPE c1hub_devices gauge",
-    ]
-    for st in ("pending", "approved", "revoked"):
-        lines.append(f'c1hub_devices{{state="{st}"}} {m.devices.get(st, 0)}')
-    up = m.upstream
-    if up is not None:
-        lines += [
-            "# HELP c1hub_upstream_up 1 when the last call upstream succeeded.",
-            "# TYPE c1hub_upstream_up gauge",
-            f"c1hub_upstream_up {1 if up['state'] == 'up' else 0}",
-            "# HELP c1hub_upstream_backlog Entries upstream does not hold yet.",
-            "# TYPE c1hub_upstream_backlog gauge",
-            f"c1hub_upstream_backlog {up['backlog']}",
-            "# HELP c1hub_upstream_confirmed Entries upstream has signed receipts for.",
-            "# TYPE c1hub_upstream_confirmed gauge",
-            f"c1hub_upstream_confirmed {up['confirmed']}",
-            "# HELP c1hub_upstream_rejected Devices stopped by an upstream refusal.",
-            "# TYPE c1hub_upstream_rejected gauge",
-            f"c1hub_upstream_rejected {up['rejected']}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
 def make_app(
     service: HubService,
     *,
@@ -426,6 +381,7 @@ def make_app(
     )
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/v1/work", work)
+    blobapi.add_routes(app, service.scans, expect_handler)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", dashboard)
     return app

@@ -240,6 +240,12 @@ class HubStore:
     def records_stored(self) -> int:
         return len(self._mem.facts)
 
+    @property
+    def facts(self) -> Sequence[Facts]:
+        """Per stored record in storing order (a live view: only ever appended to, or replaced
+        whole after a failed commit)."""
+        return self._mem.facts
+
     def head_of(self, public: bytes) -> Head:
         d = self._mem.devices.get(public)
         return self._mem.heads.get(d.id, Head()) if d else Head()
