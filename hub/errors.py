@@ -70,6 +70,8 @@ HTTP_STATUS = {
     "too_large": 413,
     "not_found": 404,
     "unauthorized": 401,
+    "admin_local_only": 403,  # an admin action from somewhere other than the hub machine
+    "not_resolvable": 409,  # the console: a conflict that is not (or no longer) one
     "protocol_error": 400,
     "unavailable": 503,
     "busy": 503,

@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
-from hub.dashboard import render
+from hub import console
 from hub.errors import HTTP_STATUS, Busy, Unauthorized
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
@@ -507,13 +507,6 @@ async def forks(request: web.Request) -> web.Response:
     return web.json_response(await _service(request).forks(limit, after), dumps=_dumps)
 
 
-async def dashboard(request: web.Request) -> web.Response:
-    """The coordinator's page (HTML, refreshes itself); ``?lang=en`` for English."""
-    lang = "en" if request.query.get("lang") == "en" else "id"
-    html = render(await _service(request).status(), lang)
-    return web.Response(text=html, content_type="text/html")
-
-
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; cheap counters only (no derived-state computation)."""
     return web.Response(text=metrics_text(_service(request).metrics()), content_type="text/plain")
@@ -564,6 +557,7 @@ def make_app(
     max_body: int,
     max_inflight_bytes: int = 64 * 1024 * 1024,
     body_timeout: float = 60.0,
+    listen_host: str | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, inflight_middleware], client_max_size=max_body
@@ -583,5 +577,7 @@ def make_app(
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/v1/work", work)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/", dashboard)
+    data_dir = getattr(service.store, "path", None)
+    console.setup(app, service, data_dir=data_dir.parent if data_dir is not None else None,
+                  listen_host=listen_host)  # fmt: skip
     return app

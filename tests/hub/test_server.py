@@ -318,10 +318,11 @@ async def test_dashboard_shows_what_needs_attention(hub: Served) -> None:
         assert r.status == 200 and r.content_type == "text/html"
         page = await r.text()
     assert "menunggu persetujuan" in page and code in page and laptop.node_id in page
-    assert "<b>3</b>Entri ditahan" in page
+    assert '<b data-count="held">3</b><span>Entri ditahan' in page
+    assert f'data-device-id="{laptop.node_id}" data-state="pending"' in page
     async with hub.http.get("/?lang=en") as r:
         page = await r.text()
-    assert "waiting for approval" in page and "<b>3</b>Entries held" in page
+    assert "waiting for approval" in page and '<b data-count="held">3</b><span>Entries held' in page
 
 
 async def test_status_and_devices_are_json(hub: Served) -> None:

@@ -1,0 +1,224 @@
+"""One derived status for every viewer of the console (issue 11, "cheap for the hub").
+
+``Live`` watches a few counters of the store that cost nothing to read (records stored,
+commits, devices by state, forks, the upstream block). About once a second, and only while
+someone watches (an open event stream, or a poll in the last ``WATCH_S`` seconds), it compares
+them with what it saw last; only when they changed does it ask the service for a fresh status
+(derived on a worker thread, ``HubService.status``). The result, a ``Room``, is shared by
+every page, event stream and poll until the next change. When deriving takes long (big
+stores), the interval grows to ``SLOWDOWN`` times the time it took, so that the console never
+takes more than a small share of the hub's CPU from ingest.
+
+Viewers wait on ``changed(after)``; nothing here is per viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.service import HubService
+
+log = logging.getLogger(__name__)
+
+INTERVAL_S = 1.0  # at most one derivation a second
+SLOWDOWN = 4.0  # ... and at most one every SLOWDOWN x the time the last one took
+WATCH_S = 30.0  # a poll keeps the status fresh this long
+RATE_WINDOW_S = 120.0  # upstream's confirmation rate is measured over this window
+
+COUNT_KEYS = ("accepted", "held", "single", "verified", "conflict", "forks", "backlog")
+
+
+def counts_of(s: dict[str, Any]) -> dict[str, int]:
+    """The headline counts under the keys of ``c1hub status --json`` (docs/json-output.md):
+    ``entries.accepted``, ``entries.held``, ``tps.single|verified|conflict``, ``forks`` and
+    ``upstream.backlog``."""
+    up = s.get("upstream") or {}
+    return {
+        "accepted": s["entries"]["accepted"],
+        "held": s["entries"]["held"],
+        "single": s["tps"]["single"],
+        "verified": s["tps"]["verified"],
+        "conflict": s["tps"]["conflict"],
+        "forks": s["forks"],
+        "backlog": int(up.get("backlog") or 0),
+    }
+
+
+def _rev(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """One derived status and what the page needs from it (shared, never changed)."""
+
+    version: int
+    status: dict[str, Any]
+    eta_s: float | None
+    derived_in_s: float
+    devices_rev: str = ""
+    conflicts_rev: str = ""
+    wire: dict[str, Any] = field(default_factory=dict)  # what events and polls carry
+
+    @classmethod
+    def make(cls, version: int, s: dict[str, Any], eta: float | None, took: float) -> Room:
+        devices = [(d["id"], d["state"], d["forked"], d["entries"]) for d in s["device_list"]]
+        conflicts = [(c["form"], c["tps"], c["live"]) for c in s["conflicts"]]
+        up = dict(s.get("upstream") or {"state": "none"})
+        up.pop("rejections", None)
+        pending = [
+            {k: d[k] for k in ("id", "name", "role", "code")}
+            for d in s["device_list"]
+            if d["state"] == "pending"
+        ][:50]
+        dev_rev, con_rev = _rev(devices), _rev(conflicts)
+        wire = {
+            "v": version,
+            "now": s["now"],
+            "counts": counts_of(s),
+            "devices": s["devices"],
+            "pending": pending,
+            "devices_rev": dev_rev,
+            "conflicts_rev": con_rev,
+            "upstream": up,
+            "eta_s": eta,
+            "flags": s["flags"],
+        }
+        return cls(version, s, eta, took, dev_rev, con_rev, wire)
+
+
+class Live:
+    """The shared derived status (see the module docstring)."""
+
+    def __init__(self, service: HubService, interval: float = INTERVAL_S):
+        self.service = service
+        self.interval = interval
+        self.room: Room | None = None
+        self.viewers = 0
+        self.derivations = 0
+        self._watched_until = 0.0
+        self._key: tuple[Any, ...] | None = None
+        self._cond = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._confirmed: deque[tuple[float, int]] = deque()
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="console-live")
+
+    async def stop(self) -> None:
+        self._closed = True
+        async with self._cond:
+            self._cond.notify_all()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- for viewers -------------------------------------------------------------------------
+
+    def watched(self) -> None:
+        """A poll or a page: keep deriving for the next ``WATCH_S`` seconds."""
+        self._watched_until = time.monotonic() + WATCH_S
+
+    async def current(self) -> Room:
+        """The shared room, derived now if there is none yet or it is stale and nobody has
+        been keeping it fresh."""
+        self.watched()
+        if self.room is None or self._key != self._change_key():
+            await self.refresh()
+        assert self.room is not None
+        return self.room
+
+    async def changed(self, after: int, timeout: float) -> Room | None:
+        """The room once its version is over ``after`` (None on timeout or when closing)."""
+        async with self._cond:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._cond.wait_for(
+                        lambda: (
+                            self._closed or (self.room is not None and self.room.version > after)
+                        )
+                    ),
+                    timeout,
+                )
+        if self._closed or self.room is None or self.room.version <= after:
+            return None
+        return self.room
+
+    async def refresh(self) -> None:
+        """Derive now (after a coordinator's action, or when asked with nothing fresh)."""
+        async with self._lock:
+            key = self._change_key()
+            t0 = time.monotonic()
+            s = await self.service.status(max_age=0.0)
+            took = time.monotonic() - t0
+            self.derivations += 1
+            version = (self.room.version if self.room else 0) + 1
+            self.room = Room.make(version, s, self._eta(s), took)
+            self._key = key
+        async with self._cond:
+            self._cond.notify_all()
+
+    # -- the ticker --------------------------------------------------------------------------
+
+    def _change_key(self) -> tuple[Any, ...]:
+        store = self.service.store
+        states: dict[str, int] = {}
+        for d in store.devices.values():
+            states[d.state] = states.get(d.state, 0) + 1
+        forked = sum(1 for d in store.devices.values() if d.forked)
+        up = self.service.upstream.status() if self.service.upstream is not None else {}
+        return (
+            store.records_stored, store.commits, len(store.devices), tuple(sorted(states.items())),
+            forked, store.fork_count, up.get("state"), up.get("backlog"), up.get("confirmed"),
+            up.get("rejected"), up.get("enrollment"),
+        )  # fmt: skip
+
+    def _eta(self, s: dict[str, Any]) -> float | None:
+        """Seconds until upstream holds the backlog at the rate it confirmed lately."""
+        up = s.get("upstream") or {}
+        backlog, confirmed = up.get("backlog"), up.get("confirmed")
+        if not backlog or confirmed is None:
+            return None
+        now = time.monotonic()
+        seen = self._confirmed
+        seen.append((now, int(confirmed)))
+        while seen and now - seen[0][0] > RATE_WINDOW_S:
+            seen.popleft()
+        t0, c0 = seen[0]
+        if now - t0 < 2 or confirmed <= c0:
+            return None
+        return float(backlog) / ((int(confirmed) - c0) / (now - t0))
+
+    async def _run(self) -> None:
+        while not self._closed:
+            wait = self.interval
+            if self.room is not None:
+                wait = max(wait, SLOWDOWN * self.room.derived_in_s)
+            await asyncio.sleep(wait)
+            if self.viewers == 0 and time.monotonic() > self._watched_until:
+                continue
+            if self._key == self._change_key():
+                continue
+            try:
+                await self.refresh()
+            except Exception:  # the next tick tries again; the page shows the last status
+                log.exception("console: deriving the status failed")
