@@ -577,7 +577,7 @@ def make_app(
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/v1/work", work)
     app.router.add_get("/metrics", metrics)
-    data_dir = getattr(service.store, "path", None)
+    data_dir = getattr(getattr(service, "store", None), "path", None)
     console.setup(app, service, data_dir=data_dir.parent if data_dir is not None else None,
                   listen_host=listen_host)  # fmt: skip
     return app

@@ -268,6 +268,8 @@ async def forks_page(request: web.Request) -> web.Response:
     for f in rows:
         f["first"] = views.readable_record(f["held"])
         f["second"] = views.readable_record(f["evidence"])
+        both = [x for x in (f["first"], f["second"]) if isinstance(x, dict)]
+        f["rows"] = views.differing(both) if len(both) == 2 else []
     ctx = _ctx(request, room, forks=rows, after=after,
                stopped=[d for d in room.status["device_list"] if d["forked"]])  # fmt: skip
     return _render(request, "forks.html", ctx)

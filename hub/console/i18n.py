@@ -47,8 +47,10 @@ WORDS: dict[str, tuple[str, str]] = {
         "Their entries are held. See Forks.",
     ),
     "pending_alert": (
-        "{n} perangkat menunggu persetujuan: cocokkan kodenya dengan layar laptop.",
-        "{n} device(s) waiting for approval: compare the code with the laptop's screen.",
+        "perangkat menunggu persetujuan: cocokkan kode pembandingnya dengan layar laptop, lalu "
+        "Setujui.",
+        "device(s) waiting for approval: compare the comparison code with the laptop's screen, "
+        "then Approve.",
     ),
     "upstream": ("Pengiriman ke pusat", "Upstream"),
     "up_none": ("tidak ada (hub ini tidak meneruskan)", "none (this hub forwards nowhere)"),
@@ -118,6 +120,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "typed_by": ("diketik oleh", "typed by"),
     "at": ("pada", "at"),
     "device": ("perangkat", "device"),
+    "differs_in": ("Berbeda di", "Differs in"),
     "choose": ("Formulir kertas mendukung bacaan ini", "The paper supports this reading"),
     "resolve_hint": (
         "Pilih bacaan yang sesuai dengan formulir kertas. Hub membuat entri baru yang "

@@ -137,12 +137,28 @@ def differing(bodies: list[dict[str, Any]]) -> list[tuple[str, list[str], bool]]
         keys += [k for k in f if k not in keys]
     skip = ("entered_at", "supersedes", "scans", "operator", "note", "election", "form", "tps")
     out = []
-    for k in keys:
+    for k in sorted(keys, key=paper_order):
         if k.split(".")[0] in skip:
             continue
         vals = [str(f.get(k, "—")) for f in flat]
         out.append((k, vals, len(set(vals)) > 1))
     return out
+
+
+_SECTIONS = (
+    "pemilih_dpt", "pengguna_dpt", "pengguna_dptb", "pengguna_dpk", "pengguna_total",
+    "surat_suara", "disabilitas", "suara", "partai", "sah", "tidak_sah", "total",
+)  # fmt: skip
+_SUBS = ("l", "p", "j", "diterima", "digunakan", "rusak", "sisa", "partai", "caleg", "jumlah")
+
+
+def paper_order(path: str) -> tuple[int, ...]:
+    """Where a cell sits on the C.Hasil paper: sections I-V in order, L P J, numbers by value."""
+    parts = path.split(".")
+    key = [_SECTIONS.index(parts[0]) if parts[0] in _SECTIONS else len(_SECTIONS)]
+    for p in parts[1:]:
+        key.append(int(p) if p.isdigit() else 1000 + (_SUBS.index(p) if p in _SUBS else 99))
+    return tuple(key)
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

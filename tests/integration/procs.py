@@ -152,8 +152,10 @@ class HubProc:
     """A ``c1hub serve`` (or ``national``) process on 127.0.0.1."""
 
     def __init__(self, data: Path, *, national: bool = False, port: int | None = None,
-                 extra: tuple[str, ...] = (), display_name: str | None = None):  # fmt: skip
+                 extra: tuple[str, ...] = (), display_name: str | None = None,
+                 host: str = "127.0.0.1"):  # fmt: skip
         self.data = data
+        self.host = host
         self.national = national
         self.port = port or free_port()
         self.extra = extra
@@ -164,11 +166,11 @@ class HubProc:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> HubProc:
         cmd = [C1HUB, "-v", "national" if self.national else "serve", "--data", str(self.data),
-               "--host", "127.0.0.1", "--port", str(self.port), *self.extra]  # fmt: skip
+               "--host", self.host, "--port", str(self.port), *self.extra]  # fmt: skip
         if "--mdns" not in self.extra:
             cmd.append("--no-mdns")
         with open(self.log, "ab") as log:
@@ -260,7 +262,7 @@ class FaultProxyProc:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> FaultProxyProc:
         opts = [a for k, v in self.faults.items() for a in ("--" + k.replace("_", "-"), str(v))]
