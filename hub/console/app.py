@@ -237,12 +237,29 @@ async def flags_page(request: web.Request) -> web.Response:
     rule = request.query.get("rule", "")
     rows = [x for x in d.flagged if not rule or rule in x.flags]
     page = views.page_of(rows, _int(request.query.get("page")))
+    notes = await _notes(c, page.rows)
     col = 2 if _lang(request) == "id" else 1
     rules = [(r, d.by_rule.get(r, 0) or room.status["flags"].get(r, 0), RULES[r][col])
              for r in RULES]  # fmt: skip
-    ctx = _ctx(request, room, rules=rules, rule=rule, page=page,
+    ctx = _ctx(request, room, rules=rules, rule=rule, page=page, notes=notes,
                explain={r: RULES[r][col] for r in RULES})  # fmt: skip
     return _render(request, "flags.html", ctx)
+
+
+async def _notes(c: Console, rows: list[views.FlaggedEntry]) -> dict[str, str]:
+    """The operator's note of each listed entry (a flagged entry saved with a note was
+    confirmed as on the paper): one page of rows, read from the store."""
+    from hub.protocol import entry, record
+
+    store = c.service.store
+    out: dict[str, str] = {}
+    for x in rows:
+        d = store.find_device(x.device)
+        raw = await store.record_raw(d.public, x.seq) if d is not None else None
+        if raw is not None:
+            note = entry.decode_body(record.decode(raw).body).get("note") or ""
+            out[x.hash] = str(note)
+    return out
 
 
 async def progress_page(request: web.Request) -> web.Response:

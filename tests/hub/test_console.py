@@ -225,3 +225,31 @@ async def test_lan_addresses_never_show_loopback(hub: Served) -> None:
     assert "127.0.0.1" not in urls
     mine = {a for a in socket.gethostbyname_ex(socket.gethostname())[2]} | set(urls)
     assert set(urls) <= mine
+
+
+async def test_flags_forks_progress_and_exports_pages(hub: Served) -> None:
+    a = Identity.generate()
+    await hub.enrolled(a, approve=True)
+    fs = forms(3)
+    fs[0]["sah"] += 1  # the paper's own mistake, typed as written (R3, R5)
+    fs[0]["note"] = "angka sesuai formulir"
+    await hub.push([r.raw for r in chain(a, fs)])
+    flags = await _page(hub, "/console/flags?rule=R5")
+    assert f'data-flagged="PPWP:{fs[0]["tps"]}"' in flags
+    assert flags.count("data-flagged=") == 1 and "data-confirmed-on-paper" in flags
+    assert "total = sah + tidak sah" in flags  # the rule explained in Indonesian
+    assert "total = valid + invalid" in await _page(hub, "/console/flags?rule=R5&lang=en")
+    async with hub.http.get("/console/export/csv") as r:
+        assert r.status == 200 and "attachment" in r.headers["Content-Disposition"]
+        csv_text = await r.text()
+    assert fs[1]["tps"] in csv_text
+    async with hub.http.get("/console/export/c1b") as r:
+        assert r.status == 200 and len(await r.read()) > 100
+    other = forms(1, seed=9)
+    forked = chain(a, other, start=2, prev=bytes(32))  # seq 2 again, another history
+    await hub.push([forked[0].raw])
+    forks = await _page(hub, "/console/forks")
+    assert f'data-fork="{a.node_id}:2"' in forks and 'data-differs="1"' in forks
+    assert f'data-device-id="{a.node_id}"' in forks and "c1client init" in forks
+    progress = await _page(hub, "/console/progress")
+    assert "--wilayah" in progress  # no master here: said plainly, nothing made up
