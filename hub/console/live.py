@@ -5,9 +5,11 @@ commits, devices by state, forks, the upstream block). About once a second, and 
 someone watches (an open event stream, or a poll in the last ``WATCH_S`` seconds), it compares
 them with what it saw last; only when they changed does it ask the service for a fresh status
 (derived on a worker thread, ``HubService.status``). The result, a ``Room``, is shared by
-every page, event stream and poll until the next change. When deriving takes long (big
-stores), the interval grows to ``SLOWDOWN`` times the time it took, so that the console never
-takes more than a small share of the hub's CPU from ingest.
+every page, event stream and poll until the next change. Deriving is pure Python in the hub
+process, so it competes with ingest for the interpreter: while pushes keep committing, the
+interval grows to ``SLOWDOWN`` times the time the last derivation took (about 5% of the time
+at most); once they pause, the next tick derives. The first status is
+derived when the app starts, so that the first page does not wait for it.
 
 Viewers wait on ``changed(after)``; nothing here is per viewer.
 """
@@ -29,7 +31,7 @@ from hub.service import HubService
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0  # at most one derivation a second
-SLOWDOWN = 4.0  # ... and at most one every SLOWDOWN x the time the last one took
+SLOWDOWN = 20.0  # ... and at most one every SLOWDOWN x the time the last one took (<= 5%)
 WATCH_S = 30.0  # a poll keeps the status fresh this long
 RATE_WINDOW_S = 120.0  # upstream's confirmation rate is measured over this window
 
@@ -64,12 +66,14 @@ class Room:
     status: dict[str, Any]
     eta_s: float | None
     derived_in_s: float
+    at: float  # monotonic time the derivation ended
     devices_rev: str = ""
     conflicts_rev: str = ""
     wire: dict[str, Any] = field(default_factory=dict)  # what events and polls carry
 
     @classmethod
     def make(cls, version: int, s: dict[str, Any], eta: float | None, took: float) -> Room:
+        """The room of one derived status (``took`` seconds to derive)."""
         devices = [(d["id"], d["state"], d["forked"], d["entries"]) for d in s["device_list"]]
         conflicts = [(c["form"], c["tps"], c["live"]) for c in s["conflicts"]]
         up = dict(s.get("upstream") or {"state": "none"})
@@ -92,7 +96,7 @@ class Room:
             "eta_s": eta,
             "flags": s["flags"],
         }
-        return cls(version, s, eta, took, dev_rev, con_rev, wire)
+        return cls(version, s, eta, took, time.monotonic(), dev_rev, con_rev, wire)
 
 
 class Live:
@@ -164,9 +168,12 @@ class Live:
         return self.room
 
     async def refresh(self) -> None:
-        """Derive now (after a coordinator's action, or when asked with nothing fresh)."""
+        """Derive now (after a coordinator's action, or when asked with nothing fresh); a
+        caller that waited for another's derivation of the same state takes that one."""
         async with self._lock:
             key = self._change_key()
+            if self.room is not None and key == self._key:
+                return
             t0 = time.monotonic()
             s = await self.service.status(max_age=0.0)
             took = time.monotonic() - t0
@@ -209,14 +216,26 @@ class Live:
         return float(backlog) / ((int(confirmed) - c0) / (now - t0))
 
     async def _run(self) -> None:
+        try:  # derive once at start, so the first page does not wait for it
+            await self.refresh()
+        except Exception:
+            log.exception("console: deriving the status failed")
+        commits = self.service.store.commits
         while not self._closed:
-            wait = self.interval
-            if self.room is not None:
-                wait = max(wait, SLOWDOWN * self.room.derived_in_s)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(self.interval)
             if self.viewers == 0 and time.monotonic() > self._watched_until:
                 continue
             if self._key == self._change_key():
+                continue
+            # While pushes commit, derive at most every SLOWDOWN x the last derivation's time;
+            # once they pause (no commit since the last tick), derive now.
+            busy, commits = self.service.store.commits != commits, self.service.store.commits
+            room = self.room
+            if (
+                busy
+                and room is not None
+                and time.monotonic() - room.at < SLOWDOWN * room.derived_in_s
+            ):
                 continue
             try:
                 await self.refresh()
