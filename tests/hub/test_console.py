@@ -253,3 +253,27 @@ async def test_flags_forks_progress_and_exports_pages(hub: Served) -> None:
     assert f'data-device-id="{a.node_id}"' in forks and "c1client init" in forks
     progress = await _page(hub, "/console/progress")
     assert "--wilayah" in progress  # no master here: said plainly, nothing made up
+
+
+async def test_progress_against_the_master_per_kecamatan_and_kelurahan(
+    serve: Any, real_master: Any
+) -> None:
+    import random
+
+    from hub.shared import generator
+
+    hub = await serve(master=real_master)
+    a = Identity.generate()
+    await hub.enrolled(a, approve=True)
+    desa = "3171011001"  # GAMBIR, kecamatan 317101, 10 TPS in the 2024 master
+    bodies = [generator.make_form(random.Random(i), f"{desa}{i:03d}", "PPWP", operator="Op")
+              for i in (1, 2, 3)]  # fmt: skip
+    await hub.push([r.raw for r in chain(a, bodies)])
+    page = await _page(hub, "/console/progress?q=gambir")
+    row = re.search(rf'data-region="{desa}">(.*?)</tr>', page, flags=re.S)
+    assert row is not None
+    cells = re.findall(r'<td class="num[^"]*">(\d+)</td>', row.group(1))
+    expected = sum(1 for _ in real_master.tps_codes(desa))
+    assert cells == [str(expected), "3", "0", "0", str(expected - 3)]
+    assert 'data-region="317101"' in page and 'data-region="317102"' not in page
+    assert 'class="print"' in await _page(hub, "/console/progress?print=1")
