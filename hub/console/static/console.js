@@ -54,7 +54,8 @@
     if (room.v <= version && room.v !== 1) return;
     version = room.v;
     for (const [k, v] of Object.entries(room.counts)) {
-      document.querySelectorAll(`[data-count="${k}"]`).forEach((el) => { el.textContent = v; });
+      document.querySelectorAll(`[data-count="${k}"], [data-nav-count="${k}"]`)
+        .forEach((el) => { el.textContent = v; });
     }
     const pend = document.getElementById("pending-alert");
     if (pend) {
