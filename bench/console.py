@@ -50,7 +50,7 @@ def paint(ctx: Any, url: str) -> tuple[float, float]:
     page = ctx.new_page()
     page.goto(url + "/", wait_until="load")
     page.wait_for_function(
-        "performance.getEntriesByName('first-contentful-paint').length > 0"
+        "() => performance.getEntriesByName('first-contentful-paint').length > 0"
         " && performance.getEntriesByType('navigation')[0].loadEventEnd > 0"
     )
     fcp, load = page.evaluate(PAINT_JS)

@@ -376,6 +376,16 @@ class HubService:
             self._status_cache = (clock.monotonic(), built)
         return self._finish_status(dict(built))
 
+    async def fresh_status(self) -> dict[str, Any]:
+        """The status dict derived now on a worker thread from a snapshot, for a caller that
+        shares it itself (the console's ``Live``); the ``status`` cache is left alone."""
+        view = self.store.snapshot()
+        return self._finish_status(await asyncio.to_thread(self._build_status, view))
+
+    def upstream_block(self) -> dict[str, Any] | None:
+        """The ``upstream`` block of the status (None on the root)."""
+        return self._finish_status({}).get("upstream")
+
     def _forget_status(self) -> None:
         """After a coordinator's action, the next status shows it (not the shared copy)."""
         self._status_cache = None

@@ -394,7 +394,7 @@ def _pretty(obj: Any) -> str:
 
 def _fmt_time(at: Any) -> str:
     try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(at)))
+        return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(int(at)))
     except (TypeError, ValueError):
         return "—"
 

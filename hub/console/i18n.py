@@ -191,6 +191,14 @@ WORDS: dict[str, tuple[str, str]] = {
     "hubs": ("Hub pengirim", "Hubs sending"),
     "votes": ("Suara", "Votes"),
     "ago": ("{s} dtk lalu", "{s} s ago"),
+    "computing": (
+        "Menghitung status ruangan… (halaman ini diperbarui sendiri)",
+        "Deriving the room's status… (this page updates itself)",
+    ),
+    "restarted": (
+        "Hub dimulai ulang: muat ulang halaman (F5) sebelum menyetujui atau mengoreksi.",
+        "The hub restarted: reload the page (F5) before approving or correcting.",
+    ),
     "refused": ("Ditolak: {why}", "Refused: {why}"),
     "working": ("Memproses…", "Working…"),
     "done": ("Selesai", "Done"),

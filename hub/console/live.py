@@ -4,7 +4,7 @@
 commits, devices by state, forks, the upstream block). About once a second, and only while
 someone watches (an open event stream, or a poll in the last ``WATCH_S`` seconds), it compares
 them with what it saw last; only when they changed does it ask the service for a fresh status
-(derived on a worker thread, ``HubService.status``). The result, a ``Room``, is shared by
+(derived on a worker thread, ``HubService.fresh_status``). The result, a ``Room``, is shared by
 every page, event stream and poll until the next change. Deriving is pure Python in the hub
 process, so it competes with ingest for the interpreter: while pushes keep committing, the
 interval grows to ``SLOWDOWN`` times the time the last derivation took (about 5% of the time
@@ -21,16 +21,19 @@ import contextlib
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub import status as status_mod
 from hub.service import HubService
 
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0  # at most one derivation a second
+QUICK_S = 0.1  # a page waits for a fresh derivation only when the last one took this or less
 SLOWDOWN = 20.0  # ... and at most one every SLOWDOWN x the time the last one took (<= 5%)
 WATCH_S = 30.0  # a poll keeps the status fresh this long
 RATE_WINDOW_S = 120.0  # upstream's confirmation rate is measured over this window
@@ -38,7 +41,7 @@ RATE_WINDOW_S = 120.0  # upstream's confirmation rate is measured over this wind
 COUNT_KEYS = ("accepted", "held", "single", "verified", "conflict", "forks", "backlog")
 
 
-def counts_of(s: dict[str, Any]) -> dict[str, int]:
+def counts_of(s: dict[str, Any]) -> dict[str, int | None]:
     """The headline counts under the keys of ``c1hub status --json`` (docs/json-output.md):
     ``entries.accepted``, ``entries.held``, ``tps.single|verified|conflict``, ``forks`` and
     ``upstream.backlog``."""
@@ -50,7 +53,7 @@ def counts_of(s: dict[str, Any]) -> dict[str, int]:
         "verified": s["tps"]["verified"],
         "conflict": s["tps"]["conflict"],
         "forks": s["forks"],
-        "backlog": int(up.get("backlog") or 0),
+        "backlog": up.get("backlog") or 0,
     }
 
 
@@ -72,7 +75,9 @@ class Room:
     wire: dict[str, Any] = field(default_factory=dict)  # what events and polls carry
 
     @classmethod
-    def make(cls, version: int, s: dict[str, Any], eta: float | None, took: float) -> Room:
+    def make(
+        cls, version: int, s: dict[str, Any], eta: float | None, took: float, epoch: str
+    ) -> Room:
         """The room of one derived status (``took`` seconds to derive)."""
         devices = [(d["id"], d["state"], d["forked"], d["entries"]) for d in s["device_list"]]
         conflicts = [(c["form"], c["tps"], c["live"]) for c in s["conflicts"]]
@@ -86,6 +91,7 @@ class Room:
         dev_rev, con_rev = _rev(devices), _rev(conflicts)
         wire = {
             "v": version,
+            "epoch": epoch,
             "now": s["now"],
             "counts": counts_of(s),
             "devices": s["devices"],
@@ -115,6 +121,8 @@ class Live:
         self._closed = False
         self._confirmed: deque[tuple[float, int]] = deque()
         self._lock = asyncio.Lock()
+        self._first: asyncio.Future[None] | None = None
+        self.epoch = secrets.token_hex(4)  # this run of the hub: a restart voids old pages
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -124,6 +132,10 @@ class Live:
 
     async def stop(self) -> None:
         self._closed = True
+        if self._first is not None and not self._first.done():
+            self._first.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._first
         async with self._cond:
             self._cond.notify_all()
         if self._task is not None:
@@ -143,13 +155,41 @@ class Live:
         self._watched_until = time.monotonic() + WATCH_S
 
     async def current(self) -> Room:
-        """The shared room, derived now if there is none yet or it is stale and nobody has
-        been keeping it fresh."""
+        """The shared room. Stale, it is derived again first when that is quick (the last
+        derivation took at most ``QUICK_S``); otherwise the page shows the last one and the
+        ticker brings the new one. Before the first derivation has finished (just after
+        start), a provisional room of what costs nothing (devices, upstream), never waited for.
+        """
         self.watched()
-        if self.room is None or self._key != self._change_key():
+        if self.room is None:
+            if self._first is None:
+                self._first = asyncio.ensure_future(self.refresh())
+            return Room.make(0, self._cheap_status(), None, 0.0, self.epoch)
+        if self._key != self._change_key() and self.room.derived_in_s <= QUICK_S:
             await self.refresh()
-        assert self.room is not None
         return self.room
+
+    def _cheap_status(self) -> dict[str, Any]:
+        """The status keys the room view reads, without anything derived from the entries
+        (those are None: the page shows "…" until the first derivation arrives)."""
+        svc = self.service
+        view = svc.store.snapshot()
+        devices: dict[str, int] = {"pending": 0, "approved": 0, "revoked": 0}
+        for d in view.devices.values():
+            devices[d.state] = devices.get(d.state, 0) + 1
+        s: dict[str, Any] = {
+            "node_id": svc.ident.node_id, "name": svc.name, "role": svc.role,
+            "now": time.time(), "provisional": True,
+            "entries": {"accepted": None, "held": None, "total": svc.store.records_stored},
+            "tps": {"single": None, "verified": None, "conflict": None}, "tps_by_form": {},
+            "flags": {}, "forks": view.fork_count, "devices": devices,
+            "device_list": [d.to_dict() for d in status_mod.device_list(view, svc.ident.public)],
+            "conflicts": [], "scan_reuse": [], "users_mismatch": [],
+        }  # fmt: skip
+        up = svc.upstream_block()
+        if up is not None:
+            s["upstream"] = up
+        return s
 
     async def changed(self, after: int, timeout: float) -> Room | None:
         """The room once its version is over ``after`` (None on timeout or when closing)."""
@@ -175,11 +215,11 @@ class Live:
             if self.room is not None and key == self._key:
                 return
             t0 = time.monotonic()
-            s = await self.service.status(max_age=0.0)
+            s = await self.service.fresh_status()
             took = time.monotonic() - t0
             self.derivations += 1
             version = (self.room.version if self.room else 0) + 1
-            self.room = Room.make(version, s, self._eta(s), took)
+            self.room = Room.make(version, s, self._eta(s), took, self.epoch)
             self._key = key
         async with self._cond:
             self._cond.notify_all()
@@ -216,8 +256,10 @@ class Live:
         return float(backlog) / ((int(confirmed) - c0) / (now - t0))
 
     async def _run(self) -> None:
-        try:  # derive once at start, so the first page does not wait for it
-            await self.refresh()
+        if self._first is None:  # derive once at start, so the first page does not wait
+            self._first = asyncio.ensure_future(self.refresh())
+        try:
+            await self._first
         except Exception:
             log.exception("console: deriving the status failed")
         commits = self.service.store.commits

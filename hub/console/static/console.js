@@ -11,6 +11,7 @@
   let devicesRev = body.dataset.devicesRev;
   let conflictsRev = body.dataset.conflictsRev;
   let version = Number(body.dataset.version);
+  let epoch = body.dataset.epoch;
   const live = document.getElementById("live");
 
   function fmt(key, vals) {
@@ -51,11 +52,16 @@
   }
 
   function apply(room) {
-    if (room.v <= version && room.v !== 1) return;
+    if (room.epoch !== epoch) { // the hub restarted: its counts start again, old tokens are void
+      epoch = room.epoch;
+      version = -1;
+      if (admin) flash(W.restarted, true);
+    }
+    if (room.v <= version) return;
     version = room.v;
     for (const [k, v] of Object.entries(room.counts)) {
       document.querySelectorAll(`[data-count="${k}"], [data-nav-count="${k}"]`)
-        .forEach((el) => { el.textContent = v; });
+        .forEach((el) => { el.textContent = v === null ? "…" : v; });
     }
     const pend = document.getElementById("pending-alert");
     if (pend) {
