@@ -4,8 +4,9 @@ Prints, each next to a baseline measured in the same run:
 
 1. first paint — the room view of a hub holding --entries signed entries from --devices
                  laptops (double entry, a few conflicts): the browser's first contentful paint
-                 and the time to the page's load event, cold (the first status derived after
-                 the hub started) and warm; baseline: the same page of an empty hub.
+                 and the time to the page's load event, cold (right after the hub started:
+                 the provisional page, counts follow by the stream), and warm; baseline: the
+                 same page of an empty hub.
                  Goal: first paint < 1 s.
 2. ingest      — entries/s pushed by --pushers concurrent laptops (batches of --batch) into
                  that hub, with no console open and with --consoles consoles open (each a
