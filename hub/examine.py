@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import multiprocessing
+import os
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -79,7 +80,9 @@ def make_pool(wilayah: Path | None, kind: str = "processes", workers: int = 2) -
     if kind == "threads":
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="c1hub-examine")
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["hub.deathsig"])  # the forkserver dies with its parent
+    # The forkserver follows this process (hub.deathsig reads the variable at import).
+    os.environ["C1HUB_PARENT_PID"] = str(os.getpid())
+    ctx.set_forkserver_preload(["hub.deathsig"])
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=ctx,
