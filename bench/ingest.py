@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +129,10 @@ async def approve_over_http(url: str, data: Path, idents: list[Identity]) -> Non
                 assert r.status == 200 and (await r.json())["state"] == "approved"
 
 
-async def over_http(
-    logs: list[list[bytes]], idents: list[Identity], batch: int
-) -> tuple[float, list[float]]:
+@contextlib.asynccontextmanager
+async def fresh_hub(*args: str) -> AsyncIterator[tuple[str, Path]]:
+    """A ``c1hub serve`` process (with ``args``) on a fresh data folder: (its URL, the folder),
+    stopped at the end."""
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / "hub"
         subprocess.run([BIN / "c1hub", "init", "--data", data, "--name", "bench"], check=True,
@@ -137,37 +140,44 @@ async def over_http(
         port = free_port()
         proc = subprocess.Popen(
             [BIN / "c1hub", "serve", "--data", data, "--host", "127.0.0.1",
-             "--port", str(port), "--no-mdns"],
+             "--port", str(port), "--no-mdns", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
-        latencies: list[float] = []
         try:
             await wait_up(url, proc)
-            await approve_over_http(url, data, idents)
-            await asyncio.sleep(1.0)  # let the hub's examine workers start (not part of ingest)
-
-            async def pusher(raws: list[bytes]) -> None:
-                async with aiohttp.ClientSession() as s:
-                    for i in range(0, len(raws), batch):
-                        body = codec.pack({"records": raws[i : i + batch]})
-                        t = time.perf_counter()
-                        async with s.post(
-                            url + "/v1/push",
-                            data=body,
-                            headers={"Content-Type": "application/msgpack"},
-                        ) as r:
-                            reply = codec.unpack(await r.read(), canonical=False)
-                        latencies.append(time.perf_counter() - t)
-                        if r.status != 200 or reply["rejected"]:
-                            raise RuntimeError(f"push failed: {r.status} {reply}")
-
-            t0 = time.perf_counter()
-            await asyncio.gather(*(pusher(raws) for raws in logs))
-            elapsed = time.perf_counter() - t0
+            yield url, data
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
+
+
+async def over_http(
+    logs: list[list[bytes]], idents: list[Identity], batch: int
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    async with fresh_hub() as (url, data):
+        await approve_over_http(url, data, idents)
+        await asyncio.sleep(1.0)  # let the hub's examine workers start (not part of ingest)
+
+        async def pusher(raws: list[bytes]) -> None:
+            async with aiohttp.ClientSession() as s:
+                for i in range(0, len(raws), batch):
+                    body = codec.pack({"records": raws[i : i + batch]})
+                    t = time.perf_counter()
+                    async with s.post(
+                        url + "/v1/push",
+                        data=body,
+                        headers={"Content-Type": "application/msgpack"},
+                    ) as r:
+                        reply = codec.unpack(await r.read(), canonical=False)
+                    latencies.append(time.perf_counter() - t)
+                    if r.status != 200 or reply["rejected"]:
+                        raise RuntimeError(f"push failed: {r.status} {reply}")
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(pusher(raws) for raws in logs))
+        elapsed = time.perf_counter() - t0
     return sum(map(len, logs)) / elapsed, latencies
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from hub.protocol.quota import Quotas
 from hub.shared.settings import Setting, by_name
 
 SETTINGS: list[Setting] = [
@@ -52,6 +53,33 @@ SETTINGS: list[Setting] = [
         "Most client connections open at once (lowered to the open-file limit - 64); over it, "
         "the one quiet the longest is closed.",
     ),
+    Setting(
+        "max_pending_devices",
+        1000,
+        "Most devices pending (never approved) at once; past it a new enrollment gets 429 quota "
+        "and the records of a new unknown key are refused (quota), making no device.",
+    ),
+    Setting(
+        "max_held_records_per_device",
+        5000,
+        "Most records held (stored, not counted) from one device never approved; more are "
+        "refused (quota): not stored, not receipted.",
+    ),
+    Setting(
+        "max_held_bytes_per_device",
+        32 * 1024 * 1024,
+        "The same in bytes (the lengths of the signed records as stored).",
+    ),
+    Setting(
+        "max_held_records",
+        200_000,
+        "Most records held from all devices never approved together.",
+    ),
+    Setting(
+        "max_held_bytes",
+        512 * 1024 * 1024,
+        "The same in bytes, over all devices never approved together.",
+    ),
     Setting("approve_all", False, "TEST ONLY: approve every device on first contact."),
     Setting(
         "examine_workers",
@@ -84,6 +112,11 @@ class HubConfig:
     header_timeout: float = 10.0
     keepalive_timeout: float = 15.0
     max_connections: int = 512
+    max_pending_devices: int = 1000
+    max_held_records_per_device: int = 5000
+    max_held_bytes_per_device: int = 32 * 1024 * 1024
+    max_held_records: int = 200_000
+    max_held_bytes: int = 512 * 1024 * 1024
     approve_all: bool = False
     examine_workers: str = "processes"
 
@@ -102,10 +135,26 @@ class HubConfig:
             raise ValueError("body_timeout, header_timeout and keepalive_timeout must be > 0")
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        if min(self._quota_values()) < 0:
+            raise ValueError("the quotas (max_pending_devices, max_held_*) must be >= 0")
         if self.upstream is not None and not self.upstream.startswith(("http://", "https://")):
             raise ValueError(f"--upstream {self.upstream!r} must be a URL like http://ADDRESS:8470")
         if self.upstream_kbps < 0:
             raise ValueError("upstream_kbps must be >= 0")
+
+    def _quota_values(self) -> tuple[int, ...]:
+        return (
+            self.max_pending_devices,
+            self.max_held_records_per_device,
+            self.max_held_bytes_per_device,
+            self.max_held_records,
+            self.max_held_bytes,
+        )
+
+    @property
+    def quotas(self) -> Quotas:
+        """The quotas on what devices nobody approved make this hub keep."""
+        return Quotas(*self._quota_values())
 
 
 assert {s.name for s in SETTINGS} == {f.name for f in fields(HubConfig)}

@@ -5,10 +5,13 @@ Hierarchy::
     HubError
     ├── NotInitialised     the data folder has no hub (run `c1hub init`)
     ├── AlreadyRunning     another `c1hub serve` holds the data folder
+    ├── NotPrivate         the data folder or admin.token is open to other users (exit 2)
     └── UpstreamError      a call to the upstream failed (carries Retry-After, too-big)
     hub.protocol.errors.ProtocolError  (mapped to HTTP by ``server.error_middleware``)
     ├── NotFound           code not_found     -> 404
     ├── Unauthorized       code unauthorized  -> 401
+    ├── AdminLocalOnly     code admin_local_only -> 403 (admin from elsewhere than the hub
+    │                      machine itself, or from a web page: ``hub.access``)
     └── Busy               code busy          -> 503 (with Retry-After)
 """
 
@@ -32,6 +35,13 @@ class AlreadyRunning(HubError):
     code = "already_running"
 
 
+class NotPrivate(HubError):
+    """The data folder or ``admin.token`` is readable or writable by other users; the
+    message names the ``chmod`` to run. The command line exits 2 (like bad usage)."""
+
+    code = "not_private"
+
+
 class UpstreamError(HubError):
     """A call upstream failed; the forwarder backs off and retries (its only retry layer)."""
 
@@ -51,6 +61,10 @@ class Unauthorized(ProtocolError):
     code = "unauthorized"
 
 
+class AdminLocalOnly(ProtocolError):
+    code = "admin_local_only"
+
+
 class Busy(ProtocolError):
     """No room for a request body under ``max_inflight_bytes`` in time: 503 with Retry-After."""
 
@@ -68,6 +82,7 @@ HTTP_STATUS = {
     "role_change": 409,
     "role_not_confirmed": 409,
     "too_large": 413,
+    "quota": 429,  # hub.protocol.quota: a quota on what devices nobody approved make it keep
     "not_found": 404,
     "unauthorized": 401,
     "admin_local_only": 403,  # an admin action from somewhere other than the hub machine

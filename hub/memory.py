@@ -1,11 +1,14 @@
 """What the hub's store keeps in memory (``Memory``), and the values it is made of.
 
 ``Memory`` holds, for every device, its row (a frozen ``DeviceRow``), its head, the
-endorsements received for it, how many records it stored, upstream's newest receipt and latest
-refusal; and per stored record the compact ``Facts`` that status, totals and the forwarder
-need (no record bytes: those are always read from SQLite, a page at a time). ``load`` reads it
-from committed data only, in one snapshot. It changes only when a write transaction's
-``hub.transaction.Draft`` is applied after its COMMIT.
+endorsements received for it, how many records it stored, how many forks it has, upstream's
+newest receipt and latest refusal; and per stored record the compact ``Facts`` that status,
+totals and the forwarder need (no record bytes: those are always read from SQLite, a page at a
+time). For the quotas (``hub.protocol.quota``) it keeps the records and bytes held by each
+device never approved, their sum, and the number of pending devices, so a push or an
+enrollment is checked without a scan. ``load`` reads it from committed data only, in one
+snapshot. It changes only when a write transaction's ``hub.transaction.Draft`` is applied
+after its COMMIT.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.protocol import state, trust
-from hub.protocol.ingest import Device, Head, Plan
+from hub.protocol.ingest import PENDING, Device, Head, Plan
+from hub.protocol.quota import Usage
 from hub.shared.db import Database
 
 
@@ -89,6 +93,10 @@ class StoreView:
     facts: list[Facts]
     endorsements: Mapping[bytes, Mapping[bytes, bytes]]
     fork_count: int
+    forks: Mapping[int, int]  # dev -> forks detected
+
+    def room_forks(self) -> tuple[int, int]:
+        return room_forks(self.forks, self.devices_by_id)
 
     def is_accepted(self, f: Facts) -> bool:
         """Accepted = counted and forwardable; otherwise held (pending, forked, post-revoke)."""
@@ -109,6 +117,10 @@ class Memory:
     confirmed: dict[int, Confirmed] = field(default_factory=dict)  # dev -> upstream's receipt
     rejections: dict[int, Rejection] = field(default_factory=dict)  # dev -> upstream's refusal
     fork_count: int = 0
+    forks: dict[int, int] = field(default_factory=dict)  # dev -> forks detected
+    held: dict[bytes, Usage] = field(default_factory=dict)  # never approved: what each holds
+    held_total: Usage = field(default_factory=Usage)  # the sum of ``held``
+    pending: int = 0  # devices pending
 
     def put(self, d: DeviceRow) -> None:
         self.devices[d.public] = d
@@ -125,6 +137,7 @@ class Memory:
             facts=list(self.facts),
             endorsements=dict(self.endorsements),
             fork_count=self.fork_count,
+            forks=dict(self.forks),
         )
 
 
@@ -149,12 +162,15 @@ async def load(db: Database) -> Memory:
             " ON r.dev = h.dev AND r.seq = h.m"
         ):
             m.heads[dev] = Head(seq, h)
-        async for dev, seq, h, el, fo, tps, flags, uj, nums, sup, scans, votes in rows(
+        async for dev, seq, h, el, fo, tps, flags, uj, nums, sup, scans, votes, size in rows(
             "SELECT dev, seq, hash, election, form, tps, flags, users_j, numbers, supersedes,"
-            " scans, votes FROM records ORDER BY id"
+            " scans, votes, length(raw) FROM records ORDER BY id"
         ):
             m.counts[dev] = m.counts.get(dev, 0) + 1
-            origin = m.devices_by_id[dev].public
+            d = m.devices_by_id[dev]
+            origin = d.public
+            if d.approved_at is None:
+                m.held[origin] = m.held.get(origin, Usage()) + Usage(1, size)
             ef = state.EntryFacts(h, origin, (el, fo, tps), nums, sup, uj, split(scans))
             m.facts.append(Facts(dev, seq, ef, split(flags), votes))
         async for dev, seq, h, rc, at in rows("SELECT dev, seq, hash, receipt, at FROM upstream"):
@@ -163,9 +179,19 @@ async def load(db: Database) -> Memory:
             "SELECT dev, seq, code, reason, at FROM upstream_rejections ORDER BY id"
         ):
             m.rejections[dev] = Rejection(dev, seq, code, reason, at)
-        async for (n,) in rows("SELECT COUNT(*) FROM forks"):
-            m.fork_count = int(n)
+        async for dev, n in rows("SELECT dev, COUNT(*) FROM forks GROUP BY dev"):
+            m.forks[dev] = int(n)
+        m.fork_count = sum(m.forks.values())
+    m.held_total = sum(m.held.values(), Usage())
+    m.pending = sum(1 for d in m.devices.values() if d.state == PENDING)
     return m
+
+
+def room_forks(forks: Mapping[int, int], devices: Mapping[int, DeviceRow]) -> tuple[int, int]:
+    """(forks of devices approved at some point — the room's alarm, forks of keys never
+    approved — kept as evidence, reported apart) from the forks per device."""
+    room = sum(n for dev, n in forks.items() if devices[dev].approved_at is not None)
+    return room, sum(forks.values()) - room
 
 
 def split(text: str) -> tuple[str, ...]:

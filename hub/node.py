@@ -1,8 +1,10 @@
 """A running hub process: the wiring around the hub service, with an explicit lifecycle.
 
-``Hub(config)`` reads the data folder (key, name, admin token). ``start()`` takes the
-data-folder lock, starts the examine worker pool, opens the store, builds the forwarder (with
-``--upstream``) and the service, serves HTTP, writes the runtime file (``hub.json``), starts
+``Hub(config)`` reads the data folder (key, name, admin token; a folder or token open to
+other users is refused, ``hub.datadir``). ``start()`` takes the data-folder lock, starts the
+examine worker pool, opens the store, builds the forwarder (with ``--upstream``) and the
+service, serves HTTP on TCP and on the admin socket (``admin.sock``, for the admin commands
+of this machine), writes the runtime file (``hub.json``), starts
 the forwarder, then advertises on mDNS in the background. ``stop()`` undoes exactly what was
 done, in reverse order (also after a start that failed halfway). ``async with Hub(config)``
 does both; ``serve_forever`` adds the signals. ``open_offline`` opens the store and the service
@@ -20,7 +22,6 @@ import json
 import logging
 import os
 import resource
-import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +33,16 @@ from aiohttp import web
 
 from hub.config import HubConfig
 from hub.console.locality import is_loopback
+from hub.datadir import (
+    ADMIN_SOCKET,
+    TOKEN_FILE,
+    AdminSocket,
+    TokenFile,
+    check_private,
+    make_private,
+    new_token,
+    write_private,
+)
 from hub.discovery import Advertiser
 from hub.errors import AlreadyRunning, HubError, NotInitialised
 from hub.examine import make_pool, warm_pool
@@ -50,22 +61,19 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "hub.lock"
 RUNTIME_FILE = "hub.json"
-TOKEN_FILE = "admin.token"
 NAME_FILE = "name"
 
 
 def init_data_dir(data_dir: Path, name: str) -> identity.Identity:
-    """Create the hub's data folder and key; idempotent for the same folder."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create the hub's data folder (0700, also when it was there already) and key, name
+    and admin token (0600); idempotent for the same folder."""
+    make_private(data_dir)
     ident, _created = keyfile.load_or_create(data_dir)
     name_file = data_dir / NAME_FILE
     if not name_file.exists():
-        name_file.write_text(name + "\n")
-    token = data_dir / TOKEN_FILE
-    if not token.exists():
-        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(32) + "\n")
+        write_private(name_file, name + "\n")
+    if not (data_dir / TOKEN_FILE).exists():
+        new_token(data_dir)
     return ident
 
 
@@ -95,10 +103,6 @@ def read_runtime(data_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return {}
     return data
-
-
-def admin_token(data_dir: Path) -> str:
-    return (data_dir / TOKEN_FILE).read_text().strip()
 
 
 def raise_open_file_limit() -> int:
@@ -160,9 +164,11 @@ class Hub:
             self.ident = keyfile.load(self.data_dir / keyfile.KEY_FILE)
         except ValueError as exc:  # not a c1hub key (a loose file mode is a PermissionError)
             raise HubError(str(exc)) from None
+        check_private(self.data_dir)
         self.name = read_name(self.data_dir)
         self.role = "root" if config.root else "hub"
-        self.token = admin_token(self.data_dir)
+        self.token = TokenFile(self.data_dir)
+        self.token.current()  # a missing token is said now, not at the first admin call
         self.url: str | None = None
         self.port: int | None = None
         self.forwarder: Forwarder | None = None
@@ -201,7 +207,7 @@ class Hub:
                 max_batch=cfg.max_batch, max_endorsements=cfg.max_endorsements,
                 approve_all=cfg.approve_all, upstream=self.forwarder,
             )  # fmt: skip
-            app = make_app(self._service, admin_token=self.token, max_body=cfg.max_body,
+            app = make_app(self._service, admin_token=self.token.current, max_body=cfg.max_body,
                            max_inflight_bytes=cfg.max_inflight_bytes,
                            body_timeout=cfg.body_timeout, listen_host=cfg.host)  # fmt: skip
             await self._serve(stack, app)
@@ -273,7 +279,9 @@ class Hub:
             os.close(fd)
 
     async def _open_store(self, stack: contextlib.AsyncExitStack) -> HubStore:
-        store = await HubStore.open(self.data_dir, refuse_unknown=self.config.root)
+        store = await HubStore.open(
+            self.data_dir, refuse_unknown=self.config.root, quotas=self.config.quotas
+        )
         stack.push_async_callback(store.close)
         return store
 
@@ -290,11 +298,14 @@ class Hub:
         previous = loop.get_exception_handler()
         loop.set_exception_handler(AcceptErrors(previous))
         stack.callback(loop.set_exception_handler, previous)
+        admin = AdminSocket(self.data_dir)
+        stack.callback(admin.close)
         runner = HubRunner(app, limits=limits, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self.config.host, self.config.port)
         await site.start()
+        await web.SockSite(runner, admin.sock).start()  # same app: one implementation
         addresses = runner.addresses  # (host, port, ...) of each listening socket
         self.port = int(addresses[0][1]) if addresses else self.config.port
         host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
@@ -322,10 +333,8 @@ class Hub:
 
     def _write_runtime(self) -> None:
         info = {"pid": os.getpid(), "url": self.url, "port": self.port,
-                "node_id": self.ident.node_id}  # fmt: skip
-        tmp = self.data_dir / (RUNTIME_FILE + ".tmp")
-        tmp.write_text(json.dumps(info))
-        tmp.replace(self.data_dir / RUNTIME_FILE)
+                "node_id": self.ident.node_id, "admin_socket": ADMIN_SOCKET}  # fmt: skip
+        write_private(self.data_dir / RUNTIME_FILE, json.dumps(info))
 
     # -- for tests written against the earlier Hub (tests/hub/test_forwarder.py and
     # -- tests/client/test_sync.py); everything else calls ``self.service``. -----------------

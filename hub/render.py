@@ -19,6 +19,11 @@ def status_text(s: dict[str, Any]) -> str:
         lines.append(
             f"!!! FORKS: {s['forks']} — a laptop's data folder was copied; see c1hub devices"
         )
+    if s.get("forks_unapproved"):
+        lines.append(
+            f"forks of keys never approved: {s['forks_unapproved']} (kept as evidence; not the "
+            "room's devices, nothing of theirs is counted)"
+        )
     if s["flags"]:
         lines.append("flags (live entries):")
         for rule, n in s["flags"].items():

@@ -7,7 +7,9 @@ docs/protocol.md for the contract.
 
 ``make_app(service, admin_token=..., max_body=...)`` builds the application from a
 ``HubService`` alone (no key file, lock or worker pool needed), so tests can serve it with
-pytest-aiohttp's ``aiohttp_client``; ``hub/node.py`` puts it on a socket.
+pytest-aiohttp's ``aiohttp_client``; ``hub/node.py`` puts it on its sockets: the TCP one and
+the admin socket (``DATA/admin.sock``), one application for both. Admin routes are taken only
+from the hub machine itself, with the token (``hub.access``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import hmac
 import json
 import logging
 import time
@@ -29,7 +30,8 @@ from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
 from hub import console
-from hub.errors import HTTP_STATUS, Busy, Unauthorized
+from hub.access import check_admin
+from hub.errors import HTTP_STATUS, Busy
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
 from hub.service import FORKS_PAGE, HubService, Metrics
@@ -99,10 +101,11 @@ class ByteBudget:
 
 @dataclass(frozen=True, slots=True)
 class Api:
-    """What the handlers need: the service, the admin token, the body limits."""
+    """What the handlers need: the service, the admin token (read at each admin call), the
+    body limits."""
 
     service: HubService
-    admin_token: str
+    admin_token: Callable[[], str]
     max_body: int
     inflight: ByteBudget
 
@@ -382,16 +385,6 @@ def _origin(text: str) -> bytes:
     return public
 
 
-def _check_admin(request: web.Request) -> None:
-    want = _api(request).admin_token
-    got = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
-    if not hmac.compare_digest(got, f"Bearer {want}".encode()):
-        raise Unauthorized(
-            "admin commands need the hub's admin token (admin.token in its data folder); "
-            "run them on the hub machine with --data"
-        )
-
-
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
@@ -485,8 +478,8 @@ async def devices(request: web.Request) -> web.Response:
 
 
 async def device_action(request: web.Request) -> web.Response:
-    """POST /v1/devices/{id}/approve|revoke (admin token)."""
-    _check_admin(request)
+    """POST /v1/devices/{id}/approve|revoke (from the hub machine, with the admin token)."""
+    check_admin(request, _api(request).admin_token)
     service = _service(request)
     device_id = request.match_info["id"]
     if request.match_info["action"] == "approve":
@@ -523,9 +516,18 @@ def metrics_text(m: Metrics) -> str:
         "# HELP c1hub_pushes Push requests answered.",
         "# TYPE c1hub_pushes counter",
         f"c1hub_pushes {m.pushes}",
-        "# HELP c1hub_forks Forks detected (a device signed two histories).",
+        "# HELP c1hub_forks Forks of the room's devices (approved at some point): the alarm.",
         "# TYPE c1hub_forks gauge",
         f"c1hub_forks {m.forks}",
+        "# HELP c1hub_forks_unapproved Forks of keys never approved (evidence, not an alarm).",
+        "# TYPE c1hub_forks_unapproved gauge",
+        f"c1hub_forks_unapproved {m.forks_unapproved}",
+        "# HELP c1hub_held_records Records held from devices never approved (max_held_records).",
+        "# TYPE c1hub_held_records gauge",
+        f"c1hub_held_records {m.held_records}",
+        "# HELP c1hub_held_bytes Bytes of those records as stored (max_held_bytes).",
+        "# TYPE c1hub_held_bytes gauge",
+        f"c1hub_held_bytes {m.held_bytes}",
         "# HELP c1hub_devices Devices by enrollment state.",
         "# TYPE c1hub_devices gauge",
     ]
@@ -553,7 +555,7 @@ def metrics_text(m: Metrics) -> str:
 def make_app(
     service: HubService,
     *,
-    admin_token: str,
+    admin_token: str | Callable[[], str],
     max_body: int,
     max_inflight_bytes: int = 64 * 1024 * 1024,
     body_timeout: float = 60.0,
@@ -563,7 +565,8 @@ def make_app(
         middlewares=[error_middleware, inflight_middleware], client_max_size=max_body
     )
     budget = ByteBudget(max_inflight_bytes, body_timeout)
-    app[API_KEY] = Api(service, admin_token, max_body, budget)
+    token = admin_token if callable(admin_token) else (lambda: admin_token)
+    app[API_KEY] = Api(service, token, max_body, budget)
     app.router.add_get("/v1/hello", hello)
     app.router.add_post("/v1/enroll", enroll, expect_handler=expect_handler)
     app.router.add_post("/v1/heads", heads, expect_handler=expect_handler)

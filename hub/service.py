@@ -140,7 +140,10 @@ class Metrics:
     records_stored: int
     commits: int
     pushes: int
-    forks: int
+    forks: int  # of devices approved at some point: the room's alarm
+    forks_unapproved: int  # of keys never approved: evidence, reported apart
+    held_records: int  # held by devices never approved (the quotas count these)
+    held_bytes: int
     devices: dict[str, int]  # by state
     upstream: dict[str, Any] | None = field(default=None)  # the upstream block, if forwarding
 
@@ -415,11 +418,15 @@ class HubService:
         by_state: dict[str, int] = {}
         for d in store.devices.values():
             by_state[d.state] = by_state.get(d.state, 0) + 1
+        forks, forks_unapproved = store.room_forks()
         return Metrics(
             records_stored=store.records_stored,
             commits=store.commits,
             pushes=self.pushes,
-            forks=store.fork_count,
+            forks=forks,
+            forks_unapproved=forks_unapproved,
+            held_records=store.held_total.records,
+            held_bytes=store.held_total.bytes,
             devices=by_state,
             upstream=self.upstream.status() if self.upstream is not None else None,
         )

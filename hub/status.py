@@ -103,6 +103,7 @@ def build(
         if s.status == state.CONFLICT:
             conflicts.append(s)
     conflicts.sort(key=lambda s: s.key)
+    room_forks, stray_forks = view.room_forks()
     dev_counts = dict.fromkeys((PENDING, APPROVED, REVOKED), 0)
     for d in view.devices.values():
         dev_counts[d.state] = dev_counts.get(d.state, 0) + 1
@@ -119,7 +120,8 @@ def build(
         "tps": state.status_counts(states.values()),
         "tps_by_form": dict(sorted(per_form.items())),
         "flags": dict(sorted(flag_counts.items(), key=lambda kv: int(kv[0][1:]))),
-        "forks": view.fork_count,
+        "forks": room_forks,
+        "forks_unapproved": stray_forks,
         "devices": dev_counts,
         "device_list": [d.to_dict() for d in device_list(view, hub_public)],
         "conflicts": [

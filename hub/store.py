@@ -40,12 +40,14 @@ from hub.memory import (
     Rejection,
     StoreView,
     load,
+    room_forks,
     split,
 )
 from hub.protocol import ingest, trust
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import PENDING, Device, Head
+from hub.protocol.quota import QUOTA, Quotas, Usage
 from hub.shared.db import Database
 from hub.transaction import Draft, Transaction
 
@@ -61,6 +63,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+QUOTA_LOG_S = 60  # records refused for a quota are logged at most once per this many seconds
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -96,11 +100,19 @@ _DEVICE_COLUMNS = (
 class HubStore:
     """Owner of hub.db: ``store = await HubStore.open(dir)`` ... ``await store.close()``."""
 
-    def __init__(self, db: Database, memory: Memory, *, refuse_unknown: bool = False):
+    def __init__(
+        self,
+        db: Database,
+        memory: Memory,
+        *,
+        refuse_unknown: bool = False,
+        quotas: Quotas | None = None,
+    ):
         self._db = db
         self._mem = memory
         self.path = db.path
         self.refuse_unknown = refuse_unknown
+        self.quotas = quotas or Quotas()  # on what devices nobody approved make this hub keep
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one write (transaction + apply) or reload at a time
@@ -109,14 +121,20 @@ class HubStore:
         self.changed = asyncio.Event()  # set after every commit that stored records
         self.broken: BaseException | None = None  # set when the writer cannot go on
         self._file = _file_id(self.path)  # hub.db as opened: (device, inode)
+        self._quota_refused = 0  # records refused for a quota since the last log line
+        self._quota_logged_at = -QUOTA_LOG_S
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, data_dir: Path, *, refuse_unknown: bool = False) -> HubStore:
+    async def open(
+        cls, data_dir: Path, *, refuse_unknown: bool = False, quotas: Quotas | None = None
+    ) -> HubStore:
+        # hub.db is created 0600 here; SQLite gives its -wal and -shm files the same mode
+        os.close(os.open(data_dir / schema.DB_FILE, os.O_WRONLY | os.O_CREAT, 0o600))
         db = await Database.open(data_dir / schema.DB_FILE, schema.MIGRATIONS, label="c1hub")
         try:
-            store = cls(db, await load(db), refuse_unknown=refuse_unknown)
+            store = cls(db, await load(db), refuse_unknown=refuse_unknown, quotas=quotas)
         except BaseException:
             await db.close()
             raise
@@ -187,6 +205,23 @@ class HubStore:
     @property
     def fork_count(self) -> int:
         return self._mem.fork_count
+
+    @property
+    def held(self) -> Mapping[bytes, Usage]:
+        """What each device never approved holds (records, bytes), for the quotas."""
+        return self._mem.held
+
+    @property
+    def held_total(self) -> Usage:
+        return self._mem.held_total
+
+    @property
+    def pending_count(self) -> int:
+        return self._mem.pending
+
+    def room_forks(self) -> tuple[int, int]:
+        """(forks of devices approved at some point, forks of keys never approved)."""
+        return room_forks(self._mem.forks, self._mem.devices_by_id)
 
     @property
     def records_stored(self) -> int:
@@ -272,7 +307,8 @@ class HubStore:
         """Forks with both records as evidence (``GET /v1/forks``), in ``id`` order: at most
         ``limit`` (-1: all) with an id over ``after``."""
         rows = await self._db.fetchall(
-            "SELECT f.id, d.node_id, d.name, f.seq, f.raw, f.held_raw, f.detected_at FROM forks f"
+            "SELECT f.id, d.node_id, d.name, f.seq, f.raw, f.held_raw, f.detected_at,"
+            " d.approved_at IS NULL FROM forks f"
             " JOIN devices d ON d.id = f.dev WHERE f.id > ? ORDER BY f.id LIMIT ?",
             (after, limit),
         )
@@ -285,8 +321,9 @@ class HubStore:
                 "detected_at": at,
                 "evidence": bytes(raw).hex(),
                 "held": bytes(held).hex() if held else None,
+                "unapproved": bool(never),
             }
-            for fid, node_id, name, seq, raw, held, at in rows
+            for fid, node_id, name, seq, raw, held, at, never in rows
         ]
 
     # -- small writes ------------------------------------------------------------------------
@@ -303,7 +340,7 @@ class HubStore:
         """First contact puts a device in pending; a known device keeps its state (and its
         role once approved: ``trust.enroll``)."""
         async with self._lock:
-            draft = Draft(self._mem)
+            draft = Draft(self._mem, self.quotas)
             async with self._transaction() as conn:
                 d = await self._tx(conn, draft).enroll(public, name, role, now)
             self._applied(draft)
@@ -313,7 +350,7 @@ class HubStore:
         """Approve a device (with this node's ``endorsement`` of it) and, transitively, every
         pending device an approved hub vouches for (``trust.approve``)."""
         async with self._lock:
-            draft = Draft(self._mem)
+            draft = Draft(self._mem, self.quotas)
             async with self._transaction() as conn:
                 tx = self._tx(conn, draft)
                 for step in trust.approve(public, draft.devices, draft.endorsements):
@@ -326,7 +363,7 @@ class HubStore:
         """Revoke a device after its current head and, for a hub, every device approved here
         only through that hub's word (``trust.revoke``): a stolen hub stops vouching."""
         async with self._lock:
-            draft = Draft(self._mem)
+            draft = Draft(self._mem, self.quotas)
             async with self._transaction() as conn:
                 tx = self._tx(conn, draft)
                 heads = {p: draft.head(d.id).seq for p, d in draft.devices.items()}
@@ -473,7 +510,7 @@ class HubStore:
             self._mem = await load(self._db)
 
     async def _commit(self, jobs: list[_Job]) -> list[PushResult]:
-        draft = Draft(self._mem)
+        draft = Draft(self._mem, self.quotas)
         results: list[PushResult] = []
         async with self._transaction() as conn:
             tx = self._tx(conn, draft)
@@ -502,10 +539,24 @@ class HubStore:
         self.commits += 1
         draft.changed = draft.changed or bool(draft.facts)
         self._applied(draft)
+        self._log_quota([o for r in results for o in r.plan.outcomes if o.code == QUOTA], now)
         for r in results:
             origins = {x.origin for x in r.plan.outcomes if x.origin is not None}
             r.heads = {o: self.head_of(o) for o in origins if o in self._mem.devices}
         return results
+
+    def _log_quota(self, refused: list[ingest.Outcome], now: int) -> None:
+        """Say that records were refused for a quota: at WARNING at most once a minute, with
+        how many since the last time (an attacker must not flood the log either)."""
+        self._quota_refused += len(refused)
+        if not refused or now - self._quota_logged_at < QUOTA_LOG_S:
+            return
+        log.warning(
+            "refused %d record(s) of devices never approved for a quota (%s); approve the "
+            "room's pending laptops (c1hub devices), revoke strangers",
+            self._quota_refused, refused[0].reason,
+        )  # fmt: skip
+        self._quota_refused, self._quota_logged_at = 0, now
 
     async def _plan(
         self,
@@ -519,7 +570,10 @@ class HubStore:
         by_index = {c.ex.index: c for c in job.checked}
         conn, draft = tx.conn, tx.draft
         existing = await tx.existing(ingest.needed_existing(ex_list, heads))
-        plan = ingest.plan(ex_list, heads, existing, policies, refuse_unknown=self.refuse_unknown)
+        plan = ingest.plan(
+            ex_list, heads, existing, policies,
+            refuse_unknown=self.refuse_unknown, ledger=draft.ledger,
+        )  # fmt: skip
         for origin in plan.new_origins:
             d = await tx.insert_device(origin, "", "laptop", PENDING, job.now)
             policies[origin] = d.policy()
@@ -558,7 +612,7 @@ class HubStore:
                     d.node_id, d.name or "no name", ex.record.seq,
                 )  # fmt: skip
             draft.update(d, forked=True)
-            draft.forks += 1
+            draft.forks[d.id] = draft.forks.get(d.id, 0) + 1
             policies[ex.record.origin] = Device(d.state, True, d.revoked_after_seq)
         heads.update(plan.heads)
         return PushResult(plan)

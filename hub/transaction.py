@@ -2,10 +2,10 @@
 the ``Draft`` of what they change in memory.
 
 A write transaction never touches the committed ``Memory``: it records what it changes in a
-``Draft`` (new and changed rows, heads, endorsements, facts, what to log) and reads through it,
-so later decisions in the same transaction see earlier ones. The store applies the draft after
-the COMMIT succeeds; if the COMMIT fails the draft is dropped, so no coroutine can ever act on
-something that was rolled back.
+``Draft`` (new and changed rows, heads, endorsements, facts, forks, what the quotas' ``Ledger``
+counted, what to log) and reads through it, so later decisions in the same transaction see
+earlier ones. The store applies the draft after the COMMIT succeeds; if the COMMIT fails the
+draft is dropped, so no coroutine can ever act on something that was rolled back.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from hub.protocol import identity, trust
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
+from hub.protocol.quota import Ledger, Quotas, Usage
 
 log = logging.getLogger("hub.store")
 
@@ -44,13 +45,15 @@ def enroll_again(d: trust.Member, name: str, role: str) -> trust.Enrollment:
 class Draft:
     """The changes of one write transaction, over the committed ``Memory`` it started from."""
 
-    def __init__(self, base: Memory):
+    def __init__(self, base: Memory, quotas: Quotas | None = None):
         self.base = base
         self.rows: dict[bytes, DeviceRow] = {}  # new and changed devices
         self.endorsed: dict[bytes, dict[bytes, bytes]] = {}  # whole maps of changed devices
         self.heads: dict[int, Head] = {}
         self.facts: list[Facts] = []
-        self.forks = 0
+        self.forks: dict[int, int] = {}  # dev -> forks detected in this transaction
+        # The quotas as this transaction sees them; what it holds more is applied with it.
+        self.ledger = Ledger(quotas or Quotas(), base.held, base.held_total, base.pending)
         self.changed = False  # something status shows changed (records, states)
         self.logs: list[tuple[int, str, tuple[Any, ...]]] = []  # said after the COMMIT
         # Reading through the draft: its changes over the committed state.
@@ -82,13 +85,23 @@ class Draft:
         """Make the draft's changes the committed state (call only after the COMMIT)."""
         m = self.base
         for d in self.rows.values():
+            old = m.devices.get(d.public)
+            m.pending += (d.state == PENDING) - (old is not None and old.state == PENDING)
+            if d.approved_at is not None and d.public in m.held:  # approval lifts its quota
+                m.held_total -= m.held.pop(d.public)
             m.put(d)
+        for public, more in self.ledger.added.items():
+            if m.devices[public].approved_at is None:
+                m.held[public] = m.held.get(public, Usage()) + more
+                m.held_total += more
         m.endorsements.update(self.endorsed)
         m.heads.update(self.heads)
         for f in self.facts:
             m.counts[f.dev] = m.counts.get(f.dev, 0) + 1
         m.facts.extend(self.facts)
-        m.fork_count += self.forks
+        for dev, n in self.forks.items():
+            m.forks[dev] = m.forks.get(dev, 0) + n
+            m.fork_count += n
 
 
 class Transaction:
@@ -130,6 +143,7 @@ class Transaction:
         (``trust.enroll``)."""
         d = self.draft.device(public)
         if d is None:
+            self.draft.ledger.check_new_device()  # QuotaError (429) past max_pending_devices
             return await self.insert_device(public, name, role, PENDING, now)
         name = enroll_again(d, name, role).name or d.name
         await self.conn.execute(
@@ -167,7 +181,10 @@ class Transaction:
     async def endorse(self, endorsements: Sequence[Endorsement], now: int) -> None:
         """Take the endorsements that chain to a hub known here (``trust.accept_endorsements``)."""
         draft = self.draft
-        for step in trust.accept_endorsements(endorsements, draft.devices, draft.endorsements):
+        steps = trust.accept_endorsements(
+            endorsements, draft.devices, draft.endorsements, draft.ledger
+        )
+        for step in steps:
             if isinstance(step, trust.Keep):
                 e = step.endorsement
                 await self.conn.execute(

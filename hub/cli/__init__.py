@@ -7,23 +7,25 @@ group:
 
 - ``hub/cli/serve.py``   ``serve``, ``national``, ``demo``
 - ``hub/cli/admin.py``   ``devices``, ``approve``, ``revoke``, ``status``: through the running
-                         hub's HTTP API when one serves the folder, otherwise on its store
-                         through the hub service
+                         hub's admin socket (``DATA/admin.sock``) when one serves the folder,
+                         otherwise on its store through the hub service
 - ``hub/cli/init.py``    ``init``
+- ``hub/cli/token.py``   ``token rotate``
 - ``hub/cli/files.py``   ``export``, ``verify``
 
 Exit codes (the same for ``c1client``): 0 success; 1 the command ran and something failed, was
 refused or is wrong (the message on stderr says what; with ``--json`` an
 ``{"error": {"code", "reason"}}`` object on stdout); 2 bad usage (click's own); 130 interrupted.
-Every expected error is a message, never a traceback.
+Every expected error is a message, never a traceback. A data folder or admin token open to
+other users is refused with exit 2 and the ``chmod`` to run.
 """
 
 from __future__ import annotations
 
-from hub.cli import admin, files, init, serve
+from hub.cli import admin, files, init, serve, token
 from hub.cli.base import main
 
-__all__ = ["admin", "files", "init", "main", "serve"]
+__all__ = ["admin", "files", "init", "main", "serve", "token"]
 
 if __name__ == "__main__":
     main()

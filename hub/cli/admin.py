@@ -1,9 +1,11 @@
 """``c1hub devices | approve | revoke | status``: the coordinator's commands.
 
-They work on the hub's machine with ``--data``: through the running hub's HTTP API (with the
-admin token from the data folder) when a hub serves that folder, otherwise directly on its
-store through the hub service (``hub.node.open_offline``), which keeps the folder locked
-meanwhile. Both ways answer with the same result types.
+They work on the hub's machine with ``--data``: through the running hub's admin socket
+(``DATA/admin.sock``, a Unix socket: the same HTTP API, with the admin token from the data
+folder, never over TCP) when a hub serves that folder, otherwise directly on its store
+through the hub service (``hub.node.open_offline``), which keeps the folder locked meanwhile.
+Both ways answer with the same result types. A data folder or admin token open to other
+users is refused (exit 2, with the ``chmod`` to run).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import click
 
 from hub.cli.base import data_option, json_option, main, print_json, run
 from hub.config import HubConfig
+from hub.datadir import ADMIN_SOCKET, read_token, socket_path
+from hub.errors import HubError
 from hub.protocol.errors import ProtocolError
 from hub.protocol.text import escape
 from hub.protocol.trust import ROLE_NOT_CONFIRMED
@@ -37,7 +41,8 @@ class Admin(Protocol):
 
 
 class RemoteHub:
-    """The admin API of the hub serving the folder (JSON over HTTP, admin token)."""
+    """The admin API of the hub serving the folder (JSON over HTTP on its admin socket,
+    admin token)."""
 
     def __init__(self, session: aiohttp.ClientSession, url: str, token: str):
         self.session = session
@@ -91,14 +96,24 @@ class LocalHub:
 
 @contextlib.asynccontextmanager
 async def admin(data_dir: Path) -> AsyncIterator[Admin]:
-    """The running hub of ``data_dir`` if there is one, else its store, offline."""
-    from hub.node import admin_token, open_offline, read_runtime
+    """The running hub of ``data_dir`` (through its admin socket) if there is one, else its
+    store, offline."""
+    from hub.node import open_offline, read_runtime
 
     info = read_runtime(data_dir)
-    if info and info.get("url"):
+    if info is not None:  # a hub holds the folder
+        token = read_token(data_dir)
+        if not (data_dir / ADMIN_SOCKET).exists():
+            raise HubError(
+                f"the hub serving {data_dir} (pid {info.get('pid', '?')}) has no admin socket "
+                f"{data_dir / ADMIN_SOCKET}: it is still starting, or it is an older c1hub "
+                "(restart it)"
+            )
         timeout = aiohttp.ClientTimeout(total=ADMIN_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as s:
-            yield RemoteHub(s, str(info["url"]), admin_token(data_dir))
+        with socket_path(data_dir) as path:
+            connector = aiohttp.UnixConnector(path=path)
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as s:
+                yield RemoteHub(s, "http://localhost", token)
     else:
         async with open_offline(HubConfig(data_dir=data_dir, mdns=False)) as service:
             yield LocalHub(service)

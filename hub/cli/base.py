@@ -18,7 +18,7 @@ import click
 
 from hub import __version__
 from hub.config import SETTINGS_BY_NAME, HubConfig
-from hub.errors import HubError
+from hub.errors import HubError, NotPrivate
 from hub.protocol.discovery_names import parse_interfaces
 from hub.protocol.errors import ProtocolError
 from hub.protocol.text import OneLineFormatter
@@ -28,6 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 EXIT_FAILED = 1  # the command ran and something failed, was refused or is wrong
+EXIT_USAGE = 2  # bad usage; also a data folder or admin token open to other users
 EXIT_INTERRUPTED = 130
 
 
@@ -127,22 +128,25 @@ def failure(exc: BaseException) -> Failure:
     return Failure("os_error", str(exc))  # port in use, unreadable or loose-mode key file, ...
 
 
-def fail(f: Failure, as_json: bool = False) -> NoReturn:
+def fail(f: Failure, as_json: bool = False, status: int = EXIT_FAILED) -> NoReturn:
     if as_json:
         print_json(f.to_dict())
     click.echo(f"error: {f.reason}", err=True)
-    sys.exit(EXIT_FAILED)
+    sys.exit(status)
 
 
 def run(coro: Coroutine[Any, Any, T] | Awaitable[T], as_json: bool = False) -> T:
     """Run a command's coroutine; every expected error becomes a message and exit code 1
-    (with ``as_json``, also the error object on stdout); Ctrl-C exits 130."""
+    (with ``as_json``, also the error object on stdout), 2 for a data folder or admin token
+    open to other users; Ctrl-C exits 130."""
 
     async def wrapped() -> T:
         return await coro
 
     try:
         return asyncio.run(wrapped())
+    except NotPrivate as exc:
+        fail(failure(exc), as_json, EXIT_USAGE)
     except EXPECTED as exc:
         fail(failure(exc), as_json)
     except KeyboardInterrupt:

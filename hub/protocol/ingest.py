@@ -24,6 +24,7 @@ from typing import Any
 from . import chain, entry, record
 from .errors import ProtocolError
 from .identity import fingerprint
+from .quota import QUOTA, Ledger
 
 ACCEPT = "accept"
 DUPLICATE = "duplicate"
@@ -101,7 +102,7 @@ class Plan:
     accepted: list[Examined] = field(default_factory=list)
     forks: list[tuple[Examined, bytes | None]] = field(default_factory=list)  # (new, held raw)
     heads: dict[bytes, Head] = field(default_factory=dict)  # new heads of touched origins
-    new_origins: list[bytes] = field(default_factory=list)  # origins seen for the first time
+    new_origins: list[bytes] = field(default_factory=list)  # new devices: records kept
 
     def counts(self) -> dict[str, int]:
         c = {ACCEPT: 0, DUPLICATE: 0, FORK: 0, REJECT: 0}
@@ -130,17 +131,51 @@ def plan(
     devices: Mapping[bytes, Device],
     *,
     refuse_unknown: bool = False,
+    ledger: Ledger | None = None,
 ) -> Plan:
     """Decide every record of a batch. See the module docstring.
 
     An origin not in ``devices`` is new: its records are accepted (and held until the device
     is approved), unless ``refuse_unknown`` — the root's policy, where every origin must come
-    with an endorsement chain — in which case they are rejected with ``not_endorsed``.
+    with an endorsement chain — in which case they are rejected with ``not_endorsed``. A new
+    origin becomes a device (``new_origins``) only when one of its records is kept (accepted,
+    or fork evidence); a key whose records are all refused leaves nothing behind.
+
+    With a ``ledger`` (``hub.protocol.quota``), records of devices never approved (pending, or
+    new) are held only within its quotas, and a new origin only while there is room for one
+    more pending device: a record over a quota is rejected with ``quota``, and so are the
+    origin's later records in the batch. The ledger counts what is kept.
     """
     p = Plan()
     local_heads: dict[bytes, Head] = {}
     local_raw: dict[tuple[bytes, int], bytes] = {}
     forked: set[bytes] = {o for o, d in devices.items() if d.forked}
+    made: set[bytes] = set()  # new origins kept in this batch (they are devices now)
+    over: dict[bytes, str] = {}  # origins over a quota -> why
+
+    def over_quota(o: bytes, size: int | None) -> str | None:
+        """Why a record of ``o`` (``size`` bytes; None: fork evidence) cannot be kept, if it
+        cannot; otherwise count it in the ledger."""
+        if ledger is None:
+            return None
+        new = o not in devices and o not in made
+        why = ledger.room_for_device() if new else None
+        held = devices.get(o, Device(PENDING)).state == PENDING
+        if why is None and held and size is not None:
+            why = ledger.room_for(o, size)
+        if why is not None:
+            over[o] = why
+            return why
+        if new:
+            ledger.add_device()
+        if held and size is not None:
+            ledger.add(o, size)
+        return None
+
+    def keep(o: bytes) -> None:
+        if o not in devices and o not in made:
+            made.add(o)
+            p.new_origins.append(o)
 
     def reject(ex: Examined, code: str, reason: str) -> None:
         r = ex.record
@@ -160,8 +195,6 @@ def plan(
         o = rec.origin
         if o not in local_heads:
             local_heads[o] = heads.get(o, Head())
-            if o not in heads and o not in devices and not refuse_unknown:
-                p.new_origins.append(o)
         head = local_heads[o]
         if refuse_unknown and o not in devices:
             reject(
@@ -188,6 +221,7 @@ def plan(
             if held == rec.raw:
                 p.outcomes.append(Outcome(ex.index, DUPLICATE, o, rec.seq))
             else:
+                keep(o)
                 p.forks.append((ex, held))
                 forked.add(o)
                 p.outcomes.append(
@@ -211,6 +245,9 @@ def plan(
                 "entries made since are refused. Re-enter them on an approved laptop.",
             )
             continue
+        if o in over:
+            reject(ex, QUOTA, over[o])
+            continue
         follows = chain.link(head.seq, head.hash, rec.seq, rec.prev)
         if follows == chain.GAP:
             reject(
@@ -220,6 +257,11 @@ def plan(
                 f"device; send seq {head.seq + 1} first",
             )
             continue
+        why = over_quota(o, None if follows == chain.CHAIN else len(rec.raw))
+        if why is not None:
+            reject(ex, QUOTA, why)
+            continue
+        keep(o)
         if follows == chain.CHAIN:
             p.forks.append((ex, None))
             forked.add(o)

@@ -17,7 +17,9 @@ hub's store writes them in one transaction and applies them to its memory after 
 - ``accept_endorsements``: endorsements from lower hubs are taken when they chain to a hub
   known here (role hub, not forked); the rest wait for a later stream. An approved hub's word
   approves the device it names; a pending hub's word makes it pending "through that hub".
-  A chain may arrive in any order.
+  A chain may arrive in any order. A device a pending hub vouches for is admitted only while
+  there is room for one more pending device (``quota.Ledger``); otherwise its endorsement is
+  left out, as one that chains to nothing known.
 - ``chain_for``: the endorsements an upstream needs to link devices to this node.
 - ``backlog``: what upstream does not hold yet.
 """
@@ -31,6 +33,7 @@ from typing import Protocol, TypeVar
 from .enroll import Endorsement
 from .errors import DeviceError, ProtocolError
 from .ingest import APPROVED, PENDING, REVOKED
+from .quota import Ledger
 
 LAPTOP = "laptop"
 HUB = "hub"
@@ -248,12 +251,17 @@ def revoke(
 
 
 def accept_endorsements(
-    incoming: Sequence[Endorsement], devices: Devices, endorsements: Endorsements
+    incoming: Sequence[Endorsement],
+    devices: Devices,
+    endorsements: Endorsements,
+    ledger: Ledger | None = None,
 ) -> list[Step]:
     """Which of ``incoming`` (signatures already checked) to keep, which devices they admit
     and which approvals they carry, in the order to apply them. Endorsements already held
     byte for byte are skipped; those that chain to no hub known here are left out (a later
-    stream may bring the missing link). Several passes, so a chain may come in any order."""
+    stream may bring the missing link). Several passes, so a chain may come in any order.
+    With a ``ledger``, an endorsement that would admit a pending device past the pending
+    quota is left out too (and the ledger counts the pending devices admitted)."""
     book = _Book(devices, endorsements)
     steps: list[Step] = []
     todo = [e for e in incoming if book.endorsers(e.device).get(e.hub) != e.raw]
@@ -265,9 +273,14 @@ def accept_endorsements(
             if not book.known(e.hub) or book.role(e.hub) != HUB or book.forked(e.hub):
                 rest.append(e)
                 continue
+            vouched = book.state(e.hub) == APPROVED
+            if not book.known(e.device) and not vouched and ledger is not None:
+                if ledger.room_for_device() is not None:
+                    rest.append(e)
+                    continue
+                ledger.add_device()
             steps.append(Keep(e))
             book.keep(e)
-            vouched = book.state(e.hub) == APPROVED
             if not book.known(e.device):
                 state = APPROVED if vouched else PENDING
                 steps.append(Admit(e, state))

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from hub.protocol import codec, enroll
 from hub.protocol.identity import Identity
+from hub.protocol.quota import Quotas
 from hub.server import make_app
 from hub.service import HubService
 from hub.store import HubStore
@@ -52,12 +53,17 @@ class Served:
 async def serve(
     tmp_path: Path, aiohttp_client: MakeClient
 ) -> AsyncIterator[Callable[..., Awaitable[Served]]]:
-    """``await serve(**service options)``: a store in a fresh folder, its service, a client."""
+    """``await serve(**service options)``: a store in a fresh folder (with ``quotas``), its
+    service, a client."""
     stores: list[HubStore] = []
 
-    async def make(folder: str = "hub", max_body: int = 16 << 20, **kw: Any) -> Served:
+    async def make(
+        folder: str = "hub", max_body: int = 16 << 20, quotas: Quotas | None = None, **kw: Any
+    ) -> Served:
         (tmp_path / folder).mkdir(exist_ok=True)
-        store = await HubStore.open(tmp_path / folder, refuse_unknown=kw.get("root", False))
+        store = await HubStore.open(
+            tmp_path / folder, refuse_unknown=kw.get("root", False), quotas=quotas
+        )
         stores.append(store)
         service = HubService(store, HUB_KEY, name="Test Hub", **kw)
         app = make_app(service, admin_token=TOKEN, max_body=max_body)

@@ -50,11 +50,15 @@ def test_admin_commands_on_a_stopped_hub(stopped_hub: tuple[Path, Identity, Iden
     r = c1hub("approve", "--data", data, laptop.node_id.lower())
     assert r.exit_code == 0 and r.output.startswith(f"approved {laptop.node_id} ()")
     s = json.loads(c1hub("status", "--data", data, "--json").output)
-    assert s["entries"] == {"accepted": 3, "held": 2, "total": 5} and s["forks"] == 1
+    assert s["entries"] == {"accepted": 3, "held": 2, "total": 5}
+    # The forked device was never approved: its fork is evidence, reported apart.
+    assert (s["forks"], s["forks_unapproved"]) == (0, 1)
     assert s["upstream"]["state"] == "none"
     r = c1hub("revoke", "--data", data, laptop.public.hex())
     assert r.exit_code == 0 and f"revoked {laptop.node_id} () after seq 3" in r.output
-    assert "entries: 3 accepted, 2 held" in c1hub("status", "--data", data).output
+    text = c1hub("status", "--data", data).output
+    assert "entries: 3 accepted, 2 held" in text
+    assert "FORKS" not in text and "forks of keys never approved: 1" in text
 
 
 def test_approving_a_forked_device_offline_is_a_message_and_exit_1(
@@ -83,3 +87,41 @@ def test_failures_are_messages_with_exit_1_and_json_errors(tmp_path: Path) -> No
     assert r.exit_code == 1 and "does not exist" in r.stderr
     r = c1hub("status")  # bad usage: click's own exit code
     assert r.exit_code == 2 and "Missing option '--data'" in r.stderr
+
+
+def test_an_open_folder_or_token_is_exit_2_with_the_chmod(tmp_path: Path) -> None:
+    data = tmp_path / "hub"
+    init_data_dir(data, "R")
+    token = data / "admin.token"
+    token.chmod(0o604)
+    for args in (["devices"], ["status", "--json"], ["approve", "AAAA-AAAA-AAAA"]):
+        r = c1hub(*args, "--data", data)
+        assert r.exit_code == 2 and f"run: chmod 600 {token}" in r.stderr, (args, r.output)
+    assert json.loads(c1hub("status", "--data", data, "--json").stdout)["error"]["code"] == (
+        "not_private"
+    )
+    token.chmod(0o600)
+    data.chmod(0o711)
+    r = c1hub("devices", "--data", data)
+    assert r.exit_code == 2 and f"run: chmod 700 {data}" in r.stderr, r.output
+    r = c1hub("token", "rotate", "--data", data)
+    assert r.exit_code == 2 and f"run: chmod 700 {data}" in r.stderr, r.output
+    data.chmod(0o700)
+    assert c1hub("devices", "--data", data).exit_code == 0
+
+
+def test_token_rotate_replaces_even_an_open_token_and_never_prints_it(tmp_path: Path) -> None:
+    data = tmp_path / "hub"
+    init_data_dir(data, "R")
+    token = data / "admin.token"
+    old = token.read_text().strip()
+    token.chmod(0o644)  # the fix for a token others may have read is a new one
+    r = c1hub("token", "rotate", "--data", data)
+    new = token.read_text().strip()
+    assert r.exit_code == 0 and str(token) in r.stdout, r.output
+    assert new != old and len(new) >= 40 and new not in r.output and old not in r.output
+    assert token.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in data.iterdir()) == ["admin.token", "name", "node.key"]
+    r = c1hub("token", "rotate", "--data", tmp_path / "nothing")
+    assert r.exit_code == 1 and "holds no hub" in r.stderr
+    assert not (tmp_path / "nothing").exists()

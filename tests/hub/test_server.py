@@ -18,6 +18,8 @@ from hub.examine import make_pool
 from hub.node import Hub, init_data_dir
 from hub.protocol import codec, enroll, entry, receipt, record, worklist
 from hub.protocol.identity import Identity
+from hub.protocol.quota import Quotas
+from hub.render import status_text
 from tests.helpers import chain, forms
 
 from .conftest import HUB_KEY, TOKEN, Served
@@ -344,6 +346,43 @@ async def test_metrics_are_prometheus_text(hub: Served) -> None:
     assert "c1hub_records_stored 4\n" in text
     assert 'c1hub_devices{state="pending"} 1\n' in text
     assert "c1hub_pushes 1\n" in text and "upstream" not in text
+
+
+async def test_forks_of_unapproved_keys_are_shown_apart(hub: Served) -> None:
+    """A fork of a key nobody approved: evidence in /metrics, the dashboard and the status,
+    but not the room's fork alarm."""
+    stranger = Identity.generate()
+    recs = chain(stranger, forms(2))
+    other = chain(stranger, forms(1, seed=9), start=2, prev=recs[0].hash)
+    await hub.push([r.raw for r in recs])
+    _status, reply = await hub.push([other[0].raw])
+    assert len(reply["forks"]) == 1
+    async with hub.http.get("/metrics") as r:
+        text = await r.text()
+    assert "c1hub_forks 0\n" in text and "c1hub_forks_unapproved 1\n" in text
+    assert "c1hub_held_records 2\n" in text
+    held_bytes = sum(len(r.raw) for r in recs)
+    assert f"c1hub_held_bytes {held_bytes}\n" in text
+    async with hub.http.get("/?lang=en") as r:
+        page = await r.text()
+    assert "ATTENTION" not in page and "1 fork(s) of keys never approved" in page
+    assert "<b>1</b>Forks of unapproved keys" in page
+    s = hub.service.status_now()
+    assert (s["forks"], s["forks_unapproved"]) == (0, 1)
+    assert "FORKS" not in status_text(s) and "forks of keys never approved: 1" in status_text(s)
+
+
+async def test_an_enrollment_over_the_pending_quota_is_429_quota(
+    serve: Callable[..., Awaitable[Served]],
+) -> None:
+    h = await serve(quotas=Quotas(pending_devices=1))
+    raws = [enroll.make_request(Identity.generate(), h.ident.public, "L", "laptop", 1)
+            for _ in range(2)]  # fmt: skip
+    assert (await h.post("/v1/enroll", raws[0]))[0] == 200
+    status, reply = await h.post("/v1/enroll", raws[1])
+    assert status == 429 and reply["error"]["code"] == "quota"
+    assert "max_pending_devices" in reply["error"]["reason"]
+    assert len(h.store.devices) == 1
 
 
 async def test_approved_laptop_cannot_make_itself_a_hub_and_vouch(hub: Served) -> None:

@@ -21,6 +21,7 @@ from hub.protocol.ingest import (
     Device,
     Head,
 )
+from hub.protocol.quota import QUOTA, Ledger, Quotas, Usage
 from hub.shared import generator
 
 AT = 1707890400
@@ -322,3 +323,106 @@ def test_refuse_unknown_origins_at_the_root() -> None:
     p = ingest.plan(ex, {}, {}, devs)  # a room hub takes the unknown laptop in (held)
     assert decisions(p) == [(ACCEPT, None)] * 3
     assert p.new_origins == [BOB.public]
+
+
+# -- quotas on what devices nobody approved make the hub keep (hub.protocol.quota) ------------
+
+
+def planned(
+    raws: Sequence[bytes],
+    ledger: Ledger,
+    held_recs: Sequence[record.Record] = (),
+    devices: dict[bytes, Device] | None = None,
+) -> ingest.Plan:
+    ex = examine(raws)
+    heads, existing = held(held_recs)
+    needed = {k: existing[k] for k in ingest.needed_existing(ex, heads)}
+    return ingest.plan(ex, heads, needed, devices or {}, ledger=ledger)
+
+
+def test_a_refused_unknown_key_leaves_no_device() -> None:
+    recs = chain(ALICE, 3)
+    p = run([recs[1].raw, recs[2].raw])  # seq 1 never sent: every record is refused
+    assert decisions(p) == [(REJECT, "out_of_order")] * 2
+    assert p.new_origins == []
+
+
+def test_held_records_per_device_quota() -> None:
+    recs = chain(ALICE, 5)
+    ledger = Ledger(Quotas(held_records_per_device=3))
+    p = planned([r.raw for r in recs], ledger)
+    assert decisions(p) == [(ACCEPT, None)] * 3 + [(REJECT, QUOTA)] * 2
+    assert "max_held_records_per_device" in (p.outcomes[3].reason or "")
+    assert p.heads == {ALICE.public: Head(3, recs[2].hash)}
+    assert ledger.usage(ALICE.public) == Usage(3, sum(len(r.raw) for r in recs[:3]))
+    assert ledger.new_pending == 1 and p.new_origins == [ALICE.public]
+
+
+def test_the_quota_counts_what_is_held_already() -> None:
+    recs = chain(ALICE, 4)
+    size = sum(len(r.raw) for r in recs[:2])
+    ledger = Ledger(Quotas(held_records_per_device=3), {ALICE.public: Usage(2, size)},
+                    Usage(2, size), pending=1)  # fmt: skip
+    devs = {ALICE.public: Device(PENDING)}
+    p = planned([r.raw for r in recs], ledger, held_recs=recs[:2], devices=devs)
+    assert decisions(p) == [(DUPLICATE, None)] * 2 + [(ACCEPT, None), (REJECT, QUOTA)]
+    assert ledger.new_pending == 0
+
+
+def test_approved_and_revoked_devices_have_no_held_quota() -> None:
+    a, b = chain(ALICE, 3), chain(BOB, 3)
+    ledger = Ledger(Quotas(pending_devices=0, held_records_per_device=1, held_records=1))
+    devs = {ALICE.public: Device(APPROVED), BOB.public: Device(REVOKED, revoked_after_seq=3)}
+    p = planned([r.raw for r in a + b], ledger, devices=devs)
+    assert decisions(p) == [(ACCEPT, None)] * 6
+    assert ledger.added == {} and ledger.new_pending == 0
+
+
+def test_held_bytes_quota_per_device() -> None:
+    recs = chain(ALICE, 6)
+    limit = sum(len(r.raw) for r in recs[:4])
+    p = planned([r.raw for r in recs], Ledger(Quotas(held_bytes_per_device=limit)))
+    assert decisions(p) == [(ACCEPT, None)] * 4 + [(REJECT, QUOTA)] * 2
+    assert "max_held_bytes_per_device" in (p.outcomes[4].reason or "")
+
+
+def test_total_held_quotas_span_devices() -> None:
+    a, b = chain(ALICE, 3), chain(BOB, 3)
+    ledger = Ledger(Quotas(held_records=4), {}, Usage(1, 100), pending=0)
+    p = planned([r.raw for r in a + b], ledger)
+    by_origin = {(o.origin, o.seq): (o.decision, o.code) for o in p.outcomes}
+    first, second = sorted([ALICE.public, BOB.public])  # origins are taken in key order
+    assert [by_origin[(first, s)] for s in (1, 2, 3)] == [(ACCEPT, None)] * 3
+    assert [by_origin[(second, s)] for s in (1, 2, 3)] == [(REJECT, QUOTA)] * 3
+    assert "max_held_records" in (p.outcomes[-1].reason or "")
+    assert p.new_origins == [first]  # the refused key made no device
+    limit = 100 + sum(len(r.raw) for r in a[:2])
+    p = planned([r.raw for r in a], Ledger(Quotas(held_bytes=limit), {}, Usage(1, 100)))
+    assert decisions(p) == [(ACCEPT, None)] * 2 + [(REJECT, QUOTA)]
+
+
+def test_pending_quota_refuses_new_keys_and_makes_no_device() -> None:
+    a, b = chain(ALICE, 2), chain(BOB, 2)
+    ledger = Ledger(Quotas(pending_devices=2), pending=1)
+    p = planned([r.raw for r in a + b], ledger)
+    outcomes = {o.origin: (o.decision, o.code) for o in p.outcomes}
+    assert sorted(outcomes.values()) == [(ACCEPT, None), (REJECT, QUOTA)]
+    (made,) = p.new_origins
+    assert outcomes[made] == (ACCEPT, None) and ledger.new_pending == 1
+    refused = next(o for o in p.outcomes if o.code == QUOTA)
+    assert "max_pending_devices" in (refused.reason or "")
+    assert set(p.heads) == {made}
+    # A known pending device is not new: the pending quota does not stop it.
+    p = planned([r.raw for r in a], Ledger(Quotas(pending_devices=0)),
+                devices={ALICE.public: Device(PENDING)})  # fmt: skip
+    assert decisions(p) == [(ACCEPT, None)] * 2
+
+
+def test_fork_evidence_of_a_new_key_needs_room_for_a_device() -> None:
+    forged = record.make(ALICE, 1, b"\x07" * 32, body(1))  # seq 1 on top of nothing held
+    p = planned([forged.raw], Ledger(Quotas(pending_devices=0)))
+    assert decisions(p) == [(REJECT, QUOTA)] and p.forks == [] and p.new_origins == []
+    ledger = Ledger(Quotas(pending_devices=1, held_records=0))
+    p = planned([forged.raw], ledger)  # evidence is not a held record
+    assert decisions(p) == [(FORK, "fork")] and p.new_origins == [ALICE.public]
+    assert ledger.added == {} and ledger.new_pending == 1

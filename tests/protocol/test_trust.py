@@ -10,6 +10,7 @@ import pytest
 from hub.protocol import enroll, trust
 from hub.protocol.errors import DeviceError, ProtocolError
 from hub.protocol.identity import Identity
+from hub.protocol.quota import Ledger, Quotas
 from hub.protocol.trust import Admit, Approval, Keep, Revocation
 
 
@@ -220,6 +221,29 @@ def test_endorsements_that_chain_to_no_hub_here_are_left_out() -> None:
     newer = _e(hub, A, at=2)
     devs[A] = Dev(A, state="approved")
     assert trust.accept_endorsements([newer], devs, {A: {hub.public: mine.raw}}) == [Keep(newer)]
+
+
+def test_a_pending_hub_admits_devices_only_within_the_pending_quota() -> None:
+    pending_hub, approved_hub = Identity.generate(), Identity.generate()
+    devs = book(Dev(pending_hub.public, role="hub", state="pending"),
+                Dev(approved_hub.public, role="hub", state="approved"))  # fmt: skip
+    word = [_e(pending_hub, d) for d in (A, B, C)]
+    ledger = Ledger(Quotas(pending_devices=3), pending=1)
+    steps = trust.accept_endorsements(word, devs, {}, ledger)
+    assert steps == [Keep(word[0]), Admit(word[0], "pending"),
+                     Keep(word[1]), Admit(word[1], "pending")]  # fmt: skip
+    assert ledger.new_pending == 2
+    # An approved hub's word admits approved devices: the pending quota does not stop it.
+    full = Ledger(Quotas(pending_devices=0))
+    mine = _e(approved_hub, D)
+    assert trust.accept_endorsements([mine], devs, {}, full) == [
+        Keep(mine),
+        Admit(mine, "approved"),
+    ]
+    # Nor does it stop a pending hub's word about a device known here already.
+    devs[E] = Dev(E)
+    known = _e(pending_hub, E)
+    assert trust.accept_endorsements([known], devs, {}, full) == [Keep(known)]
 
 
 # -- chains and backlog -----------------------------------------------------------------------

@@ -98,11 +98,6 @@ def _loopback_alias_usable() -> bool:
         return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 7: `c1hub approve` sends Authorization: Bearer "
-    "<token> in clear to the hub's runtime URL, whatever address that is",
-)
 def test_admin_commands_never_send_the_token_over_tcp(procs: Procs) -> None:
     if not _loopback_alias_usable():
         pytest.skip("finding 7 token-on-the-wire test NOT RUN: cannot bind 127.0.0.2 here")
@@ -129,8 +124,6 @@ def test_admin_commands_never_send_the_token_over_tcp(procs: Procs) -> None:
     assert dev["state"] == "revoked"  # the commands did reach the hub, another way
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: an admin.token readable by other users is "
-                   "accepted")  # fmt: skip
 def test_a_world_readable_admin_token_is_refused(procs: Procs) -> None:
     hub = procs.hub("hub")
     token = hub.data / "admin.token"
@@ -147,8 +140,6 @@ def _private(path: Path) -> bool:
     return stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: `c1hub init` on an existing 0755 folder "
-                   "leaves it, and hub.db in it, readable by every user")  # fmt: skip
 def test_init_makes_an_existing_open_folder_private(tmp_path: Path) -> None:
     data = tmp_path / "hub"
     data.mkdir()
@@ -162,8 +153,6 @@ def test_init_makes_an_existing_open_folder_private(tmp_path: Path) -> None:
     assert not loose, loose
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: a hub serves a data folder readable by every "
-                   "user")  # fmt: skip
 def test_serve_refuses_an_open_data_folder(procs: Procs) -> None:
     hub = procs.hub("hub")
     hub.data.chmod(0o755)
@@ -171,8 +160,6 @@ def test_serve_refuses_an_open_data_folder(procs: Procs) -> None:
         hub.start(timeout=30)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: the admin token never rotates (no "
-                   "`c1hub token rotate`)")  # fmt: skip
 def test_admin_token_can_be_rotated_on_a_running_hub(procs: Procs) -> None:
     hub: HubProc = procs.hub("hub").start()
     path = hub.data / "admin.token"

@@ -216,8 +216,6 @@ def test_comparison_code_is_too_long_to_forge(procs: Procs) -> None:
 # -- finding 4: unapproved hosts fill the disk and raise alarms ---------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: enrollments are not limited: an enrollment "
-                   "flood makes thousands of pending devices")  # fmt: skip
 def test_enrollment_flood_stops_at_the_pending_quota(procs: Procs) -> None:
     """Default ``max_pending_devices`` (1000): the 1001st new device is refused, 429 quota."""
     hub = procs.hub("hub").start()
@@ -237,8 +235,6 @@ def test_enrollment_flood_stops_at_the_pending_quota(procs: Procs) -> None:
     assert len(get_json(hub.url + "/v1/devices")) == 1000
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: records of an unapproved key are held "
-                   "(and receipted) without any quota")  # fmt: skip
 def test_held_records_beyond_the_device_quota_are_refused_and_not_receipted(procs: Procs) -> None:
     """Default ``max_held_records_per_device`` (5000)."""
     hub = procs.hub("hub").start()
@@ -256,8 +252,6 @@ def test_held_records_beyond_the_device_quota_are_refused_and_not_receipted(proc
     assert pushed(hub, raws[5000:])["accepted"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: forks of keys nobody approved are counted "
-                   "as the room's forks")  # fmt: skip
 def test_forks_of_unapproved_keys_are_reported_apart(procs: Procs) -> None:
     hub = procs.hub("hub").start()
 
@@ -297,15 +291,12 @@ HELD_QUOTAS = ["--max-pending-devices", "--max-held-records-per-device",
                "--max-held-bytes-per-device", "--max-held-records", "--max-held-bytes"]  # fmt: skip
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: there are no quota settings")
 def test_held_quotas_are_settings() -> None:
     out = run(C1HUB, "serve", "--help").stdout
     missing = [flag for flag in HELD_QUOTAS if flag not in out]
     assert not missing, missing
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: there is no total quota on held records "
-                   "(--max-held-records)")  # fmt: skip
 def test_total_held_quota(procs: Procs) -> None:
     hub = procs.hub("hub", extra=("--max-held-records", "20")).start()
     logs = [Log(i) for i in (9, 10, 11)]
@@ -315,8 +306,6 @@ def test_total_held_quota(procs: Procs) -> None:
     assert codes == ["quota"] * 4, codes
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: there is no per-device quota on held bytes "
-                   "(--max-held-bytes-per-device)")  # fmt: skip
 def test_held_bytes_quota_per_device(procs: Procs) -> None:
     hub = procs.hub("hub", extra=("--max-held-bytes-per-device", "8192")).start()
     log = Log(12)
@@ -328,11 +317,6 @@ def test_held_bytes_quota_per_device(procs: Procs) -> None:
     assert {r["code"] for r in out["rejected"]} == {"quota"}, out  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: there is no quota on pending devices "
-    "(--max-pending-devices); records of unknown keys create devices without end",
-)
 def test_pending_quota_covers_unknown_keys_in_a_push(procs: Procs) -> None:
     hub = procs.hub("hub", extra=("--max-pending-devices", "2")).start()
     for i in range(2):
