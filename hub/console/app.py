@@ -116,6 +116,7 @@ def _ctx(request: web.Request, room: Room, **kw: Any) -> dict[str, Any]:
     s = room.status
     return {
         "w": i18n.words(lang),
+        "script_words": i18n.script_words(lang),
         "t": lambda key, **k: i18n.t(lang, key, **k),
         "dur": lambda sec: i18n.duration(lang, sec),
         "lang": lang,

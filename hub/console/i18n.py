@@ -22,6 +22,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "conflict": ("TPS konflik", "TPS in conflict"),
     "forks": ("Fork", "Forks"),
     "backlog": ("Antrean ke pusat", "Backlog upstream"),
+    "forks_unapproved": ("Fork perangkat tak disetujui", "Forks of unapproved keys"),
+    "stray_note": (
+        "{n} fork dari kunci yang tidak pernah disetujui: disimpan sebagai bukti, bukan "
+        "perangkat ruangan ini, tidak ada entrinya yang dihitung.",
+        "{n} fork(s) of keys never approved: kept as evidence; not this room's devices, "
+        "nothing of theirs is counted.",
+    ),
     "live_on": ("langsung", "live"),
     "live_poll": ("diperbarui tiap 2 dtk", "updated every 2 s"),
     "live_off": ("tidak tersambung ke hub", "not connected to the hub"),
@@ -211,9 +218,22 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 
 
+# The words the page's script uses (console.js); only these go into the page's script data.
+SCRIPT_WORDS = (
+    "live_on", "live_poll", "live_off", "working", "done", "refused", "restarted",
+    "confirm_approve_laptop", "confirm_approve_hub", "confirm_revoke", "role_laptop",
+    "role_hub", "role_coordinator",
+)  # fmt: skip
+
+
 def words(lang: str) -> dict[str, str]:
     i = 0 if lang == "id" else 1
     return {k: v[i] for k, v in WORDS.items()}
+
+
+def script_words(lang: str) -> dict[str, str]:
+    i = 0 if lang == "id" else 1
+    return {k: WORDS[k][i] for k in SCRIPT_WORDS}
 
 
 def t(lang: str, key: str, **kw: Any) -> str:

@@ -33,7 +33,9 @@ from hub.service import HubService
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0  # at most one derivation a second
-QUICK_S = 0.1  # a page waits for a fresh derivation only when the last one took this or less
+FIRST_WAIT_S = 0.5  # a page waits this long for the first derivation, then is provisional
+QUICK_S = 0.5  # a page waits for a fresh derivation when the last one took this or less,
+SMALL_STORE = 20_000  # ... or when the hub holds this many records or fewer
 SLOWDOWN = 20.0  # ... and at most one every SLOWDOWN x the time the last one took (<= 5%)
 WATCH_S = 30.0  # a poll keeps the status fresh this long
 RATE_WINDOW_S = 120.0  # upstream's confirmation rate is measured over this window
@@ -44,7 +46,8 @@ COUNT_KEYS = ("accepted", "held", "single", "verified", "conflict", "forks", "ba
 def counts_of(s: dict[str, Any]) -> dict[str, int | None]:
     """The headline counts under the keys of ``c1hub status --json`` (docs/json-output.md):
     ``entries.accepted``, ``entries.held``, ``tps.single|verified|conflict``, ``forks`` and
-    ``upstream.backlog``."""
+    ``upstream.backlog``; and ``forks_unapproved`` (forks of keys never approved, shown apart
+    only when there are some)."""
     up = s.get("upstream") or {}
     return {
         "accepted": s["entries"]["accepted"],
@@ -54,6 +57,7 @@ def counts_of(s: dict[str, Any]) -> dict[str, int | None]:
         "conflict": s["tps"]["conflict"],
         "forks": s["forks"],
         "backlog": up.get("backlog") or 0,
+        "forks_unapproved": s.get("forks_unapproved", 0),
     }
 
 
@@ -156,16 +160,22 @@ class Live:
 
     async def current(self) -> Room:
         """The shared room. Stale, it is derived again first when that is quick (the last
-        derivation took at most ``QUICK_S``); otherwise the page shows the last one and the
-        ticker brings the new one. Before the first derivation has finished (just after
-        start), a provisional room of what costs nothing (devices, upstream), never waited for.
-        """
+        derivation took at most ``QUICK_S``, or the store is small); otherwise the page shows
+        the last one and the ticker brings the new one. Until the first derivation after the
+        start is done (waited for ``FIRST_WAIT_S``), a provisional room of what costs nothing
+        (devices, upstream)."""
         self.watched()
         if self.room is None:
             if self._first is None:
                 self._first = asyncio.ensure_future(self.refresh())
+            with contextlib.suppress(TimeoutError):  # a small store is derived by then
+                await asyncio.wait_for(asyncio.shield(self._first), FIRST_WAIT_S)
+        if self.room is None:
             return Room.make(0, self._cheap_status(), None, 0.0, self.epoch)
-        if self._key != self._change_key() and self.room.derived_in_s <= QUICK_S:
+        quick = (
+            self.room.derived_in_s <= QUICK_S or self.service.store.records_stored <= SMALL_STORE
+        )
+        if quick and self._key != self._change_key():
             await self.refresh()
         return self.room
 
@@ -174,6 +184,7 @@ class Live:
         (those are None: the page shows "…" until the first derivation arrives)."""
         svc = self.service
         view = svc.store.snapshot()
+        room_forks, stray_forks = view.room_forks()
         devices: dict[str, int] = {"pending": 0, "approved": 0, "revoked": 0}
         for d in view.devices.values():
             devices[d.state] = devices.get(d.state, 0) + 1
@@ -182,7 +193,7 @@ class Live:
             "now": time.time(), "provisional": True,
             "entries": {"accepted": None, "held": None, "total": svc.store.records_stored},
             "tps": {"single": None, "verified": None, "conflict": None}, "tps_by_form": {},
-            "flags": {}, "forks": view.fork_count, "devices": devices,
+            "flags": {}, "forks": room_forks, "forks_unapproved": stray_forks, "devices": devices,
             "device_list": [d.to_dict() for d in status_mod.device_list(view, svc.ident.public)],
             "conflicts": [], "scan_reuse": [], "users_mismatch": [],
         }  # fmt: skip

@@ -366,7 +366,7 @@ async def test_forks_of_unapproved_keys_are_shown_apart(hub: Served) -> None:
     async with hub.http.get("/?lang=en") as r:
         page = await r.text()
     assert "ATTENTION" not in page and "1 fork(s) of keys never approved" in page
-    assert "<b>1</b>Forks of unapproved keys" in page
+    assert '<b data-count="forks_unapproved">1</b><span>Forks of unapproved keys' in page
     s = hub.service.status_now()
     assert (s["forks"], s["forks_unapproved"]) == (0, 1)
     assert "FORKS" not in status_text(s) and "forks of keys never approved: 1" in status_text(s)
