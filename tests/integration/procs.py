@@ -262,7 +262,7 @@ class FaultProxyProc:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> FaultProxyProc:
         opts = [a for k, v in self.faults.items() for a in ("--" + k.replace("_", "-"), str(v))]
