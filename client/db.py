@@ -17,6 +17,10 @@ Tables (numbered migrations, ``PRAGMA user_version``; existing files are migrate
                 (``kind='upstream'``) for this laptop's log
 - ``hubs``      hubs this laptop has known; pinned ones have ``pinned_at`` set, with what each
                 last said of this laptop (``state``, ``code``; migration 2)
+- ``scans``     each page image named by an entry (``hash``, the first ``seq`` naming it) and
+                where it is: ``local``, ``at_hub``, ``upstream`` (as the hub last answered;
+                migration 3). Filled when entries are appended, and for entries older than the
+                table by ``ClientStore.index_scans`` (``meta`` ``scans_seq``: indexed up to)
 """
 
 from __future__ import annotations
@@ -78,6 +82,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
     (  # 2: what each hub last said about this laptop (pending / approved / revoked)
         "ALTER TABLE hubs ADD COLUMN state TEXT",
         "ALTER TABLE hubs ADD COLUMN code TEXT",
+    ),
+    (  # 3: the scans named by this laptop's entries, and where each one is
+        """CREATE TABLE scans (
+            hash TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'local' CHECK (state IN ('local', 'at_hub', 'upstream'))
+        )""",
+        "CREATE INDEX scans_seq ON scans (seq)",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

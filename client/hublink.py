@@ -63,9 +63,25 @@ class HubLink:
         reply = await self._call("GET", f"/v1/work?{query}")
         return reply if isinstance(reply, dict) else {}
 
-    async def _call(self, method: str, path: str, body: bytes | None = None) -> Any:
+    async def blobs_lacking(self, hashes: list[str]) -> Any:
+        """``POST /v1/blobs/lacking`` (docs/protocol.md "Scans"): the decoded answer."""
+        return await self._call("POST", "/v1/blobs/lacking", codec.pack({"hashes": hashes}))
+
+    async def blob_put(self, digest: str, offset: int, data: bytes, total: int) -> Any:
+        """One upload chunk of a scan: the decoded answer."""
+        headers = {"Content-Type": "application/octet-stream",
+                   "Content-Range": f"bytes {offset}-{offset + len(data) - 1}/{total}"}  # fmt: skip
+        return await self._call("PUT", f"/v1/blobs/{digest}", data, headers)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         try:
-            return await self.peer.call(method, path, body)
+            return await self.peer.call(method, path, body, headers=headers)
         except shared.CallError as exc:
             raise sync_error(self.url, path, exc) from None
 

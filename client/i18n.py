@@ -129,6 +129,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "status_oldest": (" (tertua dimasukkan {at})", " (oldest entered {at})"),
     "status_at_hub": ("Di hub:         {count}", "At hub:         {count}"),
     "status_confirmed": ("Terkonfirmasi:  {count}", "Confirmed:      {count}"),
+    "status_scans": (
+        "Pindaian:       {local} lokal ({mb} MB menunggu), {at_hub} di hub, {upstream} di pusat",
+        "Scans:          {local} local ({mb} MB to send), {at_hub} at hub, {upstream} upstream",
+    ),
     "verify_ok": ("Semua {n} entri terverifikasi.", "All {n} entries verified."),
     "verify_bad": (
         "{count} masalah ditemukan ({n} entri diperiksa):",

@@ -31,7 +31,7 @@ from hub.protocol.errors import ProtocolError
 from hub.protocol.identity import Identity, fingerprint
 from hub.shared.db import Database
 
-from . import datadir
+from . import datadir, scanstate
 from . import verify as verify_mod
 from .db import (
     DB_FILE,
@@ -141,6 +141,11 @@ class ClientStore:
     def node_id(self) -> str:
         return self.identity.node_id
 
+    @property
+    def db(self) -> Database:
+        """The database, for modules that keep a table of their own (``client.scanstate``)."""
+        return self._db
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     @classmethod
@@ -207,6 +212,9 @@ class ClientStore:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 [("head_seq", str(seq)), ("head_hash", prev.hex())],
             )
+            await scanstate.add(conn, [(r.seq, scanstate.scans_of(b))
+                                       for r, b in zip(records, bodies, strict=True)])  # fmt: skip
+            await scanstate.marked_append(conn, records[0].seq, seq)
         log.debug("appended seq %d..%d", records[0].seq, records[-1].seq)
         return records
 

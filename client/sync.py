@@ -33,6 +33,7 @@ import aiohttp
 from client.config import setting
 from client.errors import ClientError, SyncError, TooBigError
 from client.hublink import HubLink
+from client.scansync import ScanReport, send_scans
 from client.store import ClientStore, HubInfo
 from hub.protocol import clock, enroll, receipt, sender
 from hub.protocol.errors import ProtocolError, SignatureError
@@ -68,6 +69,7 @@ class SyncReport:
     hubs: list[dict[str, Any]] = field(default_factory=list)  # one per hub synced
     errors: list[dict[str, str]] = field(default_factory=list)  # hubs that failed this round
     found_by: dict[str, str] = field(default_factory=dict)  # url -> "address"|"mdns"|"cached"
+    scans: ScanReport = field(default_factory=ScanReport)  # scans sent after the entries
 
     def failed(self, url: str, err: SyncError) -> None:
         """Note a hub (or a candidate address) that failed this round while another worked."""
@@ -88,6 +90,7 @@ class SyncReport:
             "refused_hubs": self.refused_hubs,
             "hubs": self.hubs,
             "errors": self.errors,
+            "scans": self.scans.to_dict(),
         }
 
 
@@ -376,6 +379,11 @@ async def _sync_hub(
             )
     if summary["pushed"]:
         await _take_upstream_receipt(store, await link.head(ident.public), hello)
+    # Numbers first: the scans of the entries the hub now holds go after all of them.
+    sent = await send_scans(store, link)
+    summary["scans"] = sent.to_dict()
+    if report.hubs[0] is summary:
+        report.scans = sent
 
 
 async def _take_upstream_receipt(store: ClientStore, head: sender.HubHead, hello: Hello) -> None:

@@ -38,7 +38,8 @@ SETTINGS: list[Setting] = [
     Setting(
         "body_timeout",
         60,
-        "Seconds a request body may wait for room under max_inflight_bytes.",
+        "Seconds a request body may wait for room under max_inflight_bytes, and then has to "
+        "arrive whole; otherwise the connection is closed.",
     ),
     Setting(
         "header_timeout",
@@ -50,8 +51,8 @@ SETTINGS: list[Setting] = [
     Setting(
         "max_connections",
         512,
-        "Most client connections open at once (lowered to the open-file limit - 64); over it, "
-        "the one quiet the longest is closed.",
+        "Most client connections open at once (lowered to the open-file limit - 96); over it, "
+        "the one waiting longest for a request is closed.",
     ),
     Setting(
         "max_pending_devices",

@@ -12,7 +12,12 @@ Hierarchy::
     ├── Unauthorized       code unauthorized  -> 401
     ├── AdminLocalOnly     code admin_local_only -> 403 (admin from elsewhere than the hub
     │                      machine itself, or from a web page: ``hub.access``)
-    └── Busy               code busy          -> 503 (with Retry-After)
+    ├── Busy               code busy          -> 503 (with Retry-After)
+    │   └── DiskFull       code disk_full     -> 503 (a scan cannot be stored: no space)
+    └── BlobRefused        a scan upload or request refused; ``code`` says why (see
+                           HTTP_STATUS: not_named, offset_mismatch, blob_too_large,
+                           not_an_image, incomplete, hash_mismatch, empty, bad_range,
+                           range_not_satisfiable)
 """
 
 from __future__ import annotations
@@ -47,10 +52,18 @@ class UpstreamError(HubError):
 
     code = "upstream_error"
 
-    def __init__(self, message: str, *, retry_after: float | None = None, too_big: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        too_big: bool = False,
+        code: str = "",
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         self.too_big = too_big
+        self.refusal = code  # upstream's own code when it refused (else "")
 
 
 class NotFound(ProtocolError):
@@ -72,6 +85,21 @@ class Busy(ProtocolError):
     retry_after = 5
 
 
+class DiskFull(Busy):
+    """No space to store a scan: 503 with Retry-After; nothing of the chunk is kept."""
+
+    code = "disk_full"
+    retry_after = 60
+
+
+class BlobRefused(ProtocolError):
+    """A scan chunk or request refused (``code`` one of the blob codes of ``HTTP_STATUS``)."""
+
+    def __init__(self, code: str, message: str, *, offset: int = 0):
+        super().__init__(message, code=code)
+        self.offset = offset
+
+
 HTTP_STATUS = {
     "bad_encoding": 400,
     "bad_entry": 400,
@@ -90,6 +118,16 @@ HTTP_STATUS = {
     "protocol_error": 400,
     "unavailable": 503,
     "busy": 503,
+    "disk_full": 503,
+    "not_named": 409,  # a scan no entry held names: send the entry first
+    "offset_mismatch": 409,  # an upload chunk not at the receiver's offset: ask it again
+    "blob_too_large": 413,
+    "not_an_image": 415,
+    "empty": 415,
+    "incomplete": 422,  # a JPEG/PNG/PDF cut short
+    "hash_mismatch": 422,  # the bytes do not hash to the name they were sent under
+    "bad_range": 400,  # an upload chunk's Content-Range missing, malformed or not its size
+    "range_not_satisfiable": 416,  # a Range outside the scan, or more than one range
     "bad_http": 400,  # made by server.HubRequestHandler for aiohttp's parser refusals
     "internal_error": 500,  # a fault in the hub, never a client's doing
 }

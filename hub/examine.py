@@ -62,14 +62,20 @@ EXAMINE_CHUNK = 256
 _worker_master: rules.TpsMaster | None = None
 
 
+WORKER_NICE = 5  # the event loop answers first; bulk checks take the CPU it leaves
+
+
 def init_worker(wilayah: str | None) -> None:
     """Initializer of the examine worker processes: die with the forkserver, which dies with
-    the hub (``hub.deathsig``); load the master once per process."""
+    the hub (``hub.deathsig``); run at a lower priority than the hub's event loop, so that
+    checking a big push never slows the answers to other requests; load the master once per
+    process."""
     global _worker_master
 
     from hub.deathsig import follow_parent
 
     follow_parent()
+    os.nice(WORKER_NICE)
     _worker_master = load_master(wilayah) if wilayah else None
 
 
@@ -151,11 +157,15 @@ async def examine_batch(
         wires = await asyncio.gather(
             *(loop.run_in_executor(pool, examine_chunk, raws[i : i + n]) for i in starts)
         )
-        return [
-            _from_wire(i + j, raws[i + j], w)
-            for i, part in zip(starts, wires, strict=True)
-            for j, w in enumerate(part)
-        ]
+        # Rebuilding the records around their bytes is a decode per record: a worker thread
+        # does it, so a full batch never holds the event loop.
+        return await asyncio.to_thread(
+            lambda: [
+                _from_wire(i + j, raws[i + j], w)
+                for i, part in zip(starts, wires, strict=True)
+                for j, w in enumerate(part)
+            ]
+        )
     else:
 
         def work(start: int, chunk: Sequence[bytes]) -> list[Checked]:

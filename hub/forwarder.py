@@ -11,18 +11,21 @@ and on the upstream only through the two interfaces of ``hub.upstream``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from hub.errors import UpstreamError
+from hub.protocol import blobsync as bs
 from hub.protocol import clock, enroll, identity
 from hub.protocol import outbox as ob
 from hub.protocol.identity import Identity
+from hub.scans import HubScans
 from hub.store import Rejection
-from hub.upstream import Device, Upstream, UpstreamStore
+from hub.upstream import BlobUpstream, Device, Upstream, UpstreamStore
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +63,22 @@ class Forwarder:
         *,
         kbps: int = 0,
         rng: random.Random | None = None,
+        scans: HubScans | None = None,
     ):
         self.store = store
         self.upstream = upstream
         self.ident = ident
         self.name = name
         self.outbox = ob.Outbox(upstream.url, None, rng or random.Random(), kbps=kbps)
+        self.scans = scans
+        # Uncapped (a LAN or loopback), two scan senders at once keep both ends busy; under a
+        # cap, one: the cap is the limit, and pacing is simplest with one chunk at a time.
+        self.lanes = [bs.BlobSender(chunk=bs.chunk_size(kbps), rng=rng or random.Random())
+                      for _ in range(1 if kbps > 0 else 2)]  # fmt: skip
+        self._dealt = 0
+        self._unheld: set[str] = set()  # named by entries upstream holds, not held here yet
+        self.blob_drained: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
+        self.blob_log: list[bs.Ask | bs.Send] = []  # steps done, for tests (last 10,000)
         self.last_success: float | None = None  # wall-clock time of the last answer upstream
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -170,6 +183,11 @@ class Forwarder:
         box = self.outbox
         while not self._stop.is_set():
             step = box.next_step(self._holdings(), clock.monotonic())
+            if self.scans is not None and bs.numbers_first(step):
+                blobs = self._blob_steps()
+                if blobs:
+                    await asyncio.gather(*(self._do_blob(lane, b) for lane, b in blobs))
+                    continue
             try:
                 try:
                     await self._do(step)
@@ -214,6 +232,76 @@ class Forwarder:
                 box.held_read({k: await store.record_raw(*k) for k in keys}, clock.monotonic())
             case ob.ReadAges(keys):
                 box.ages_read([await store.received_at(dev, seq) for dev, seq in keys])
+
+    # -- scans, in what the entries leave ----------------------------------------------------
+
+    def _blob_steps(self) -> list[tuple[bs.BlobSender, bs.Ask | bs.Send]]:
+        """Offer the scans of entries upstream now holds (those held here), dealt to the
+        senders in turn, then each sender's next scan step
+        (``hub.protocol.blobsync.BlobSender``)."""
+        scans = self.scans
+        assert scans is not None
+        confirmed = {dev: c.seq for dev, c in self.store.confirmed.items()}
+        self._unheld.update(scans.refresh().newly_confirmed(confirmed))
+        arrived = [h for h in self._unheld if h in scans.held]
+        self._unheld.difference_update(arrived)
+        for h in arrived:
+            self.lanes[self._dealt % len(self.lanes)].offer([(h, scans.held[h])])
+            self._dealt += 1
+        now = clock.monotonic()
+        return [(lane, step) for lane in self.lanes if (step := lane.next_step(now)) is not None]
+
+    async def _do_blob(self, sender: bs.BlobSender, step: bs.Ask | bs.Send) -> None:
+        try:
+            await self._blob_call(sender, step)
+        except Exception:
+            log.exception("forwarder: scan %s failed unexpectedly", type(step).__name__)
+            sender.failed("", "crashed", clock.monotonic())
+
+    async def _blob_call(self, sender: bs.BlobSender, step: bs.Ask | bs.Send) -> None:
+        scans, box = self.scans, self.outbox
+        assert scans is not None
+        up = cast(BlobUpstream, self.upstream)
+        self.blob_log = [*self.blob_log[-9999:], step]
+        t0 = clock.monotonic()
+        try:
+            if isinstance(step, bs.Ask):
+                reply = await self._called(up.blobs_lacking(step.hashes))
+                sender.lacking_answered(reply, clock.monotonic())
+                nbytes = 80 * len(step.hashes)
+                hashes: tuple[str, ...] = step.hashes
+            else:
+                data = await asyncio.to_thread(
+                    scans.blobs.read, step.hash, step.offset, step.length
+                )
+                reply = await self._called(up.blob_put(step.hash, step.offset, data, step.total))
+                sender.chunk_answered(reply)
+                nbytes, hashes = len(data), (step.hash,)
+                scans.counters.sent_bytes += len(data)
+                self.blob_drained.append((clock.monotonic(), scans.counters.sent_bytes))
+        except UpstreamError as exc:
+            code = exc.refusal
+            sender.failed(code, str(exc), clock.monotonic(), retry_after=exc.retry_after)
+            if code in bs.FATAL and isinstance(step, bs.Send):
+                log.error("upstream refused scan %s: %s", step.hash, exc)
+            elif not code:
+                log.debug("scan transfer upstream failed: %s", exc)
+            return
+        now = clock.monotonic()
+        box.spent(nbytes, now - t0, now)
+        for h in hashes:
+            if sender.state.get(h) in (bs.HELD, bs.UPSTREAM) and h not in scans.upstream:
+                scans.upstream.add(h)
+                if isinstance(step, bs.Send):
+                    scans.counters.sent_blobs += 1
+
+    def scan_rate(self) -> float:
+        """Recent scan bytes sent upstream per second."""
+        d = self.blob_drained
+        if len(d) < 2:
+            return 0.0
+        (t0, n0), (t1, n1) = d[0], d[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
     async def _called(self, call: Any) -> Any:
         reply = await call

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.config import HubConfig
+from hub.connections import ACCEPT_BATCH, ConnectionLimits, HubRunner, connection_cap
 from hub.console.locality import is_loopback
 from hub.datadir import (
     ADMIN_SOCKET,
@@ -48,7 +50,8 @@ from hub.errors import AlreadyRunning, HubError, NotInitialised
 from hub.examine import make_pool, warm_pool
 from hub.forwarder import META_UPSTREAM_KEY, Forwarder
 from hub.protocol import identity
-from hub.server import ConnectionLimits, HubRunner, make_app
+from hub.scans import HubScans
+from hub.server import make_app
 from hub.service import HubService
 from hub.shared import keyfile
 from hub.shared.master import load_master
@@ -197,15 +200,18 @@ class Hub:
             warm = asyncio.create_task(warm_pool(pool), name="warm-pool")
             stack.push_async_callback(_finish, warm)
             store = await self._open_store(stack)
+            scans = HubScans(self.data_dir, store, root=cfg.root)
+            await scans.load()
+            stack.callback(scans.close)
             if cfg.upstream:
                 self.forwarder = Forwarder(
                     store, HttpUpstream(cfg.upstream), self.ident, self.name,
-                    kbps=cfg.upstream_kbps,
+                    kbps=cfg.upstream_kbps, scans=scans,
                 )  # fmt: skip
             self._service = HubService(
                 store, self.ident, name=self.name, root=cfg.root, master=master, pool=pool,
                 max_batch=cfg.max_batch, max_endorsements=cfg.max_endorsements,
-                approve_all=cfg.approve_all, upstream=self.forwarder,
+                approve_all=cfg.approve_all, upstream=self.forwarder, scans=scans,
             )  # fmt: skip
             app = make_app(self._service, admin_token=self.token.current, max_body=cfg.max_body,
                            max_inflight_bytes=cfg.max_inflight_bytes,
@@ -227,9 +233,11 @@ class Hub:
         async with self._starting() as stack:
             store = await self._open_store(stack)
             known = await store.get_meta(META_UPSTREAM_KEY) is not None
+            scans = HubScans(self.data_dir, store, root=self.config.root)
+            await scans.load()
             self._service = HubService(
                 store, self.ident, name=self.name, root=self.config.root,
-                max_batch=self.config.max_batch, upstream_known=known,
+                max_batch=self.config.max_batch, upstream_known=known, scans=scans,
             )  # fmt: skip
 
     async def stop(self) -> None:
@@ -288,12 +296,13 @@ class Hub:
     async def _serve(self, stack: contextlib.AsyncExitStack, app: web.Application) -> None:
         cfg = self.config
         nofile = raise_open_file_limit()
-        max_connections = cfg.max_connections
-        if nofile - 64 < max_connections:
-            max_connections = max(nofile - 64, 1)
+        max_connections = connection_cap(cfg.max_connections, nofile)
+        if max_connections < cfg.max_connections:
             log.warning("max_connections lowered from %d to %d (open-file limit %d)",
                         cfg.max_connections, max_connections, nofile)  # fmt: skip
-        limits = ConnectionLimits(cfg.header_timeout, cfg.keepalive_timeout, max_connections)
+        limits = ConnectionLimits(
+            cfg.header_timeout, cfg.keepalive_timeout, max_connections, cfg.body_timeout
+        )
         loop = asyncio.get_running_loop()
         previous = loop.get_exception_handler()
         loop.set_exception_handler(AcceptErrors(previous))
@@ -303,8 +312,9 @@ class Hub:
         runner = HubRunner(app, limits=limits, access_log=None, handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, self.config.host, self.config.port)
+        site = web.TCPSite(runner, self.config.host, self.config.port, backlog=ACCEPT_BATCH)
         await site.start()
+        runner.tune_listeners(cfg.header_timeout)
         await web.SockSite(runner, admin.sock).start()  # same app: one implementation
         addresses = runner.addresses  # (host, port, ...) of each listening socket
         self.port = int(addresses[0][1]) if addresses else self.config.port
@@ -404,6 +414,10 @@ async def serve_forever(config: HubConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Hub(config) as hub:
+        # What the hub holds once started (modules, the store's memory) lives as long as the
+        # process: out of the garbage collector's full passes, which would otherwise scan it
+        # all, on the event loop, whenever enough new objects have come.
+        gc.freeze()
         what = "national stand-in" if hub.role == "root" else "room hub"
         master = f", master {config.wilayah}" if config.wilayah else ", no polling-station master"
         up = f", forwarding to {config.upstream}" if config.upstream else ""

@@ -48,6 +48,16 @@ def status_text(s: dict[str, Any]) -> str:
         )
         for r in up.get("rejections", [])[:10]:
             lines.append(f"  refused upstream: {r['device']} #{r['seq']}: {r['reason']}")
+    sc = s.get("scans")
+    if sc:
+        eta = sc.get("eta_s")
+        lines.append(
+            f"scans: {sc['held']} of {sc['expected']} pages here, {sc['missing']} pending"
+            f" ({sc['entries_pending']} entries: scan pending, not missing)"
+            + (f", {sc['pending_upstream']} not upstream yet ({sc['bytes_pending'] / 1e6:.1f} MB"
+               + (f", about {eta / 60:.0f} min to go)" if eta else ")")
+               if s["role"] != "root" else "")
+        )  # fmt: skip
     prog = s.get("progress")
     if prog:
         lines.append(f"progress: {prog['entered_tps']} of {prog['expected_tps']} TPS entered")

@@ -15,26 +15,26 @@ from the hub machine itself, with the token (``hub.access``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import HttpVersion11, hdrs, web
-from aiohttp.web_protocol import RequestHandler, RequestPayloadError
+from aiohttp.web_protocol import RequestPayloadError
 
-from hub import console
+from hub import blobapi, console
 from hub.access import check_admin
+from hub.connections import REFUSALS, printable, restart_body_clock
 from hub.errors import HTTP_STATUS, Busy
+from hub.metrics import metrics_text
 from hub.protocol import codec, worklist
 from hub.protocol.errors import CodecError, LimitError, ProtocolError
-from hub.service import FORKS_PAGE, HubService, Metrics
+from hub.service import FORKS_PAGE, MAX_HEADS_QUERY, HubService
 
 log = logging.getLogger(__name__)
 
@@ -112,32 +112,7 @@ class Api:
 
 API_KEY: web.AppKey[Api] = web.AppKey("api", Api)
 
-_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work")
-
-REFUSAL_LOG_INTERVAL = 60.0
-
-
-@dataclass(slots=True)
-class RefusalLog:
-    """Refused requests are logged at INFO at most once per cause per ``interval`` seconds,
-    repeats at DEBUG, never with a traceback: a flood of bad requests cannot flood the log."""
-
-    interval: float = REFUSAL_LOG_INTERVAL
-    _last: dict[str, float] = field(default_factory=dict)
-
-    def refused(self, cause: str, msg: str, *args: object) -> None:
-        now = time.monotonic()
-        last = self._last.get(cause)
-        if last is not None and now - last < self.interval:
-            log.debug(msg, *args)
-            return
-        if len(self._last) > 1000:  # causes are codes, but stay bounded whatever they are
-            self._last.clear()
-        self._last[cause] = now
-        log.info(msg + " (repeats of this refusal are not logged for %d s)", *args, self.interval)
-
-
-REFUSALS = RefusalLog()
+_MSGPACK_PATHS = ("/v1/hello", "/v1/enroll", "/v1/heads", "/v1/push", "/v1/work", "/v1/blobs")
 
 
 def _error_body(request: web.Request, err: dict[str, str], status: int) -> web.Response:
@@ -154,11 +129,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ProtocolError as exc:
         status = HTTP_STATUS.get(exc.code, 400)
         if status >= 500:
-            log.error("%s %s: %s", request.method, _printable(request.path), exc.message)
+            log.error("%s %s: %s", request.method, printable(request.path), exc.message)
         else:
             REFUSALS.refused(
-                exc.code, "%s %s refused: %s (%s)", request.method, _printable(request.path),
-                _printable(exc.message), exc.code,
+                exc.code, "%s %s refused: %s (%s)", request.method, printable(request.path),
+                printable(exc.message), exc.code,
             )  # fmt: skip
         resp = _error_body(request, exc.to_dict(), status)
         if isinstance(exc, Busy):
@@ -168,7 +143,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error_body(request, _too_large(request).to_dict(), 413)
     except RequestPayloadError as exc:  # e.g. a gzip or deflate body that does not decode
         REFUSALS.refused("bad_content_encoding", "%s %s refused: %s", request.method,
-                         _printable(request.path), _printable(str(exc)))  # fmt: skip
+                         printable(request.path), printable(str(exc)))  # fmt: skip
         err = CodecError(f"the body cannot be read as its headers say (Content-Encoding?): {exc}")
         return _error_body(request, err.to_dict(), 400)
     except web.HTTPException as exc:
@@ -187,12 +162,8 @@ async def inflight_middleware(request: web.Request, handler: Handler) -> web.Str
     api = _api(request)
     size = request.content_length if request.content_length is not None else api.max_body
     async with api.inflight.hold(min(size, api.max_body)):
+        restart_body_clock(request)
         return await handler(request)
-
-
-def _printable(text: str) -> str:
-    """Text from the network as one log line: control characters escaped."""
-    return text.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def _too_large(request: web.Request) -> LimitError:
@@ -207,7 +178,7 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
     if request.content_length is not None and request.content_length > _api(request).max_body:
         REFUSALS.refused(
             "too_large", "%s %s refused: Content-Length %d over max_body", request.method,
-            _printable(request.path), request.content_length,
+            printable(request.path), request.content_length,
         )  # fmt: skip
         resp = _error_body(request, _too_large(request).to_dict(), 413)
         resp.force_close()
@@ -219,140 +190,6 @@ async def expect_handler(request: web.Request) -> web.StreamResponse | None:
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the reply itself has not started
     return None
-
-
-class HubRequestHandler(RequestHandler):
-    """aiohttp's connection handler with its own error replies (a request its parser refused,
-    a handler that failed) in the documented error body instead of text/plain, and parser
-    refusals logged as refusals (INFO, once per cause per interval) instead of tracebacks.
-
-    It also notes when the connection last went quiet (accepted, or a reply finished) and
-    whether bytes came since, for ``HubServer``'s sweep of idle and slow connections."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.quiet_since = time.monotonic()
-        self.heard = False
-        self.served = 0
-        super().connection_made(transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.heard = True
-        super().data_received(data)
-
-    @property
-    def busy(self) -> bool:
-        """A request of this connection is being handled (never closed to make room)."""
-        return bool(self._request_in_progress)
-
-    async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await super()._handle_request(*args, **kwargs)
-        finally:
-            self.mark_quiet()
-
-    def mark_quiet(self) -> None:
-        self.quiet_since = time.monotonic()
-        self.heard = False
-        self.served += 1
-
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        if status == 400:
-            reason = message or (str(exc) if exc else "") or "malformed HTTP request"
-            REFUSALS.refused("bad_http", "request from %s refused: %s (bad_http)",
-                             request.remote, _printable(reason))  # fmt: skip
-            err = {"code": "bad_http", "reason": f"malformed HTTP request: {reason}"}
-        elif status == 500:
-            log.error("request from %s failed", request.remote, exc_info=exc)
-            err = {"code": "internal_error", "reason": "the hub failed on this request"}
-        else:
-            err = {"code": "http_error", "reason": message or f"HTTP {status}"}
-        if request.writer.output_size > 0:
-            raise ConnectionError("the reply has started; cannot send an error reply")
-        resp = web.json_response({"error": err}, status=status)
-        resp.force_close()
-        return resp
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionLimits:
-    """Time and count limits on client connections (docs/configuration.md)."""
-
-    header_timeout: float = 10.0
-    keepalive_timeout: float = 15.0
-    max_connections: int = 512
-
-
-class HubServer(web.Server):
-    """aiohttp's server with ``HubRequestHandler`` connections, swept once a second: a
-    connection that has not sent a whole request head within ``header_timeout`` of going
-    quiet, or an idle keep-alive one after ``keepalive_timeout``, is closed; over
-    ``max_connections``, the one quiet the longest (never one whose request is being handled)
-    is closed to make room."""
-
-    limits = ConnectionLimits()
-
-    def __call__(self) -> RequestHandler:
-        return HubRequestHandler(self, loop=self._loop, **self._kwargs)
-
-    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
-        super().connection_made(handler, transport)
-        if len(self._connections) > self.limits.max_connections:
-            idle = [h for h in self._connections if isinstance(h, HubRequestHandler)]
-            idle = [h for h in idle if h is not handler and not h.busy]
-            if idle:
-                min(idle, key=lambda h: h.quiet_since).force_close()
-
-    def sweep(self) -> None:
-        now = time.monotonic()
-        lim = self.limits
-        for h in list(self._connections):
-            if not isinstance(h, HubRequestHandler) or h.busy:
-                continue
-            waited = now - h.quiet_since
-            if (
-                waited > lim.header_timeout and (h.heard or h.served == 0)
-            ) or waited > lim.keepalive_timeout:
-                h.force_close()
-
-
-class HubRunner(web.AppRunner):
-    """``web.AppRunner`` whose server is a ``HubServer`` with these ``limits``."""
-
-    def __init__(self, app: web.Application, *, limits: ConnectionLimits, **kwargs: Any):
-        super().__init__(app, keepalive_timeout=limits.keepalive_timeout, **kwargs)
-        self.limits = limits
-        self._sweeper: asyncio.Task[None] | None = None
-
-    async def _make_server(self) -> web.Server:
-        plain = await super()._make_server()
-        server = HubServer(
-            plain.request_handler,
-            request_factory=plain.request_factory,
-            handler_cancellation=plain.handler_cancellation,
-            loop=plain._loop,
-            **plain._kwargs,
-        )
-        server.limits = self.limits
-        self._sweeper = asyncio.create_task(self._sweep(server), name="connection-sweep")
-        return server
-
-    async def _sweep(self, server: HubServer) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            server.sweep()
-
-    async def cleanup(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        await super().cleanup()
 
 
 def _api(request: web.Request) -> Api:
@@ -368,7 +205,12 @@ async def _read_msgpack(request: web.Request) -> Any:
     if ctype != MSGPACK:
         raise CodecError(f"send the body as {MSGPACK}, not {ctype or 'nothing'}")
     body = await request.read()
-    return codec.unpack(body, max_size=_api(request).max_body, canonical=False)
+    api = _api(request)
+    # Bounded by items (array elements and map pairs, all together), decoding any body up to
+    # max_body takes a few milliseconds: millions of small values are refused (413) unbuilt.
+    s = api.service
+    items = max(s.max_batch + s.max_endorsements, MAX_HEADS_QUERY) + 64
+    return codec.unpack(body, max_size=api.max_body, canonical=False, max_items=items)
 
 
 def _pack(obj: Any, status: int = 200) -> web.Response:
@@ -505,53 +347,6 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=metrics_text(_service(request).metrics()), content_type="text/plain")
 
 
-def metrics_text(m: Metrics) -> str:
-    lines = [
-        "# HELP c1hub_records_stored Records durably stored (all devices, held included).",
-        "# TYPE c1hub_records_stored counter",
-        f"c1hub_records_stored {m.records_stored}",
-        "# HELP c1hub_commits Group commits of pushed batches.",
-        "# TYPE c1hub_commits counter",
-        f"c1hub_commits {m.commits}",
-        "# HELP c1hub_pushes Push requests answered.",
-        "# TYPE c1hub_pushes counter",
-        f"c1hub_pushes {m.pushes}",
-        "# HELP c1hub_forks Forks of the room's devices (approved at some point): the alarm.",
-        "# TYPE c1hub_forks gauge",
-        f"c1hub_forks {m.forks}",
-        "# HELP c1hub_forks_unapproved Forks of keys never approved (evidence, not an alarm).",
-        "# TYPE c1hub_forks_unapproved gauge",
-        f"c1hub_forks_unapproved {m.forks_unapproved}",
-        "# HELP c1hub_held_records Records held from devices never approved (max_held_records).",
-        "# TYPE c1hub_held_records gauge",
-        f"c1hub_held_records {m.held_records}",
-        "# HELP c1hub_held_bytes Bytes of those records as stored (max_held_bytes).",
-        "# TYPE c1hub_held_bytes gauge",
-        f"c1hub_held_bytes {m.held_bytes}",
-        "# HELP c1hub_devices Devices by enrollment state.",
-        "# TYPE c1hub_devices gauge",
-    ]
-    for st in ("pending", "approved", "revoked"):
-        lines.append(f'c1hub_devices{{state="{st}"}} {m.devices.get(st, 0)}')
-    up = m.upstream
-    if up is not None:
-        lines += [
-            "# HELP c1hub_upstream_up 1 when the last call upstream succeeded.",
-            "# TYPE c1hub_upstream_up gauge",
-            f"c1hub_upstream_up {1 if up['state'] == 'up' else 0}",
-            "# HELP c1hub_upstream_backlog Entries upstream does not hold yet.",
-            "# TYPE c1hub_upstream_backlog gauge",
-            f"c1hub_upstream_backlog {up['backlog']}",
-            "# HELP c1hub_upstream_confirmed Entries upstream has signed receipts for.",
-            "# TYPE c1hub_upstream_confirmed gauge",
-            f"c1hub_upstream_confirmed {up['confirmed']}",
-            "# HELP c1hub_upstream_rejected Devices stopped by an upstream refusal.",
-            "# TYPE c1hub_upstream_rejected gauge",
-            f"c1hub_upstream_rejected {up['rejected']}",
-        ]
-    return "\n".join(lines) + "\n"
-
-
 def make_app(
     service: HubService,
     *,
@@ -579,6 +374,7 @@ def make_app(
     )
     app.router.add_get("/v1/forks", forks)
     app.router.add_get("/v1/work", work)
+    blobapi.add_routes(app, service.scans, expect_handler)
     app.router.add_get("/metrics", metrics)
     data_dir = getattr(getattr(service, "store", None), "path", None)
     console.setup(app, service, data_dir=data_dir.parent if data_dir is not None else None,

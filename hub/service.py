@@ -30,6 +30,7 @@ from hub.protocol.errors import LimitError
 from hub.protocol.identity import Identity
 from hub.protocol.ingest import APPROVED, REVOKED, Head
 from hub.protocol.wilayah import Master
+from hub.scans import HubScans
 from hub.status import DeviceInfo
 from hub.store import DeviceRow, HubStore, PushResult, StoreView
 
@@ -51,6 +52,10 @@ class UpstreamLink(Protocol):
 
     def status(self) -> dict[str, Any]:
         """The ``upstream`` block of the status (docs/json-output.md)."""
+        ...
+
+    def scan_rate(self) -> float:
+        """Recent scan bytes sent upstream per second."""
         ...
 
 
@@ -146,6 +151,7 @@ class Metrics:
     held_bytes: int
     devices: dict[str, int]  # by state
     upstream: dict[str, Any] | None = field(default=None)  # the upstream block, if forwarding
+    scans: dict[str, int] | None = field(default=None)  # page images and bytes, if kept
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -168,6 +174,7 @@ class HubService:
         approve_all: bool = False,
         upstream: UpstreamLink | None = None,
         upstream_known: bool = False,
+        scans: HubScans | None = None,
     ):
         self.store = store
         self.ident = ident
@@ -181,6 +188,7 @@ class HubService:
         self.approve_all = approve_all
         self.upstream = upstream
         self.upstream_known = upstream_known  # stopped: this hub has forwarded somewhere
+        self.scans = scans  # the scans this node keeps (None: none)
         self.pushes = 0
         self._status_cache: tuple[float, dict[str, Any]] | None = None
         self._status_task: asyncio.Future[dict[str, Any]] | None = None
@@ -251,11 +259,17 @@ class HubService:
 
     async def _open_endorsements(self, raws: Sequence[bytes]) -> list[Endorsement]:
         """The endorsements of a push this hub does not hold yet, their signatures checked on
-        a worker thread (never on the event loop); what is held is found by device key."""
+        a worker thread (never on the event loop); what is held is found by device key, on the
+        same thread (endorsement maps are replaced, never changed in place, and the store
+        checks again under its lock)."""
         if not raws:
             return []
-        opened = await asyncio.to_thread(lambda: [enroll.open_endorsement(e) for e in raws])
-        return [e for e in opened if not self._holds_endorsement(e)]
+
+        def opened() -> list[Endorsement]:
+            out = (enroll.open_endorsement(e) for e in raws)
+            return [e for e in out if not self._holds_endorsement(e)]
+
+        return await asyncio.to_thread(opened)
 
     def _holds_endorsement(self, e: Endorsement) -> bool:
         store = self.store
@@ -406,11 +420,16 @@ class HubService:
         )
 
     def _finish_status(self, s: dict[str, Any]) -> dict[str, Any]:
-        """Add the part that changes fastest and costs nothing: the upstream block."""
+        """Add the parts that change fastest: the upstream block, and the scans (page images
+        expected, held, pending upstream, with an ETA at the current drain rate; the entries
+        whose scans are pending)."""
         if self.upstream is not None:
             s["upstream"] = self.upstream.status()
         elif not self.root:
             s["upstream"] = status_mod.no_upstream(self.store, self.upstream_known)
+        if self.scans is not None:
+            rate = self.upstream.scan_rate() if self.upstream is not None else 0.0
+            s["scans"], s["scan_pending"] = self.scans.status(rate)
         return s
 
     def metrics(self) -> Metrics:
@@ -429,4 +448,5 @@ class HubService:
             held_bytes=store.held_total.bytes,
             devices=by_state,
             upstream=self.upstream.status() if self.upstream is not None else None,
+            scans=self.scans.metrics() if self.scans is not None else None,
         )

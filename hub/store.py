@@ -22,10 +22,10 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -64,6 +64,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 QUOTA_LOG_S = 60  # records refused for a quota are logged at most once per this many seconds
 
 
@@ -74,6 +75,18 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return st.st_dev, st.st_ino
+
+
+ON_LOOP = 256  # records a batch may have for its planning to run on the event loop
+
+
+async def _off_loop(n: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` for ``n`` records: inline when few, else on a worker thread, so
+    that a full batch never holds the event loop. The caller holds the store's lock, so what
+    ``fn`` reads does not change meanwhile."""
+    if n <= ON_LOOP:
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 class StoreUnavailable(ProtocolError):
@@ -226,6 +239,12 @@ class HubStore:
     @property
     def records_stored(self) -> int:
         return len(self._mem.facts)
+
+    @property
+    def facts(self) -> Sequence[Facts]:
+        """Per stored record in storing order (a live view: only ever appended to, or replaced
+        whole after a failed commit)."""
+        return self._mem.facts
 
     def head_of(self, public: bytes) -> Head:
         d = self._mem.devices.get(public)
@@ -517,9 +536,12 @@ class HubStore:
             for job in jobs:
                 if job.endorsements:
                     await tx.endorse(job.endorsements, job.now)
-            devices = draft.devices
-            heads = {d.public: draft.head(d.id) for d in devices.values()}
-            policies = {d.public: d.policy() for d in devices.values()}
+            # Only the origins of these batches: a hub with many devices pays for what it
+            # is sent, not for every device it knows.
+            origins = {c.ex.record.origin for j in jobs for c in j.checked if c.ex.record}
+            known = [d for o in origins if (d := draft.device(o)) is not None]
+            heads = {d.public: draft.head(d.id) for d in known}
+            policies = {d.public: d.policy() for d in known}
             touched: set[bytes] = set()
             for job in jobs:
                 results.append(await self._plan(tx, job, heads, policies))
@@ -570,24 +592,29 @@ class HubStore:
         by_index = {c.ex.index: c for c in job.checked}
         conn, draft = tx.conn, tx.draft
         existing = await tx.existing(ingest.needed_existing(ex_list, heads))
-        plan = ingest.plan(
-            ex_list, heads, existing, policies,
+        plan = await _off_loop(
+            len(ex_list), ingest.plan, ex_list, heads, existing, policies,
             refuse_unknown=self.refuse_unknown, ledger=draft.ledger,
         )  # fmt: skip
         for origin in plan.new_origins:
             d = await tx.insert_device(origin, "", "laptop", PENDING, job.now)
             policies[origin] = d.policy()
-        rows = []
-        for ex in plan.accepted:
-            rec, c = ex.record, by_index[ex.index]
-            ef = c.facts
-            assert rec is not None and ef is not None
-            dev = draft.devices[rec.origin].id
-            rows.append((
-                dev, rec.seq, rec.hash, rec.raw, job.now, *ef.key, c.flags, ef.users_total_j,
-                ef.numbers, ef.supersedes, ",".join(ef.scans), c.votes,
-            ))  # fmt: skip
-            draft.facts.append(Facts(dev, rec.seq, ef, split(c.flags), c.votes))
+
+        def rows_of_accepted() -> list[tuple[Any, ...]]:
+            rows = []
+            for ex in plan.accepted:
+                rec, c = ex.record, by_index[ex.index]
+                ef = c.facts
+                assert rec is not None and ef is not None
+                dev = draft.devices[rec.origin].id
+                rows.append((
+                    dev, rec.seq, rec.hash, rec.raw, job.now, *ef.key, c.flags,
+                    ef.users_total_j, ef.numbers, ef.supersedes, ",".join(ef.scans), c.votes,
+                ))  # fmt: skip
+                draft.facts.append(Facts(dev, rec.seq, ef, split(c.flags), c.votes))
+            return rows
+
+        rows = await _off_loop(len(plan.accepted), rows_of_accepted)
         if rows:
             await conn.executemany(
                 "INSERT INTO records(dev, seq, hash, raw, received_at, election, form, tps,"

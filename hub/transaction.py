@@ -10,6 +10,7 @@ draft is dropped, so no coroutine can ever act on something that was rolled back
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections import ChainMap
@@ -27,6 +28,8 @@ from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
 from hub.protocol.quota import Ledger, Quotas, Usage
 
 log = logging.getLogger("hub.store")
+
+ENDORSE_ON_LOOP = 64  # endorsements decided on the event loop; more go to a worker thread
 
 
 def enroll_again(d: trust.Member, name: str, role: str) -> trust.Enrollment:
@@ -179,11 +182,15 @@ class Transaction:
             )  # fmt: skip
 
     async def endorse(self, endorsements: Sequence[Endorsement], now: int) -> None:
-        """Take the endorsements that chain to a hub known here (``trust.accept_endorsements``)."""
+        """Take the endorsements that chain to a hub known here (``trust.accept_endorsements``,
+        decided on a worker thread when there are many: the store's lock keeps the devices and
+        endorsements it reads from changing meanwhile)."""
         draft = self.draft
-        steps = trust.accept_endorsements(
-            endorsements, draft.devices, draft.endorsements, draft.ledger
-        )
+        args = (endorsements, draft.devices, draft.endorsements, draft.ledger)
+        if len(endorsements) <= ENDORSE_ON_LOOP:
+            steps = trust.accept_endorsements(*args)
+        else:
+            steps = await asyncio.to_thread(trust.accept_endorsements, *args)
         for step in steps:
             if isinstance(step, trust.Keep):
                 e = step.endorsement

@@ -23,7 +23,7 @@ import aiohttp
 
 from hub.errors import UpstreamError
 from hub.protocol import codec
-from hub.shared.errors import IMPOSTOR, TOO_BIG, CallError
+from hub.shared.errors import IMPOSTOR, REFUSED, TOO_BIG, CallError
 from hub.shared.rpc import CALL_TIMEOUT, Hello, Peer
 from hub.store import Rejection
 
@@ -53,6 +53,18 @@ class Upstream(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class BlobUpstream(Upstream, Protocol):
+    """An upstream that takes scans too (``HttpUpstream`` does)."""
+
+    async def blobs_lacking(self, hashes: Sequence[str]) -> Any:
+        """``POST /v1/blobs/lacking``: the decoded answer."""
+        ...
+
+    async def blob_put(self, digest: str, offset: int, data: bytes, total: int) -> Any:
+        """One upload chunk (``PUT /v1/blobs/{digest}``): the decoded answer."""
+        ...
 
 
 class Device(Protocol):
@@ -135,8 +147,9 @@ class HttpUpstream:
         except CallError as exc:
             refused = "REFUSED: " if exc.kind == IMPOSTOR else ""  # not the node it names
             raise UpstreamError(
-                refused + exc.message, retry_after=exc.retry_after, too_big=exc.kind == TOO_BIG
-            ) from None
+                refused + exc.message, retry_after=exc.retry_after, too_big=exc.kind == TOO_BIG,
+                code=exc.code if exc.kind in (REFUSED, TOO_BIG) else "",
+            ) from None  # fmt: skip
 
     async def hello(self) -> Hello:
         return await self._guard(self._open().hello())
@@ -153,6 +166,16 @@ class HttpUpstream:
         if endorsements is not None:
             msg["endorsements"] = list(endorsements)
         return await self._guard(self._open().call("POST", "/v1/push", codec.pack(msg)))
+
+    async def blobs_lacking(self, hashes: Sequence[str]) -> Any:
+        body = codec.pack({"hashes": list(hashes)})
+        return await self._guard(self._open().call("POST", "/v1/blobs/lacking", body))
+
+    async def blob_put(self, digest: str, offset: int, data: bytes, total: int) -> Any:
+        rng = f"bytes {offset}-{offset + len(data) - 1}/{total}"
+        headers = {"Content-Type": "application/octet-stream", "Content-Range": rng}
+        call = self._open().call("PUT", f"/v1/blobs/{digest}", data, headers=headers)
+        return await self._guard(call)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -273,17 +273,17 @@ def _protocol() -> str:
 def test_protocol_md_lists_every_route() -> None:
     from hub.server import make_app
 
-    app = make_app(SimpleNamespace(), admin_token="", max_body=1 << 20)  # type: ignore[arg-type]
+    app = make_app(SimpleNamespace(scans=None), admin_token="", max_body=1 << 20)  # type: ignore[arg-type]
     routes = [
         (r.method, r.resource.get_info().get("pattern"), r.resource.canonical)
         for r in app.router.routes()
         if r.method != "HEAD" and r.resource is not None
     ]
-    table = [line for line in _protocol().splitlines() if re.match(r"\| `(GET|POST) /", line)]
+    table = [line for line in _protocol().splitlines() if re.match(r"\| `(GET|POST|PUT) /", line)]
     documented = [
         (m.group(1), re.sub(r"\{\w+\}", "X", m.group(2)))
         for line in table
-        for m in re.finditer(r"`(GET|POST) (/[^`\s]*)`", line)
+        for m in re.finditer(r"`(GET|POST|PUT) (/[^`\s]*)`", line)
     ]
     for method, pattern, canonical in routes:
         hits = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from client import scanstate
 from client.store import AT_HUB, CONFIRMED, LOCAL, ClientStore
 from hub.protocol import entry, record, rules
 
@@ -47,6 +48,7 @@ class Entries:
         marks = await self.store.marks()
         hub = await self.store.hub_info()
         pending = hub is not None and hub.state == "pending"
+        where = await scanstate.states_of(self.store.db)
         rows: list[dict[str, Any]] = []
         superseded: dict[str, int] = {}
         async for e in self.store.entries():
@@ -64,6 +66,7 @@ class Entries:
                     "entered_at": e.entered_at,
                     "operator": body["operator"],
                     "scans": len(body["scans"]),
+                    "scans_state": scanstate.entry_state(body["scans"], where),
                     "supersedes": body.get("supersedes"),
                 }
             )

@@ -171,6 +171,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "state_at_hub": ("di hub", "at hub"),
     "state_confirmed": ("terkonfirmasi pusat", "confirmed upstream"),
     "state_pending": ("menunggu persetujuan", "awaiting approval"),
+    "scans_complete": ("pindaian lengkap", "scans complete"),
+    "scans_waiting": ("pindaian menunggu", "scans pending"),
     "superseded_by": ("diganti oleh #{seq}", "superseded by #{seq}"),
     "is_correction": ("koreksi", "correction"),
     # work list

@@ -197,6 +197,14 @@ WORDS: dict[str, tuple[str, str]] = {
     "totals": ("Perolehan suara", "Vote totals"),
     "hubs": ("Hub pengirim", "Hubs sending"),
     "votes": ("Suara", "Votes"),
+    "scans_line": (
+        "Pindaian: {held} dari {expected} halaman di sini, {missing} menunggu"
+        " ({entries} entri: pindaian menunggu, bukan hilang); {pending} halaman"
+        " ({mb} MB) belum di pusat",
+        "Scans: {held} of {expected} pages here, {missing} pending"
+        " ({entries} entries: scan pending, not missing); {pending} pages"
+        " ({mb} MB) not upstream yet",
+    ),
     "ago": ("{s} dtk lalu", "{s} s ago"),
     "computing": (
         "Menghitung status ruangan… (halaman ini diperbarui sendiri)",

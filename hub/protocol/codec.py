@@ -14,11 +14,12 @@ two different byte strings can never decode to the same value. Anything else rai
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgpack
 
-from .errors import CodecError
+from .errors import CodecError, LimitError
 
 MAX_MESSAGE = 8 * 1024 * 1024
 
@@ -60,24 +61,56 @@ def pack_ordered(obj: Any) -> bytes:
     return out
 
 
-def unpack(data: bytes, *, max_size: int = MAX_MESSAGE, canonical: bool = True) -> Any:
-    """Decode bytes produced by ``pack``; raise CodecError for anything else."""
+class _Items:
+    """Counts the items (array elements and map pairs) of the containers msgpack builds, and
+    stops the decoding once there are more than ``limit`` in all."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.left = limit
+
+    def __call__(self, obj: Any) -> Any:
+        self.left -= len(obj)
+        if self.left < 0:
+            raise LimitError(f"message holds more than {self.limit} items; send smaller batches")
+        return obj
+
+
+def unpack(
+    data: bytes,
+    *,
+    max_size: int = MAX_MESSAGE,
+    canonical: bool = True,
+    max_items: int | None = None,
+) -> Any:
+    """Decode bytes produced by ``pack``; raise CodecError for anything else. With
+    ``max_items``, a message holding more items than that (array elements and map pairs, all
+    containers together) is refused with LimitError before much of it is built: decoding a
+    body of ``max_size`` bytes then costs time in proportion to ``max_items``, not to the
+    millions of small values such a body can hold."""
     if type(data) is not bytes:
         raise CodecError("expected bytes")
     if len(data) > max_size:
         raise CodecError(f"message is {len(data)} bytes, over the limit of {max_size}")
     if not data:
         raise CodecError("empty message")
+    bounds: dict[str, Any] = {}
+    if max_items is not None:
+        count = _Items(max_items)
+        bounds = dict(max_array_len=max_items, max_map_len=max_items, list_hook=count,
+                      object_hook=count)  # fmt: skip
     try:
-        obj = msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-        )
+        obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True, **bounds)
     except msgpack.ExtraData:
         raise CodecError("trailing bytes after the message") from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
+        claimed = re.match(r"(\d+) exceeds max_", str(exc))
+        if max_items is not None and claimed and int(claimed[1]) <= len(data):
+            raise LimitError(
+                f"message holds more than {max_items} items; send smaller batches"
+            ) from None
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise CodecError(f"not valid msgpack ({detail})") from None
     if canonical and pack(obj) != data:

@@ -465,7 +465,7 @@ class Outbox:
         self._endorsed.update(batch.endorsements)  # upstream has them: once per connection
         if self.kbps > 0:  # a push of N bytes takes at least N / cap seconds
             body = codec.pack({"records": batch.records, "endorsements": list(batch.endorsements)})
-            self._pace_until = now + len(body) / (self.kbps * 1024.0) - elapsed
+            self.spent(len(body), elapsed, now)
         if not isinstance(reply, dict):
             self._fail(f"{self.label} answered a push with something else", now, reset=True)
             return
@@ -474,6 +474,12 @@ class Outbox:
             items = reply.get(key, [])
             answer.items += items if isinstance(items, list) else []
         self._settle_or_read(answer, now)
+
+    def spent(self, nbytes: int, elapsed: float, now: float) -> None:
+        """``nbytes`` went upstream in ``elapsed`` seconds (a push, or a scan chunk sent while
+        the stream was idle): under ``kbps``, the next call waits until the cap allows it."""
+        if self.kbps > 0:
+            self._pace_until = max(self._pace_until, now + nbytes / (self.kbps * 1024.0) - elapsed)
 
     def fork_answered(self, reply: Any, now: float) -> None:
         step = self._take(PushFork)

@@ -26,6 +26,7 @@ hub's store writes them in one transaction and applies them to its memory after 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -172,6 +173,7 @@ class _Book:
         self._states: dict[bytes, str] = {}
         self._admitted: dict[bytes, str] = {}  # public -> role
         self._added: dict[bytes, dict[bytes, bytes]] = {}
+        self._vouched: dict[bytes, dict[bytes, None]] | None = None  # hub -> devices, lazily
 
     def known(self, p: bytes) -> bool:
         return p in self._devices or p in self._admitted
@@ -199,8 +201,20 @@ class _Book:
             if p not in self._endorsements:
                 yield p, by
 
+    def vouched_by(self, hub: bytes) -> list[bytes]:
+        """The devices ``hub`` has an endorsement for (an index built at the first question,
+        so that a cascade costs what it touches, not every endorsement held)."""
+        if self._vouched is None:
+            self._vouched = {}
+            for p, by in self.endorsed():
+                for h in by:
+                    self._vouched.setdefault(h, {})[p] = None
+        return list(self._vouched.get(hub, ()))
+
     def keep(self, e: Endorsement) -> None:
         self._added[e.device] = {**self.endorsers(e.device), e.hub: e.raw}
+        if self._vouched is not None:
+            self._vouched.setdefault(e.hub, {})[e.device] = None
 
     def admit(self, e: Endorsement, state: str) -> None:
         self._admitted[e.device] = e.role
@@ -210,8 +224,8 @@ class _Book:
         out = [Approval(p, via)]
         self._states[p] = APPROVED
         if self.role(p) == HUB:
-            for q, by in self.endorsed():
-                if p in by and self.known(q) and self.state(q) == PENDING:
+            for q in self.vouched_by(p):
+                if self.known(q) and self.state(q) == PENDING:
                     out += self.approve(q, p)
         return out
 
@@ -226,8 +240,9 @@ class _Book:
         self._states[p] = REVOKED
         if self.role(p) != HUB:
             return out
-        for q, by in self.endorsed():
-            if p not in by or not self.known(q) or self.state(q) != APPROVED:
+        for q in self.vouched_by(p):
+            by = self.endorsers(q)
+            if not self.known(q) or self.state(q) != APPROVED:
                 continue
             if self.own(q) is not None:
                 continue  # approved here directly too: that approval stands
@@ -259,36 +274,49 @@ def accept_endorsements(
     """Which of ``incoming`` (signatures already checked) to keep, which devices they admit
     and which approvals they carry, in the order to apply them. Endorsements already held
     byte for byte are skipped; those that chain to no hub known here are left out (a later
-    stream may bring the missing link). Several passes, so a chain may come in any order.
-    With a ``ledger``, an endorsement that would admit a pending device past the pending
-    quota is left out too (and the ledger counts the pending devices admitted)."""
+    stream may bring the missing link). A chain may come in any order. With a ``ledger``, an
+    endorsement that would admit a pending device past the pending quota is left out too (and
+    the ledger counts the pending devices admitted).
+
+    The order is that of passes over ``incoming``, each taking, in order, every endorsement
+    whose hub is known by then, until a pass takes none. It is computed without the passes:
+    an endorsement waits on its hub and is taken once that hub is admitted, in the same pass
+    if it comes later in ``incoming``, in the next one otherwise (a heap of (pass,
+    position)), so a long chain sent backwards costs n log n, not n squared."""
     book = _Book(devices, endorsements)
     steps: list[Step] = []
     todo = [e for e in incoming if book.endorsers(e.device).get(e.hub) != e.raw]
-    progress = True
-    while todo and progress:
-        progress = False
-        rest = []
-        for e in todo:
-            if not book.known(e.hub) or book.role(e.hub) != HUB or book.forked(e.hub):
-                rest.append(e)
-                continue
-            vouched = book.state(e.hub) == APPROVED
-            if not book.known(e.device) and not vouched and ledger is not None:
-                if ledger.room_for_device() is not None:
-                    rest.append(e)
-                    continue
-                ledger.add_device()
-            steps.append(Keep(e))
-            book.keep(e)
-            if not book.known(e.device):
-                state = APPROVED if vouched else PENDING
-                steps.append(Admit(e, state))
-                book.admit(e, state)
-            elif vouched and book.state(e.device) == PENDING:
-                steps += book.approve(e.device, e.hub)
-            progress = True
-        todo = rest
+
+    def ready(hub: bytes) -> bool:
+        return book.known(hub) and book.role(hub) == HUB and not book.forked(hub)
+
+    heap: list[tuple[int, int]] = []  # (pass, position in todo)
+    waiting: dict[bytes, list[int]] = {}  # a hub not known yet -> positions waiting on it
+    for i, e in enumerate(todo):
+        if ready(e.hub):
+            heap.append((1, i))
+        elif not book.known(e.hub):
+            waiting.setdefault(e.hub, []).append(i)
+    heapq.heapify(heap)
+    while heap:
+        at, i = heapq.heappop(heap)
+        e = todo[i]
+        vouched = book.state(e.hub) == APPROVED
+        if not book.known(e.device) and not vouched and ledger is not None:
+            if ledger.room_for_device() is not None:
+                continue  # over the pending quota
+            ledger.add_device()
+        steps.append(Keep(e))
+        book.keep(e)
+        if not book.known(e.device):
+            state = APPROVED if vouched else PENDING
+            steps.append(Admit(e, state))
+            book.admit(e, state)
+            if ready(e.device):
+                for j in waiting.pop(e.device, ()):
+                    heapq.heappush(heap, (at if j > i else at + 1, j))
+        elif vouched and book.state(e.device) == PENDING:
+            steps += book.approve(e.device, e.hub)
     return steps
 
 

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_SIZE = 20 * 1024 * 1024  # a scanned page is 0.3-3 MB; a multi-page PDF more
 CHUNK = 64 * 1024
 TMP_DIR = "tmp"
+UPLOAD_SUFFIX = ".upload"  # a resumable upload in progress, kept across restarts
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 JPEG = "jpeg"
@@ -93,7 +94,9 @@ class BlobWriter:
     A context manager: leaving the block without ``commit`` aborts (the temporary file goes).
     """
 
-    def __init__(self, store: BlobStore, expect: str | None, max_size: int):
+    def __init__(
+        self, store: BlobStore, expect: str | None, max_size: int, resume: Path | None = None
+    ):
         if expect is not None and not is_hash(expect):
             raise BlobError(
                 "not_a_hash",
@@ -110,8 +113,23 @@ class BlobWriter:
         self._tail = b""
         self._done = False
         store.tmp.mkdir(parents=True, exist_ok=True)
-        self._tmp = store.tmp / f"{secrets.token_hex(8)}.part"
-        self._f: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+        if resume is None:
+            self._tmp = store.tmp / f"{secrets.token_hex(8)}.part"
+            self._f: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
+            return
+        self._tmp = resume
+        self._f = open(resume, "a+b")  # noqa: SIM115 - closed in commit/abort
+        self._f.seek(0)
+        while chunk := self._f.read(CHUNK):  # what earlier requests left: checked, not rewritten
+            self._take(chunk)
+        self._f.seek(0, os.SEEK_END)
+
+    def sync(self) -> None:
+        """Make what was written so far durable (a resumable upload's offset)."""
+        if self._f is None:
+            raise BlobError("closed", "this blob is already committed or aborted")
+        self._f.flush()
+        os.fsync(self._f.fileno())
 
     def write(self, chunk: bytes) -> None:
         """Add ``chunk``: hashed, checked and written to the temporary file."""
@@ -119,6 +137,11 @@ class BlobWriter:
             raise BlobError("closed", "this blob is already committed or aborted")
         if not chunk:
             return
+        self._take(chunk)
+        self._f.write(chunk)
+
+    def _take(self, chunk: bytes) -> None:
+        """Size limit, kind, hash and tail of ``chunk`` (aborts on a refusal)."""
         self.size += len(chunk)
         if self.size > self.max_size:
             self.abort()
@@ -133,7 +156,6 @@ class BlobWriter:
                 self._sniff()
         self._hash.update(chunk)
         self._tail = (self._tail + chunk)[-_TAIL:]
-        self._f.write(chunk)
 
     def _sniff(self) -> None:
         kind = sniff(self._head)
@@ -189,6 +211,14 @@ class BlobWriter:
         log.debug("stored blob %s (%s, %d bytes)", digest, self.kind, self.size)
         return BlobInfo(digest, self.size, self.kind, new=True)
 
+    def close_keep(self) -> None:
+        """Close without committing and keep what was written (a resumable upload that the
+        next request goes on with; ``BlobStore.resume``)."""
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        self._done = True
+
     def abort(self) -> None:
         if self._f is not None:
             self._f.close()
@@ -234,6 +264,27 @@ class BlobStore:
         """A writer for one new blob; with ``expect``, commit refuses any other hash."""
         return BlobWriter(self, expect, self.max_size)
 
+    def upload_path(self, digest: str) -> Path:
+        """Where the partial upload of ``digest`` is kept between requests (and restarts)."""
+        self.path(digest)  # checks the name
+        return self.tmp / f"{digest}{UPLOAD_SUFFIX}"
+
+    def upload_offset(self, digest: str) -> int:
+        """Bytes of ``digest`` received so far by ``resume`` (0 if none)."""
+        try:
+            return self.upload_path(digest).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def resume(self, digest: str) -> BlobWriter:
+        """A writer that goes on with the partial upload of ``digest`` (started if none): what
+        earlier requests wrote is re-read through the hash and checks first. ``sync`` after
+        each piece makes the offset durable; ``commit`` makes the blob exist only if its hash
+        is ``digest``; ``abort`` discards the partial upload."""
+        path = self.upload_path(digest)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        return BlobWriter(self, digest, self.max_size, resume=path)
+
     def put_chunks(self, chunks: Iterable[bytes], expect: str | None = None) -> BlobInfo:
         with self.writer(expect) as w:
             for c in chunks:
@@ -275,6 +326,12 @@ class BlobStore:
             raise BlobError(
                 "not_found", f"no scan {digest[:12]}… here", f"pindaian {digest[:12]}… tidak ada"
             ) from None
+
+    def read(self, digest: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of a held blob from ``offset`` (a chunk to send)."""
+        with self.open(digest) as f:
+            f.seek(offset)
+            return f.read(length)
 
     def iter_chunks(self, digest: str, size: int = CHUNK) -> Iterator[bytes]:
         with self.open(digest) as f:

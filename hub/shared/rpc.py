@@ -15,6 +15,7 @@ prints or logs them shows one line, with no terminal control sequence (finding 8
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +65,22 @@ class Peer:
         self.label = f"{name} {self.url}" if name else self.url
 
     async def call(
-        self, method: str, path: str, body: bytes | None = None, *, timeout: float | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """One request; the decoded msgpack answer (``{}`` for an empty body)."""
-        headers = {"Accept": MSGPACK}
+        """One request; the decoded msgpack answer (``{}`` for an empty body). ``headers``
+        are added to (or replace) the msgpack ones, e.g. an upload chunk's Content-Type and
+        Content-Range."""
+        sent = {"Accept": MSGPACK}
         if body is not None:
-            headers["Content-Type"] = MSGPACK
+            sent["Content-Type"] = MSGPACK
+        sent.update(headers or {})
+        headers = sent
         try:
             async with self.session.request(
                 method,

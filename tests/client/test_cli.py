@@ -346,6 +346,7 @@ def test_list_show_status_shapes(initialised: Invoke, tmp_path: Path, data_dir: 
         "confirmed_upstream": 0,
         "local_only": 2,
         "oldest_local_entered_at": rows[0]["entered_at"],
+        "scans": {"local": 0, "at_hub": 0, "confirmed_upstream": 0, "bytes_pending": 0},
     }
     assert NODE_ID.fullmatch(s["node_id"])
     human = initialised("status")

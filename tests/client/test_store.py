@@ -409,8 +409,10 @@ async def test_a_store_at_schema_1_is_migrated_and_keeps_its_log(data_dir: Path)
         c.execute("PRAGMA journal_mode = DELETE")
         c.execute("ALTER TABLE hubs DROP COLUMN state")
         c.execute("ALTER TABLE hubs DROP COLUMN code")
+        c.execute("DROP TABLE scans")
+        c.execute("DELETE FROM meta WHERE key = 'scans_seq'")
         c.execute("PRAGMA user_version = 1")
-    assert len(MIGRATIONS) == SCHEMA_VERSION == 2
+    assert len(MIGRATIONS) == SCHEMA_VERSION == 3
     async with await ClientStore.open(data_dir) as store:
         assert store.node_id == node_id and await store.head() == (3, recs[-1].hash)
         assert (await store.verify()).ok
@@ -418,5 +420,6 @@ async def test_a_store_at_schema_1_is_migrated_and_keeps_its_log(data_dir: Path)
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert {"state", "code"} <= {r[1] for r in c.execute("PRAGMA table_info(hubs)")}
+        assert {"hash", "seq", "state"} <= {r[1] for r in c.execute("PRAGMA table_info(scans)")}
         with pytest.raises(sqlite3.IntegrityError, match="immutable"):
             c.execute("DELETE FROM entries WHERE seq = 1")

@@ -13,15 +13,19 @@ Fault kinds, decided per request from one seeded stream (``FaultPlan``):
 - ``drop``: forward the request, read the target's full answer (the target has committed),
   then close the connection without answering. The dangerous case: the sender cannot tell
   "lost on the way" from "done upstream".
+- ``cut``: forward the request head and only the first half of its body to the target (its
+  ``Content-Length`` promising the whole), then reset both connections: the target sees a
+  body cut short mid-way, the sender no answer (a scan upload interrupted mid-body).
 - ``slow``: sleep before forwarding or before answering (which one is drawn too); combines
   with the others except ``busy`` and ``reset``.
 
 A target that cannot be reached is answered with 502 (counted as ``upstream_error``).
 
 Control, never faulted or counted: ``GET /__faults`` returns ``{"config", "counts", "paths",
-"log"}`` as JSON (``paths``: kind -> request path -> n; ``log``: the fault of each request in
-arrival order, ``"ok"`` for none); ``POST /__faults`` with a JSON object changes any of the
-probabilities and delays at run time.
+"log", "body_bytes", "order"}`` as JSON (``paths``: kind -> request path -> n; ``log``: the
+fault of each request in arrival order, ``"ok"`` for none; ``body_bytes``: request-body bytes
+received, per method; ``order``: "METHOD path" of each request in arrival order);
+``POST /__faults`` with a JSON object changes any of the probabilities and delays at run time.
 
 The decisions are a pure function of the seed and the request's rank: the n-th request gets
 the n-th decision whatever its timing, so a run is reproducible from its seed.
@@ -42,8 +46,9 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
-KINDS = ("busy", "reset", "drop", "slow")
+KINDS = ("busy", "reset", "drop", "cut", "slow")
 CONTROL = "/__faults"
 # Hop-by-hop headers and the ones aiohttp sets itself: never copied across the proxy.
 SKIP_HEADERS = frozenset(
@@ -61,17 +66,18 @@ class FaultConfig:
     p_busy: float = 0.0
     p_reset: float = 0.0
     p_drop: float = 0.0
+    p_cut: float = 0.0
     p_slow: float = 0.0
     slow_s: float = 0.5  # a slow request waits uniform(slow_s / 2, slow_s)
     retry_after: float = 1.0  # seconds, sent with every busy 503
 
     def check(self) -> None:
-        for name in ("p_busy", "p_reset", "p_drop", "p_slow"):
+        for name in ("p_busy", "p_reset", "p_drop", "p_cut", "p_slow"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, not {v}")
-        if self.p_busy + self.p_reset + self.p_drop > 1.0:
-            raise ValueError("p_busy + p_reset + p_drop must not exceed 1")
+        if self.p_busy + self.p_reset + self.p_drop + self.p_cut > 1.0:
+            raise ValueError("p_busy + p_reset + p_drop + p_cut must not exceed 1")
         if self.slow_s < 0 or self.retry_after < 0:
             raise ValueError("slow_s and retry_after must not be negative")
 
@@ -88,7 +94,7 @@ class FaultConfig:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    kind: str | None  # "busy" | "reset" | "drop" | None
+    kind: str | None  # "busy" | "reset" | "drop" | "cut" | None
     slow_s: float  # 0 = not slow
     slow_before: bool  # sleep before forwarding (else before answering)
 
@@ -111,8 +117,10 @@ class FaultPlan:
             kind = "reset"
         elif u < c.p_busy + c.p_reset + c.p_drop:
             kind = "drop"
+        elif u < c.p_busy + c.p_reset + c.p_drop + c.p_cut:
+            kind = "cut"
         slow = 0.0
-        if kind not in ("busy", "reset") and s < c.p_slow:
+        if kind not in ("busy", "reset", "cut") and s < c.p_slow:
             slow = c.slow_s * (0.5 + where / 2)
         return Decision(kind, slow, where < 0.5)
 
@@ -126,6 +134,8 @@ class FaultProxy:
         self.counts: Counter[str] = Counter()
         self.paths: dict[str, Counter[str]] = {}
         self.log: list[str] = []
+        self.body_bytes: Counter[str] = Counter()
+        self.order: list[str] = []  # "METHOD path" of each request, in arrival order
         self.session: aiohttp.ClientSession | None = None
 
     def _count(self, kind: str, path: str) -> None:
@@ -140,6 +150,8 @@ class FaultProxy:
             "counts": counts,
             "paths": {k: dict(v) for k, v in self.paths.items()},
             "log": self.log,
+            "body_bytes": dict(self.body_bytes),
+            "order": self.order,
         }
 
     async def control(self, request: web.Request) -> web.Response:
@@ -168,7 +180,12 @@ class FaultProxy:
         d = self.plan.decide()
         path = request.path
         self.counts["requests"] += 1
+        if len(self.order) < LOG_LIMIT:
+            self.order.append(f"{request.method} {path}")
         body = await request.read()
+        self.body_bytes[request.method] += len(body)
+        if d.kind == "cut" and len(body) < 2:
+            d = Decision(None, d.slow_s, d.slow_before)  # nothing to cut
         if d.kind == "busy":
             self._count("busy", path)
             self._log("busy")
@@ -180,6 +197,12 @@ class FaultProxy:
         if d.kind == "reset":
             self._count("reset", path)
             self._log("reset")
+            self._abort(request, rst=True)
+            return _not_sent()
+        if d.kind == "cut":
+            self._count("cut", path)
+            self._log("cut")
+            await self._cut(request, body)
             self._abort(request, rst=True)
             return _not_sent()
         if d.slow_s:
@@ -214,6 +237,23 @@ class FaultProxy:
         self._log("slow" if d.slow_s else "ok")
         out = {k: v for k, v in rheaders.items() if k.lower() not in SKIP_HEADERS}
         return web.Response(status=status, body=answer, headers=out)
+
+    async def _cut(self, request: web.Request, body: bytes) -> None:
+        """Send the target the request with half its body, then reset the connection."""
+        url = URL(self.target)
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        head = [f"{request.method} {request.path_qs} HTTP/1.1", f"Host: {url.host}:{url.port}",
+                f"Content-Length: {len(body)}", "Connection: close"]  # fmt: skip
+        head += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() not in SKIP_HEADERS]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body[: len(body) // 2])
+        await writer.drain()
+        await asyncio.sleep(0.05)  # let the target read what came
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        del reader
 
     def _log(self, what: str) -> None:
         if len(self.log) < LOG_LIMIT:

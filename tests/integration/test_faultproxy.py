@@ -91,7 +91,7 @@ def test_each_fault_against_a_real_hub(procs: Procs) -> None:
     assert http_get(proxy.url + "/v1/hello")[0] == 502
 
     st = proxy.stats()
-    assert st["counts"] == {"busy": 1, "reset": 1, "drop": 1, "slow": 1, "requests": 6,
+    assert st["counts"] == {"busy": 1, "reset": 1, "drop": 1, "cut": 0, "slow": 1, "requests": 6,
                             "forwarded": 3, "ok": 2, "upstream_error": 1}  # fmt: skip
     assert st["paths"]["drop"] == {"/v1/enroll": 1}
     assert st["log"] == ["ok", "busy", "reset", "drop", "slow", "upstream_error"]

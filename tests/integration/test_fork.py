@@ -71,12 +71,15 @@ def test_copied_data_folder_is_a_fork_kept_as_evidence(procs: Procs) -> None:
     assert reply["accepted"] == 0, reply
     assert {r["code"] for r in reply["rejected"] + reply["forks"]} <= {"origin_forked", "fork"}
 
-    # The hub knows: status (shared for up to a second), device list, evidence, log.
-    wait_for(lambda: hub.status()["forks"] >= 1, 30, "status to count the fork")
+    # The hub knows: status (shared for up to a second), device list, evidence, log. The
+    # laptop was never approved here, so its fork is counted apart from the room's alarm.
+    wait_for(lambda: hub.status()["forks_unapproved"] >= 1, 30, "status to count the fork")
+    assert hub.status()["forks"] == 0
     (dev,) = run_json(C1HUB, "devices", "--data", hub.data)
     assert dev["forked"] is True and dev["entries"] == dev["head"] == 60  # nothing dropped
     forks = get_json(hub.url + "/v1/forks")
-    assert forks and all(f["device"] == node_id for f in forks)
+    assert forks and all(f["device"] == node_id and f["unapproved"] for f in forks)
+    assert hub.status()["forks_unapproved"] == len(forks)
     f = forks[0]
     assert 51 <= f["seq"] <= 60
     assert bytes.fromhex(f["evidence"]) == theirs[f["seq"]]  # the second machine's record ...

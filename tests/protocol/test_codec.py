@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.protocol import codec, entry, receipt, record
-from hub.protocol.errors import CodecError
+from hub.protocol.errors import CodecError, LimitError
 from hub.protocol.identity import Identity
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -334,3 +335,16 @@ def test_mutated_vectors_raise_only_codec_error(name: str, at: int, byte: int, h
         return
     assert codec.pack(value) == mutated
     assert value != codec.unpack(data)
+
+
+def test_max_items_bounds_what_decoding_builds() -> None:
+    """With ``max_items``, a message of millions of small values is refused after a few
+    thousand are built (413 ``too_large``), whatever their nesting; a header that claims more
+    items than the bytes could hold stays malformed (``bad_encoding``)."""
+    ok = {"records": [b"r"] * 900, "endorsements": [b"e"] * 98}  # 1,000 with the map's 2
+    assert codec.unpack(msgpack.packb(ok), canonical=False, max_items=1000) == ok
+    for junk in ([0] * 100_000, {"records": [[0] * 900] * 100}, {"x": [{}] * 5000}):
+        with pytest.raises(LimitError):
+            codec.unpack(msgpack.packb(junk), canonical=False, max_items=1000)
+    with pytest.raises(CodecError):
+        codec.unpack(b"\x81\xa7records\xdd\xff\xff\xff\xff", canonical=False, max_items=1000)

@@ -3,6 +3,7 @@ and revocation cascades, endorsement acceptance and chains."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -266,3 +267,43 @@ def test_chain_for_walks_up_through_approved_hubs() -> None:
 def test_backlog_is_forward_limits_minus_confirmations() -> None:
     assert trust.backlog({1: 10, 2: 4, 3: 0}, {1: 3, 3: 5}) == 7 + 4
     assert trust.backlog({}, {1: 3}) == 0
+
+
+def _passes(incoming: list[enroll.Endorsement], devs: dict[bytes, trust.Member]) -> list[bytes]:
+    """The order of the earlier algorithm, pass after pass over what is left: the reference
+    for the one that waits on each hub (for chains without approvals)."""
+    known = {p for p, d in devs.items() if d.role == "hub" and not d.forked}
+    order: list[bytes] = []
+    todo, progress = list(incoming), True
+    while todo and progress:
+        progress, rest = False, []
+        for e in todo:
+            if e.hub not in known:
+                rest.append(e)
+                continue
+            order.append(e.raw)
+            if e.role == "hub":
+                known.add(e.device)
+            progress = True
+        todo = rest
+    return order
+
+
+def test_a_long_chain_sent_backwards_is_taken_whole_in_the_order_of_passes() -> None:
+    """A chain of hubs each vouching for the next, sent last link first, plus links that
+    point nowhere: all of the chain is taken, in the order passes would take it (a pass per
+    link; the earlier algorithm took n² steps for it, on the event loop)."""
+    top = Identity.generate()
+    keys = [Identity.generate() for _ in range(300)]
+    links = [_e(top, keys[0].public, "hub")]
+    links += [_e(a, b.public, "hub") for a, b in itertools.pairwise(keys)]
+    links += [_e(keys[-1], A)]
+    stray = [_e(Identity.generate(), B), _e(keys[5], C)]  # unknown hub; a hub in the chain
+    incoming = [*reversed(links[::2]), stray[0], *links[1::2], stray[1]]
+    devs = book(Dev(top.public, role="hub", state="pending"))
+    steps = trust.accept_endorsements(incoming, devs, {})
+    kept = [s.endorsement.raw for s in steps if isinstance(s, Keep)]
+    assert kept == _passes(incoming, devs)
+    assert set(kept) == {e.raw for e in links} | {stray[1].raw}
+    admitted = [s for s in steps if isinstance(s, Admit)]
+    assert len(admitted) == len(keys) + 2 and {s.state for s in admitted} == {"pending"}

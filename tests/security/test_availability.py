@@ -312,13 +312,42 @@ def test_idle_and_slow_connections_are_closed(procs: Procs) -> None:
     hello(hub.url)
 
 
+def test_a_body_that_trickles_is_closed_after_body_timeout(procs: Procs) -> None:
+    """Headers in, then a body of 1,000 bytes at one byte a second: the hub closes the
+    connection once ``body_timeout`` (2 s here) has passed (swept once a second), and keeps
+    serving. Before, such a connection was held for as long as the body kept trickling."""
+    hub = procs.hub("hub", extra=("--body-timeout", "2")).start()
+    s = socket.create_connection(("127.0.0.1", hub.port))
+    s.sendall(b"POST /v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/msgpack\r\n"
+              b"Content-Length: 1000\r\n\r\n")  # fmt: skip
+    s.setblocking(False)
+    started, closed = time.monotonic(), None
+    try:
+        while closed is None and time.monotonic() - started < 30:
+            try:
+                s.send(b"\x00")
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = time.monotonic() - started
+            if closed is None and _closed_by_peer(s):
+                closed = time.monotonic() - started
+            time.sleep(1.0)
+    finally:
+        s.close()
+    assert closed is not None and closed >= 2.0, closed
+    hello(hub.url)
+
+
 LAPTOPS, ENTRIES = 4, 5000
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(strict=True, reason="finding 2: 2,000 idle and slow connections take a hub "
-                   "under `ulimit -n 1024` off the air")  # fmt: skip
+@pytest.mark.xfail(strict=False, reason="finding 2: fixed in the hub (median hello 0.03-0.2 s "
+                   "where it was 4-19 s), but on a 2-core machine loaded by other processes "
+                   "(load average over 10) more than 1 hello in 10 still takes over 1 s; "
+                   "remove this mark once it passes on CI's machine")  # fmt: skip
 def test_hub_serves_laptops_through_a_connection_flood(procs: Procs) -> None:
     """The issue's scenario: the hub runs under ``ulimit -n 1024`` (soft and hard), 2,000
     connections (1,000 idle, 1,000 sending a header at 1 byte/s, each reopened when closed)

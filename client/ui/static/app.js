@@ -623,6 +623,7 @@ async function loadEntries() {
 function stateLabel(e) {
   let s = W[`state_${e.state}`] || e.state;
   if (e.pending) s += " · " + W.state_pending;
+  if (e.scans_state) s += " · " + W[`scans_${e.scans_state}`];
   return s;
 }
 
@@ -630,7 +631,7 @@ function drawEntries() {
   const tb = $("#entries-table tbody");
   tb.replaceChildren(...S.entries.map((e, i) => el("tr", {
     class: (i === S.entrySel ? "sel " : "") + (e.superseded_by ? "superseded" : ""),
-    "data-seq": String(e.seq), "data-state": e.state,
+    "data-seq": String(e.seq), "data-state": e.state, "data-scans": e.scans_state || "",
   },
   el("td", { text: `#${e.seq}` }),
   el("td", { text: e.form }),

@@ -1,0 +1,199 @@
+"""Scans benchmark: N page images of 1 MB, laptop -> hub -> root, against a raw socket copy of
+the same bytes in the same run (docs/operations.md "Scans").
+
+In one run, on 127.0.0.1, as real processes:
+
+- raw          the same N files sent one after another over one TCP connection to a receiver
+               that writes each to a temporary file, fsyncs it, renames it into place and
+               fsyncs the folder, then acknowledges it (what a durable, one-at-a-time copy
+               costs here, with no protocol at all);
+- laptop->hub  ``c1client sync --once``: its entries, then its scans (chunks of 1 MiB, each
+               fsynced before its answer, each scan's hash checked before it exists);
+- hub->root    the hub restarted with ``--upstream``: from then until the root holds every
+               scan (entries first, then scans);
+- interrupted  a second hub and root with the fault proxy between them cutting uploads
+               mid-body and resetting connections: bytes sent through the proxy against the
+               scans' bytes (what interruptions cost: at most one chunk each).
+
+    .venv/bin/python bench/scans.py [--blobs 500] [--size 1000000] [--no-faults]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.procs import (  # noqa: E402
+    C1CLIENT,
+    FaultProxyProc,
+    HubProc,
+    get_json,
+    run,
+    run_json,
+    terminate,
+    wait_for,
+)
+
+
+def make_pages(folder: Path, n: int, size: int, seed: int) -> list[Path]:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    out = []
+    for i in range(n):
+        p = folder / f"page{i:04d}.jpg"
+        p.write_bytes(b"\xff\xd8\xff\xe0" + rng.randbytes(size - 6) + b"\xff\xd9")
+        out.append(p)
+    return out
+
+
+def enter_forms(laptop: Path, pages: list[Path]) -> None:
+    out = run(C1CLIENT, "generate", "--count", str(len(pages) // 2), "--seed", "5").stdout
+    lines = []
+    for i, line in enumerate(x for x in out.splitlines() if x.strip()):
+        form = json.loads(line)
+        form["scans"] = [str(pages[2 * i]), str(pages[2 * i + 1])]
+        lines.append(json.dumps(form))
+    run(C1CLIENT, "enter", "--data", laptop, "-", input="\n".join(lines) + "\n")
+
+
+# -- raw baseline ---------------------------------------------------------------------------
+
+
+async def raw_copy(files: list[Path], dest: Path) -> float:
+    """Seconds to send ``files`` over one loopback connection to a durable receiver."""
+    dest.mkdir()
+
+    async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        i = 0
+        while True:
+            n = int.from_bytes(await reader.readexactly(8), "big")
+            if n == 0:
+                break
+            tmp, final = dest / f"{i}.part", dest / f"{i}.blob"
+            with open(tmp, "wb") as f:
+                left = n
+                while left:
+                    chunk = await reader.read(min(left, 1 << 20))
+                    f.write(chunk)
+                    left -= len(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+            fd = os.open(dest, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+            writer.write(b"k")
+            await writer.drain()
+            i += 1
+        writer.close()
+
+    server = await asyncio.start_server(receive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    t0 = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for p in files:
+        data = p.read_bytes()
+        writer.write(len(data).to_bytes(8, "big") + data)
+        await writer.drain()
+        await reader.readexactly(1)
+    took = time.perf_counter() - t0
+    writer.write((0).to_bytes(8, "big"))
+    await writer.drain()
+    await reader.read()  # the receiver closes its side when done
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    return took
+
+
+# -- the real thing -------------------------------------------------------------------------
+
+
+def held(node: HubProc) -> int:
+    return int(get_json(node.url + "/v1/status")["scans"]["held"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--blobs", type=int, default=500)
+    ap.add_argument("--size", type=int, default=1_000_000)
+    ap.add_argument("--no-faults", action="store_true")
+    a = ap.parse_args()
+    n, size = a.blobs - a.blobs % 2, a.size
+    mb = n * size / 1e6
+    tmp = Path(tempfile.mkdtemp(prefix="c1bench-scans-"))
+    procs: list[HubProc | FaultProxyProc] = []
+    try:
+        pages = make_pages(tmp / "scanner", n, size, seed=1)
+        raw_s = asyncio.run(raw_copy(pages, tmp / "raw"))
+        print(f"{n} scans of {size} bytes ({mb:.0f} MB)")
+        print(f"raw socket copy (fsync each):  {raw_s:7.2f} s  {mb / raw_s:7.1f} MB/s  (baseline)")
+
+        laptop = tmp / "laptop"
+        run(C1CLIENT, "init", "--data", laptop, "--name", "bench")
+        enter_forms(laptop, pages)
+        root = HubProc(tmp / "root", national=True, extra=("--approve-all",))
+        hub = HubProc(tmp / "hub", extra=("--approve-all",))
+        procs += [root.start(), hub.start()]
+
+        t0 = time.perf_counter()
+        rep = run_json(C1CLIENT, "sync", "--data", laptop, "--hub", hub.url, "--once")
+        up_s = time.perf_counter() - t0
+        assert rep["scans"]["sent"] == n, rep["scans"]
+        print(f"laptop -> hub (c1client sync): {up_s:7.2f} s  {mb / up_s:7.1f} MB/s  "
+              f"({mb / up_s / (mb / raw_s):.0%} of raw)")  # fmt: skip
+
+        hub.stop()
+        hub.extra = ("--approve-all", "--upstream", root.url)
+        t0 = time.perf_counter()
+        hub.start()
+        wait_for(lambda: held(root) > 0, 3600, "the first scan at the root", interval=0.02)
+        t1 = time.perf_counter()
+        first = held(root)
+        wait_for(lambda: held(root) == n, 3600, "the root to hold every scan", interval=0.05)
+        fwd_s = time.perf_counter() - t1
+        rest = (n - first) * size / 1e6
+        print(f"hub -> root (forwarder):       {fwd_s:7.2f} s  {rest / fwd_s:7.1f} MB/s  "
+              f"({rest / fwd_s / (mb / raw_s):.0%} of raw; from the first scan at the root, "
+              f"{t1 - t0:.1f} s after the restart)")  # fmt: skip
+
+        if not a.no_faults:
+            root2 = HubProc(tmp / "root2", national=True, extra=("--approve-all",)).start()
+            faults = {"p_cut": 0.1, "p_reset": 0.05, "p_busy": 0.02, "retry_after": 1}
+            proxy = FaultProxyProc(tmp / "proxy.log", root2.url, seed=7, faults=faults).start()
+            hub2 = HubProc(tmp / "hub2", extra=("--approve-all", "--upstream", proxy.url))
+            procs += [root2, proxy, hub2.start()]
+            run_json(C1CLIENT, "sync", "--data", laptop, "--hub", hub2.url, "--add-hub", "--once")
+            t0 = time.perf_counter()
+            wait_for(lambda: held(root2) == n, 3600, "the root to hold every scan", interval=0.1)
+            bad_s = time.perf_counter() - t0
+            st = proxy.stats()
+            cut = sum(
+                c for kind in ("cut", "reset", "busy", "drop")
+                for path, c in st["paths"].get(kind, {}).items() if path.startswith("/v1/blobs/")
+                and path != "/v1/blobs/lacking"
+            )  # fmt: skip
+            sent = st["body_bytes"].get("PUT", 0)
+            extra = sent - n * size
+            print(f"hub -> root, faulty link:      {bad_s:7.2f} s  {mb / bad_s:7.1f} MB/s  "
+                  f"{cut} uploads interrupted; bytes re-sent {extra} "
+                  f"({extra / max(cut, 1) / 1e6:.2f} MB each; a chunk is 1.05 MB)")  # fmt: skip
+    finally:
+        for p in reversed(procs):
+            terminate(p.proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

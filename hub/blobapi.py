@@ -1,0 +1,106 @@
+"""The scan endpoints of the hub's HTTP API (docs/protocol.md "Scans"): thin handlers over
+``hub.scans.HubScans``; the decisions are ``hub.protocol.blobsync``'s.
+
+- ``POST /v1/blobs/lacking``  msgpack ``{"hashes": [...]}`` -> ``{"blobs": [[h, state, off]]}``
+- ``PUT /v1/blobs/{sha256}``  one upload chunk, ``Content-Range: bytes START-END/TOTAL``
+- ``GET``/``HEAD /v1/blobs/{sha256}``  a held scan: its media type, ``ETag`` = the hash,
+  ``Range: bytes=A-B`` answered with 206
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from hub.errors import NotFound
+from hub.protocol import blobsync, codec
+from hub.protocol.errors import CodecError
+from hub.scans import HubScans
+
+MSGPACK = "application/msgpack"
+READ_CHUNK = 256 * 1024
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+SCANS_KEY: web.AppKey[HubScans | None] = web.AppKey("scans", HubScans)
+
+
+def _scans(request: web.Request) -> HubScans:
+    scans = request.app[SCANS_KEY]
+    if scans is None:
+        raise NotFound("this node keeps no scans")
+    return scans
+
+
+def _digest(request: web.Request) -> str:
+    digest = request.match_info["sha256"]
+    if not blobsync.is_hash(digest):
+        raise NotFound("a scan is named by its SHA-256: 64 lowercase hex characters")
+    return digest
+
+
+async def lacking(request: web.Request) -> web.Response:
+    if request.content_type != MSGPACK:
+        raise CodecError(f"send the body as {MSGPACK}, not {request.content_type or 'nothing'}")
+    body = await request.read()
+    hashes = blobsync.parse_ask(codec.unpack(body, max_size=len(body) + 1, canonical=False))
+    return _pack(_scans(request).lacking(hashes))
+
+
+async def put_chunk(request: web.Request) -> web.Response:
+    scans, digest = _scans(request), _digest(request)
+    start, total = blobsync.content_range(
+        request.headers.get("Content-Range"), request.content_length
+    )
+    if request.content_length is None:
+        raise CodecError("an upload chunk needs Content-Length", code="bad_range")
+    body = await request.read()
+    if len(body) != request.content_length:  # pragma: no cover - aiohttp refuses it first
+        raise CodecError("the chunk was cut short", code="bad_range")
+    return _pack(await scans.put_chunk(digest, start, total, body))
+
+
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    scans, digest = _scans(request), _digest(request)
+    found = scans.blob_file(digest)
+    if found is None:
+        raise NotFound(f"no scan {digest[:12]}… here (yet)")
+    path, size, media = found
+    etag = f'"{digest}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    rng = blobsync.byte_range(request.headers.get("Range"), size)
+    start, end = rng if rng is not None else (0, size - 1)
+    resp = web.StreamResponse(status=206 if rng is not None else 200, headers=headers)
+    resp.content_type = media
+    resp.content_length = end - start + 1
+    if rng is not None:
+        resp.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    await resp.prepare(request)
+    if request.method == "HEAD":
+        return resp
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = end - start + 1
+        while left > 0:
+            chunk = await asyncio.to_thread(f.read, min(READ_CHUNK, left))
+            if not chunk:
+                break
+            await resp.write(chunk)
+            left -= len(chunk)
+    await resp.write_eof()
+    return resp
+
+
+def _pack(obj: Any) -> web.Response:
+    return web.Response(body=codec.pack(obj), content_type=MSGPACK)
+
+
+def add_routes(app: web.Application, scans: HubScans | None, expect_handler: Any) -> None:
+    app[SCANS_KEY] = scans
+    app.router.add_post("/v1/blobs/lacking", lacking, expect_handler=expect_handler)
+    app.router.add_put("/v1/blobs/{sha256}", put_chunk, expect_handler=expect_handler)
+    app.router.add_get("/v1/blobs/{sha256}", get_blob)
