@@ -244,7 +244,10 @@ class Live:
             states[d.state] = states.get(d.state, 0) + 1
         forked = sum(1 for d in store.devices.values() if d.forked)
         up = self.service.upstream.status() if self.service.upstream is not None else {}
+        scans = getattr(self.service, "scans", None)
+        held = (len(scans.held), len(scans.upstream)) if scans is not None else ()
         return (
+            held,
             store.records_stored, store.commits, len(store.devices), tuple(sorted(states.items())),
             forked, store.fork_count, up.get("state"), up.get("backlog"), up.get("confirmed"),
             up.get("rejected"), up.get("enrollment"),
