@@ -15,7 +15,7 @@ from hub.shared.settings import Setting, by_name
 SETTINGS: list[Setting] = [
     Setting("data_dir", None, "Hub data folder (env C1HUB_DATA).", env="C1HUB_DATA"),
     Setting("host", "0.0.0.0", "Address to listen on. 0.0.0.0 = every interface of the room LAN."),
-    Setting("port", 8470, "TCP port of the hub's HTTP API and dashboard."),
+    Setting("port", 8470, "TCP port of the hub's HTTP API and console."),
     Setting("mdns", True, "Advertise the hub on the LAN with mDNS/DNS-SD (_c1hub._tcp)."),
     Setting(
         "mdns_interfaces",

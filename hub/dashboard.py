@@ -1,4 +1,6 @@
-"""The coordinator's dashboard: one HTML page rendered from the status dict.
+"""The read-only page of a hub whose entries are in PostgreSQL (a national receiver, a big
+provincial hub): one HTML page rendered from the status dict, with the national results per
+region. Room hubs (SQLite) have the coordinator's console instead (``hub.console``).
 
 No JavaScript; the page refreshes itself every few seconds. Indonesian by default
 (``?lang=en`` for English). What needs the coordinator's attention comes first: forks,
@@ -70,15 +72,6 @@ _T: dict[str, tuple[str, str]] = {
     "region": ("Wilayah", "Region"),
     "country": ("seluruh Indonesia", "the whole country"),
     "ago": ("{s} dtk lalu", "{s} s ago"),
-    "scans": (
-        "Pindaian: {held} dari {expected} halaman di sini, {missing} menunggu"
-        " ({entries} entri: pindaian menunggu, bukan hilang); {pending} halaman"
-        " ({mb} MB) belum di pusat{eta}",
-        "Scans: {held} of {expected} pages here, {missing} pending"
-        " ({entries} entries: scan pending, not missing); {pending} pages"
-        " ({mb} MB) not upstream yet{eta}",
-    ),
-    "eta": (", perkiraan {m} menit lagi", ", about {m} min to go"),
 }
 
 
@@ -145,17 +138,6 @@ def render(s: dict[str, Any], lang: str = "id", regions: Sequence[dict[str, Any]
     for key, value, cls in tiles:
         parts.append(f"<div class='tile {cls}'><b>{value}</b>{e(_t(lang, key))}</div>")
     parts.append("</div>")
-
-    sc = s.get("scans")
-    if sc:
-        eta = sc.get("eta_s")
-        eta_text = _t(lang, "eta", m=f"{eta / 60:.0f}") if eta else ""
-        cls = "warn" if sc["missing"] or sc["pending_upstream"] else "ok"
-        parts.append(f"<p class='alert {cls}' data-scans>" + e(_t(
-            lang, "scans", held=sc["held"], expected=sc["expected"], missing=sc["missing"],
-            entries=sc["entries_pending"], pending=sc["pending_upstream"],
-            mb=f"{sc['bytes_pending'] / 1e6:.1f}", eta=eta_text,
-        )) + "</p>")  # fmt: skip
 
     up = s.get("upstream")
     if up and up["state"] != "none":

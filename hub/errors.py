@@ -113,7 +113,8 @@ HTTP_STATUS = {
     "quota": 429,  # hub.protocol.quota: a quota on what devices nobody approved make it keep
     "not_found": 404,
     "unauthorized": 401,
-    "admin_local_only": 403,
+    "admin_local_only": 403,  # an admin action from somewhere other than the hub machine
+    "not_resolvable": 409,  # the console: a conflict that is not (or no longer) one
     "protocol_error": 400,
     "unavailable": 503,
     "busy": 503,

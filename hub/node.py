@@ -35,6 +35,7 @@ from aiohttp import web
 from hub.blobstore import open_blobs
 from hub.config import HubConfig
 from hub.connections import ACCEPT_BATCH, ConnectionLimits, HubRunner, connection_cap
+from hub.console.locality import is_loopback
 from hub.datadir import (
     ADMIN_SOCKET,
     TOKEN_FILE,
@@ -56,6 +57,7 @@ from hub.server import make_app
 from hub.service import HubService
 from hub.shared import keyfile
 from hub.shared.master import load_master
+from hub.shared.netif import lan_addresses
 from hub.status import DeviceInfo
 from hub.storage import HubStorage
 from hub.store import DeviceRow, HubStore
@@ -260,7 +262,7 @@ class Hub:
             )  # fmt: skip
             app = make_app(self._service, admin_token=self.token.current, max_body=cfg.max_body,
                            max_inflight_bytes=cfg.max_inflight_bytes,
-                           body_timeout=cfg.body_timeout)  # fmt: skip
+                           body_timeout=cfg.body_timeout, listen_host=cfg.host)  # fmt: skip
             await self._serve(stack, app)
             self._write_runtime()
             stack.callback((self.data_dir / RUNTIME_FILE).unlink, missing_ok=True)
@@ -409,6 +411,19 @@ class Hub:
         return self.service.status_now()
 
 
+def laptop_line(host: str, port: int | None) -> str:
+    """Where laptops can reach this hub (for the start line): its LAN addresses when it
+    listens on all of them, never 127.0.0.1, which is of no use to another machine."""
+    if host in ("0.0.0.0", "::", ""):
+        addrs = lan_addresses()
+        if not addrs:
+            return "laptops: no LAN address yet (is the network up?); the console shows them"
+        return "laptops can use " + ", ".join(f"http://{a}:{port}" for a in addrs)
+    if is_loopback(host) or host == "localhost":
+        return f"laptops cannot reach {host}: listen with --host 0.0.0.0 to serve the room"
+    return f"laptops can use http://{host}:{port}"
+
+
 @contextlib.contextmanager
 def _pool(cfg: HubConfig) -> Iterator[Executor]:
     pool = make_pool(cfg.wilayah, cfg.examine_workers)
@@ -460,5 +475,6 @@ async def serve_forever(config: HubConfig) -> None:
         up = f", forwarding to {config.upstream}" if config.upstream else ""
         print(f"c1hub: {what} {hub.name!r} ({hub.ident.node_id}) at {hub.url}{master}{up}",
               flush=True)  # fmt: skip
+        print(f"c1hub: {laptop_line(config.host, hub.port)}", flush=True)
         await stop.wait()
         log.info("stopping")

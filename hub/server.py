@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.web_protocol import RequestPayloadError
 
-from hub import blobapi
+from hub import blobapi, console
 from hub.access import check_admin
 from hub.connections import REFUSALS, printable, restart_body_clock
 from hub.dashboard import render
@@ -363,8 +363,9 @@ async def results(request: web.Request) -> web.Response:
 
 
 async def dashboard(request: web.Request) -> web.Response:
-    """The coordinator's page (HTML, refreshes itself); ``?lang=en`` for English. At the
-    root, the results per region under ``?region=CODE`` (the country by default)."""
+    """The read-only page of a hub on PostgreSQL (``hub.dashboard``); ``?lang=en`` for
+    English. At the root, the results per region under ``?region=CODE`` (the country by
+    default)."""
     lang = "en" if request.query.get("lang") == "en" else "id"
     service = _service(request)
     s = await service.status()
@@ -372,8 +373,7 @@ async def dashboard(request: web.Request) -> web.Response:
     if service.root:
         level, code = _region(request)
         regions = [await service.results(el, level, code) for el in sorted(s.get("totals", {}))]
-    html = render(s, lang, regions)
-    return web.Response(text=html, content_type="text/html")
+    return web.Response(text=render(s, lang, regions), content_type="text/html")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -389,6 +389,7 @@ def make_app(
     max_body: int,
     max_inflight_bytes: int = 64 * 1024 * 1024,
     body_timeout: float = 60.0,
+    listen_host: str | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, inflight_middleware], client_max_size=max_body
@@ -411,5 +412,10 @@ def make_app(
     blobapi.add_routes(app, service.scans, expect_handler)
     app.router.add_get("/v1/results", results)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/", dashboard)
+    if service.sqlite() is None:  # entries in PostgreSQL: the read-only page with results
+        app.router.add_get("/", dashboard)
+        return app
+    data_dir = getattr(getattr(service, "store", None), "path", None)
+    console.setup(app, service, data_dir=data_dir.parent if data_dir is not None else None,
+                  listen_host=listen_host)  # fmt: skip
     return app

@@ -383,6 +383,13 @@ class HubService:
         """The SQLite store, when that is the store (its upstream bookkeeping is in memory)."""
         return self.store if isinstance(self.store, HubStore) else None
 
+    def sqlite_store(self) -> HubStore:
+        """The SQLite store, for the parts built on it alone (the console, the scans);
+        TypeError on any other store."""
+        if not isinstance(self.store, HubStore):
+            raise TypeError("this part of the hub works on the SQLite store only")
+        return self.store
+
     def node_info(self) -> NodeInfo:
         return NodeInfo(self.ident.node_id, self.name, self.role, self.ident.public, self.master)
 
@@ -408,6 +415,15 @@ class HubService:
     ) -> dict[str, Any]:
         """National results under one region (``hub.results``); ValueError for a bad one."""
         return await self.store.results(election, level, code)
+
+    async def fresh_status(self) -> dict[str, Any]:
+        """The status dict derived now on a worker thread from a snapshot, for a caller that
+        shares it itself (the console's ``Live``); the ``status`` cache is left alone."""
+        return self._finish_status(await self.store.status(self.node_info(), clock.now()))
+
+    def upstream_block(self) -> dict[str, Any] | None:
+        """The ``upstream`` block of the status (None on the root)."""
+        return self._finish_status({}).get("upstream")
 
     def _forget_status(self) -> None:
         """After a coordinator's action, the next status shows it (not the shared copy)."""

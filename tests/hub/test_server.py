@@ -320,10 +320,11 @@ async def test_dashboard_shows_what_needs_attention(hub: Served) -> None:
         assert r.status == 200 and r.content_type == "text/html"
         page = await r.text()
     assert "menunggu persetujuan" in page and code in page and laptop.node_id in page
-    assert "<b>3</b>Entri ditahan" in page
+    assert '<b data-count="held">3</b><span>Entri ditahan' in page
+    assert f'data-device-id="{laptop.node_id}" data-state="pending"' in page
     async with hub.http.get("/?lang=en") as r:
         page = await r.text()
-    assert "waiting for approval" in page and "<b>3</b>Entries held" in page
+    assert "waiting for approval" in page and '<b data-count="held">3</b><span>Entries held' in page
 
 
 async def test_status_and_devices_are_json(hub: Served) -> None:
@@ -365,7 +366,7 @@ async def test_forks_of_unapproved_keys_are_shown_apart(hub: Served) -> None:
     async with hub.http.get("/?lang=en") as r:
         page = await r.text()
     assert "ATTENTION" not in page and "1 fork(s) of keys never approved" in page
-    assert "<b>1</b>Forks of unapproved keys" in page
+    assert '<b data-count="forks_unapproved">1</b><span>Forks of unapproved keys' in page
     s = hub.service.status_now()
     assert (s["forks"], s["forks_unapproved"]) == (0, 1)
     assert "FORKS" not in status_text(s) and "forks of keys never approved: 1" in status_text(s)

@@ -175,8 +175,10 @@ class HubProc:
 
     def __init__(self, data: Path, *, national: bool = False, port: int | None = None,
                  extra: tuple[str, ...] = (), display_name: str | None = None,
-                 db: str | None = None, same_key_as: Path | None = None):  # fmt: skip
+                 db: str | None = None, same_key_as: Path | None = None,
+                 host: str = "127.0.0.1"):  # fmt: skip
         self.data = data
+        self.host = host
         self.national = national
         self.port = port or free_port()
         self.db = db  # a PostgreSQL URL: entries kept there (--db), else hub.db in the folder
@@ -192,11 +194,11 @@ class HubProc:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> HubProc:
         cmd = [C1HUB, "-v", "national" if self.national else "serve", "--data", str(self.data),
-               "--host", "127.0.0.1", "--port", str(self.port), *self.extra]  # fmt: skip
+               "--host", self.host, "--port", str(self.port), *self.extra]  # fmt: skip
         if "--mdns" not in self.extra:
             cmd.append("--no-mdns")
         with open(self.log, "ab") as log:

@@ -43,7 +43,9 @@ def browser_missing() -> str | None:
 
 
 @contextmanager
-def chromium(lang: str = "id-ID") -> Iterator[Any]:
+def chromium(
+    lang: str = "id-ID", executable: str = CHROMIUM, args: tuple[str, ...] = ()
+) -> Iterator[Any]:
     """A fresh headless Chromium context (Playwright ``BrowserContext``); ``another(ctx)``
     starts a second, independent browser from the same Playwright."""
     from playwright.sync_api import sync_playwright
@@ -51,7 +53,7 @@ def chromium(lang: str = "id-ID") -> Iterator[Any]:
     profiles: list[str] = []
     try:
         with sync_playwright() as pw:
-            ctx = _launch(pw, lang, profiles)
+            ctx = _launch(pw, lang, profiles, executable, args)
             try:
                 yield ctx
             finally:
@@ -63,14 +65,16 @@ def chromium(lang: str = "id-ID") -> Iterator[Any]:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _launch(pw: Any, lang: str, profiles: list[str]) -> Any:
+def _launch(
+    pw: Any, lang: str, profiles: list[str], executable: str = CHROMIUM, args: tuple[str, ...] = ()
+) -> Any:
     profile = tempfile.mkdtemp(prefix="c1-chromium-")
     profiles.append(profile)
     ctx = pw.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS, viewport=VIEWPORT,
-        locale=lang, accept_downloads=False,
+        profile, executable_path=executable, headless=True, args=[*LAUNCH_ARGS, *args],
+        viewport=VIEWPORT, locale=lang, accept_downloads=False,
     )  # fmt: skip
-    ctx._c1_launch = lambda: _launch(pw, lang, profiles)
+    ctx._c1_launch = lambda: _launch(pw, lang, profiles, executable, args)
     ctx._c1_others = []
     return ctx
 

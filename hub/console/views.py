@@ -1,0 +1,185 @@
+"""What the console's pages show, computed from the shared ``Room`` and a store snapshot.
+
+Pure functions over plain data (no aiohttp): paging, the device and conflict lists, flags by
+rule, progress per kecamatan and kelurahan against the master, and the differing cells of a
+conflict. The heavier ones (``Derived``) run on a worker thread and are cached per room
+version, so many viewers cost one computation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from hub.memory import StoreView
+from hub.protocol import state
+from hub.protocol.wilayah import Master
+
+PAGE = 50  # rows per page in every list
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: list[Any]
+    number: int  # 1-based
+    pages: int
+    total: int
+
+
+def page_of(items: list[Any], number: int, size: int = PAGE) -> Page:
+    pages = max(1, -(-len(items) // size))
+    n = min(max(number, 1), pages)
+    return Page(items[(n - 1) * size : n * size], n, pages, len(items))
+
+
+def devices(s: dict[str, Any], state_filter: str, q: str, number: int) -> Page:
+    """Devices, pending first (they need the coordinator), then by first contact."""
+    rows = s["device_list"]
+    if state_filter in ("pending", "approved", "revoked"):
+        rows = [d for d in rows if d["state"] == state_filter]
+    elif state_filter == "forked":
+        rows = [d for d in rows if d["forked"]]
+    q = q.strip().lower()
+    if q:
+        rows = [d for d in rows if q in d["name"].lower() or q in d["id"].lower()]
+    order = {"pending": 0, "approved": 1, "revoked": 2}
+    rows = sorted(rows, key=lambda d: (not d["forked"], order.get(d["state"], 3)))
+    return page_of(rows, number)
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedEntry:
+    election: str
+    form: str
+    tps: str
+    device: str
+    seq: int
+    flags: tuple[str, ...]
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """Per-entry views of one room version (computed on a worker thread)."""
+
+    statuses: dict[state.Key, str]
+    flagged: list[FlaggedEntry]  # live entries with flags, by TPS
+    by_rule: dict[str, int]
+    forms: list[str]
+
+
+def derive(view: StoreView) -> Derived:
+    accepted = [f for f in view.facts if view.is_accepted(f)]
+    states = state.derive(f.facts for f in accepted)
+    live = {h for s in states.values() for h in s.live}
+    flagged = []
+    by_rule: Counter[str] = Counter()
+    for f in accepted:
+        if f.flags and f.facts.hash in live:
+            e, form, tps = f.facts.key
+            d = view.devices_by_id[f.dev]
+            flagged.append(
+                FlaggedEntry(e, form, tps, d.node_id, f.seq, f.flags, f.facts.hash.hex())
+            )
+            by_rule.update(f.flags)
+    flagged.sort(key=lambda x: (x.tps, x.form, x.device, x.seq))
+    forms = sorted({k[1] for k in states})
+    return Derived({k: s.status for k, s in states.items()}, flagged, dict(by_rule), forms)
+
+
+def progress(master: Master, d: Derived, form: str, q: str) -> dict[str, Any]:
+    """Per kecamatan and kelurahan (desa): TPS expected (ordinary ones in the master), and
+    how many of them are single, verified, in conflict or missing for ``form``; regions are
+    those of the kabupaten/kota the room has entries for (all of the master when none).
+    ``q`` keeps the rows whose code starts with it or whose name contains it."""
+    entered: dict[str, Counter[str]] = {}
+    for (_e, f, tps), status in d.statuses.items():
+        if f == form and master.tps_exists(tps):
+            entered.setdefault(tps[:10], Counter())[status] += 1
+    kabs = sorted({desa[:4] for desa in entered}) or [""]
+    desas = [x for k in kabs for x in master.desa_codes(k)]
+    q = q.strip().lower()
+    kec_rows: dict[str, dict[str, Any]] = {}
+    for desa in desas:
+        n = sum(1 for _ in master.tps_codes(desa))
+        c = entered.get(desa, Counter())
+        done = c["single"] + c["verified"] + c["conflict"]
+        row: dict[str, Any] = {"code": desa, "name": master.name(desa), "expected": n,
+                               "single": c["single"], "verified": c["verified"],
+                               "conflict": c["conflict"], "missing": max(n - done, 0)}  # fmt: skip
+        kec = desa[:6]
+        k = kec_rows.setdefault(kec, {"code": kec, "name": master.name(kec), "expected": 0,
+                                      "single": 0, "verified": 0, "conflict": 0, "missing": 0,
+                                      "desa": []})  # fmt: skip
+        for key in ("expected", "single", "verified", "conflict", "missing"):
+            k[key] += row[key]
+        k["desa"].append(row)
+    rows = list(kec_rows.values())
+    if q:
+
+        def hit(r: dict[str, Any]) -> bool:
+            return r["code"].startswith(q[:10]) or q in r["name"].lower()
+
+        for k in rows:
+            k["desa"] = [x for x in k["desa"] if hit(x) or hit(k)]
+        rows = [k for k in rows if k["desa"]]
+    total = {key: sum(k[key] for k in rows)
+             for key in ("expected", "single", "verified", "conflict", "missing")}  # fmt: skip
+    return {"rows": rows, "total": total}
+
+
+def differing(bodies: list[dict[str, Any]]) -> list[tuple[str, list[str], bool]]:
+    """The cells of several readings side by side: (field path, values, differ?)."""
+    flat = [_flatten(b) for b in bodies]
+    keys: list[str] = []
+    for f in flat:
+        keys += [k for k in f if k not in keys]
+    skip = ("entered_at", "supersedes", "scans", "operator", "note", "election", "form", "tps")
+    out = []
+    for k in sorted(keys, key=paper_order):
+        if k.split(".")[0] in skip:
+            continue
+        vals = [str(f.get(k, "—")) for f in flat]
+        out.append((k, vals, len(set(vals)) > 1))
+    return out
+
+
+_SECTIONS = (
+    "pemilih_dpt", "pengguna_dpt", "pengguna_dptb", "pengguna_dpk", "pengguna_total",
+    "surat_suara", "disabilitas", "suara", "partai", "sah", "tidak_sah", "total",
+)  # fmt: skip
+_SUBS = ("l", "p", "j", "diterima", "digunakan", "rusak", "sisa", "partai", "caleg", "jumlah")
+
+
+def paper_order(path: str) -> tuple[int, ...]:
+    """Where a cell sits on the C.Hasil paper: sections I-V in order, L P J, numbers by value."""
+    parts = path.split(".")
+    key = [_SECTIONS.index(parts[0]) if parts[0] in _SECTIONS else len(_SECTIONS)]
+    for p in parts[1:]:
+        key.append(int(p) if p.isdigit() else 1000 + (_SUBS.index(p) if p in _SUBS else 99))
+    return tuple(key)
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: obj}
+
+
+def readable_record(raw_hex: str | None) -> dict[str, Any] | str:
+    """A record (hex) as its seq, prev and entry body, for reading fork evidence."""
+    from hub.protocol import entry, record
+    from hub.protocol.errors import ProtocolError
+
+    if not raw_hex:
+        return "—"
+    try:
+        rec = record.decode(bytes.fromhex(raw_hex))
+        body = entry.to_json(entry.decode_body(rec.body))
+    except (ValueError, ProtocolError) as exc:
+        return f"(unreadable: {exc}) {raw_hex[:64]}…"
+    return {"seq": rec.seq, "prev": rec.prev.hex()[:16], "hash": rec.hash.hex()[:16], **body}
