@@ -1,6 +1,6 @@
-"""The read-only page of a hub whose entries are in PostgreSQL (a national receiver, a big
-provincial hub): one HTML page rendered from the status dict, with the national results per
-region. Room hubs (SQLite) have the coordinator's console instead (``hub.console``).
+"""The read-only page of the national side (the root) and of any hub whose entries are in
+PostgreSQL (a big provincial hub): one HTML page rendered from the status dict, with the
+national results per region. Room hubs have the coordinator's console (``hub.console``).
 
 No JavaScript; the page refreshes itself every few seconds. Indonesian by default
 (``?lang=en`` for English). What needs the coordinator's attention comes first: forks,

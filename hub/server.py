@@ -363,7 +363,7 @@ async def results(request: web.Request) -> web.Response:
 
 
 async def dashboard(request: web.Request) -> web.Response:
-    """The read-only page of a hub on PostgreSQL (``hub.dashboard``); ``?lang=en`` for
+    """The read-only page of the root or a hub on PostgreSQL (``hub.dashboard``); ``?lang=en`` for
     English. At the root, the results per region under ``?region=CODE`` (the country by
     default)."""
     lang = "en" if request.query.get("lang") == "en" else "id"
@@ -412,7 +412,8 @@ def make_app(
     blobapi.add_routes(app, service.scans, expect_handler)
     app.router.add_get("/v1/results", results)
     app.router.add_get("/metrics", metrics)
-    if service.sqlite() is None:  # entries in PostgreSQL: the read-only page with results
+    if service.root or service.sqlite() is None:
+        # the national side (and any hub on PostgreSQL): the read-only page with the results
         app.router.add_get("/", dashboard)
         return app
     data_dir = getattr(getattr(service, "store", None), "path", None)

@@ -99,7 +99,7 @@ async def test_pending_laptop_is_approved_through_the_page(hub: Served) -> None:
     assert 'data-mode="admin"' in page
     assert f'data-device-id="{laptop.node_id}" data-state="pending"' in page
     assert 'data-action="approve"' in page
-    code = hub.service.devices()[0].code
+    code = (await hub.service.devices())[0].code
     assert len(code.replace(" ", "")) == 16 and code in page
     assert '<b data-count="held">4</b>' in page and '<b data-count="accepted">0</b>' in page
     url = f"/console/devices/{laptop.node_id}/approve"
@@ -198,7 +198,7 @@ async def test_resolving_a_conflict_signs_a_superseding_entry(hub: Served) -> No
     assert len(made) == 1
     after = hub.service.status_now()
     assert after["tps"] == {"single": 0, "verified": 1, "conflict": 0}
-    coord = next(d for d in hub.service.devices() if d.name.startswith("Koordinator"))
+    coord = next(d for d in (await hub.service.devices()) if d.name.startswith("Koordinator"))
     assert coord.state == "approved" and coord.role == "laptop"
     raw = await hub.store.record_raw(bytes.fromhex(coord.public), 1)
     assert raw is not None
