@@ -344,10 +344,6 @@ LAPTOPS, ENTRIES = 4, 5000
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.xfail(strict=False, reason="finding 2: fixed in the hub (median hello 0.03-0.2 s "
-                   "where it was 4-19 s), but on a 2-core machine loaded by other processes "
-                   "(load average over 10) more than 1 hello in 10 still takes over 1 s; "
-                   "remove this mark once it passes on CI's machine")  # fmt: skip
 def test_hub_serves_laptops_through_a_connection_flood(procs: Procs) -> None:
     """The issue's scenario: the hub runs under ``ulimit -n 1024`` (soft and hard), 2,000
     connections (1,000 idle, 1,000 sending a header at 1 byte/s, each reopened when closed)
