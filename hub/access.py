@@ -33,7 +33,11 @@ from hub.errors import AdminLocalOnly, HubError, Unauthorized
 _FROM_HERE = "admin commands are taken only on the hub machine itself"
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """``host`` is a loopback address (127.0.0.0/8, ::1, an IPv4-mapped loopback); False for
+    anything else, None and names included."""
+    if not host:
+        return False
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
@@ -54,7 +58,7 @@ def peer_is_loopback(request: web.BaseRequest) -> bool:
     """The TCP peer, from the transport (not from any header), is a loopback address."""
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport is not None else None
-    return isinstance(peer, tuple) and bool(peer) and _loopback(str(peer[0]))
+    return isinstance(peer, tuple) and bool(peer) and is_loopback(str(peer[0]))
 
 
 def _host_name(host: str) -> str:
@@ -68,7 +72,7 @@ def _host_name(host: str) -> str:
 def loopback_host(host: str) -> bool:
     """``host`` (a Host header) names this machine without DNS: localhost or a loopback IP."""
     name = _host_name(host)
-    return name == "localhost" or _loopback(name)
+    return name == "localhost" or is_loopback(name)
 
 
 def check_local_admin(request: web.BaseRequest) -> None:

@@ -32,10 +32,10 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.access import is_loopback
 from hub.blobstore import open_blobs
 from hub.config import HubConfig
 from hub.connections import ACCEPT_BATCH, ConnectionLimits, HubRunner, connection_cap
-from hub.console.locality import is_loopback
 from hub.datadir import (
     ADMIN_SOCKET,
     TOKEN_FILE,

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
+from hub.access import is_loopback
 from hub.errors import NotFound, Unauthorized
 from hub.protocol import clock
 from hub.protocol.errors import CodecError
@@ -417,7 +418,7 @@ def lan(request: web.Request) -> dict[str, Any]:
     host = c.listen_host if c.listen_host is not None else (str(sock[0]) if sock else "")
     if host in ("0.0.0.0", "::", ""):
         addrs = netif.lan_addresses()
-    elif locality.is_loopback(host):
+    elif is_loopback(host):
         addrs = []
     else:
         addrs = [host]

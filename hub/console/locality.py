@@ -21,37 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 
-LOOPBACK_NAMES = ("localhost", "localhost.")
-
-
-def is_loopback(address: str | None) -> bool:
-    """True for 127.0.0.0/8 and ::1 (and an IPv4-mapped loopback); False for anything else,
-    including None and what is not an address."""
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
-def host_name(host: str | None) -> str:
-    """The name part of a Host header (port and IPv6 brackets removed), lower case."""
-    h = (host or "").strip().lower()
-    if h.startswith("["):
-        return h[1 : h.find("]")] if "]" in h else ""
-    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+from hub.access import is_loopback, loopback_host
 
 
 def host_is_loopback(host: str | None) -> bool:
-    name = host_name(host)
-    return name in LOOPBACK_NAMES or is_loopback(name)
+    """The Host header names this machine without DNS (``hub.access.loopback_host``)."""
+    return host is not None and loopback_host(host)
 
 
 def local_view(peer: str | None, host: str | None) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from hub.access import is_loopback
 from hub.console import locality
 from hub.console.app import CONSOLE, TOKEN_HEADER
 from hub.console.i18n import WORDS
@@ -35,7 +36,7 @@ from .conftest import Served
     ],
 )  # fmt: skip
 def test_is_loopback_takes_addresses_only(address: str | None, loopback: bool) -> None:
-    assert locality.is_loopback(address) is loopback
+    assert is_loopback(address) is loopback
 
 
 @pytest.mark.parametrize(
