@@ -32,6 +32,7 @@ import jinja2
 from aiohttp import web
 
 from client.errors import ClientError
+from hub.shared import templates
 from hub.shared.blobs import MEDIA_TYPES, BlobStore
 from hub.shared.errors import BlobError
 
@@ -173,7 +174,7 @@ def _int(v: Any, name: str) -> int:
 # -- the page ---------------------------------------------------------------------------------
 
 
-_TEMPLATES = jinja2.Environment(
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("client.ui", "templates"),
     autoescape=jinja2.select_autoescape(["html"]),
     undefined=jinja2.StrictUndefined,
@@ -183,7 +184,7 @@ _TEMPLATES = jinja2.Environment(
 async def page(request: web.Request) -> web.Response:
     st = _st(request)
     words = i18n.words(st.lang)
-    html = _TEMPLATES.get_template("app.html").render(
+    html = TEMPLATES.get_template("app.html").render(
         lang=st.lang,
         w=words,
         token=request.app[GUARD].token,
@@ -403,6 +404,11 @@ def make_app(station: Station, guard: Guard) -> web.Application:
     )
     app[STATION] = station
     app[GUARD] = guard
+
+    async def compile_page(_app: web.Application) -> None:
+        await templates.precompile(TEMPLATES)
+
+    app.on_startup.append(compile_page)
     r = app.router
     r.add_get("/", page)
     r.add_static("/static/", _static_dir(), append_version=False)

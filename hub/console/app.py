@@ -26,7 +26,7 @@ from hub.protocol import clock
 from hub.protocol.errors import CodecError
 from hub.protocol.rules import RULES
 from hub.service import HubService
-from hub.shared import netif
+from hub.shared import netif, templates
 
 from . import i18n, locality, views
 from .live import COUNT_KEYS, Live, Room
@@ -446,6 +446,7 @@ def setup(
     app[CONSOLE] = console
 
     async def on_startup(_app: web.Application) -> None:
+        await templates.precompile(console.env)
         console.live.start()
 
     async def on_shutdown(_app: web.Application) -> None:

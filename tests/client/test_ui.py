@@ -4,6 +4,7 @@ socket (aiohttp's test server on 127.0.0.1), no browser."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from client.config import ClientConfig
 from client.store import ClientStore
 from client.ui import cells, i18n, layout
+from client.ui import server as server_mod
 from client.ui.config import SETTINGS as UI_SETTINGS
 from client.ui.config import UiConfig
 from client.ui.drafts import UiStore
@@ -122,6 +124,14 @@ def test_ui_settings_are_documented() -> None:
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Station, Guard]]:
+    async with _station_client(tmp_path) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def _station_client(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[TestClient[Any, Any], Station, Guard]]:
     data = tmp_path / "laptop"
     store, _ = await ClientStore.create(data, "Meja 1", now=1)
     ui = await UiStore.open(data)
@@ -141,6 +151,28 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], St
         await st.stop()
         await ui.close()
         await store.close()
+
+
+async def test_the_page_is_compiled_at_startup_not_on_the_first_request(tmp_path: Path) -> None:
+    """Jinja2 compiled the page on its first request, on the event loop; the app compiles it
+    on a worker thread when it starts."""
+    server_mod.TEMPLATES.cache.clear()  # type: ignore[union-attr]
+    compiled: list[str | None] = []
+    real = server_mod.TEMPLATES.compile
+
+    def counting(source: Any, name: str | None = None, *a: Any, **k: Any) -> Any:
+        compiled.append(name)
+        return real(source, name, *a, **k)
+
+    server_mod.TEMPLATES.compile = counting  # type: ignore[method-assign]
+    try:
+        async with _station_client(tmp_path) as (tc, _st, _guard):
+            assert compiled == ["app.html"]
+            r = await tc.get("/")
+            assert r.status == 200 and "<html" in await r.text()
+            assert compiled == ["app.html"]
+    finally:
+        del server_mod.TEMPLATES.compile
 
 
 def headers(guard: Guard) -> dict[str, str]:

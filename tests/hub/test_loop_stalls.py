@@ -120,3 +120,25 @@ async def test_heads_of_10_000_origins(hub: Served) -> None:
     with stalls_over_50_ms_fail():
         status, reply = await post(hub, "/v1/heads", codec.pack({"origins": origins}))
     assert status == 200 and len(reply["heads"]) == 10_000  # type: ignore[index]
+
+
+async def test_console_pages_after_a_start_compile_nothing_on_the_loop(hub: Served) -> None:
+    """Jinja2 compiled each console template on its first request: ~100 ms of CPU on the loop
+    for the room page, seen by CI. The templates are compiled at startup on a worker thread."""
+    from hub.console.app import CONSOLE
+
+    env = hub.http.app[CONSOLE].env
+
+    def no_compiling(*_a: object, **_k: object) -> None:
+        raise AssertionError("a template was compiled while a request was handled")
+
+    env.compile = no_compiling  # type: ignore[assignment]
+    laptop = Identity.generate()
+    await hub.enrolled(laptop, approve=True)
+    await hub.push([r.raw for r in chain(laptop, forms(3))])
+    with stalls_over_50_ms_fail():
+        for path in ("/", "/console/flags", "/console/progress", "/console/forks",
+                     "/console/exports", "/console/part/devices",
+                     "/console/part/conflicts"):  # fmt: skip
+            async with hub.http.get(path) as r:
+                assert r.status == 200, (path, await r.text())
