@@ -224,10 +224,11 @@ async def conflict_page(request: web.Request) -> web.Response:
     if c.coordinator is None:
         raise NotFound("this hub has no data folder for the coordinator station")
     status, readings = await c.coordinator.readings(key)
-    rows = views.differing([r.body for r in readings])
+    rows = views.sections(key[1], views.differing([r.body for r in readings]), _lang(request))
     scans = [list(r.body.get("scans", [])) for r in readings]  # type: ignore[call-overload]
     blobs = any(r.canonical.startswith("/v1/blobs") for r in request.app.router.resources())
-    ctx = _ctx(request, room, key=key, status=status, readings=readings, rows=rows,
+    ctx = _ctx(request, room, key=key, status=status, readings=readings, sections=rows,
+               differ_cells=[(x.id, c) for x in rows for c in x.cells if c.differs],
                scans=scans, blobs=blobs, done=q.get("done"))  # fmt: skip
     return _render(request, "conflict.html", ctx)
 
@@ -288,7 +289,9 @@ async def forks_page(request: web.Request) -> web.Response:
         f["first"] = views.readable_record(f["held"])
         f["second"] = views.readable_record(f["evidence"])
         both = [x for x in (f["first"], f["second"]) if isinstance(x, dict)]
-        f["rows"] = views.differing(both) if len(both) == 2 else []
+        rows_ = views.differing(both) if len(both) == 2 else []
+        form = str(both[0].get("form", "")) if both else ""
+        f["sections"] = views.sections(form, rows_, _lang(request))
     ctx = _ctx(request, room, forks=rows, after=after,
                stopped=[d for d in room.status["device_list"] if d["forked"]])  # fmt: skip
     return _render(request, "forks.html", ctx)

@@ -128,6 +128,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "at": ("pada", "at"),
     "device": ("perangkat", "device"),
     "differs_in": ("Berbeda di", "Differs in"),
+    "other_fields": ("Data rekaman", "Record data"),
     "choose": ("Formulir kertas mendukung bacaan ini", "The paper supports this reading"),
     "resolve_hint": (
         "Pilih bacaan yang sesuai dengan formulir kertas. Hub membuat entri baru yang "

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.memory import StoreView
-from hub.protocol import state
+from hub.protocol import paper, state
 from hub.protocol.wilayah import Master
 
 PAGE = 50  # rows per page in every list
@@ -129,6 +129,38 @@ def progress(master: Master, d: Derived, form: str, q: str) -> dict[str, Any]:
     return {"rows": rows, "total": total}
 
 
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One cell of the paper across several readings."""
+
+    path: str  # the entry JSON path, e.g. ``pemilih_dpt.l`` (kept in ``data-field``)
+    label: str  # the paper's words for it, e.g. ``1. Pemilih dalam DPT · L``
+    values: list[str]
+    differs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A section of the paper (I–V) with its title and the cells shown of it."""
+
+    id: str
+    title: str
+    cells: list[Cell]
+
+
+def sections(form: str, rows: list[tuple[str, list[str], bool]], lang: str) -> list[Section]:
+    """``differing`` rows grouped under the paper's sections, each cell with its label
+    (``hub.protocol.paper``, the words the operator's station shows)."""
+    out: list[Section] = []
+    for path, vals, differ in rows:
+        where, text = paper.cell_label(form, path, lang)
+        if not out or out[-1].id != where:
+            title = paper.section_title(form, where, lang) if where else "—"
+            out.append(Section(where, title, []))
+        out[-1].cells.append(Cell(path, text, vals, differ))
+    return out
+
+
 def differing(bodies: list[dict[str, Any]]) -> list[tuple[str, list[str], bool]]:
     """The cells of several readings side by side: (field path, values, differ?)."""
     flat = [_flatten(b) for b in bodies]
@@ -137,28 +169,12 @@ def differing(bodies: list[dict[str, Any]]) -> list[tuple[str, list[str], bool]]
         keys += [k for k in f if k not in keys]
     skip = ("entered_at", "supersedes", "scans", "operator", "note", "election", "form", "tps")
     out = []
-    for k in sorted(keys, key=paper_order):
+    for k in sorted(keys, key=paper.cell_order):
         if k.split(".")[0] in skip:
             continue
         vals = [str(f.get(k, "—")) for f in flat]
         out.append((k, vals, len(set(vals)) > 1))
     return out
-
-
-_SECTIONS = (
-    "pemilih_dpt", "pengguna_dpt", "pengguna_dptb", "pengguna_dpk", "pengguna_total",
-    "surat_suara", "disabilitas", "suara", "partai", "sah", "tidak_sah", "total",
-)  # fmt: skip
-_SUBS = ("l", "p", "j", "diterima", "digunakan", "rusak", "sisa", "partai", "caleg", "jumlah")
-
-
-def paper_order(path: str) -> tuple[int, ...]:
-    """Where a cell sits on the C.Hasil paper: sections I-V in order, L P J, numbers by value."""
-    parts = path.split(".")
-    key = [_SECTIONS.index(parts[0]) if parts[0] in _SECTIONS else len(_SECTIONS)]
-    for p in parts[1:]:
-        key.append(int(p) if p.isdigit() else 1000 + (_SUBS.index(p) if p in _SUBS else 99))
-    return tuple(key)
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -189,8 +189,16 @@ async def test_resolving_a_conflict_signs_a_superseding_entry(hub: Served) -> No
     assert f'data-conflict="{c["form"]}:{c["tps"]}"' in page
     q = f"/console/conflict?e={c['election']}&f={c['form']}&t={c['tps']}"
     detail = await _page(hub, q)
-    differing = re.findall(r'data-differs="1"><th scope="row">([^<]+)</th>', detail)
-    assert differing == ["suara.1"]  # only the cell the second operator typed differently
+    differing = re.findall(r'data-differs="1" data-field="([^"]+)"><th scope="row"[^>]*>([^<]+)<',
+                           detail)  # fmt: skip
+    # only the cell the second operator typed differently, named as on the paper
+    assert differing == [("suara.1", "Pasangan calon nomor 1")]
+    assert "IV. PEROLEHAN SUARA PASANGAN CALON" in detail
+    assert ">1. Pemilih dalam DPT · L<" in detail and ">A. Jumlah suara sah<" in detail
+    assert ">suara.1<" not in detail and ">pemilih_dpt.l<" not in detail
+    english = await _page(hub, q + "&lang=en")
+    assert ">Candidate pair 1<" in english and "IV. VOTES PER CANDIDATE PAIR" in english
+    assert ">1. Voters on the DPT · L (men)<" in english
     token = _token(detail)
     form = {"e": c["election"], "f": c["form"], "t": c["tps"], "chosen": ra[0].hash.hex()}
     async with hub.http.post("/console/resolve", data=form, headers={TOKEN_HEADER: token}) as r:

@@ -212,8 +212,11 @@ def test_resolving_a_conflict_ends_verified_at_the_root(browser: Any, procs: Pro
     link.focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("table.side", timeout=TIMEOUT_MS)
-    differs = page.locator('tr[data-differs="1"] th').all_inner_texts()
-    assert differs == [f"suara.{first}"]
+    differs = page.locator('tr[data-differs="1"]')
+    assert [differs.nth(i).get_attribute("data-field") for i in range(differs.count())] == [
+        f"suara.{first}"
+    ]
+    assert differs.locator("th").all_inner_texts() == [f"Pasangan calon nomor {first}"]
     page.screenshot(path=str(procs.tmp / "conflict.png"))
     choose = page.locator('button[data-action="choose"]').first  # the first reading (meja1)
     chosen = choose.get_attribute("data-chosen")
