@@ -225,11 +225,11 @@ async def conflict_page(request: web.Request) -> web.Response:
         raise NotFound("this hub has no data folder for the coordinator station")
     status, readings = await c.coordinator.readings(key)
     rows = views.sections(key[1], views.differing([r.body for r in readings]), _lang(request))
-    scans = [list(r.body.get("scans", [])) for r in readings]  # type: ignore[call-overload]
-    blobs = any(r.canonical.startswith("/v1/blobs") for r in request.app.router.resources())
+    scans = [await _scan_pages(c, [str(h) for h in r.body.get("scans") or ()])  # type: ignore[attr-defined]
+             for r in readings]  # fmt: skip
     ctx = _ctx(request, room, key=key, status=status, readings=readings, sections=rows,
                differ_cells=[(x.id, c) for x in rows for c in x.cells if c.differs],
-               scans=scans, blobs=blobs, done=q.get("done"))  # fmt: skip
+               scans=scans, done=q.get("done"))  # fmt: skip
     return _render(request, "conflict.html", ctx)
 
 
@@ -245,8 +245,71 @@ async def flags_page(request: web.Request) -> web.Response:
     rules = [(r, d.by_rule.get(r, 0) or room.status["flags"].get(r, 0), RULES[r][col])
              for r in RULES]  # fmt: skip
     ctx = _ctx(request, room, rules=rules, rule=rule, page=page, notes=notes,
+               scan_states=_scan_states(c, page.rows),
                explain={r: RULES[r][col] for r in RULES})  # fmt: skip
     return _render(request, "flags.html", ctx)
+
+
+async def entry_page(request: web.Request) -> web.Response:
+    """One flagged entry: its flags explained, its numbers under the paper's sections with the
+    cells the flags point at marked, and its scanned pages beside them ("pindaian menunggu"
+    for a page not at the hub yet). ``rule`` and the position let the coordinator walk the
+    filtered list entry by entry (j/k)."""
+    from hub.protocol import entry, record, rules
+
+    c = _console(request)
+    room = await c.live.current()
+    d = await c.derived(room)
+    q = request.query
+    rule = q.get("rule", "")
+    rows = [x for x in d.flagged if rule in x.flags] if rule else d.flagged
+    found = views.neighbours(rows, q.get("h", ""))
+    if found is None:
+        raise NotFound("no flagged live entry with this hash (the list may have changed)")
+    i, x = found
+    store = c.service.sqlite_store()
+    dev = store.find_device(x.device)
+    raw = await store.record_raw(dev.public, x.seq) if dev is not None else None
+    if dev is None or raw is None:
+        raise NotFound(f"entry {x.device}#{x.seq} is not in this hub's store")
+    body = entry.decode_body(record.decode(raw).body)
+    lang = _lang(request)
+    found_flags = [f.to_dict() for f in rules.check(body, c.service.master)]
+    marks = views.flag_marks(found_flags)
+    numbers = views.sections(x.form, views.differing([body]), lang)
+    cell_rules = {
+        cell.path: views.marked(cell.path, marks) for sec in numbers for cell in sec.cells
+    }
+    ctx = _ctx(request, room, x=x, body=body, device=dev, rule=rule, sections=numbers,
+               cell_rules=cell_rules, found_flags=found_flags,
+               explain={r: RULES[r][2 if lang == "id" else 1] for r in RULES},
+               scans=await _scan_pages(c, list(x.scans)), pos=i + 1, total=len(rows),
+               prev=rows[i - 1] if i > 0 else None,
+               next=rows[i + 1] if i + 1 < len(rows) else None,
+               list_page=i // views.PAGE + 1)  # fmt: skip
+    return _render(request, "entry.html", ctx)
+
+
+async def _scan_pages(c: Console, hashes: list[str]) -> list[dict[str, str]]:
+    """Each page of an entry: ``held`` with its media type (the hub serves it at
+    /v1/blobs/{sha256}), or ``pending`` (not at the hub yet: numbers are never held back)."""
+    scans = c.service.scans
+    if scans is None:
+        return [{"hash": h, "state": "pending", "media": ""} for h in hashes]
+    held = [h for h in hashes if h in scans.held]
+    files = await asyncio.to_thread(lambda: {h: scans.blob_file(h) for h in held})
+    out = []
+    for h in hashes:
+        f = files.get(h)
+        out.append({"hash": h, "state": "held" if f else "pending", "media": f[2] if f else ""})
+    return out
+
+
+def _scan_states(c: Console, rows: list[views.FlaggedEntry]) -> dict[str, str]:
+    """Per listed entry: ``held`` (every page at the hub), ``pending`` or ``none``."""
+    held = c.service.scans.held if c.service.scans is not None else {}
+    return {x.hash: "none" if not x.scans else "held" if all(h in held for h in x.scans)
+            else "pending" for x in rows}  # fmt: skip
 
 
 async def _notes(c: Console, rows: list[views.FlaggedEntry]) -> dict[str, str]:
@@ -465,6 +528,7 @@ def setup(
     r.add_get("/console/part/conflicts", part_conflicts)
     r.add_get("/console/conflict", conflict_page)
     r.add_get("/console/flags", flags_page)
+    r.add_get("/console/entry", entry_page)
     r.add_get("/console/progress", progress_page)
     r.add_get("/console/forks", forks_page)
     r.add_get("/console/exports", exports_page)

@@ -57,6 +57,7 @@ class FlaggedEntry:
     seq: int
     flags: tuple[str, ...]
     hash: str
+    scans: tuple[str, ...]  # the SHA-256 of each page the entry names
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,8 @@ def derive(view: StoreView) -> Derived:
         if f.flags and f.facts.hash in live:
             e, form, tps = f.facts.key
             d = view.devices_by_id[f.dev]
-            flagged.append(
-                FlaggedEntry(e, form, tps, d.node_id, f.seq, f.flags, f.facts.hash.hex())
-            )
+            h = f.facts.hash.hex()
+            flagged.append(FlaggedEntry(e, form, tps, d.node_id, f.seq, f.flags, h, f.facts.scans))
             by_rule.update(f.flags)
     flagged.sort(key=lambda x: (x.tps, x.form, x.device, x.seq))
     forms = sorted({k[1] for k in states})
@@ -199,3 +199,30 @@ def readable_record(raw_hex: str | None) -> dict[str, Any] | str:
     except (ValueError, ProtocolError) as exc:
         return f"(unreadable: {exc}) {raw_hex[:64]}…"
     return {"seq": rec.seq, "prev": rec.prev.hex()[:16], "hash": rec.hash.hex()[:16], **body}
+
+
+def neighbours(rows: list[FlaggedEntry], digest: str) -> tuple[int, FlaggedEntry] | None:
+    """Where the flagged entry ``digest`` (hash hex) sits in ``rows``: (index, entry)."""
+    for i, x in enumerate(rows):
+        if x.hash == digest:
+            return i, x
+    return None
+
+
+def flag_marks(flags: list[dict[str, str]]) -> dict[str, list[str]]:
+    """Which rules point at a cell path: a flag's ``field`` names a cell (``sah``,
+    ``pengguna_total.l``) or a row of cells (``pemilih_dpt``: its L, P and J)."""
+    out: dict[str, list[str]] = {}
+    for f in flags:
+        if f["field"]:
+            out.setdefault(f["field"], []).append(f["rule"])
+    return out
+
+
+def marked(path: str, marks: dict[str, list[str]]) -> list[str]:
+    """The rules that point at ``path`` (its own field, or a row it belongs to)."""
+    hit: list[str] = []
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        hit += [r for r in marks.get(".".join(parts[:i]), []) if r not in hit]
+    return hit

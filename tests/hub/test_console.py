@@ -9,6 +9,8 @@ import json
 import re
 import socket
 import string
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +22,12 @@ from hub.console.i18n import WORDS
 from hub.console.live import COUNT_KEYS, counts_of
 from hub.protocol import entry, record, state
 from hub.protocol.identity import Identity
+from hub.store import HubStore
 from tests.helpers import chain, forms
+from tests.shared.images import png
 
-from .conftest import Served
+from .conftest import MakeClient, Served
+from .test_blobs import LAPTOP, ScanHub, scan_hub, sha
 
 # -- the locality rule ------------------------------------------------------------------------
 
@@ -286,3 +291,66 @@ async def test_progress_against_the_master_per_kecamatan_and_kelurahan(
     assert cells == [str(expected), "3", "0", "0", str(expected - 3)]
     assert 'data-region="317101"' in page and 'data-region="317102"' not in page
     assert 'class="print"' in await _page(hub, "/console/progress?print=1")
+
+
+# -- the flags page: the scan beside the numbers ----------------------------------------------
+
+
+@pytest.fixture
+async def shub(tmp_path: Path, aiohttp_client: MakeClient) -> AsyncIterator[ScanHub]:
+    """A hub keeping scans (tests/hub/test_blobs.py)."""
+    store = await HubStore.open(tmp_path)
+    h = await scan_hub(tmp_path, store, aiohttp_client)
+    yield h
+    h.scans.close()
+    await store.close()
+
+
+async def test_a_flagged_entry_shows_its_scans_beside_its_numbers(shub: ScanHub) -> None:
+    p1, p2, p3 = png(rgb=(200, 30, 30)), png(rgb=(30, 200, 30)), png(rgb=(30, 30, 200))
+    bodies = forms(2, seed=4)
+    for b, pages in zip(bodies, [[p1, p2], [p3]], strict=True):
+        b["sah"] += 1  # the paper's own mistake, typed as written: R3 (and R5)
+        b["scans"] = [sha(p) for p in pages]
+    bodies[0]["note"] = "angka sesuai formulir"
+    await shub.enrolled(LAPTOP, approve=True)
+    status, _ = await shub.push([r.raw for r in chain(LAPTOP, bodies)])
+    assert status == 200
+    for p in (p1, p2):  # the third page has not arrived
+        await shub.upload(p)
+    flags = await _page(shub, "/console/flags?rule=R3")
+    rows = re.findall(r'data-hash="([0-9a-f]{64})".*?data-scan-state="(\w+)"', flags, flags=re.S)
+    hashes = [h for h, _ in rows]
+    assert [st for _, st in rows] == ["held", "pending"]
+    assert "pindaian menunggu" in flags and 'href="/console/entry?h=' in flags
+    first = await _page(shub, f"/console/entry?h={hashes[0]}&rule=R3")
+    shown = re.findall(r'<figure data-scan="(\w+)" data-scan-state="(\w+)">\s*<img '
+                       r'class="scanpage" src="/v1/blobs/(\w+)"', first)  # fmt: skip
+    assert shown == [(sha(p1), "held", sha(p1)), (sha(p2), "held", sha(p2))]
+    assert "pindaian menunggu" not in first and "data-confirmed-on-paper" in first
+    # the numbers under the paper's sections, the cell R3 points at marked
+    assert "V. JUMLAH SUARA SAH DAN TIDAK SAH" in first and ">A. Jumlah suara sah<" in first
+    sah = re.search(r'<tr data-field="sah" class="flagged-cell" data-flag-rules="([^"]+)"', first)
+    assert sah is not None and "R3" in sah.group(1).split()
+    assert f'<td class="num">{bodies[0]["sah"]} <small>' in first
+    assert "suara sah = " in first  # the flag's own message, in Indonesian
+    assert "data-next" in first and "data-prev" not in first  # entry 1 of 2 in R3
+    second = await _page(shub, f"/console/entry?h={hashes[1]}&rule=R3&lang=en")
+    assert re.search(rf'data-scan="{sha(p3)}" data-scan-state="pending">\s*<p class="alert warn">'
+                     r"scan pending</p>", second)  # fmt: skip
+    assert "/v1/blobs/" not in second and ">A. Valid votes<" in second
+    assert "data-prev" in second and "data-next" not in second
+    async with shub.http.get(f"/console/entry?h={'0' * 64}") as r:
+        assert r.status == 404
+    # the conflict view shows each reading's pages the same way
+    other = json.loads(json.dumps(bodies[1]))
+    other["suara"]["1"] += 1
+    other["scans"] = [sha(p1)]
+    b = Identity.generate()
+    await shub.enrolled(b, approve=True)
+    await shub.push([r.raw for r in chain(b, [other])])
+    q = f"/console/conflict?e={other['election']}&f={other['form']}&t={other['tps']}"
+    conflict = await _page(shub, q)
+    states = re.findall(r'<figure data-scan="(\w+)" data-scan-state="(\w+)">', conflict)
+    assert sorted(states) == sorted([(sha(p3), "pending"), (sha(p1), "held")])
+    assert conflict.count('<img class="scanpage"') == 1 and "pindaian menunggu" in conflict
