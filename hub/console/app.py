@@ -13,6 +13,8 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -22,7 +24,8 @@ from aiohttp import web
 
 from hub.access import is_loopback
 from hub.errors import NotFound, Unauthorized
-from hub.protocol import clock
+from hub.memory import Facts
+from hub.protocol import clock, state
 from hub.protocol.errors import CodecError
 from hub.protocol.rules import RULES
 from hub.service import HubService
@@ -50,11 +53,13 @@ class Console:
         self.service = service
         self.live = Live(service)
         self.tokens = locality.Tokens()
-        self.coordinator = Coordinator(service, data_dir) if data_dir is not None else None
+        self.coordinator = (
+            Coordinator(service, data_dir, self.facts_of) if data_dir is not None else None
+        )
         self.data_dir = data_dir
         self.listen_host = listen_host  # the address the hub was asked to listen on
-        self._derived: tuple[int, views.Derived] | None = None
-        self._derived_task: asyncio.Future[views.Derived] | None = None
+        self._made: _Made | None = None
+        self._derived_task: asyncio.Future[_Made] | None = None
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -65,16 +70,56 @@ class Console:
         self.env.filters["pretty"] = _pretty
         self.env.filters["fmt_time"] = _fmt_time
 
-    async def derived(self, room: Room) -> views.Derived:
-        """Per-entry views of this room version, computed once on a worker thread."""
-        if self._derived is not None and self._derived[0] == room.version:
-            return self._derived[1]
+    async def derived(self, room: Room, *, again: bool = False) -> views.Derived:
+        """Per-entry views of this room version, computed once on a worker thread (shared by
+        every page that asks meanwhile); ``again`` derives anew even for the same version."""
+        made = self._made
+        if made is not None and made.version == room.version and not again:
+            return made.views
         if self._derived_task is None or self._derived_task.done():
-            view = self.service.sqlite_store().snapshot()
-            self._derived_task = asyncio.ensure_future(asyncio.to_thread(views.derive, view))
-        d = await asyncio.shield(self._derived_task)
-        self._derived = (room.version, d)
-        return d
+            store = self.service.sqlite_store()
+            source, view, version = store.facts, store.snapshot(), room.version
+
+            async def run() -> _Made:
+                return _Made(version, await asyncio.to_thread(views.derive, view), source)
+
+            self._derived_task = asyncio.ensure_future(run())
+        made = await asyncio.shield(self._derived_task)
+        if self._made is None or made.views.seen >= self._made.views.seen:
+            self._made = made
+        return made.views
+
+    async def facts_of(self, key: state.Key) -> list[Facts]:
+        """Every stored record's facts for one (election, form, TPS), without walking the
+        store: the derived views' index by key, plus the few records stored since they were
+        made (derived again when more than ``TAIL`` were)."""
+        live = self.service.sqlite_store().facts
+        made = self._made
+        if made is None or made.source is not live or len(live) - made.views.seen > TAIL:
+            room = await self.live.current()
+            again = made is not None and made.version == room.version
+            await self.derived(room, again=again)
+            made = self._made
+            live = self.service.sqlite_store().facts
+        assert made is not None
+        if made.source is not live or len(live) < made.views.seen:  # pragma: no cover
+            return [f for f in live if f.facts.key == key]  # memory rebuilt meanwhile: rare
+        tail = [f for f in live[made.views.seen :] if f.facts.key == key]
+        return made.views.by_key.get(key, []) + tail
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """Derived views, the room version they were asked for, and the store's live list of
+    facts they were made from (``views.seen`` of its records; the list is only appended to,
+    or replaced whole after a failed commit)."""
+
+    version: int
+    views: views.Derived
+    source: Sequence[Facts]
+
+
+TAIL = 2000  # records stored since the views were made that a conflict page may walk
 
 
 CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)

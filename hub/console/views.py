@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from hub.memory import StoreView
+from hub.memory import Facts, StoreView
 from hub.protocol import paper, state
 from hub.protocol.wilayah import Master
 
@@ -68,9 +68,14 @@ class Derived:
     flagged: list[FlaggedEntry]  # live entries with flags, by TPS
     by_rule: dict[str, int]
     forms: list[str]
+    by_key: dict[state.Key, list[Facts]]  # every stored record's facts per (election, form, TPS)
+    seen: int  # how many of the store's records these views were made from
 
 
 def derive(view: StoreView) -> Derived:
+    by_key: dict[state.Key, list[Facts]] = {}
+    for f in view.facts:
+        by_key.setdefault(f.facts.key, []).append(f)
     accepted = [f for f in view.facts if view.is_accepted(f)]
     states = state.derive(f.facts for f in accepted)
     live = {h for s in states.values() for h in s.live}
@@ -85,7 +90,8 @@ def derive(view: StoreView) -> Derived:
             by_rule.update(f.flags)
     flagged.sort(key=lambda x: (x.tps, x.form, x.device, x.seq))
     forms = sorted({k[1] for k in states})
-    return Derived({k: s.status for k, s in states.items()}, flagged, dict(by_rule), forms)
+    statuses = {k: s.status for k, s in states.items()}
+    return Derived(statuses, flagged, dict(by_rule), forms, by_key, len(view.facts))
 
 
 def progress(master: Master, d: Derived, form: str, q: str) -> dict[str, Any]:

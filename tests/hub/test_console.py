@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from hub.access import is_loopback
+from hub.console import app as console_app
 from hub.console import locality
 from hub.console.app import CONSOLE, TOKEN_HEADER
 from hub.console.i18n import WORDS
@@ -354,3 +355,69 @@ async def test_a_flagged_entry_shows_its_scans_beside_its_numbers(shub: ScanHub)
     states = re.findall(r'<figure data-scan="(\w+)" data-scan-state="(\w+)">', conflict)
     assert sorted(states) == sorted([(sha(p3), "pending"), (sha(p1), "held")])
     assert conflict.count('<img class="scanpage"') == 1 and "pindaian menunggu" in conflict
+
+
+# -- a conflict opened without walking the store ----------------------------------------------
+
+
+class CountingList(list[Any]):
+    """The store's live list of facts, counting the items read from it (by iteration or by
+    slice): what a request walks on the event loop."""
+
+    read = 0
+
+    def __iter__(self) -> Any:
+        self.read += len(self)
+        return super().__iter__()
+
+    def __getitem__(self, i: Any) -> Any:
+        got = super().__getitem__(i)
+        self.read += len(got) if isinstance(i, slice) else 1
+        return got
+
+
+async def test_a_conflict_is_read_from_the_index_and_sees_later_records(
+    hub: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console = hub.http.app[CONSOLE]
+    a, b, c = Identity.generate(), Identity.generate(), Identity.generate()
+    for x in (a, b):
+        await hub.enrolled(x, approve=True)
+    ra, rb = _disagreeing(a, b)
+    fillers = chain(a, forms(300, seed=5), start=2, prev=ra[0].hash)
+    await hub.push([ra[0].raw, rb[0].raw] + [r.raw for r in fillers])
+    key = hub.service.status_now()["conflicts"][0]
+    q = f"/console/conflict?e={key['election']}&f={key['form']}&t={key['tps']}"
+    assert (await _page(hub, q)).count("data-reading=") == 2
+    made = console._made
+    assert made is not None and made.views.seen == 302  # the index, built off the loop
+    assert [f.seq for f in made.views.by_key[(key["election"], key["form"], key["tps"])]] == [1, 1]
+    counting = CountingList(hub.store._mem.facts)  # the store's live list, counted
+    hub.store._mem.facts = counting
+    console._made = type(made)(made.version, made.views, counting)
+    # a third reading, from a laptop not approved yet: stored, not counted
+    third = json.loads(json.dumps(forms(1)[0]))
+    third["suara"]["1"] += 5
+    await hub.enrolled(c, approve=False)
+    await hub.push([r.raw for r in chain(c, [third])])
+    await console.live.current()  # the room's own status is derived before we count
+    before = counting.read
+    assert (await _page(hub, q)).count("data-reading=") == 2
+    assert counting.read - before <= 1  # the one record stored since the index, not 303
+    await hub.service.approve(c.node_id)  # approved after the index was made: now counted
+    await console.live.current()
+    before = counting.read
+    page = await _page(hub, q)
+    assert page.count("data-reading=") == 3 and counting.read - before <= 1
+    # resolving reads the same way and sees its own new entries
+    form = {"e": key["election"], "f": key["form"], "t": key["tps"], "chosen": ra[0].hash.hex()}
+    async with hub.http.post(
+        "/console/resolve", data=form, headers={TOKEN_HEADER: _token(page)}
+    ) as r:
+        assert r.status == 200, await r.text()
+        assert len((await r.json())["made"]) == 2
+    assert 'data-status="verified"' in await _page(hub, q)
+    assert console._made is not None and console._made.views.seen == 302  # no new walk needed
+    monkeypatch.setattr(console_app, "TAIL", 2)  # more stored since than a page may walk:
+    assert 'data-status="verified"' in await _page(hub, q)
+    assert console._made.views.seen == 305  # the views (and the index) were derived again
