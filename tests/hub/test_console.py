@@ -83,6 +83,31 @@ def test_words_have_both_languages_with_the_same_placeholders() -> None:
         assert names[0] == names[1], key
 
 
+def test_the_read_only_page_takes_its_words_from_the_same_table() -> None:
+    """hub/dashboard.py (root and PostgreSQL hubs) keeps no word table of its own: its words,
+    including its briefer wordings, are the console's ``WORDS``."""
+    from hub import dashboard
+
+    tables = [name for name, v in vars(dashboard).items() if isinstance(v, dict) and v
+              and all(isinstance(x, tuple) and len(x) == 2 for x in v.values())]  # fmt: skip
+    assert tables == []
+    assert set(dashboard._KEYS.values()) <= set(WORDS)
+    s = {"now": 10.0, "name": "Root", "role": "national", "node_id": "AAAA-BBBB-CCCC",
+         "entries": {"accepted": 3, "held": 0}, "tps": {"single": 1, "verified": 1, "conflict": 0},
+         "forks": 0, "devices": {"pending": 1},
+         "upstream": {"state": "backoff", "url": "http://up", "backlog": 2, "oldest_age_s": 4.0,
+                      "confirmed": 1, "rejected": 0},
+         "device_list": [{"id": "D1", "name": "Meja", "state": "approved", "forked": False,
+                          "code": "1234", "entries": 3, "last_seen": 9}],
+         "conflicts": [], "flags": {}}  # fmt: skip
+    ind, eng = dashboard.render(s, "id"), dashboard.render(s, "en")
+    for key in ("dash_title", "verified", "devices", "backlog_short", "oldest_label"):
+        assert WORDS[key][0].format(name="Root") in ind and WORDS[key][1].format(name="Root") in eng
+    assert "1 laptop menunggu persetujuan" in ind and "1 laptop(s) waiting" in eng
+    assert ">menunggu coba lagi<" in ind and ">backing off<" in eng  # the console's st_ words
+    assert ">disetujui<" in ind and ">English</a>" in ind and ">Bahasa Indonesia</a>" in eng
+
+
 # -- pages and actions ------------------------------------------------------------------------
 
 
