@@ -1,8 +1,9 @@
 """What the console's pages show, computed from the shared ``Room`` and a store snapshot.
 
 Pure functions over plain data (no aiohttp): paging, the device and conflict lists, flags by
-rule, progress per kecamatan and kelurahan against the master, and the differing cells of a
-conflict. The heavier ones (``Derived``) run on a worker thread and are cached per room
+rule, progress per kecamatan and kelurahan against the master, every record's facts indexed
+by (election, form, TPS) for the conflict page, and the cells of readings under the paper's
+sections. The heavier ones (``Derived``) run on a worker thread and are cached per room
 version, so many viewers cost one computation.
 """
 
