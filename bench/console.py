@@ -12,7 +12,10 @@ Prints, each next to a baseline measured in the same run:
                  that hub, with no console open and with --consoles consoles open (each a
                  browser tab on the room view, live over server-sent events), alternating,
                  --runs times each, fresh laptops every phase; median of each.
-                 Goal: with consoles >= 95% of without.
+                 Goal: with consoles >= 95% of without. Beside the rates, the hub's CPU
+                 time per 1,000 entries in each phase, split into its event loop's thread,
+                 its other threads (SQLite, derivations) and its worker processes: a figure
+                 the machine's other load disturbs far less than the rates.
 
     .venv/bin/python bench/console.py [--entries 50000] [--devices 500] [--consoles 5]
         [--push 20000] [--pushers 4] [--batch 500] [--runs 2]
@@ -23,6 +26,7 @@ Everything stays on 127.0.0.1. Needs /usr/bin/chromium (Debian's) and the dev ex
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -57,6 +61,29 @@ def paint(ctx: Any, url: str) -> tuple[float, float]:
     fcp, load = page.evaluate(PAINT_JS)
     page.close()
     return fcp / 1000, load / 1000
+
+
+def hub_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by a hub: its event loop's thread (the main thread), its other
+    threads (live or ended), and its child processes (the examine workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def ticks(stat: Path) -> int:
+        f = stat.read_text().rsplit(")", 1)[1].split()
+        return int(f[11]) + int(f[12])  # utime + stime
+
+    proc = Path(f"/proc/{pid}")
+    total, loop = ticks(proc / "stat"), ticks(proc / "task" / str(pid) / "stat")
+    kids = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        f = text.rsplit(")", 1)[1].split()
+        if int(f[1]) == pid:  # its parent
+            kids += int(f[11]) + int(f[12])
+    return {"loop": loop / tick, "threads": (total - loop) / tick, "workers": kids / tick}
 
 
 def push_phase(
@@ -168,6 +195,8 @@ def run(a: argparse.Namespace, empty: HubProc, big: HubProc) -> int:
 
         without: list[float] = []
         with_consoles: list[float] = []
+        cpu: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+        assert big.proc is not None
         seed = 100
         for r in range(a.runs):
             # alternate the order, so that a drift in the machine's load falls on both sides
@@ -175,7 +204,10 @@ def run(a: argparse.Namespace, empty: HubProc, big: HubProc) -> int:
                 seed += 1
                 pages = [ctx.new_page() for _ in range(a.consoles if consoles else 0)]
                 settle(big, pages)
+                c0 = hub_cpu(big.proc.pid)
                 rate = push_phase(big.url, public, a.push, a.pushers, a.batch, f"r{seed}", seed)
+                c1 = hub_cpu(big.proc.pid)
+                cpu[consoles].append({k: (c1[k] - c0[k]) * 1000 / a.push for k in c0})
                 (with_consoles if consoles else without).append(rate)
                 shown = [_accepted(p) for p in pages]
                 for p in pages:
@@ -185,13 +217,21 @@ def run(a: argparse.Namespace, empty: HubProc, big: HubProc) -> int:
                     what = (
                         f"{len(shown)} consoles open (they showed {min(shown)} accepted at the end)"
                     )
-                print(f"  run {r + 1}: {rate:7.0f}/s  {what}", file=sys.stderr)
+                c = cpu[consoles][-1]
+                print(f"  run {r + 1}: {rate:7.0f}/s  hub CPU per 1000: loop {c['loop']:.2f} s,"
+                      f" threads {c['threads']:.2f} s, workers {c['workers']:.2f} s  {what}",
+                      file=sys.stderr)  # fmt: skip
     w0, w1 = statistics.median(without), statistics.median(with_consoles)
     print()
     print(f"ingest, {a.pushers} pushers x batches of {a.batch}, {a.push} entries a phase:")
     print(f"  no console (baseline)  : {w0:8.0f} entries/s")
     print(f"  {a.consoles} consoles open       : {w1:8.0f} entries/s   = {100 * w1 / w0:5.1f}% "
           "(goal >= 95%)")  # fmt: skip
+    print("  hub CPU s per 1000 entries (median): loop / other threads / workers")
+    for consoles in (False, True):
+        label = f"{a.consoles} consoles open" if consoles else "no console"
+        med = {k: statistics.median(c[k] for c in cpu[consoles]) for k in cpu[consoles][0]}
+        print(f"  {label:23}: {med['loop']:6.2f} / {med['threads']:6.2f} / {med['workers']:6.2f}")
     return 0
 
 

@@ -9,7 +9,9 @@ read them.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 from hub.memory import DeviceRow, Facts, StoreView
@@ -40,11 +42,15 @@ class DeviceInfo:
     revoked_after_seq: int | None  # for a revoked device: its last accepted seq
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _INFO_FIELDS}
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> DeviceInfo:
         return cls(**{f.name: obj[f.name] for f in fields(cls)})
+
+
+_INFO_FIELDS = tuple(f.name for f in fields(DeviceInfo))
+_code = lru_cache(maxsize=65536)(comparison_code)  # a hash per device, asked for every status
 
 
 def device_info(view: StoreView, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
@@ -53,7 +59,7 @@ def device_info(view: StoreView, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
         name=d.name,
         role=d.role,
         state=d.state,
-        code=comparison_code(hub_public, d.public),
+        code=_code(hub_public, d.public),
         public=d.public.hex(),
         forked=d.forked,
         entries=view.counts.get(d.id, 0),
@@ -103,10 +109,6 @@ def build(
         if s.status == state.CONFLICT:
             conflicts.append(s)
     conflicts.sort(key=lambda s: s.key)
-    room_forks, stray_forks = view.room_forks()
-    dev_counts = dict.fromkeys((PENDING, APPROVED, REVOKED), 0)
-    for d in view.devices.values():
-        dev_counts[d.state] = dev_counts.get(d.state, 0) + 1
     out: dict[str, Any] = {
         "node_id": node_id,
         "name": name,
@@ -120,10 +122,7 @@ def build(
         "tps": state.status_counts(states.values()),
         "tps_by_form": dict(sorted(per_form.items())),
         "flags": dict(sorted(flag_counts.items(), key=lambda kv: int(kv[0][1:]))),
-        "forks": room_forks,
-        "forks_unapproved": stray_forks,
-        "devices": dev_counts,
-        "device_list": [d.to_dict() for d in device_list(view, hub_public)],
+        **device_part(view, hub_public),
         "conflicts": [
             {
                 "election": s.key[0],
@@ -146,6 +145,21 @@ def build(
     return out
 
 
+def device_part(view: StoreView, hub_public: bytes) -> dict[str, Any]:
+    """The status keys about devices: ``forks``, ``forks_unapproved``, ``devices`` (by
+    state) and ``device_list``."""
+    room_forks, stray_forks = view.room_forks()
+    dev_counts = dict.fromkeys((PENDING, APPROVED, REVOKED), 0)
+    for d in view.devices.values():
+        dev_counts[d.state] = dev_counts.get(d.state, 0) + 1
+    return {
+        "forks": room_forks,
+        "forks_unapproved": stray_forks,
+        "devices": dev_counts,
+        "device_list": [d.to_dict() for d in device_list(view, hub_public)],
+    }
+
+
 def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[str, Any]:
     """Entered vs expected TPS per kecamatan, for the kabupaten/kota the room has touched."""
     entered: dict[str, set[str]] = {}
@@ -154,6 +168,13 @@ def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[st
     expected: dict[str, int] = {}
     for p in sorted({kec[:4] for kec in entered}):
         expected.update(master.expected_by_kecamatan(p))
+    return progress_rows(master, expected, entered)
+
+
+def progress_rows(
+    master: Master, expected: dict[str, int], entered: Mapping[str, set[str]]
+) -> dict[str, Any]:
+    """The ``progress`` block from the TPS expected and the TPS entered per kecamatan."""
     rows = []
     for kec in sorted(expected):
         n = len(entered.get(kec, ()))

@@ -3,13 +3,17 @@
 ``Live`` watches a few counters of the store that cost nothing to read (records stored,
 commits, devices by state, forks, the upstream block). About once a second, and only while
 someone watches (an open event stream, or a poll in the last ``WATCH_S`` seconds), it compares
-them with what it saw last; only when they changed does it ask the service for a fresh status
-(derived on a worker thread, ``HubService.fresh_status``). The result, a ``Room``, is shared by
-every page, event stream and poll until the next change. Deriving is pure Python in the hub
-process, so it competes with ingest for the interpreter: while pushes keep committing, the
-interval grows to ``SLOWDOWN`` times the time the last derivation took (about 5% of the time
-at most); once they pause, the next tick derives. The first status is
-derived when the app starts, so that the first page does not wait for it.
+them with what it saw last; only when they changed does it derive a fresh status. The result,
+a ``Room``, is shared by every page, event stream and poll until the next change.
+
+Deriving is incremental (``hub.console.tally.Tally``, on a worker thread): each time it takes
+only the entries the store added since the last time, so a push costs work in proportion to
+the push. The first derivation after a start takes every entry (seconds at 50,000), as does
+the first after the store read its memory back (a failed commit replaces its list of facts).
+It is still pure Python in the hub process, so while pushes keep committing the interval is
+at least ``SLOWDOWN`` times the time the last incremental derivation took; once they pause,
+the next tick derives. The first status is derived when the app starts; a page does not wait
+for it on a big store (a provisional room instead).
 
 Viewers wait on ``changed(after)``; nothing here is per viewer.
 """
@@ -24,11 +28,16 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub import status as status_mod
+from hub.memory import Facts
+from hub.protocol import clock
 from hub.service import HubService
+
+from .tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +86,8 @@ class Room:
     devices_rev: str = ""
     conflicts_rev: str = ""
     wire: dict[str, Any] = field(default_factory=dict)  # what events and polls carry
+    event: bytes = b""  # ``wire`` as one server-sent event, encoded once for every stream
+    epoch: str = ""
 
     @classmethod
     def make(
@@ -106,7 +117,8 @@ class Room:
             "eta_s": eta,
             "flags": s["flags"],
         }
-        return cls(version, s, eta, took, time.monotonic(), dev_rev, con_rev, wire)
+        event = b"data: " + json.dumps(wire).encode() + b"\n\n"
+        return cls(version, s, eta, took, time.monotonic(), dev_rev, con_rev, wire, event, epoch)
 
 
 class Live:
@@ -126,6 +138,10 @@ class Live:
         self._confirmed: deque[tuple[float, int]] = deque()
         self._lock = asyncio.Lock()
         self._first: asyncio.Future[None] | None = None
+        self._tally: Tally | None = None  # kept up to date from the store's facts
+        self._facts: Sequence[Facts] | None = None  # the list it follows (replaced: start over)
+        self._seen = 0  # how many of them it took
+        self._pace = 0.0  # seconds the last derivation took, unless it took every entry
         self.epoch = secrets.token_hex(4)  # this run of the hub: a restart voids old pages
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -165,17 +181,16 @@ class Live:
         start is done (waited for ``FIRST_WAIT_S``), a provisional room of what costs nothing
         (devices, upstream)."""
         self.watched()
+        small = self.service.sqlite_store().records_stored <= SMALL_STORE
         if self.room is None:
             if self._first is None:
                 self._first = asyncio.ensure_future(self.refresh())
-            with contextlib.suppress(TimeoutError):  # a small store is derived by then
-                await asyncio.wait_for(asyncio.shield(self._first), FIRST_WAIT_S)
+            if small:  # derived by then; a big store's first tally takes seconds: no wait
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._first), FIRST_WAIT_S)
         if self.room is None:
             return Room.make(0, self._cheap_status(), None, 0.0, self.epoch)
-        quick = (
-            self.room.derived_in_s <= QUICK_S
-            or self.service.sqlite_store().records_stored <= SMALL_STORE
-        )
+        quick = self._pace <= QUICK_S or small
         if quick and self._key != self._change_key():
             await self.refresh()
         return self.room
@@ -185,17 +200,12 @@ class Live:
         (those are None: the page shows "…" until the first derivation arrives)."""
         svc = self.service
         view = svc.sqlite_store().snapshot()
-        room_forks, stray_forks = view.room_forks()
-        devices: dict[str, int] = {"pending": 0, "approved": 0, "revoked": 0}
-        for d in view.devices.values():
-            devices[d.state] = devices.get(d.state, 0) + 1
         s: dict[str, Any] = {
             "node_id": svc.ident.node_id, "name": svc.name, "role": svc.role,
             "now": time.time(), "provisional": True,
             "entries": {"accepted": None, "held": None, "total": svc.sqlite_store().records_stored},
             "tps": {"single": None, "verified": None, "conflict": None}, "tps_by_form": {},
-            "flags": {}, "forks": room_forks, "forks_unapproved": stray_forks, "devices": devices,
-            "device_list": [d.to_dict() for d in status_mod.device_list(view, svc.ident.public)],
+            "flags": {}, **status_mod.device_part(view, svc.ident.public),
             "conflicts": [], "scan_reuse": [], "users_mismatch": [],
         }  # fmt: skip
         up = svc.upstream_block()
@@ -227,14 +237,41 @@ class Live:
             if self.room is not None and key == self._key:
                 return
             t0 = time.monotonic()
-            s = await self.service.fresh_status()
+            s, whole = await self._derive()
             took = time.monotonic() - t0
+            self._pace = 0.0 if whole else took
             self.derivations += 1
             version = (self.room.version if self.room else 0) + 1
             self.room = Room.make(version, s, self._eta(s), took, self.epoch)
             self._key = key
         async with self._cond:
             self._cond.notify_all()
+
+    async def _derive(self) -> tuple[dict[str, Any], bool]:
+        """The status now: the tally updated with the entries stored since the last time, on
+        a worker thread; and whether that took every entry (the first time, or after the
+        store read its memory back). A root's status (totals per region) is derived whole."""
+        svc = self.service
+        store = svc.sqlite()
+        if store is None or svc.root:
+            return await svc.fresh_status(), True
+        facts = store.facts
+        if self._tally is None or facts is not self._facts:  # first, or memory read back
+            self._tally, self._facts, self._seen = Tally(svc.master), facts, 0
+        tally = self._tally
+        view = store.snapshot()
+        new = view.facts[self._seen :]
+        n = svc.node_info()
+        try:
+            s = await asyncio.to_thread(
+                tally.status, view, new, node_id=n.node_id, name=n.name, role=n.role,
+                hub_public=n.public, now=clock.now(),
+            )  # fmt: skip
+        except BaseException:
+            self._tally = None  # maybe half updated: start again from every entry
+            raise
+        whole, self._seen = self._seen == 0, len(view.facts)
+        return svc.finish_status(s), whole
 
     # -- the ticker --------------------------------------------------------------------------
 
@@ -289,11 +326,7 @@ class Live:
             now_commits = self.service.sqlite_store().commits
             busy, commits = now_commits != commits, now_commits
             room = self.room
-            if (
-                busy
-                and room is not None
-                and time.monotonic() - room.at < SLOWDOWN * room.derived_in_s
-            ):
+            if busy and room is not None and time.monotonic() - room.at < SLOWDOWN * self._pace:
                 continue
             try:
                 await self.refresh()
