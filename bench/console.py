@@ -65,25 +65,27 @@ def paint(ctx: Any, url: str) -> tuple[float, float]:
 
 def hub_cpu(pid: int) -> dict[str, float]:
     """CPU seconds used so far by a hub: its event loop's thread (the main thread), its other
-    threads (live or ended), and its child processes (the examine workers)."""
+    threads (live or ended), and the processes under it (the examine workers, their
+    forkserver)."""
     tick = os.sysconf("SC_CLK_TCK")
-
-    def ticks(stat: Path) -> int:
-        f = stat.read_text().rsplit(")", 1)[1].split()
-        return int(f[11]) + int(f[12])  # utime + stime
-
-    proc = Path(f"/proc/{pid}")
-    total, loop = ticks(proc / "stat"), ticks(proc / "task" / str(pid) / "stat")
-    kids = 0
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent, utime + stime)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = stat.read_text()
+            f = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended meanwhile
             continue
-        f = text.rsplit(")", 1)[1].split()
-        if int(f[1]) == pid:  # its parent
-            kids += int(f[11]) + int(f[12])
-    return {"loop": loop / tick, "threads": (total - loop) / tick, "workers": kids / tick}
+        stats[int(stat.parent.name)] = (int(f[1]), int(f[11]) + int(f[12]))
+    below, todo = 0, [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, ticks) in stats.items():
+            if ppid == parent:
+                below += ticks
+                todo.append(child)
+    f = (Path(f"/proc/{pid}/task/{pid}/stat")).read_text().rsplit(")", 1)[1].split()
+    loop = int(f[11]) + int(f[12])
+    total = stats[pid][1]
+    return {"loop": loop / tick, "threads": (total - loop) / tick, "workers": below / tick}
 
 
 def push_phase(

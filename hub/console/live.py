@@ -11,9 +11,12 @@ only the entries the store added since the last time, so a push costs work in pr
 the push. The first derivation after a start takes every entry (seconds at 50,000), as does
 the first after the store read its memory back (a failed commit replaces its list of facts).
 It is still pure Python in the hub process, so while pushes keep committing the interval is
-at least ``SLOWDOWN`` times the time the last incremental derivation took; once they pause,
-the next tick derives. The first status is derived when the app starts; a page does not wait
-for it on a big store (a provisional room instead).
+at least ``SLOWDOWN`` times the time the last derivation took (unless that one caught up with
+more than ``CATCH_UP`` entries: the first, or the first after nobody watched for a while),
+and at most ``MAX_GAP_S``: waiting longer would not save work, each entry is taken once and
+the next derivation would only take more of them. Once pushes pause, the next tick derives.
+The first status is derived when the app starts; a page does not wait for it on a big store
+(a provisional room instead).
 
 Viewers wait on ``changed(after)``; nothing here is per viewer.
 """
@@ -46,6 +49,8 @@ FIRST_WAIT_S = 0.5  # a page waits this long for the first derivation, then is p
 QUICK_S = 0.5  # a page waits for a fresh derivation when the last one took this or less,
 SMALL_STORE = 20_000  # ... or when the hub holds this many records or fewer
 SLOWDOWN = 20.0  # ... and at most one every SLOWDOWN x the time the last one took (<= 5%)
+MAX_GAP_S = 10.0  # ... but at least one every MAX_GAP_S while pushes go on
+CATCH_UP = 5_000  # a derivation that took more new entries than this does not set the pace
 WATCH_S = 30.0  # a poll keeps the status fresh this long
 RATE_WINDOW_S = 120.0  # upstream's confirmation rate is measured over this window
 
@@ -141,7 +146,7 @@ class Live:
         self._tally: Tally | None = None  # kept up to date from the store's facts
         self._facts: Sequence[Facts] | None = None  # the list it follows (replaced: start over)
         self._seen = 0  # how many of them it took
-        self._pace = 0.0  # seconds the last derivation took, unless it took every entry
+        self._pace = 0.0  # seconds the last derivation took, unless it was a catch-up
         self.epoch = secrets.token_hex(4)  # this run of the hub: a restart voids old pages
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -237,9 +242,9 @@ class Live:
             if self.room is not None and key == self._key:
                 return
             t0 = time.monotonic()
-            s, whole = await self._derive()
+            s, taken = await self._derive()
             took = time.monotonic() - t0
-            self._pace = 0.0 if whole else took
+            self._pace = took if taken <= CATCH_UP else 0.0
             self.derivations += 1
             version = (self.room.version if self.room else 0) + 1
             self.room = Room.make(version, s, self._eta(s), took, self.epoch)
@@ -247,14 +252,15 @@ class Live:
         async with self._cond:
             self._cond.notify_all()
 
-    async def _derive(self) -> tuple[dict[str, Any], bool]:
+    async def _derive(self) -> tuple[dict[str, Any], int]:
         """The status now: the tally updated with the entries stored since the last time, on
-        a worker thread; and whether that took every entry (the first time, or after the
-        store read its memory back). A root's status (totals per region) is derived whole."""
+        a worker thread (every entry the first time, or after the store read its memory
+        back); and how many entries that took. A root's status (totals per region) is
+        derived whole."""
         svc = self.service
         store = svc.sqlite()
         if store is None or svc.root:
-            return await svc.fresh_status(), True
+            return await svc.fresh_status(), store.records_stored if store else 0
         facts = store.facts
         if self._tally is None or facts is not self._facts:  # first, or memory read back
             self._tally, self._facts, self._seen = Tally(svc.master), facts, 0
@@ -270,8 +276,8 @@ class Live:
         except BaseException:
             self._tally = None  # maybe half updated: start again from every entry
             raise
-        whole, self._seen = self._seen == 0, len(view.facts)
-        return svc.finish_status(s), whole
+        self._seen = len(view.facts)
+        return svc.finish_status(s), len(new)
 
     # -- the ticker --------------------------------------------------------------------------
 
@@ -321,12 +327,13 @@ class Live:
                 continue
             if self._key == self._change_key():
                 continue
-            # While pushes commit, derive at most every SLOWDOWN x the last derivation's time;
-            # once they pause (no commit since the last tick), derive now.
+            # While pushes commit, derive at most every SLOWDOWN x the last derivation's time
+            # (at least every MAX_GAP_S); once they pause (no commit since the last tick), now.
             now_commits = self.service.sqlite_store().commits
             busy, commits = now_commits != commits, now_commits
             room = self.room
-            if busy and room is not None and time.monotonic() - room.at < SLOWDOWN * self._pace:
+            wait = min(SLOWDOWN * self._pace, MAX_GAP_S)
+            if busy and room is not None and time.monotonic() - room.at < wait:
                 continue
             try:
                 await self.refresh()

@@ -60,6 +60,7 @@ class Tally:
         self.total = 0
         self.accepted = 0
         self._upto: dict[int, int] = {}  # device -> counted_up_to
+        self._rows: dict[int, DeviceRow] = {}  # the rows last seen
         self._by_dev: dict[int, list[Facts]] = {}
         self._by_key: dict[state.Key, list[Facts]] = {}
         self._parts: dict[state.Key, Part] = {}
@@ -78,14 +79,19 @@ class Tally:
 
     def update(self, devices: Mapping[int, DeviceRow], new: Iterable[Facts]) -> int:
         """Take the entries stored since the last call and the devices as they are now;
-        returns how many TPS/forms were derived again."""
+        returns how many TPS/forms were derived (again)."""
         touched: set[state.Key] = set()
+        rows = self._rows
         for dev, d in devices.items():
-            upto = counted_up_to(d)
-            if self._upto.get(dev) != upto:
-                self._upto[dev] = upto
+            if rows.get(dev) is d:  # rows are frozen, replaced when they change
+                continue
+            rows[dev] = d
+            limit = counted_up_to(d)
+            if self._upto.get(dev) != limit:
+                self._upto[dev] = limit
                 touched.update(f.facts.key for f in self._by_dev.get(dev, ()))
         by_dev, by_key = self._by_dev, self._by_key
+        first: list[Facts] = []  # the first entry of a TPS/form: nothing to derive again
         for f in new:
             self.total += 1
             key = f.facts.key
@@ -96,48 +102,66 @@ class Tally:
                 mine.append(f)
             if here is None:
                 by_key[key] = [f]
+                first.append(f)
             else:
                 here.append(f)
-            touched.add(key)
+                touched.add(key)
         places: set[tuple[str, str]] = set()
+        upto, added = self._upto, 0
+        for f in first:
+            key = f.facts.key
+            if key in touched or f.seq > upto[f.dev]:  # more came, or it does not count (yet)
+                continue
+            added += 1
+            part = Part(1, state.SINGLE, f.flags, f.facts.scans, (f,))
+            self._parts[key] = part
+            self._figures(key, part, +1)
+            self._place(key, +1)
+            places.add((key[0], key[2]))
         for key in touched:
             self._rederive(key)
             places.add((key[0], key[2]))
         for place in places:
             self._recheck_users(place)
-        return len(touched)
+        return len(touched) + added
 
     def _rederive(self, key: state.Key) -> None:
-        old = self._parts.pop(key, None)
-        if old is not None:
-            self._apply(key, old, -1)
         upto = self._upto
         counted = [f for f in self._by_key[key] if f.seq <= upto[f.dev]]
-        if not counted:
-            return
-        live: tuple[Facts, ...]
-        if len(counted) == 1:  # the common case, kept cheap
-            st, live = state.SINGLE, (counted[0],)
-        else:
-            s = state.tps_state(key, [f.facts for f in counted])
-            if len(s.live) == len(counted):
-                st, live = s.status, tuple(counted)
+        part: Part | None = None
+        if counted:
+            live: tuple[Facts, ...]
+            if len(counted) == 1:  # the common case, kept cheap
+                st, live = state.SINGLE, (counted[0],)
             else:
-                alive = set(s.live)
-                st, live = s.status, tuple(f for f in counted if f.facts.hash in alive)
-        part = Part(
-            accepted=len(counted),
-            status=st,
-            flags=tuple(x for f in live for x in f.flags),
-            scans=tuple(x for f in counted for x in f.facts.scans),
-            live=live,
-        )
-        self._parts[key] = part
-        self._apply(key, part, +1)
+                s = state.tps_state(key, [f.facts for f in counted])
+                if len(s.live) == len(counted):
+                    st, live = s.status, tuple(counted)
+                else:
+                    alive = set(s.live)
+                    st, live = s.status, tuple(f for f in counted if f.facts.hash in alive)
+            part = Part(
+                accepted=len(counted),
+                status=st,
+                flags=tuple(x for f in live for x in f.flags),
+                scans=tuple(x for f in counted for x in f.facts.scans),
+                live=live,
+            )
+        old = self._parts.pop(key, None)
+        if part is not None:
+            self._parts[key] = part
+        if old is not None and part is not None:
+            self._change(key, old, part)
+        elif old is not None:
+            self._figures(key, old, -1)
+            self._place(key, -1)
+        elif part is not None:
+            self._figures(key, part, +1)
+            self._place(key, +1)
 
-    def _apply(self, key: state.Key, part: Part, sign: int) -> None:
-        """Add (``sign`` +1) or take away (-1) what one TPS/form adds to the figures."""
-        election, form, tps = key
+    def _figures(self, key: state.Key, part: Part, sign: int) -> None:
+        """Add (``sign`` +1) or take away (-1) what one TPS/form adds to the counts."""
+        form, tps = key[1], key[2]
         self.accepted += sign * part.accepted
         per = self._per_form.get(form)
         if per is None:
@@ -150,15 +174,50 @@ class Tally:
                 self._conflicts.add(key)
             else:
                 self._conflicts.discard(key)
-        flags = self._flags
         for x in part.flags:
-            n = flags.get(x, 0) + sign
-            if n:
-                flags[x] = n
-            else:
-                del flags[x]
+            self._flag(x, sign)
         for scan in part.scans:
             self._count_scan(scan, tps, sign)
+
+    def _change(self, key: state.Key, old: Part, new: Part) -> None:
+        """``_figures`` of ``old`` taken away and of ``new`` added, in fewer steps (the TPS
+        keeps a state: where it is entered does not change)."""
+        self.accepted += new.accepted - old.accepted
+        if old.status != new.status:
+            per = self._per_form[key[1]]
+            per[old.status] -= 1
+            per[new.status] += 1
+            if old.status == state.CONFLICT:
+                self._conflicts.discard(key)
+            elif new.status == state.CONFLICT:
+                self._conflicts.add(key)
+        if old.flags != new.flags:
+            for x in old.flags:
+                self._flag(x, -1)
+            for x in new.flags:
+                self._flag(x, +1)
+        if old.scans != new.scans:
+            tps, n = key[2], len(old.scans)
+            if new.scans[:n] == old.scans:  # entries came after the old ones: their scans
+                for scan in new.scans[n:]:
+                    self._count_scan(scan, tps, +1)
+            else:
+                for scan in old.scans:
+                    self._count_scan(scan, tps, -1)
+                for scan in new.scans:
+                    self._count_scan(scan, tps, +1)
+
+    def _flag(self, x: str, sign: int) -> None:
+        n = self._flags.get(x, 0) + sign
+        if n:
+            self._flags[x] = n
+        else:
+            del self._flags[x]
+
+    def _place(self, key: state.Key, sign: int) -> None:
+        """A TPS/form gains (+1) or loses (-1) its state: the forms entered per (election,
+        TPS) for R13, the TPS entered per kecamatan for the progress."""
+        election, form, tps = key
         place = (election, tps)
         forms = self._forms_at.get(place)
         if sign > 0:
