@@ -109,40 +109,63 @@ def build(
         if s.status == state.CONFLICT:
             conflicts.append(s)
     conflicts.sort(key=lambda s: s.key)
-    out: dict[str, Any] = {
-        "node_id": node_id,
-        "name": name,
-        "role": role,
-        "now": now,
-        "entries": {
-            "accepted": len(accepted),
-            "held": len(view.facts) - len(accepted),
-            "total": len(view.facts),
-        },
-        "tps": state.status_counts(states.values()),
-        "tps_by_form": dict(sorted(per_form.items())),
-        "flags": dict(sorted(flag_counts.items(), key=lambda kv: int(kv[0][1:]))),
-        **device_part(view, hub_public),
-        "conflicts": [
-            {
-                "election": s.key[0],
-                "form": s.key[1],
-                "tps": s.key[2],
-                "live": [h.hex() for h in s.live],
-            }
-            for s in conflicts[:MAX_LISTED]
-        ],
-        "scan_reuse": [{"scan": k, "tps": v} for k, v in sorted(reuse.items())][:MAX_LISTED],
-        "users_mismatch": [
-            {"election": k[0], "tps": k[1], "forms": v} for k, v in sorted(mismatch.items())
-        ][:MAX_LISTED],
-    }
+    out = assemble(
+        view, hub_public, node_id=node_id, name=name, role=role, now=now,
+        accepted=len(accepted), total=len(view.facts), per_form=per_form, flags=flag_counts,
+        conflicts=[(s.key, [h.hex() for h in s.live]) for s in conflicts[:MAX_LISTED]],
+        scan_reuse=sorted(reuse.items())[:MAX_LISTED],
+        users_mismatch=sorted(mismatch.items())[:MAX_LISTED],
+    )  # fmt: skip
     if master is not None:
         out["progress"] = progress(master, states)
     if role == "root":
         out["totals"] = totals(accepted, states)
         out["hubs"] = hubs(view)
     return out
+
+
+def assemble(
+    view: StoreView,
+    hub_public: bytes,
+    *,
+    node_id: str,
+    name: str,
+    role: str,
+    now: float,
+    accepted: int,
+    total: int,
+    per_form: Mapping[str, Mapping[str, int]],
+    flags: Mapping[str, int],
+    conflicts: list[tuple[state.Key, list[str]]],
+    scan_reuse: list[tuple[str, list[str]]],
+    users_mismatch: list[tuple[tuple[str, str], dict[str, list[int]]]],
+) -> dict[str, Any]:
+    """The status dict (docs/json-output.md) from what was derived: entries counted and held,
+    TPS per form and status, flags per rule (R12, R13 included), the conflicts (key, live
+    hashes in hex), scans under several TPS and users totals that differ, each list already
+    sorted and cut to ``MAX_LISTED``; the device keys from ``view``."""
+    tps = dict.fromkeys(state.STATUSES, 0)
+    for c in per_form.values():
+        for st in state.STATUSES:
+            tps[st] += c[st]
+    return {
+        "node_id": node_id,
+        "name": name,
+        "role": role,
+        "now": now,
+        "entries": {"accepted": accepted, "held": total - accepted, "total": total},
+        "tps": tps,
+        "tps_by_form": {
+            form: {st: c[st] for st in state.STATUSES} for form, c in sorted(per_form.items())
+        },
+        "flags": dict(sorted(flags.items(), key=lambda kv: int(kv[0][1:]))),
+        **device_part(view, hub_public),
+        "conflicts": [
+            {"election": k[0], "form": k[1], "tps": k[2], "live": live} for k, live in conflicts
+        ],
+        "scan_reuse": [{"scan": k, "tps": v} for k, v in scan_reuse],
+        "users_mismatch": [{"election": k[0], "tps": k[1], "forms": v} for k, v in users_mismatch],
+    }
 
 
 def device_part(view: StoreView, hub_public: bytes) -> dict[str, Any]:

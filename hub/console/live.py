@@ -99,7 +99,8 @@ class Room:
         cls, version: int, s: dict[str, Any], eta: float | None, took: float, epoch: str
     ) -> Room:
         """The room of one derived status (``took`` seconds to derive)."""
-        devices = [(d["id"], d["state"], d["forked"], d["entries"]) for d in s["device_list"]]
+        devices = [(d["id"], d["state"], d["forked"], d["name"]) for d in s["device_list"]]
+        entries = [(d["entries"], d["last_seen"]) for d in s["device_list"]]
         conflicts = [(c["form"], c["tps"], c["live"]) for c in s["conflicts"]]
         up = dict(s.get("upstream") or {"state": "none"})
         up.pop("rejections", None)
@@ -108,7 +109,7 @@ class Room:
             for d in s["device_list"]
             if d["state"] == "pending"
         ][:50]
-        dev_rev, con_rev = _rev(devices), _rev(conflicts)
+        dev_rev, con_rev, ent_rev = _rev(devices), _rev(conflicts), _rev(entries)
         wire = {
             "v": version,
             "epoch": epoch,
@@ -117,6 +118,7 @@ class Room:
             "devices": s["devices"],
             "pending": pending,
             "devices_rev": dev_rev,
+            "entries_rev": ent_rev,
             "conflicts_rev": con_rev,
             "upstream": up,
             "eta_s": eta,

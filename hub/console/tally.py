@@ -296,45 +296,17 @@ class Tally:
             flags["R12"] = len(self._reused)
         if self._mismatch:
             flags["R13"] = len(self._mismatch)
-        per_form = {
-            form: {st: c[st] for st in state.STATUSES} for form, c in sorted(self._per_form.items())
-        }
-        tps = dict.fromkeys(state.STATUSES, 0)
-        for c in per_form.values():
-            for st, n in c.items():
-                tps[st] += n
-        listed = status_mod.MAX_LISTED
-        conflicts = heapq.nsmallest(listed, self._conflicts)
-        reused = heapq.nsmallest(listed, self._reused)
-        out: dict[str, Any] = {
-            "node_id": node_id,
-            "name": name,
-            "role": role,
-            "now": now,
-            "entries": {
-                "accepted": self.accepted,
-                "held": self.total - self.accepted,
-                "total": self.total,
-            },
-            "tps": tps,
-            "tps_by_form": per_form,
-            "flags": dict(sorted(flags.items(), key=lambda kv: int(kv[0][1:]))),
-            **status_mod.device_part(view, hub_public),
-            "conflicts": [
-                {
-                    "election": k[0],
-                    "form": k[1],
-                    "tps": k[2],
-                    "live": sorted(f.facts.hash.hex() for f in self._parts[k].live),
-                }
-                for k in conflicts
-            ],
-            "scan_reuse": [{"scan": s, "tps": sorted(self._scan_tps[s])} for s in reused],
-            "users_mismatch": [
-                {"election": k[0], "tps": k[1], "forms": self._mismatch[k]}
-                for k in heapq.nsmallest(listed, self._mismatch)
-            ],
-        }
+        first = status_mod.MAX_LISTED
+        out = status_mod.assemble(
+            view, hub_public, node_id=node_id, name=name, role=role, now=now,
+            accepted=self.accepted, total=self.total, per_form=self._per_form, flags=flags,
+            conflicts=[(k, sorted(f.facts.hash.hex() for f in self._parts[k].live))
+                       for k in heapq.nsmallest(first, self._conflicts)],
+            scan_reuse=[(x, sorted(self._scan_tps[x]))
+                        for x in heapq.nsmallest(first, self._reused)],
+            users_mismatch=[(k, self._mismatch[k])
+                            for k in heapq.nsmallest(first, self._mismatch)],
+        )  # fmt: skip
         if self.master is not None:
             out["progress"] = self._progress(self.master)
         return out

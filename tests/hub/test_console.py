@@ -23,6 +23,7 @@ from hub.protocol.identity import Identity
 from tests.helpers import chain, forms
 
 from .conftest import Served
+from .test_store import disk_full
 
 # -- the locality rule ------------------------------------------------------------------------
 
@@ -196,26 +197,13 @@ async def test_the_shared_status_follows_pushes_by_the_entries_they_add(hub: Ser
     await hub.service.revoke(b.node_id)
     await same_as_full()
 
-    hub.store.db.before_commit = _disk_full()
+    hub.store.db.before_commit = disk_full()
     status, _ = await hub.push(log[8:])
     assert status != 200
     status, _ = await hub.push(log[8:])
     assert status == 200
     s = await same_as_full()  # the store read its memory back: a new tally of every entry
     assert live._tally is not tally and s["entries"]["total"] == 17
-
-
-def _disk_full() -> Any:
-    import sqlite3
-
-    left = [1]
-
-    async def hook() -> None:
-        if left[0] > 0:
-            left[0] -= 1
-            raise sqlite3.OperationalError("database or disk is full")
-
-    return hook
 
 
 async def test_open_pages_share_one_rendering_of_a_fragment(hub: Served) -> None:
