@@ -10,13 +10,16 @@ Deriving is incremental (``hub.console.tally.Tally``, on a worker thread): each 
 only the entries the store added since the last time, so a push costs work in proportion to
 the push. The first derivation after a start takes every entry (seconds at 50,000), as does
 the first after the store read its memory back (a failed commit replaces its list of facts).
-It is still pure Python in the hub process, so while pushes keep committing the interval is
-at least ``SLOWDOWN`` times the time the last derivation took (unless that one caught up with
-more than ``CATCH_UP`` entries: the first, or the first after nobody watched for a while),
-and at most ``MAX_GAP_S``: waiting longer would not save work, each entry is taken once and
-the next derivation would only take more of them. Once pushes pause, the next tick derives.
-The first status is derived when the app starts; a page does not wait for it on a big store
-(a provisional room instead).
+It is still pure Python in the hub process, and each new room makes every open page redraw,
+so while pushes keep committing the interval is at least ``BUSY_S`` and at least ``SLOWDOWN``
+times the time the last derivation took (unless that one caught up with more than
+``CATCH_UP`` entries: the first, or the first after nobody watched for a while), and at most
+``MAX_GAP_S``: waiting longer would not save work, each entry is taken once and the next
+derivation would only take more of them. Once pushes pause, the next tick derives.
+The first status is derived when the app starts (on a big store ``FIRST_DELAY_S`` later, so
+that the first pages after a restart are served first); a page does not wait for it on a big
+store (a provisional room instead). A catch-up takes its entries in slices of ``CATCH_UP``
+with the event loop alone for a moment between them.
 
 Viewers wait on ``changed(after)``; nothing here is per viewer.
 """
@@ -49,8 +52,11 @@ FIRST_WAIT_S = 0.5  # a page waits this long for the first derivation, then is p
 QUICK_S = 0.5  # a page waits for a fresh derivation when the last one took this or less,
 SMALL_STORE = 20_000  # ... or when the hub holds this many records or fewer
 SLOWDOWN = 20.0  # ... and at most one every SLOWDOWN x the time the last one took (<= 5%)
+BUSY_S = 3.0  # ... and at most one every BUSY_S (every page redraws its counts each time)
 MAX_GAP_S = 10.0  # ... but at least one every MAX_GAP_S while pushes go on
-CATCH_UP = 5_000  # a derivation that took more new entries than this does not set the pace
+CATCH_UP = 5_000  # a derivation that took more new entries than this does not set the pace,
+SLICE_REST_S = 0.02  # ... and takes them in slices of this many, resting this long between
+FIRST_DELAY_S = 1.0  # a big store's first tally starts this long after the start
 WATCH_S = 30.0  # a poll keeps the status fresh this long
 RATE_WINDOW_S = 120.0  # upstream's confirmation rate is measured over this window
 
@@ -190,9 +196,9 @@ class Live:
         self.watched()
         small = self.service.sqlite_store().records_stored <= SMALL_STORE
         if self.room is None:
-            if self._first is None:
+            if self._first is None and (small or self._task is None):  # else the ticker does
                 self._first = asyncio.ensure_future(self.refresh())
-            if small:  # derived by then; a big store's first tally takes seconds: no wait
+            if small and self._first is not None:  # derived by then (a big store: no wait)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(self._first), FIRST_WAIT_S)
         if self.room is None:
@@ -271,8 +277,14 @@ class Live:
         new = view.facts[self._seen :]
         n = svc.node_info()
         try:
+            done = 0
+            while len(new) - done > CATCH_UP:  # a long catch-up in slices, with the loop
+                part = new[done : done + CATCH_UP]  # alone between them (pages, pushes)
+                await asyncio.to_thread(tally.update, view.devices_by_id, part)
+                done += len(part)
+                await asyncio.sleep(SLICE_REST_S)
             s = await asyncio.to_thread(
-                tally.status, view, new, node_id=n.node_id, name=n.name, role=n.role,
+                tally.status, view, new[done:], node_id=n.node_id, name=n.name, role=n.role,
                 hub_public=n.public, now=clock.now(),
             )  # fmt: skip
         except BaseException:
@@ -316,7 +328,11 @@ class Live:
         return float(backlog) / ((int(confirmed) - c0) / (now - t0))
 
     async def _run(self) -> None:
-        if self._first is None:  # derive once at start, so the first page does not wait
+        # Derive once at start, so the first page does not wait; on a big store a moment
+        # later, so that the first pages after a restart are served before the first tally.
+        if self.service.sqlite_store().records_stored > SMALL_STORE:
+            await asyncio.sleep(FIRST_DELAY_S)
+        if self._first is None:
             self._first = asyncio.ensure_future(self.refresh())
         try:
             await self._first
@@ -329,12 +345,13 @@ class Live:
                 continue
             if self._key == self._change_key():
                 continue
-            # While pushes commit, derive at most every SLOWDOWN x the last derivation's time
-            # (at least every MAX_GAP_S); once they pause (no commit since the last tick), now.
+            # While pushes commit, derive at most every BUSY_S or SLOWDOWN x the last
+            # derivation's time (at least every MAX_GAP_S); once they pause (no commit since
+            # the last tick), now.
             now_commits = self.service.sqlite_store().commits
             busy, commits = now_commits != commits, now_commits
             room = self.room
-            wait = min(SLOWDOWN * self._pace, MAX_GAP_S)
+            wait = max(BUSY_S, min(SLOWDOWN * self._pace, MAX_GAP_S))
             if busy and room is not None and time.monotonic() - room.at < wait:
                 continue
             try:

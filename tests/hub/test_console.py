@@ -18,6 +18,7 @@ from hub.console import locality
 from hub.console.app import CONSOLE, TOKEN_HEADER
 from hub.console.i18n import WORDS
 from hub.console.live import COUNT_KEYS, counts_of
+from hub.console.tally import Tally
 from hub.protocol import entry, record, state
 from hub.protocol.identity import Identity
 from tests.helpers import chain, forms
@@ -204,6 +205,33 @@ async def test_the_shared_status_follows_pushes_by_the_entries_they_add(hub: Ser
     assert status == 200
     s = await same_as_full()  # the store read its memory back: a new tally of every entry
     assert live._tally is not tally and s["entries"]["total"] == 17
+
+
+async def test_a_long_catch_up_is_taken_in_slices_with_the_same_result(
+    hub: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.console import live as live_mod
+
+    live = hub.http.app[CONSOLE].live
+    await live.refresh()
+    a = Identity.generate()
+    await hub.enrolled(a, approve=True)
+    await hub.push([r.raw for r in chain(a, forms(7))])
+    monkeypatch.setattr(live_mod, "CATCH_UP", 2)  # 7 new entries: slices of 2, 2, 2, then 1
+    slices: list[int] = []
+    update = Tally.update
+
+    def counted(self: Tally, devices: Any, new: Any) -> int:
+        slices.append(len(new))
+        return update(self, devices, new)
+
+    monkeypatch.setattr(Tally, "update", counted)
+    await live.refresh()
+    assert slices == [2, 2, 2, 1]
+    assert live.room is not None
+    got, want = dict(live.room.status), hub.service.status_now()
+    got.pop("now"), want.pop("now")
+    assert got == want and got["entries"]["accepted"] == 7
 
 
 async def test_open_pages_share_one_rendering_of_a_fragment(hub: Served) -> None:
