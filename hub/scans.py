@@ -7,7 +7,9 @@ the store's facts as they are committed), and the blobs upstream is known to hol
 the forwarder from upstream's answers; kept in memory, so after a restart they are asked about
 again). It answers the lacking question, appends upload chunks (one blob at a time per hash,
 each chunk fsynced before its answer, the blob renamed into place only when its hash matches)
-and opens blobs for reading. The decisions are ``hub.protocol.blobsync``'s.
+and opens blobs for reading. Partial uploads no chunk extended for ``partial_max_age`` are
+removed (``expire``: at start, then from ``run_expiry``, a task the node runs), never one whose
+chunk is being appended. The decisions are ``hub.protocol.blobsync``'s.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from typing import Any, Protocol
 from hub.errors import BlobRefused, DiskFull
 from hub.protocol import blobsync
 from hub.protocol.blobsync import ScanCounts, ScanIndex
-from hub.shared.blobs import BlobInfo, BlobStore, BlobWriter, is_hash, sniff
+from hub.shared.blobs import (
+    PARTIAL_MAX_AGE,
+    UPLOAD_SUFFIX,
+    BlobInfo,
+    BlobStore,
+    BlobWriter,
+    is_hash,
+    sniff,
+)
 from hub.shared.errors import BlobError
 
 log = logging.getLogger(__name__)
@@ -51,10 +61,19 @@ class Counters:
 
 
 class HubScans:
-    def __init__(self, data_dir: Path, store: FactsSource, *, root: bool, max_size: int = 0):
+    def __init__(
+        self,
+        data_dir: Path,
+        store: FactsSource,
+        *,
+        root: bool,
+        max_size: int = 0,
+        partial_max_age: float = PARTIAL_MAX_AGE,
+    ):
         self.blobs = BlobStore(data_dir / BLOB_DIR, **({"max_size": max_size} if max_size else {}))
         self.store = store
         self.root = root
+        self.partial_max_age = partial_max_age
         self.held: dict[str, int] = {}  # hash -> size
         self.upstream: set[str] = set()  # blobs upstream is known to hold
         self.counters = Counters()
@@ -70,10 +89,44 @@ class HubScans:
             self._open.popitem()[1].close_keep()
 
     async def load(self) -> None:
-        """List the held blobs (on a worker thread)."""
+        """List the held blobs (on a worker thread); drop what a crash left in ``tmp/`` and
+        the partial uploads abandoned for longer than ``partial_max_age``."""
         self.held = await asyncio.to_thread(_list_blobs, self.blobs.root)
-        self.blobs.clean_tmp()
+        await asyncio.to_thread(self.blobs.clean_tmp)
+        await self.expire()
         log.info("%d scans held in %s", len(self.held), self.blobs.root)
+
+    # -- partial uploads nobody finishes -----------------------------------------------------
+
+    async def expire(self) -> int:
+        """Remove the partial uploads not extended for ``partial_max_age`` seconds (their
+        sender gone for good; one that comes back starts that scan again from byte 0). Never
+        one whose chunk is being appended (its lock is held) or one a chunk extended since
+        the listing (its age is checked again, on the loop, just before it goes). Returns
+        how many were removed."""
+        stale = await asyncio.to_thread(self.blobs.stale_partials, self.partial_max_age)
+        n = 0
+        for path in stale:
+            digest = path.name.removesuffix(UPLOAD_SUFFIX)
+            if digest in self._locks:  # a chunk of it is on its way in
+                continue
+            w = self._open.pop(digest, None)
+            if w is not None:
+                w.close_keep()
+            if self.blobs.expire_one(path, self.partial_max_age) is not None:
+                n += 1
+        return n
+
+    async def run_expiry(self) -> None:
+        """``expire`` now and then while the hub runs (a quarter of ``partial_max_age``, at
+        most hourly)."""
+        every = expiry_interval(self.partial_max_age)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.expire()
+            except OSError as exc:  # pragma: no cover - a disk error: try again next time
+                log.warning("could not remove abandoned partial scans: %s", exc)
 
     # -- what is named -----------------------------------------------------------------------
 
@@ -208,6 +261,11 @@ class HubScans:
             return None
         info = BlobInfo(digest, self.held[digest], kind, new=False)
         return path, info.size, info.media_type
+
+
+def expiry_interval(max_age: float) -> float:
+    """How often a running node looks for abandoned partial uploads."""
+    return max(0.1, min(max_age / 4, 3600.0))
 
 
 def _blob_code(code: str) -> str:
