@@ -18,14 +18,14 @@ import asyncio
 import errno
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from hub.errors import BlobRefused, DiskFull
 from hub.protocol import blobsync
-from hub.protocol.blobsync import ScanCounts, ScanIndex
+from hub.protocol.blobsync import ScanCounts, ScanIndex, ScanTally
 from hub.shared.blobs import (
     PARTIAL_MAX_AGE,
     UPLOAD_SUFFIX,
@@ -74,14 +74,29 @@ class HubScans:
         self.store = store
         self.root = root
         self.partial_max_age = partial_max_age
-        self.held: dict[str, int] = {}  # hash -> size
-        self.upstream: set[str] = set()  # blobs upstream is known to hold
         self.counters = Counters()
-        self.index = ScanIndex()
+        self.tally = ScanTally(root)  # held, upstream, what is named and the status figures
         self._fed: Sequence[Any] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
-        self._status: tuple[tuple[int, ...], ScanCounts, int, list[Any]] | None = None
+
+    @property
+    def held(self) -> Mapping[str, int]:
+        """hash -> size of every blob held here."""
+        return self.tally.held
+
+    @property
+    def upstream(self) -> Set[str]:
+        """The blobs upstream is known to hold."""
+        return self.tally.upstream
+
+    @property
+    def index(self) -> ScanIndex:
+        return self.tally.index
+
+    def upstream_holds(self, digest: str) -> None:
+        """Upstream said it holds ``digest`` (the forwarder learnt it from its answer)."""
+        self.tally.upstream_holds(digest)
 
     def close(self) -> None:
         """Close the partial uploads kept open (they stay on disk, to be resumed)."""
@@ -91,7 +106,8 @@ class HubScans:
     async def load(self) -> None:
         """List the held blobs (on a worker thread); drop what a crash left in ``tmp/`` and
         the partial uploads abandoned for longer than ``partial_max_age``."""
-        self.held = await asyncio.to_thread(_list_blobs, self.blobs.root)
+        for digest, size in (await asyncio.to_thread(_list_blobs, self.blobs.root)).items():
+            self.tally.arrived(digest, size)
         await asyncio.to_thread(self.blobs.clean_tmp)
         await self.expire()
         log.info("%d scans held in %s", len(self.held), self.blobs.root)
@@ -131,31 +147,27 @@ class HubScans:
     # -- what is named -----------------------------------------------------------------------
 
     def refresh(self) -> ScanIndex:
-        """The index, fed with the records committed since the last call (rebuilt when the
-        store swapped its memory after a failed commit)."""
+        """The index, fed with the records committed since the last call: each costs its
+        pages (``ScanTally.add``). Rebuilt from every record only when the store swapped its
+        memory after a failed commit."""
         facts = self.store.facts
-        if facts is not self._fed or len(facts) < self.index.seen:
-            self.index, self._fed = ScanIndex(), facts
-        for f in facts[self.index.seen :]:
-            self.index.add(f.dev, f.seq, f.facts.key[2], f.facts.scans)
-        return self.index
+        if facts is not self._fed or len(facts) < self.tally.index.seen:
+            self.tally = ScanTally(self.root, self.tally.held, self.tally.upstream)
+            self._fed = facts
+        t = self.tally
+        for f in facts[t.index.seen :]:
+            t.add(f.dev, f.seq, f.facts.key, f.facts.scans)
+        return t.index
 
     def status(self, rate_bps: float, limit: int = 100) -> tuple[dict[str, Any], list[Any]]:
         """``scans`` of ``c1hub status`` (with ``eta_s`` at ``rate_bps``) and the first
-        ``limit`` entries whose scans are pending. Recomputed only when something changed."""
-        facts = self.store.facts
-        key = (id(facts), len(facts), len(self.held), len(self.upstream))
-        if self._status is None or self._status[0] != key:
-            c = self.counts()
-            pending = blobsync.scan_pending(
-                ((f.facts.key, f.facts.scans) for f in facts), self.held
-            )
-            listed = [{"election": k[0], "form": k[1], "tps": k[2], "missing": m}
-                      for k, m in pending[:limit]]  # fmt: skip
-            self._status = (key, c, len(pending), listed)
-        _, c, n_pending, listed = self._status
+        ``limit`` entries whose scans are pending: read off the tally, which every change
+        keeps up to date at its own cost (nothing here walks every entry or page)."""
+        c = self.counts()
+        listed = [{"election": k[0], "form": k[1], "tps": k[2], "missing": m}
+                  for k, m in self.tally.pending(limit)]  # fmt: skip
         out: dict[str, Any] = c.to_dict()
-        out["entries_pending"] = n_pending
+        out["entries_pending"] = self.tally.entries_pending
         out["eta_s"] = blobsync.eta_s(c.bytes_pending, rate_bps)
         return out, listed
 
@@ -166,9 +178,8 @@ class HubScans:
                 "sent": k.sent_blobs, "sent_bytes": k.sent_bytes}  # fmt: skip
 
     def counts(self) -> ScanCounts:
-        return blobsync.scan_counts(
-            self.refresh().named, self.held, None if self.root else self.upstream
-        )
+        self.refresh()
+        return self.tally.counts()
 
     def state_of(self, digest: str) -> str:
         """``held``/``upstream``/``lacking``/``unknown`` as the lacking answer says it."""
@@ -221,7 +232,7 @@ class HubScans:
         self.counters.received_bytes += len(body)
         if info is None:
             return {"offset": verdict.offset, "stored": 0}
-        self.held[digest] = info.size
+        self.tally.arrived(digest, info.size)
         self.counters.received_blobs += 1
         log.debug("received scan %s (%s, %d bytes)", digest, info.kind, info.size)
         return {"offset": info.size, "stored": 1}
