@@ -239,7 +239,8 @@ class HubScans:
 
     def _append(self, digest: str, offset: int, body: bytes, last: bool) -> BlobInfo | None:
         """Append ``body`` at ``offset`` and fsync (a failure leaves the file at ``offset``);
-        on the last chunk, commit. Runs on a worker thread."""
+        on the last chunk, commit instead (one fsync of the file, then the rename and the
+        folder's fsync). Runs on a worker thread."""
         w = self._open.pop(digest, None)
         if w is None or w.size != offset:  # not open (or moved under us): read it back once
             if w is not None:
@@ -247,9 +248,9 @@ class HubScans:
             w = self.blobs.resume(digest)
         try:
             w.write(body)
-            w.sync()
             if last:
-                return w.commit()
+                return w.commit()  # fsyncs the whole file before the rename: no sync first
+            w.sync()
         except OSError:
             w.close_keep()
             os.truncate(self.blobs.upload_path(digest), offset)

@@ -163,7 +163,7 @@ class BlobWriter:
             if len(self._head) >= 8 or self.size >= 16:
                 self._sniff()
         self._hash.update(chunk)
-        self._tail = (self._tail + chunk)[-_TAIL:]
+        self._tail = (self._tail + chunk[-_TAIL:])[-_TAIL:]  # never a copy of the chunk
 
     def _sniff(self) -> None:
         kind = sniff(self._head)
