@@ -104,10 +104,12 @@ class HubScans:
             self._open.popitem()[1].close_keep()
 
     async def load(self) -> None:
-        """List the held blobs (on a worker thread); drop what a crash left in ``tmp/`` and
-        the partial uploads abandoned for longer than ``partial_max_age``."""
+        """List the held blobs and index the entries held (on a worker thread: before the
+        hub serves, nothing else touches them); drop what a crash left in ``tmp/`` and the
+        partial uploads abandoned for longer than ``partial_max_age``."""
         for digest, size in (await asyncio.to_thread(_list_blobs, self.blobs.root)).items():
             self.tally.arrived(digest, size)
+        await asyncio.to_thread(self.refresh)  # every entry once; from now on only new ones
         await asyncio.to_thread(self.blobs.clean_tmp)
         await self.expire()
         log.info("%d scans held in %s", len(self.held), self.blobs.root)
