@@ -128,7 +128,16 @@ class HubStorage(Protocol):
         """The status dict (docs/json-output.md) without its ``upstream`` block."""
         ...
 
-    async def device_list(self, hub_public: bytes) -> list[DeviceInfo]: ...
+    async def device_list(self, hub_public: bytes) -> list[DeviceInfo]:
+        """Every device, oldest first (by first seen, then node id)."""
+        ...
+
+    async def device_page(
+        self, hub_public: bytes, after: tuple[int, str] | None, limit: int
+    ) -> list[DeviceInfo]:
+        """At most ``limit`` devices in ``device_list``'s order, after the (first seen, node
+        id) ``after`` (None: from the first)."""
+        ...
 
     async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo: ...
 

@@ -392,6 +392,11 @@ class HubStore:
     async def device_list(self, hub_public: bytes) -> list[DeviceInfo]:
         return status_mod.device_list(self.snapshot(), hub_public)
 
+    async def device_page(
+        self, hub_public: bytes, after: tuple[int, str] | None, limit: int
+    ) -> list[DeviceInfo]:
+        return status_mod.device_list(self.snapshot(), hub_public, after, limit)
+
     async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
         return status_mod.device_info(self.snapshot(), d, hub_public)
 

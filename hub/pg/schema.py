@@ -25,6 +25,8 @@ bookkeeping. Three kinds of row are new, so that a root holds no per-entry state
   totals and the pending count are sums over the devices never approved (a partial index).
   The one row of ``quota_lock`` is locked by every transaction that may add to them, so
   quota decisions run one after the other across receivers.
+- ``devices_listed`` (migration 5): the device list in pages, oldest first, so the status and
+  ``GET /v1/devices?limit=`` read one page of a root's tens of thousands of devices.
 
 ``migrate`` applies what is missing, each migration in its own transaction, recorded in
 ``schema_migrations``, under a session advisory lock: several receivers starting at once
@@ -252,6 +254,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX devices_never_approved ON devices (state) WHERE approved_at IS NULL;
     CREATE TABLE quota_lock (one boolean PRIMARY KEY DEFAULT true CHECK (one));
     INSERT INTO quota_lock VALUES (true);
+    """,
+    # 5: the device list in pages, oldest first (GET /v1/devices?limit=&after=, the status)
+    r"""
+    CREATE INDEX devices_listed ON devices (first_seen, node_id);
     """,
 ]
 

@@ -731,6 +731,12 @@ class PgStore:
         async with self._read() as con:
             return await pg_status.device_list(con, hub_public)
 
+    async def device_page(
+        self, hub_public: bytes, after: tuple[int, str] | None, limit: int
+    ) -> list[DeviceInfo]:
+        async with self._read() as con:
+            return await pg_status.device_list(con, hub_public, after=after, limit=limit)
+
     async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
         async with self._read() as con:
             (info,) = await pg_status.device_list(con, hub_public, d.public)
