@@ -27,12 +27,10 @@ How receivers coordinate (docs/scaling.md "Many receivers, one database"):
   ``tps_state`` keys, then kecamatan aggregates, each sorted) makes deadlocks unlikely.
 - Derived state and results move in the same transaction as the records (``hub.pg.derived``).
 - **Quotas** on devices never approved (``hub.protocol.quota``, the same decisions as the
-  SQLite store): a transaction that may add to what they hold (a push with a record of an
-  unknown or never approved origin or an endorsement for one, an enrollment of a new key)
-  first locks the one row of ``quota_lock``, then reads the usage (sums over the devices
-  never approved), decides with ``quota.Ledger`` and writes; so such transactions run one
-  after the other across receivers and a limit is never passed. Pushes whose origins are all
-  approved (a root's normal traffic) do not take that lock.
+  SQLite store, ``hub.pg.quotas``): a transaction that may add to what they hold first locks
+  the one row of ``quota_lock`` and decides with ``quota.Ledger`` over the usage read after
+  it, so such transactions run one after the other across receivers and a limit is never
+  passed. Pushes whose origins are all approved (a root's normal traffic) take no such lock.
 """
 
 from __future__ import annotations
@@ -58,6 +56,7 @@ from hub.storage import Counters, NodeInfo, QuotaLog
 from hub.transaction import enroll_again
 
 from . import derived
+from . import quotas as pg_quotas
 from . import status as pg_status
 from .schema import Conn, migrate
 
@@ -280,7 +279,9 @@ class PgStore:
         origins = sorted(
             {ex.record.origin for ex in ex_list if ex.record is not None and ex.error is None}
         )
-        ledger = await self._quota_ledger(con, [*origins, *(e.device for e in endorsements)])
+        ledger = await pg_quotas.ledger_for(
+            con, self.quotas, [*origins, *(e.device for e in endorsements)]
+        )
         changed: set[int] = set()
         if endorsements:
             changed |= await self._endorse(con, endorsements, now, ledger)
@@ -380,34 +381,6 @@ class PgStore:
         }  # fmt: skip
         return PushResult(plan, out_heads, rows_now, new)
 
-    async def _quota_ledger(self, con: Conn, publics: Sequence[bytes]) -> Ledger | None:
-        """The quotas as this transaction sees them, if it may add to what devices never
-        approved hold: one of ``publics`` is unknown or was never approved (approval is for
-        good, so a key approved now stays so). It then locks ``quota_lock`` first and reads
-        the pending devices and the total held; the batch's own usage is read under their row
-        locks. None: every one is approved, nothing to decide, no lock."""
-        want = sorted(set(publics))
-        if not want:
-            return None
-        approved = await con.fetchval(
-            "SELECT count(*) FROM devices WHERE public = ANY($1::bytea[])"
-            " AND approved_at IS NOT NULL",
-            want,
-        )
-        if approved == len(want):
-            return None
-        return await self._lock_quotas(con)
-
-    async def _lock_quotas(self, con: Conn) -> Ledger:
-        """Lock ``quota_lock`` (until COMMIT) and read the committed usage after it."""
-        await con.execute("SELECT one FROM quota_lock FOR UPDATE")
-        r = await con.fetchrow(
-            "SELECT count(*) FILTER (WHERE state = 'pending'), coalesce(sum(records), 0),"
-            " coalesce(sum(held_bytes), 0) FROM devices WHERE approved_at IS NULL"
-        )
-        assert r is not None
-        return Ledger(self.quotas, {}, Usage(int(r[1]), int(r[2])), int(r[0]))
-
     async def _existing(
         self,
         con: Conn,
@@ -436,7 +409,7 @@ class PgStore:
             mine = f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1 FOR UPDATE"
             old = await con.fetchrow(mine, public)
             if old is None:  # a new device: within max_pending_devices (QuotaError: 429)
-                ledger = await self._lock_quotas(con)
+                ledger = await pg_quotas.lock(con, self.quotas)
                 old = await con.fetchrow(mine, public)  # made meanwhile?
                 if old is None:
                     ledger.check_new_device()
@@ -745,13 +718,9 @@ class PgStore:
     async def counters(self) -> Counters:
         async with self._read() as con:
             records, forks, unapproved, by_state = await pg_status.counters(con)
-            held = await con.fetchrow(
-                "SELECT coalesce(sum(records), 0), coalesce(sum(held_bytes), 0) FROM devices"
-                " WHERE approved_at IS NULL"
-            )
-        assert held is not None
+            _pending, held = await pg_quotas.held(con)
         return Counters(records, self.commits, forks, by_state, unapproved,
-                        int(held[0]), int(held[1]))  # fmt: skip
+                        held.records, held.bytes)  # fmt: skip
 
     # -- meta --------------------------------------------------------------------------------
 
