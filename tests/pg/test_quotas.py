@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
+from hub.pg.schema import MIGRATIONS
 from hub.pg.store import PgStore
 from hub.protocol.quota import QuotaError, Quotas
 from tests.pg.helpers import check, forms, ident, sign
@@ -77,3 +79,37 @@ async def test_held_records_pushed_through_two_receivers_stop_at_the_total(
     assert c.records_stored == 10 and c.held_records == 10
     stored = [raws[: r.plan.counts()["accept"]] for r, raws in zip(results, logs, strict=True)]
     assert c.held_bytes == sum(len(raw) for raws in stored for raw in raws)
+
+
+async def test_migration_4_counts_what_devices_never_approved_already_hold(pg_dsn: str) -> None:
+    con = await asyncpg.connect(pg_dsn)
+    try:  # a database at schema version 3, with records from a pending and an approved device
+        await con.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for n in range(3):
+            await con.execute(MIGRATIONS[n])
+            await con.execute("INSERT INTO schema_migrations(version) VALUES ($1)", n + 1)
+        await con.execute(
+            "INSERT INTO devices(public, node_id, first_seen, last_seen, approved_at, state,"
+            " records) VALUES ($1, 'P', 1, 1, NULL, 'pending', 2), ($2, 'A', 1, 1, 1,"
+            " 'approved', 1)",
+            ident(990).public, ident(991).public,
+        )  # fmt: skip
+        await con.execute(
+            "INSERT INTO records(dev, seq, hash, raw, received_at, election, form, tps, flags,"
+            " users_j, numbers) SELECT d, s, '\\x00', r, 1, 'e', 'PPWP', 't', '', 0, ''"
+            " FROM (VALUES (1, 1, '\\x0102'::bytea), (1, 2, '\\x030405'), (2, 1, '\\x06'))"
+            " v(d, s, r)"
+        )
+    finally:
+        await con.close()
+    store = await PgStore.open(pg_dsn, quotas=Quotas(held_records=3))
+    try:
+        c = await store.counters()
+        assert (c.held_records, c.held_bytes) == (2, 5)
+        r = await store.push(check(sign(ident(992), forms(3, seed=992))), 2)
+        assert [o.code for o in r.plan.outcomes] == [None, "quota", "quota"]
+    finally:
+        await store.close()
