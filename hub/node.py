@@ -247,9 +247,12 @@ class Hub:
             stack.push_async_callback(blobs.close)
             scans: HubScans | None = None
             if isinstance(store, HubStore):  # scan transfer: the SQLite store's facts only
-                scans = HubScans(self.data_dir, store, root=cfg.root)
+                scans = HubScans(self.data_dir, store, root=cfg.root,
+                                 partial_max_age=cfg.partial_max_age)  # fmt: skip
                 await scans.load()
                 stack.callback(scans.close)
+                expiry = asyncio.create_task(scans.run_expiry(), name="scan-expiry")
+                stack.push_async_callback(_finish, expiry)
             if cfg.upstream:
                 self.forwarder = Forwarder(
                     _upstream_view(store), HttpUpstream(cfg.upstream), self.ident, self.name,
