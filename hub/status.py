@@ -8,6 +8,7 @@ read them.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -21,6 +22,10 @@ from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
 from hub.protocol.wilayah import Master
 
 MAX_LISTED = 200
+# Devices in a hub on PostgreSQL's status (the root may know tens of thousands): the first ones,
+# oldest first; the rest through the paged device list (``GET /v1/devices?limit=&after=``).
+STATUS_DEVICES = 100
+PAGE_MAX = 1000  # the most devices one page of the device list holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +75,23 @@ def device_info(view: StoreView, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
     )
 
 
-def device_list(view: StoreView, hub_public: bytes) -> list[DeviceInfo]:
-    """Every device, oldest first."""
-    devices = sorted(view.devices.values(), key=lambda d: (d.first_seen, d.node_id))
+def _listed(d: DeviceRow) -> tuple[int, str]:
+    return (d.first_seen, d.node_id)
+
+
+def device_list(
+    view: StoreView,
+    hub_public: bytes,
+    after: tuple[int, str] | None = None,
+    limit: int | None = None,
+) -> list[DeviceInfo]:
+    """Every device, oldest first (by first seen, then node id); or a page: at most ``limit``
+    of them, those listed after the (first seen, node id) ``after``."""
+    devices = sorted(view.devices.values(), key=_listed)
+    if after is not None:
+        devices = devices[bisect.bisect_right(devices, after, key=_listed) :]
+    if limit is not None:
+        devices = devices[:limit]
     return [device_info(view, d, hub_public) for d in devices]
 
 
@@ -180,6 +199,7 @@ def device_part(view: StoreView, hub_public: bytes) -> dict[str, Any]:
         "forks_unapproved": stray_forks,
         "devices": dev_counts,
         "device_list": [d.to_dict() for d in device_list(view, hub_public)],
+        "device_list_more": False,  # every device is listed (a hub on SQLite)
     }
 
 
