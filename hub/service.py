@@ -432,6 +432,11 @@ class HubService:
         shares it itself (the console's ``Live``); the ``status`` cache is left alone."""
         return self._finish_status(await self.store.status(self.node_info(), clock.now()))
 
+    def finish_status(self, s: dict[str, Any]) -> dict[str, Any]:
+        """A status dict derived elsewhere (the console's ``Tally``) with the parts that
+        change fastest added: the upstream block and the scans."""
+        return self._finish_status(s)
+
     def upstream_block(self) -> dict[str, Any] | None:
         """The ``upstream`` block of the status (None on the root)."""
         return self._finish_status({}).get("upstream")
