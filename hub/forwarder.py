@@ -299,7 +299,7 @@ class Forwarder:
         box.spent(nbytes, now - t0, now)
         for h in hashes:
             if sender.state.get(h) in (bs.HELD, bs.UPSTREAM) and h not in scans.upstream:
-                scans.upstream.add(h)
+                scans.upstream_holds(h)
                 if isinstance(step, bs.Send):
                     scans.counters.sent_blobs += 1
 

@@ -7,7 +7,9 @@ the store's facts as they are committed), and the blobs upstream is known to hol
 the forwarder from upstream's answers; kept in memory, so after a restart they are asked about
 again). It answers the lacking question, appends upload chunks (one blob at a time per hash,
 each chunk fsynced before its answer, the blob renamed into place only when its hash matches)
-and opens blobs for reading. The decisions are ``hub.protocol.blobsync``'s.
+and opens blobs for reading. Partial uploads no chunk extended for ``partial_max_age`` are
+removed (``expire``: at start, then from ``run_expiry``, a task the node runs), never one whose
+chunk is being appended. The decisions are ``hub.protocol.blobsync``'s.
 """
 
 from __future__ import annotations
@@ -16,15 +18,23 @@ import asyncio
 import errno
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from hub.errors import BlobRefused, DiskFull
 from hub.protocol import blobsync
-from hub.protocol.blobsync import ScanCounts, ScanIndex
-from hub.shared.blobs import BlobInfo, BlobStore, BlobWriter, is_hash, sniff
+from hub.protocol.blobsync import ScanCounts, ScanIndex, ScanTally
+from hub.shared.blobs import (
+    PARTIAL_MAX_AGE,
+    UPLOAD_SUFFIX,
+    BlobInfo,
+    BlobStore,
+    BlobWriter,
+    is_hash,
+    sniff,
+)
 from hub.shared.errors import BlobError
 
 log = logging.getLogger(__name__)
@@ -51,18 +61,42 @@ class Counters:
 
 
 class HubScans:
-    def __init__(self, data_dir: Path, store: FactsSource, *, root: bool, max_size: int = 0):
+    def __init__(
+        self,
+        data_dir: Path,
+        store: FactsSource,
+        *,
+        root: bool,
+        max_size: int = 0,
+        partial_max_age: float = PARTIAL_MAX_AGE,
+    ):
         self.blobs = BlobStore(data_dir / BLOB_DIR, **({"max_size": max_size} if max_size else {}))
         self.store = store
         self.root = root
-        self.held: dict[str, int] = {}  # hash -> size
-        self.upstream: set[str] = set()  # blobs upstream is known to hold
+        self.partial_max_age = partial_max_age
         self.counters = Counters()
-        self.index = ScanIndex()
+        self.tally = ScanTally(root)  # held, upstream, what is named and the status figures
         self._fed: Sequence[Any] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
-        self._status: tuple[tuple[int, ...], ScanCounts, int, list[Any]] | None = None
+
+    @property
+    def held(self) -> Mapping[str, int]:
+        """hash -> size of every blob held here."""
+        return self.tally.held
+
+    @property
+    def upstream(self) -> Set[str]:
+        """The blobs upstream is known to hold."""
+        return self.tally.upstream
+
+    @property
+    def index(self) -> ScanIndex:
+        return self.tally.index
+
+    def upstream_holds(self, digest: str) -> None:
+        """Upstream said it holds ``digest`` (the forwarder learnt it from its answer)."""
+        self.tally.upstream_holds(digest)
 
     def close(self) -> None:
         """Close the partial uploads kept open (they stay on disk, to be resumed)."""
@@ -70,39 +104,72 @@ class HubScans:
             self._open.popitem()[1].close_keep()
 
     async def load(self) -> None:
-        """List the held blobs (on a worker thread)."""
-        self.held = await asyncio.to_thread(_list_blobs, self.blobs.root)
-        self.blobs.clean_tmp()
+        """List the held blobs and index the entries held (on a worker thread: before the
+        hub serves, nothing else touches them); drop what a crash left in ``tmp/`` and the
+        partial uploads abandoned for longer than ``partial_max_age``."""
+        for digest, size in (await asyncio.to_thread(_list_blobs, self.blobs.root)).items():
+            self.tally.arrived(digest, size)
+        await asyncio.to_thread(self.refresh)  # every entry once; from now on only new ones
+        await asyncio.to_thread(self.blobs.clean_tmp)
+        await self.expire()
         log.info("%d scans held in %s", len(self.held), self.blobs.root)
+
+    # -- partial uploads nobody finishes -----------------------------------------------------
+
+    async def expire(self) -> int:
+        """Remove the partial uploads not extended for ``partial_max_age`` seconds (their
+        sender gone for good; one that comes back starts that scan again from byte 0). Never
+        one whose chunk is being appended (its lock is held) or one a chunk extended since
+        the listing (its age is checked again, on the loop, just before it goes). Returns
+        how many were removed."""
+        stale = await asyncio.to_thread(self.blobs.stale_partials, self.partial_max_age)
+        n = 0
+        for path in stale:
+            digest = path.name.removesuffix(UPLOAD_SUFFIX)
+            if digest in self._locks:  # a chunk of it is on its way in
+                continue
+            w = self._open.pop(digest, None)
+            if w is not None:
+                w.close_keep()
+            if self.blobs.expire_one(path, self.partial_max_age) is not None:
+                n += 1
+        return n
+
+    async def run_expiry(self) -> None:
+        """``expire`` now and then while the hub runs (a quarter of ``partial_max_age``, at
+        most hourly)."""
+        every = expiry_interval(self.partial_max_age)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.expire()
+            except OSError as exc:  # pragma: no cover - a disk error: try again next time
+                log.warning("could not remove abandoned partial scans: %s", exc)
 
     # -- what is named -----------------------------------------------------------------------
 
     def refresh(self) -> ScanIndex:
-        """The index, fed with the records committed since the last call (rebuilt when the
-        store swapped its memory after a failed commit)."""
+        """The index, fed with the records committed since the last call: each costs its
+        pages (``ScanTally.add``). Rebuilt from every record only when the store swapped its
+        memory after a failed commit."""
         facts = self.store.facts
-        if facts is not self._fed or len(facts) < self.index.seen:
-            self.index, self._fed = ScanIndex(), facts
-        for f in facts[self.index.seen :]:
-            self.index.add(f.dev, f.seq, f.facts.key[2], f.facts.scans)
-        return self.index
+        if facts is not self._fed or len(facts) < self.tally.index.seen:
+            self.tally = ScanTally(self.root, self.tally.held, self.tally.upstream)
+            self._fed = facts
+        t = self.tally
+        for f in facts[t.index.seen :]:
+            t.add(f.dev, f.seq, f.facts.key, f.facts.scans)
+        return t.index
 
     def status(self, rate_bps: float, limit: int = 100) -> tuple[dict[str, Any], list[Any]]:
         """``scans`` of ``c1hub status`` (with ``eta_s`` at ``rate_bps``) and the first
-        ``limit`` entries whose scans are pending. Recomputed only when something changed."""
-        facts = self.store.facts
-        key = (id(facts), len(facts), len(self.held), len(self.upstream))
-        if self._status is None or self._status[0] != key:
-            c = self.counts()
-            pending = blobsync.scan_pending(
-                ((f.facts.key, f.facts.scans) for f in facts), self.held
-            )
-            listed = [{"election": k[0], "form": k[1], "tps": k[2], "missing": m}
-                      for k, m in pending[:limit]]  # fmt: skip
-            self._status = (key, c, len(pending), listed)
-        _, c, n_pending, listed = self._status
+        ``limit`` entries whose scans are pending: read off the tally, which every change
+        keeps up to date at its own cost (nothing here walks every entry or page)."""
+        c = self.counts()
+        listed = [{"election": k[0], "form": k[1], "tps": k[2], "missing": m}
+                  for k, m in self.tally.pending(limit)]  # fmt: skip
         out: dict[str, Any] = c.to_dict()
-        out["entries_pending"] = n_pending
+        out["entries_pending"] = self.tally.entries_pending
         out["eta_s"] = blobsync.eta_s(c.bytes_pending, rate_bps)
         return out, listed
 
@@ -113,9 +180,8 @@ class HubScans:
                 "sent": k.sent_blobs, "sent_bytes": k.sent_bytes}  # fmt: skip
 
     def counts(self) -> ScanCounts:
-        return blobsync.scan_counts(
-            self.refresh().named, self.held, None if self.root else self.upstream
-        )
+        self.refresh()
+        return self.tally.counts()
 
     def state_of(self, digest: str) -> str:
         """``held``/``upstream``/``lacking``/``unknown`` as the lacking answer says it."""
@@ -168,14 +234,15 @@ class HubScans:
         self.counters.received_bytes += len(body)
         if info is None:
             return {"offset": verdict.offset, "stored": 0}
-        self.held[digest] = info.size
+        self.tally.arrived(digest, info.size)
         self.counters.received_blobs += 1
         log.debug("received scan %s (%s, %d bytes)", digest, info.kind, info.size)
         return {"offset": info.size, "stored": 1}
 
     def _append(self, digest: str, offset: int, body: bytes, last: bool) -> BlobInfo | None:
         """Append ``body`` at ``offset`` and fsync (a failure leaves the file at ``offset``);
-        on the last chunk, commit. Runs on a worker thread."""
+        on the last chunk, commit instead (one fsync of the file, then the rename and the
+        folder's fsync). Runs on a worker thread."""
         w = self._open.pop(digest, None)
         if w is None or w.size != offset:  # not open (or moved under us): read it back once
             if w is not None:
@@ -183,9 +250,9 @@ class HubScans:
             w = self.blobs.resume(digest)
         try:
             w.write(body)
-            w.sync()
             if last:
-                return w.commit()
+                return w.commit()  # fsyncs the whole file before the rename: no sync first
+            w.sync()
         except OSError:
             w.close_keep()
             os.truncate(self.blobs.upload_path(digest), offset)
@@ -208,6 +275,11 @@ class HubScans:
             return None
         info = BlobInfo(digest, self.held[digest], kind, new=False)
         return path, info.size, info.media_type
+
+
+def expiry_interval(max_age: float) -> float:
+    """How often a running node looks for abandoned partial uploads."""
+    return max(0.1, min(max_age / 4, 3600.0))
 
 
 def _blob_code(code: str) -> str:

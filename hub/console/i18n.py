@@ -252,6 +252,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "dash_up_pending": ("Hub ini belum disetujui pusat", "This hub is not approved upstream yet"),
     "dash_progress": ("Kemajuan per kecamatan", "Progress per kecamatan"),
     "code_short": ("Kode", "Code"),
+    "devices_more": (
+        "{n} perangkat pertama dari {total}; semuanya: `c1hub devices` atau "
+        "GET /v1/devices?limit=1000&after=ID.",
+        "The first {n} of {total} devices; all of them: `c1hub devices`, or "
+        "GET /v1/devices?limit=1000&after=ID.",
+    ),
     "backlog_short": ("Antrean", "Backlog"),
     "oldest_label": ("Tertua", "Oldest"),
     "confirmed_label": ("Terkonfirmasi", "Confirmed"),
