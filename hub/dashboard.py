@@ -13,87 +13,30 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from hub.console import i18n
 from hub.protocol.rules import RULES
 
 REFRESH_S = 5
 
-_T: dict[str, tuple[str, str]] = {
-    "title": ("Hub C1 — {name}", "C1 hub — {name}"),
-    "accepted": ("Entri diterima", "Entries accepted"),
-    "held": ("Entri ditahan", "Entries held"),
-    "single": ("TPS satu entri", "TPS single"),
-    "verified": ("TPS terverifikasi", "TPS verified"),
-    "conflict": ("TPS konflik", "TPS in conflict"),
-    "forks": ("Fork", "Forks"),
-    "forks_unapproved": ("Fork perangkat tak disetujui", "Forks of unapproved keys"),
-    "stray_note": (
-        "{n} fork dari kunci yang tidak pernah disetujui: disimpan sebagai bukti, bukan "
-        "perangkat ruangan ini, tidak ada entrinya yang dihitung.",
-        "{n} fork(s) of keys never approved: kept as evidence; not this room's devices, "
-        "nothing of theirs is counted.",
-    ),
-    "fork_alert": (
-        "PERHATIAN: {n} perangkat menandatangani dua riwayat berbeda (folder data disalin?). "
-        "Entri perangkat itu ditahan. Lihat daftar perangkat.",
-        "ATTENTION: {n} device(s) signed two different histories (a copied data folder?). "
-        "Their entries are held. See the device list.",
-    ),
-    "pending_alert": (
-        "{n} laptop menunggu persetujuan: cocokkan kode di layar laptop, lalu `c1hub approve ID`.",
-        "{n} laptop(s) waiting for approval: compare the code with the laptop's screen, then "
-        "`c1hub approve ID`.",
-    ),
-    "devices": ("Perangkat", "Devices"),
-    "devices_more": (
-        "{n} perangkat pertama dari {total}; semuanya: `c1hub devices` atau "
-        "GET /v1/devices?limit=1000&after=ID.",
-        "The first {n} of {total} devices; all of them: `c1hub devices`, or "
-        "GET /v1/devices?limit=1000&after=ID.",
-    ),
-    "name": ("Nama", "Name"),
-    "state": ("Status", "State"),
-    "code": ("Kode", "Code"),
-    "entries": ("Entri", "Entries"),
-    "last_seen": ("Terakhir terlihat", "Last seen"),
-    "conflicts": ("Konflik (perlu entri koreksi)", "Conflicts (need a correcting entry)"),
-    "flags": ("Catatan aturan R1–R13 (entri hidup)", "Rule flags R1–R13 (live entries)"),
-    "rule": ("Aturan", "Rule"),
-    "form": ("Formulir", "Form"),
-    "upstream": ("Pengiriman ke pusat", "Upstream"),
-    "backlog": ("Antrean", "Backlog"),
-    "up_pending": ("Hub ini belum disetujui pusat", "This hub is not approved upstream yet"),
-    "oldest": ("Tertua", "Oldest"),
-    "confirmed": ("Terkonfirmasi", "Confirmed"),
-    "rejected": ("Ditolak pusat", "Refused upstream"),
-    "progress": ("Kemajuan per kecamatan", "Progress per kecamatan"),
-    "kecamatan": ("Kecamatan", "Kecamatan"),
-    "expected": ("TPS seharusnya", "TPS expected"),
-    "entered": ("TPS masuk", "TPS entered"),
-    "missing": ("Belum", "Missing"),
-    "none": ("tidak ada", "none"),
-    "totals": ("Perolehan suara", "Vote totals"),
-    "votes": ("Suara", "Votes"),
-    "hubs": ("Hub pengirim", "Hubs sending"),
-    "by_region": ("Hasil per wilayah", "Results per region"),
-    "region": ("Wilayah", "Region"),
-    "country": ("seluruh Indonesia", "the whole country"),
-    "ago": ("{s} dtk lalu", "{s} s ago"),
-}
-
-
-_STATE = {
-    "pending": ("menunggu", "pending"),
-    "approved": ("disetujui", "approved"),
-    "revoked": ("dicabut", "revoked"),
-    "up": ("tersambung", "up"),
-    "down": ("terputus", "down"),
-    "backoff": ("menunggu coba lagi", "backing off"),
-}
+# The dashboard's words are the console's table (``hub.console.i18n``): its own briefer
+# wordings are the ``dash_``/``*_short``/``*_label`` keys there.
+_KEYS = {
+    "title": "dash_title", "fork_alert": "dash_fork_alert", "pending_alert": "dash_pending_alert",
+    "conflicts": "dash_conflicts", "flags": "dash_flags", "up_pending": "dash_up_pending",
+    "progress": "dash_progress", "code": "code_short", "backlog": "backlog_short",
+    "oldest": "oldest_label", "confirmed": "confirmed_label", "rejected": "rejected_label",
+    "missing": "missing_short",
+}  # fmt: skip
 
 
 def _t(lang: str, key: str, **kw: Any) -> str:
-    ind, eng = _T[key]
-    return (ind if lang == "id" else eng).format(**kw)
+    return i18n.t(lang, _KEYS.get(key, key), **kw)
+
+
+def _state(lang: str, state: str) -> str:
+    """A device's or the upstream's state in words (as the console says it)."""
+    key = f"st_{state}"
+    return i18n.t(lang, key) if key in i18n.WORDS else state
 
 
 def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
@@ -130,7 +73,7 @@ def render(s: dict[str, Any], lang: str = "id", regions: Sequence[dict[str, Any]
         f"<h1>{e(_t(lang, 'title', name=s['name']))}</h1>",
         f"<p>{e(s['role'])} <code>{e(s['node_id'])}</code> · "
         f"<a href='?lang={'en' if lang == 'id' else 'id'}'>"
-        f"{'English' if lang == 'id' else 'Bahasa Indonesia'}</a></p>",
+        f"{e(_t(lang, 'other_lang'))}</a></p>",
     ]
     if s["forks"]:
         parts.append(f"<div class='alert bad'>{e(_t(lang, 'fork_alert', n=s['forks']))}</div>")
@@ -150,7 +93,7 @@ def render(s: dict[str, Any], lang: str = "id", regions: Sequence[dict[str, Any]
         age = up.get("oldest_age_s")
         cls = "ok" if up["state"] == "up" else "bad"
         parts.append(f"<h2>{e(_t(lang, 'upstream'))}</h2><div class='tiles'>")
-        st = _STATE.get(up["state"], (up["state"], up["state"]))[0 if lang == "id" else 1]
+        st = _state(lang, up["state"])
         parts.append(f"<div class='tile {cls}'><b>{e(st)}</b>{e(up.get('url') or '')}</div>")
         if up.get("enrollment") == "pending":
             parts.append(f"<div class='tile bad'><b>{e(_t(lang, 'up_pending'))}</b>"
@@ -173,7 +116,7 @@ def render(s: dict[str, Any], lang: str = "id", regions: Sequence[dict[str, Any]
     parts.append(f"<h2>{e(_t(lang, 'devices'))}</h2>")
     rows = []
     for d in s["device_list"]:
-        state = _STATE.get(d["state"], (d["state"], d["state"]))[0 if lang == "id" else 1]
+        state = _state(lang, d["state"])
         state += " — FORK" if d["forked"] else ""
         rows.append([
             f"<code>{e(d['id'])}</code>", e(d["name"]), e(state), f"<code>{e(d['code'])}</code>",

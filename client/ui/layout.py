@@ -1,4 +1,5 @@
-"""The paper C.Hasil, section by section, for every form type (pure; no I/O).
+"""The paper C.Hasil, section by section, for every form type (pure; no I/O); its words are
+``hub.protocol.paper``'s, shared with the hub's console.
 
 ``spec(form, tps, rows, lang)`` is what the page draws: sections I–V in the paper's order, each
 row with its label and its cells. A cell's name is its entry JSON path (docs/entry-format.md):
@@ -14,55 +15,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hub.protocol import entry
+from hub.protocol import entry, paper
+from hub.protocol.paper import (
+    ACEH_LOCAL_PARTIES,
+    LPJ,
+    NATIONAL_PARTIES,
+    PARTY_NAMES,
+    PPWP_CANDIDATES,
+    label,
+)
 
-LPJ = ("l", "p", "j")
-# The 2024 ballot: national parties 1-17 and 24; Aceh's local parties 18-23 stand for DPRD only.
-NATIONAL_PARTIES = [str(n) for n in range(1, 18)] + ["24"]
-ACEH_LOCAL_PARTIES = [str(n) for n in range(18, 24)]
-PARTY_NAMES = {
-    "1": "PKB", "2": "Gerindra", "3": "PDI Perjuangan", "4": "Golkar", "5": "NasDem",
-    "6": "Partai Buruh", "7": "Partai Gelora", "8": "PKS", "9": "PKN", "10": "Hanura",
-    "11": "Partai Garuda", "12": "PAN", "13": "PBB", "14": "Demokrat", "15": "PSI",
-    "16": "Perindo", "17": "PPP", "24": "Partai Ummat",
-}  # fmt: skip
-PPWP_CANDIDATES = ["1", "2", "3"]  # 2024: three pairs
-
-# (Indonesian, English) labels.
-L: dict[str, tuple[str, str]] = {
-    "I": ("I. DATA PEMILIH DAN PENGGUNA HAK PILIH", "I. VOTERS AND USERS OF THE RIGHT TO VOTE"),
-    "II": ("II. DATA PENGGUNAAN SURAT SUARA", "II. BALLOT PAPERS"),
-    "III": ("III. DATA PEMILIH DISABILITAS", "III. DISABLED VOTERS"),
-    "IV_cand": ("IV. PEROLEHAN SUARA CALON", "IV. VOTES PER CANDIDATE"),
-    "IV_ppwp": ("IV. PEROLEHAN SUARA PASANGAN CALON", "IV. VOTES PER CANDIDATE PAIR"),
-    "IV_party": ("IV. PEROLEHAN SUARA PARTAI DAN CALON", "IV. VOTES PER PARTY AND CANDIDATE"),
-    "V": ("V. JUMLAH SUARA SAH DAN TIDAK SAH", "V. VALID AND INVALID VOTES"),
-    "pemilih_dpt": ("1. Pemilih dalam DPT", "1. Voters on the DPT"),
-    "pengguna_dpt": ("2a. Pengguna hak pilih DPT", "2a. Voters who voted, DPT"),
-    "pengguna_dptb": ("2b. Pengguna hak pilih DPTb", "2b. Voters who voted, DPTb"),
-    "pengguna_dpk": ("2c. Pengguna hak pilih DPK", "2c. Voters who voted, DPK"),
-    "pengguna_total": ("2d. Jumlah pengguna hak pilih", "2d. Total who voted"),
-    "diterima": ("1. Surat suara diterima (termasuk cadangan 2%)", "1. Ballots received, 2% incl."),
-    "digunakan": ("2. Surat suara digunakan", "2. Ballots used"),
-    "rusak": ("3. Surat suara rusak/keliru coblos", "3. Ballots damaged or mis-marked"),
-    "sisa": ("4. Surat suara tidak digunakan", "4. Ballots unused"),
-    "disabilitas": ("Pemilih disabilitas yang menggunakan hak pilih", "Disabled voters who voted"),
-    "sah": ("A. Jumlah suara sah", "A. Valid votes"),
-    "tidak_sah": ("B. Jumlah suara tidak sah", "B. Invalid votes"),
-    "total": ("C. Jumlah suara sah dan tidak sah", "C. Valid and invalid votes"),
-    "candidate": ("Calon nomor {no}", "Candidate {no}"),
-    "pair": ("Pasangan calon nomor {no}", "Candidate pair {no}"),
-    "party": ("Partai {no}", "Party {no}"),
-    "party_only": ("Suara partai", "Party votes"),
-    "caleg": ("Calon nomor {no}", "Candidate {no}"),
-    "jumlah": ("Jumlah suara partai {no}", "Party {no} total"),
-    "optional": ("boleh dikosongkan seluruhnya", "may be left wholly empty"),
-}
-
-
-def label(key: str, lang: str, **kw: str) -> str:
-    text = L[key][0 if lang == "id" else 1]
-    return text.format(**kw) if kw else text
+# The paper's words and numbers are the core's (one table for the station and the console).
+__all__ = [
+    "ACEH_LOCAL_PARTIES", "LPJ", "NATIONAL_PARTIES", "PARTY_NAMES", "PPWP_CANDIDATES",
+    "cell_names", "clean_rows", "default_rows", "label", "parties_for", "spec",
+]  # fmt: skip
 
 
 def parties_for(form: str, tps: str) -> list[str]:
@@ -148,7 +115,7 @@ def spec(form: str, tps: str, rows: dict[str, Any], lang: str) -> dict[str, Any]
         sections.append(
             {
                 "id": "IV",
-                "title": label("IV_ppwp" if form == "PPWP" else "IV_cand", lang),
+                "title": paper.section_title(form, "IV", lang),
                 "kind": "candidates",
                 "candidates": list(rows.get("suara", [])),
                 "row_label": label(which, lang, no="{no}"),
@@ -157,13 +124,11 @@ def spec(form: str, tps: str, rows: dict[str, Any], lang: str) -> dict[str, Any]
     else:
         parties = []
         for p, caleg in rows.get("partai", {}).items():
-            name = PARTY_NAMES.get(p, "")
-            title = label("party", lang, no=p) + (f" — {name}" if name else "")
-            parties.append({"no": p, "title": title, "caleg": list(caleg)})
+            parties.append({"no": p, "title": paper.party_title(p, lang), "caleg": list(caleg)})
         sections.append(
             {
                 "id": "IV",
-                "title": label("IV_party", lang),
+                "title": paper.section_title(form, "IV", lang),
                 "kind": "parties",
                 "parties": parties,
                 "party_only": label("party_only", lang),

@@ -13,7 +13,8 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -23,7 +24,8 @@ from aiohttp import web
 
 from hub.access import is_loopback
 from hub.errors import NotFound, Unauthorized
-from hub.protocol import clock
+from hub.memory import Facts
+from hub.protocol import clock, state
 from hub.protocol.errors import CodecError
 from hub.protocol.rules import RULES
 from hub.service import HubService
@@ -52,12 +54,14 @@ class Console:
         self.service = service
         self.live = Live(service)
         self.tokens = locality.Tokens()
-        self.coordinator = Coordinator(service, data_dir) if data_dir is not None else None
+        self.coordinator = (
+            Coordinator(service, data_dir, self.facts_of) if data_dir is not None else None
+        )
         self.data_dir = data_dir
         self.listen_host = listen_host  # the address the hub was asked to listen on
-        self._derived: tuple[int, views.Derived] | None = None
+        self._made: _Made | None = None
+        self._derived_task: asyncio.Future[_Made] | None = None
         self._parts: tuple[str, int, dict[tuple[str, ...], str]] = ("", -1, {})
-        self._derived_task: asyncio.Future[views.Derived] | None = None
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -68,16 +72,42 @@ class Console:
         self.env.filters["pretty"] = _pretty
         self.env.filters["fmt_time"] = _fmt_time
 
-    async def derived(self, room: Room) -> views.Derived:
-        """Per-entry views of this room version, computed once on a worker thread."""
-        if self._derived is not None and self._derived[0] == room.version:
-            return self._derived[1]
+    async def derived(self, room: Room, *, again: bool = False) -> views.Derived:
+        """Per-entry views of this room version, computed once on a worker thread (shared by
+        every page that asks meanwhile); ``again`` derives anew even for the same version."""
+        made = self._made
+        if made is not None and made.version == room.version and not again:
+            return made.views
         if self._derived_task is None or self._derived_task.done():
-            view = self.service.sqlite_store().snapshot()
-            self._derived_task = asyncio.ensure_future(asyncio.to_thread(views.derive, view))
-        d = await asyncio.shield(self._derived_task)
-        self._derived = (room.version, d)
-        return d
+            store = self.service.sqlite_store()
+            source, view, version = store.facts, store.snapshot(), room.version
+
+            async def run() -> _Made:
+                return _Made(version, await asyncio.to_thread(views.derive, view), source)
+
+            self._derived_task = asyncio.ensure_future(run())
+        made = await asyncio.shield(self._derived_task)
+        if self._made is None or made.views.seen >= self._made.views.seen:
+            self._made = made
+        return made.views
+
+    async def facts_of(self, key: state.Key) -> list[Facts]:
+        """Every stored record's facts for one (election, form, TPS), without walking the
+        store: the derived views' index by key, plus the few records stored since they were
+        made (derived again when more than ``TAIL`` were)."""
+        live = self.service.sqlite_store().facts
+        made = self._made
+        if made is None or made.source is not live or len(live) - made.views.seen > TAIL:
+            room = await self.live.current()
+            again = made is not None and made.version == room.version
+            await self.derived(room, again=again)
+            made = self._made
+            live = self.service.sqlite_store().facts
+        assert made is not None
+        if made.source is not live or len(live) < made.views.seen:  # pragma: no cover
+            return [f for f in live if f.facts.key == key]  # memory rebuilt meanwhile: rare
+        tail = [f for f in live[made.views.seen :] if f.facts.key == key]
+        return made.views.by_key.get(key, []) + tail
 
     def part(self, room: Room, key: tuple[str, ...], render: Callable[[], str]) -> str:
         """A fragment of the page (device table, conflict queue) rendered once per room
@@ -95,6 +125,20 @@ class Console:
                 cache.clear()
             html = cache[key] = render()
         return html
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """Derived views, the room version they were asked for, and the store's live list of
+    facts they were made from (``views.seen`` of its records; the list is only appended to,
+    or replaced whole after a failed commit)."""
+
+    version: int
+    views: views.Derived
+    source: Sequence[Facts]
+
+
+TAIL = 2000  # records stored since the views were made that a conflict page may walk
 
 
 CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)
@@ -265,11 +309,12 @@ async def conflict_page(request: web.Request) -> web.Response:
     if c.coordinator is None:
         raise NotFound("this hub has no data folder for the coordinator station")
     status, readings = await c.coordinator.readings(key)
-    rows = views.differing([r.body for r in readings])
-    scans = [list(r.body.get("scans", [])) for r in readings]  # type: ignore[call-overload]
-    blobs = any(r.canonical.startswith("/v1/blobs") for r in request.app.router.resources())
-    ctx = _ctx(request, room, key=key, status=status, readings=readings, rows=rows,
-               scans=scans, blobs=blobs, done=q.get("done"))  # fmt: skip
+    rows = views.sections(key[1], views.differing([r.body for r in readings]), _lang(request))
+    scans = [await _scan_pages(c, [str(h) for h in r.body.get("scans") or ()])  # type: ignore[attr-defined]
+             for r in readings]  # fmt: skip
+    ctx = _ctx(request, room, key=key, status=status, readings=readings, sections=rows,
+               differ_cells=[(x.id, c) for x in rows for c in x.cells if c.differs],
+               scans=scans, done=q.get("done"))  # fmt: skip
     return _render(request, "conflict.html", ctx)
 
 
@@ -285,8 +330,71 @@ async def flags_page(request: web.Request) -> web.Response:
     rules = [(r, d.by_rule.get(r, 0) or room.status["flags"].get(r, 0), RULES[r][col])
              for r in RULES]  # fmt: skip
     ctx = _ctx(request, room, rules=rules, rule=rule, page=page, notes=notes,
+               scan_states=_scan_states(c, page.rows),
                explain={r: RULES[r][col] for r in RULES})  # fmt: skip
     return _render(request, "flags.html", ctx)
+
+
+async def entry_page(request: web.Request) -> web.Response:
+    """One flagged entry: its flags explained, its numbers under the paper's sections with the
+    cells the flags point at marked, and its scanned pages beside them ("pindaian menunggu"
+    for a page not at the hub yet). ``rule`` and the position let the coordinator walk the
+    filtered list entry by entry (j/k)."""
+    from hub.protocol import entry, record, rules
+
+    c = _console(request)
+    room = await c.live.current()
+    d = await c.derived(room)
+    q = request.query
+    rule = q.get("rule", "")
+    rows = [x for x in d.flagged if rule in x.flags] if rule else d.flagged
+    found = views.neighbours(rows, q.get("h", ""))
+    if found is None:
+        raise NotFound("no flagged live entry with this hash (the list may have changed)")
+    i, x = found
+    store = c.service.sqlite_store()
+    dev = store.find_device(x.device)
+    raw = await store.record_raw(dev.public, x.seq) if dev is not None else None
+    if dev is None or raw is None:
+        raise NotFound(f"entry {x.device}#{x.seq} is not in this hub's store")
+    body = entry.decode_body(record.decode(raw).body)
+    lang = _lang(request)
+    found_flags = [f.to_dict() for f in rules.check(body, c.service.master)]
+    marks = views.flag_marks(found_flags)
+    numbers = views.sections(x.form, views.differing([body]), lang)
+    cell_rules = {
+        cell.path: views.marked(cell.path, marks) for sec in numbers for cell in sec.cells
+    }
+    ctx = _ctx(request, room, x=x, body=body, device=dev, rule=rule, sections=numbers,
+               cell_rules=cell_rules, found_flags=found_flags,
+               explain={r: RULES[r][2 if lang == "id" else 1] for r in RULES},
+               scans=await _scan_pages(c, list(x.scans)), pos=i + 1, total=len(rows),
+               prev=rows[i - 1] if i > 0 else None,
+               next=rows[i + 1] if i + 1 < len(rows) else None,
+               list_page=i // views.PAGE + 1)  # fmt: skip
+    return _render(request, "entry.html", ctx)
+
+
+async def _scan_pages(c: Console, hashes: list[str]) -> list[dict[str, str]]:
+    """Each page of an entry: ``held`` with its media type (the hub serves it at
+    /v1/blobs/{sha256}), or ``pending`` (not at the hub yet: numbers are never held back)."""
+    scans = c.service.scans
+    if scans is None:
+        return [{"hash": h, "state": "pending", "media": ""} for h in hashes]
+    held = [h for h in hashes if h in scans.held]
+    files = await asyncio.to_thread(lambda: {h: scans.blob_file(h) for h in held})
+    out = []
+    for h in hashes:
+        f = files.get(h)
+        out.append({"hash": h, "state": "held" if f else "pending", "media": f[2] if f else ""})
+    return out
+
+
+def _scan_states(c: Console, rows: list[views.FlaggedEntry]) -> dict[str, str]:
+    """Per listed entry: ``held`` (every page at the hub), ``pending`` or ``none``."""
+    held = c.service.scans.held if c.service.scans is not None else {}
+    return {x.hash: "none" if not x.scans else "held" if all(h in held for h in x.scans)
+            else "pending" for x in rows}  # fmt: skip
 
 
 async def _notes(c: Console, rows: list[views.FlaggedEntry]) -> dict[str, str]:
@@ -329,7 +437,9 @@ async def forks_page(request: web.Request) -> web.Response:
         f["first"] = views.readable_record(f["held"])
         f["second"] = views.readable_record(f["evidence"])
         both = [x for x in (f["first"], f["second"]) if isinstance(x, dict)]
-        f["rows"] = views.differing(both) if len(both) == 2 else []
+        rows_ = views.differing(both) if len(both) == 2 else []
+        form = str(both[0].get("form", "")) if both else ""
+        f["sections"] = views.sections(form, rows_, _lang(request))
     ctx = _ctx(request, room, forks=rows, after=after,
                stopped=[d for d in room.status["device_list"] if d["forked"]])  # fmt: skip
     return _render(request, "forks.html", ctx)
@@ -503,6 +613,7 @@ def setup(
     r.add_get("/console/part/conflicts", part_conflicts)
     r.add_get("/console/conflict", conflict_page)
     r.add_get("/console/flags", flags_page)
+    r.add_get("/console/entry", entry_page)
     r.add_get("/console/progress", progress_page)
     r.add_get("/console/forks", forks_page)
     r.add_get("/console/exports", exports_page)

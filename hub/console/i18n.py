@@ -1,5 +1,7 @@
-"""The console's words: Indonesian (default) and English. ``WORDS[key] = (id, en)``; both
-carry the same ``{placeholders}`` (tests/hub/test_console.py checks it)."""
+"""The hub's page words: Indonesian (default) and English, for the console and for the
+read-only page of the root and PostgreSQL hubs (``hub/dashboard.py``), one table.
+``WORDS[key] = (id, en)``; both carry the same ``{placeholders}`` (tests/hub/test_console.py
+checks it)."""
 
 from __future__ import annotations
 
@@ -128,6 +130,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "at": ("pada", "at"),
     "device": ("perangkat", "device"),
     "differs_in": ("Berbeda di", "Differs in"),
+    "other_fields": ("Data rekaman", "Record data"),
     "choose": ("Formulir kertas mendukung bacaan ini", "The paper supports this reading"),
     "resolve_hint": (
         "Pilih bacaan yang sesuai dengan formulir kertas. Hub membuat entri baru yang "
@@ -145,7 +148,20 @@ WORDS: dict[str, tuple[str, str]] = {
         "This TPS is not (or no longer) in conflict: {status}.",
     ),
     "scans": ("Pindaian", "Scans"),
-    "scan_missing": ("pindaian belum sampai di hub", "scan not at the hub yet"),
+    "scan_waiting": ("pindaian menunggu", "scan pending"),
+    "scan_held": ("{n} halaman", "{n} page(s)"),
+    "scan_page": ("Halaman {n}", "Page {n}"),
+    "scan_keys": ("+ − perbesar · 0 pas · panah geser", "+ − zoom · 0 fit · arrows pan"),
+    "back_to_flags": ("Daftar catatan aturan", "Rule flags list"),
+    "entry_pos": ("entri {n} dari {of}", "entry {n} of {of}"),
+    "prev_entry": ("‹ sebelumnya (k)", "‹ previous (k)"),
+    "next_entry": ("berikutnya (j) ›", "next (j) ›"),
+    "numbers": ("Angka", "Numbers"),
+    "value": ("Angka", "Number"),
+    "entry_keys": (
+        "j berikutnya · k sebelumnya · Esc kembali ke daftar · s pindaian · + − 0 perbesar/pas",
+        "j next · k previous · Esc back to the list · s scans · + − 0 zoom/fit",
+    ),
     "no_scans": ("entri ini tanpa pindaian", "this entry has no scans"),
     "flags": ("Catatan aturan (entri hidup)", "Rule flags (live entries)"),
     "rule": ("Aturan", "Rule"),
@@ -217,6 +233,40 @@ WORDS: dict[str, tuple[str, str]] = {
     "refused": ("Ditolak: {why}", "Refused: {why}"),
     "working": ("Memproses…", "Working…"),
     "done": ("Selesai", "Done"),
+    # The read-only page of the root and of PostgreSQL hubs (hub/dashboard.py) says some of
+    # the console's things more briefly, for its own layout:
+    "dash_title": ("Hub C1 — {name}", "C1 hub — {name}"),
+    "dash_fork_alert": (
+        "PERHATIAN: {n} perangkat menandatangani dua riwayat berbeda (folder data disalin?). "
+        "Entri perangkat itu ditahan. Lihat daftar perangkat.",
+        "ATTENTION: {n} device(s) signed two different histories (a copied data folder?). "
+        "Their entries are held. See the device list.",
+    ),
+    "dash_pending_alert": (
+        "{n} laptop menunggu persetujuan: cocokkan kode di layar laptop, lalu `c1hub approve ID`.",
+        "{n} laptop(s) waiting for approval: compare the code with the laptop's screen, then "
+        "`c1hub approve ID`.",
+    ),
+    "dash_conflicts": ("Konflik (perlu entri koreksi)", "Conflicts (need a correcting entry)"),
+    "dash_flags": ("Catatan aturan R1–R13 (entri hidup)", "Rule flags R1–R13 (live entries)"),
+    "dash_up_pending": ("Hub ini belum disetujui pusat", "This hub is not approved upstream yet"),
+    "dash_progress": ("Kemajuan per kecamatan", "Progress per kecamatan"),
+    "code_short": ("Kode", "Code"),
+    "devices_more": (
+        "{n} perangkat pertama dari {total}; semuanya: `c1hub devices` atau "
+        "GET /v1/devices?limit=1000&after=ID.",
+        "The first {n} of {total} devices; all of them: `c1hub devices`, or "
+        "GET /v1/devices?limit=1000&after=ID.",
+    ),
+    "backlog_short": ("Antrean", "Backlog"),
+    "oldest_label": ("Tertua", "Oldest"),
+    "confirmed_label": ("Terkonfirmasi", "Confirmed"),
+    "rejected_label": ("Ditolak pusat", "Refused upstream"),
+    "entered": ("TPS masuk", "TPS entered"),
+    "missing_short": ("Belum", "Missing"),
+    "by_region": ("Hasil per wilayah", "Results per region"),
+    "region": ("Wilayah", "Region"),
+    "country": ("seluruh Indonesia", "the whole country"),
     "keys": (
         "Tombol: g r ruangan · g c konflik · g f catatan · g p kemajuan · / cari · j k baris · "
         "a setujui · x cabut · Enter buka",

@@ -19,16 +19,20 @@ reading was the station's own). Nothing is edited or deleted.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import NotFound
+from hub.memory import Facts
 from hub.protocol import clock, enroll, entry, record, state
 from hub.protocol.errors import ProtocolError
 from hub.protocol.identity import Identity
 from hub.protocol.ingest import APPROVED, PENDING
 from hub.service import HubService
 from hub.shared import keyfile
+
+FactsOf = Callable[[state.Key], Awaitable[list[Facts]]]
 
 FOLDER = "coordinator"
 OPERATOR = "Koordinator"
@@ -52,8 +56,9 @@ class Reading:
 class Coordinator:
     """The coordinator station of one hub (see the module docstring)."""
 
-    def __init__(self, service: HubService, data_dir: Path):
+    def __init__(self, service: HubService, data_dir: Path, facts_of: FactsOf):
         self.service = service
+        self.facts_of = facts_of  # a TPS's stored facts (the console's index, off the loop)
         self.folder = data_dir / FOLDER
         self._ident: Identity | None = None
         self._lock = asyncio.Lock()
@@ -86,9 +91,11 @@ class Coordinator:
 
     async def readings(self, key: state.Key) -> tuple[str, list[Reading]]:
         """The TPS's status and its live entries, decoded (oldest first)."""
+        facts = await self.facts_of(key)
         store = self.service.sqlite_store()
-        view = store.snapshot()
-        group = [f for f in view.facts if f.facts.key == key and view.is_accepted(f)]
+        devices = store.devices_by_id
+        # the counted (accepted) ones, by the devices' state as of now
+        group = [f for f in facts if f.seq <= devices[f.dev].forward_limit(f.seq)]
         if not group:
             raise NotFound(f"no counted entry for {key[1]} TPS {key[2]}")
         st = state.derive([f.facts for f in group])[key]
@@ -96,7 +103,7 @@ class Coordinator:
         for f in group:
             if f.facts.hash not in st.live:
                 continue
-            d = view.devices_by_id[f.dev]
+            d = devices[f.dev]
             raw = await store.record_raw(d.public, f.seq)
             if raw is None:
                 continue

@@ -1,8 +1,9 @@
 """What the console's pages show, computed from the shared ``Room`` and a store snapshot.
 
 Pure functions over plain data (no aiohttp): paging, the device and conflict lists, flags by
-rule, progress per kecamatan and kelurahan against the master, and the differing cells of a
-conflict. The heavier ones (``Derived``) run on a worker thread and are cached per room
+rule, progress per kecamatan and kelurahan against the master, every record's facts indexed
+by (election, form, TPS) for the conflict page, and the cells of readings under the paper's
+sections. The heavier ones (``Derived``) run on a worker thread and are cached per room
 version, so many viewers cost one computation.
 """
 
@@ -12,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from hub.memory import StoreView
-from hub.protocol import state
+from hub.memory import Facts, StoreView
+from hub.protocol import paper, state
 from hub.protocol.wilayah import Master
 
 PAGE = 50  # rows per page in every list
@@ -57,6 +58,7 @@ class FlaggedEntry:
     seq: int
     flags: tuple[str, ...]
     hash: str
+    scans: tuple[str, ...]  # the SHA-256 of each page the entry names
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +69,14 @@ class Derived:
     flagged: list[FlaggedEntry]  # live entries with flags, by TPS
     by_rule: dict[str, int]
     forms: list[str]
+    by_key: dict[state.Key, list[Facts]]  # every stored record's facts per (election, form, TPS)
+    seen: int  # how many of the store's records these views were made from
 
 
 def derive(view: StoreView) -> Derived:
+    by_key: dict[state.Key, list[Facts]] = {}
+    for f in view.facts:
+        by_key.setdefault(f.facts.key, []).append(f)
     accepted = [f for f in view.facts if view.is_accepted(f)]
     states = state.derive(f.facts for f in accepted)
     live = {h for s in states.values() for h in s.live}
@@ -79,13 +86,13 @@ def derive(view: StoreView) -> Derived:
         if f.flags and f.facts.hash in live:
             e, form, tps = f.facts.key
             d = view.devices_by_id[f.dev]
-            flagged.append(
-                FlaggedEntry(e, form, tps, d.node_id, f.seq, f.flags, f.facts.hash.hex())
-            )
+            h = f.facts.hash.hex()
+            flagged.append(FlaggedEntry(e, form, tps, d.node_id, f.seq, f.flags, h, f.facts.scans))
             by_rule.update(f.flags)
     flagged.sort(key=lambda x: (x.tps, x.form, x.device, x.seq))
     forms = sorted({k[1] for k in states})
-    return Derived({k: s.status for k, s in states.items()}, flagged, dict(by_rule), forms)
+    statuses = {k: s.status for k, s in states.items()}
+    return Derived(statuses, flagged, dict(by_rule), forms, by_key, len(view.facts))
 
 
 def progress(master: Master, d: Derived, form: str, q: str) -> dict[str, Any]:
@@ -129,6 +136,38 @@ def progress(master: Master, d: Derived, form: str, q: str) -> dict[str, Any]:
     return {"rows": rows, "total": total}
 
 
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One cell of the paper across several readings."""
+
+    path: str  # the entry JSON path, e.g. ``pemilih_dpt.l`` (kept in ``data-field``)
+    label: str  # the paper's words for it, e.g. ``1. Pemilih dalam DPT · L``
+    values: list[str]
+    differs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A section of the paper (I–V) with its title and the cells shown of it."""
+
+    id: str
+    title: str
+    cells: list[Cell]
+
+
+def sections(form: str, rows: list[tuple[str, list[str], bool]], lang: str) -> list[Section]:
+    """``differing`` rows grouped under the paper's sections, each cell with its label
+    (``hub.protocol.paper``, the words the operator's station shows)."""
+    out: list[Section] = []
+    for path, vals, differ in rows:
+        where, text = paper.cell_label(form, path, lang)
+        if not out or out[-1].id != where:
+            title = paper.section_title(form, where, lang) if where else "—"
+            out.append(Section(where, title, []))
+        out[-1].cells.append(Cell(path, text, vals, differ))
+    return out
+
+
 def differing(bodies: list[dict[str, Any]]) -> list[tuple[str, list[str], bool]]:
     """The cells of several readings side by side: (field path, values, differ?)."""
     flat = [_flatten(b) for b in bodies]
@@ -137,28 +176,12 @@ def differing(bodies: list[dict[str, Any]]) -> list[tuple[str, list[str], bool]]
         keys += [k for k in f if k not in keys]
     skip = ("entered_at", "supersedes", "scans", "operator", "note", "election", "form", "tps")
     out = []
-    for k in sorted(keys, key=paper_order):
+    for k in sorted(keys, key=paper.cell_order):
         if k.split(".")[0] in skip:
             continue
         vals = [str(f.get(k, "—")) for f in flat]
         out.append((k, vals, len(set(vals)) > 1))
     return out
-
-
-_SECTIONS = (
-    "pemilih_dpt", "pengguna_dpt", "pengguna_dptb", "pengguna_dpk", "pengguna_total",
-    "surat_suara", "disabilitas", "suara", "partai", "sah", "tidak_sah", "total",
-)  # fmt: skip
-_SUBS = ("l", "p", "j", "diterima", "digunakan", "rusak", "sisa", "partai", "caleg", "jumlah")
-
-
-def paper_order(path: str) -> tuple[int, ...]:
-    """Where a cell sits on the C.Hasil paper: sections I-V in order, L P J, numbers by value."""
-    parts = path.split(".")
-    key = [_SECTIONS.index(parts[0]) if parts[0] in _SECTIONS else len(_SECTIONS)]
-    for p in parts[1:]:
-        key.append(int(p) if p.isdigit() else 1000 + (_SUBS.index(p) if p in _SUBS else 99))
-    return tuple(key)
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -183,3 +206,30 @@ def readable_record(raw_hex: str | None) -> dict[str, Any] | str:
     except (ValueError, ProtocolError) as exc:
         return f"(unreadable: {exc}) {raw_hex[:64]}…"
     return {"seq": rec.seq, "prev": rec.prev.hex()[:16], "hash": rec.hash.hex()[:16], **body}
+
+
+def neighbours(rows: list[FlaggedEntry], digest: str) -> tuple[int, FlaggedEntry] | None:
+    """Where the flagged entry ``digest`` (hash hex) sits in ``rows``: (index, entry)."""
+    for i, x in enumerate(rows):
+        if x.hash == digest:
+            return i, x
+    return None
+
+
+def flag_marks(flags: list[dict[str, str]]) -> dict[str, list[str]]:
+    """Which rules point at a cell path: a flag's ``field`` names a cell (``sah``,
+    ``pengguna_total.l``) or a row of cells (``pemilih_dpt``: its L, P and J)."""
+    out: dict[str, list[str]] = {}
+    for f in flags:
+        if f["field"]:
+            out.setdefault(f["field"], []).append(f["rule"])
+    return out
+
+
+def marked(path: str, marks: dict[str, list[str]]) -> list[str]:
+    """The rules that point at ``path`` (its own field, or a row it belongs to)."""
+    hit: list[str] = []
+    parts = path.split(".")
+    for i in range(len(parts), 0, -1):
+        hit += [r for r in marks.get(".".join(parts[:i]), []) if r not in hit]
+    return hit

@@ -9,11 +9,14 @@ import json
 import re
 import socket
 import string
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub.access import is_loopback
+from hub.console import app as console_app
 from hub.console import locality
 from hub.console.app import CONSOLE, TOKEN_HEADER
 from hub.console.i18n import WORDS
@@ -21,9 +24,12 @@ from hub.console.live import COUNT_KEYS, counts_of
 from hub.console.tally import Tally
 from hub.protocol import entry, record, state
 from hub.protocol.identity import Identity
+from hub.store import HubStore
 from tests.helpers import chain, forms
+from tests.shared.images import png
 
-from .conftest import Served
+from .conftest import MakeClient, Served
+from .test_blobs import LAPTOP, ScanHub, scan_hub, sha
 from .test_store import disk_full
 
 # -- the locality rule ------------------------------------------------------------------------
@@ -77,6 +83,31 @@ def test_words_have_both_languages_with_the_same_placeholders() -> None:
         assert ind and eng, key
         names = [{f for _, f, _, _ in fields.parse(text) if f} for text in (ind, eng)]
         assert names[0] == names[1], key
+
+
+def test_the_read_only_page_takes_its_words_from_the_same_table() -> None:
+    """hub/dashboard.py (root and PostgreSQL hubs) keeps no word table of its own: its words,
+    including its briefer wordings, are the console's ``WORDS``."""
+    from hub import dashboard
+
+    tables = [name for name, v in vars(dashboard).items() if isinstance(v, dict) and v
+              and all(isinstance(x, tuple) and len(x) == 2 for x in v.values())]  # fmt: skip
+    assert tables == []
+    assert set(dashboard._KEYS.values()) <= set(WORDS)
+    s = {"now": 10.0, "name": "Root", "role": "national", "node_id": "AAAA-BBBB-CCCC",
+         "entries": {"accepted": 3, "held": 0}, "tps": {"single": 1, "verified": 1, "conflict": 0},
+         "forks": 0, "devices": {"pending": 1},
+         "upstream": {"state": "backoff", "url": "http://up", "backlog": 2, "oldest_age_s": 4.0,
+                      "confirmed": 1, "rejected": 0},
+         "device_list": [{"id": "D1", "name": "Meja", "state": "approved", "forked": False,
+                          "code": "1234", "entries": 3, "last_seen": 9}],
+         "conflicts": [], "flags": {}}  # fmt: skip
+    ind, eng = dashboard.render(s, "id"), dashboard.render(s, "en")
+    for key in ("dash_title", "verified", "devices", "backlog_short", "oldest_label"):
+        assert WORDS[key][0].format(name="Root") in ind and WORDS[key][1].format(name="Root") in eng
+    assert "1 laptop menunggu persetujuan" in ind and "1 laptop(s) waiting" in eng
+    assert ">menunggu coba lagi<" in ind and ">backing off<" in eng  # the console's st_ words
+    assert ">disetujui<" in ind and ">English</a>" in ind and ">Bahasa Indonesia</a>" in eng
 
 
 # -- pages and actions ------------------------------------------------------------------------
@@ -302,8 +333,16 @@ async def test_resolving_a_conflict_signs_a_superseding_entry(hub: Served) -> No
     assert f'data-conflict="{c["form"]}:{c["tps"]}"' in page
     q = f"/console/conflict?e={c['election']}&f={c['form']}&t={c['tps']}"
     detail = await _page(hub, q)
-    differing = re.findall(r'data-differs="1"><th scope="row">([^<]+)</th>', detail)
-    assert differing == ["suara.1"]  # only the cell the second operator typed differently
+    differing = re.findall(r'data-differs="1" data-field="([^"]+)"><th scope="row"[^>]*>([^<]+)<',
+                           detail)  # fmt: skip
+    # only the cell the second operator typed differently, named as on the paper
+    assert differing == [("suara.1", "Pasangan calon nomor 1")]
+    assert "IV. PEROLEHAN SUARA PASANGAN CALON" in detail
+    assert ">1. Pemilih dalam DPT · L<" in detail and ">A. Jumlah suara sah<" in detail
+    assert ">suara.1<" not in detail and ">pemilih_dpt.l<" not in detail
+    english = await _page(hub, q + "&lang=en")
+    assert ">Candidate pair 1<" in english and "IV. VOTES PER CANDIDATE PAIR" in english
+    assert ">1. Voters on the DPT · L (men)<" in english
     token = _token(detail)
     form = {"e": c["election"], "f": c["form"], "t": c["tps"], "chosen": ra[0].hash.hex()}
     async with hub.http.post("/console/resolve", data=form, headers={TOKEN_HEADER: token}) as r:
@@ -391,3 +430,132 @@ async def test_progress_against_the_master_per_kecamatan_and_kelurahan(
     assert cells == [str(expected), "3", "0", "0", str(expected - 3)]
     assert 'data-region="317101"' in page and 'data-region="317102"' not in page
     assert 'class="print"' in await _page(hub, "/console/progress?print=1")
+
+
+# -- the flags page: the scan beside the numbers ----------------------------------------------
+
+
+@pytest.fixture
+async def shub(tmp_path: Path, aiohttp_client: MakeClient) -> AsyncIterator[ScanHub]:
+    """A hub keeping scans (tests/hub/test_blobs.py)."""
+    store = await HubStore.open(tmp_path)
+    h = await scan_hub(tmp_path, store, aiohttp_client)
+    yield h
+    h.scans.close()
+    await store.close()
+
+
+async def test_a_flagged_entry_shows_its_scans_beside_its_numbers(shub: ScanHub) -> None:
+    p1, p2, p3 = png(rgb=(200, 30, 30)), png(rgb=(30, 200, 30)), png(rgb=(30, 30, 200))
+    bodies = forms(2, seed=4)
+    for b, pages in zip(bodies, [[p1, p2], [p3]], strict=True):
+        b["sah"] += 1  # the paper's own mistake, typed as written: R3 (and R5)
+        b["scans"] = [sha(p) for p in pages]
+    bodies[0]["note"] = "angka sesuai formulir"
+    await shub.enrolled(LAPTOP, approve=True)
+    status, _ = await shub.push([r.raw for r in chain(LAPTOP, bodies)])
+    assert status == 200
+    for p in (p1, p2):  # the third page has not arrived
+        await shub.upload(p)
+    flags = await _page(shub, "/console/flags?rule=R3")
+    rows = re.findall(r'data-hash="([0-9a-f]{64})".*?data-scan-state="(\w+)"', flags, flags=re.S)
+    hashes = [h for h, _ in rows]
+    assert [st for _, st in rows] == ["held", "pending"]
+    assert "pindaian menunggu" in flags and 'href="/console/entry?h=' in flags
+    first = await _page(shub, f"/console/entry?h={hashes[0]}&rule=R3")
+    shown = re.findall(r'<figure data-scan="(\w+)" data-scan-state="(\w+)">\s*<img '
+                       r'class="scanpage" src="/v1/blobs/(\w+)"', first)  # fmt: skip
+    assert shown == [(sha(p1), "held", sha(p1)), (sha(p2), "held", sha(p2))]
+    assert "pindaian menunggu" not in first and "data-confirmed-on-paper" in first
+    # the numbers under the paper's sections, the cell R3 points at marked
+    assert "V. JUMLAH SUARA SAH DAN TIDAK SAH" in first and ">A. Jumlah suara sah<" in first
+    sah = re.search(r'<tr data-field="sah" class="flagged-cell" data-flag-rules="([^"]+)"', first)
+    assert sah is not None and "R3" in sah.group(1).split()
+    assert f'<td class="num">{bodies[0]["sah"]} <small>' in first
+    assert "suara sah = " in first  # the flag's own message, in Indonesian
+    assert "data-next" in first and "data-prev" not in first  # entry 1 of 2 in R3
+    second = await _page(shub, f"/console/entry?h={hashes[1]}&rule=R3&lang=en")
+    assert re.search(rf'data-scan="{sha(p3)}" data-scan-state="pending">\s*<p class="alert warn">'
+                     r"scan pending</p>", second)  # fmt: skip
+    assert "/v1/blobs/" not in second and ">A. Valid votes<" in second
+    assert "data-prev" in second and "data-next" not in second
+    async with shub.http.get(f"/console/entry?h={'0' * 64}") as r:
+        assert r.status == 404
+    # the conflict view shows each reading's pages the same way
+    other = json.loads(json.dumps(bodies[1]))
+    other["suara"]["1"] += 1
+    other["scans"] = [sha(p1)]
+    b = Identity.generate()
+    await shub.enrolled(b, approve=True)
+    await shub.push([r.raw for r in chain(b, [other])])
+    q = f"/console/conflict?e={other['election']}&f={other['form']}&t={other['tps']}"
+    conflict = await _page(shub, q)
+    states = re.findall(r'<figure data-scan="(\w+)" data-scan-state="(\w+)">', conflict)
+    assert sorted(states) == sorted([(sha(p3), "pending"), (sha(p1), "held")])
+    assert conflict.count('<img class="scanpage"') == 1 and "pindaian menunggu" in conflict
+
+
+# -- a conflict opened without walking the store ----------------------------------------------
+
+
+class CountingList(list[Any]):
+    """The store's live list of facts, counting the items read from it (by iteration or by
+    slice): what a request walks on the event loop."""
+
+    read = 0
+
+    def __iter__(self) -> Any:
+        self.read += len(self)
+        return super().__iter__()
+
+    def __getitem__(self, i: Any) -> Any:
+        got = super().__getitem__(i)
+        self.read += len(got) if isinstance(i, slice) else 1
+        return got
+
+
+async def test_a_conflict_is_read_from_the_index_and_sees_later_records(
+    hub: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console = hub.http.app[CONSOLE]
+    a, b, c = Identity.generate(), Identity.generate(), Identity.generate()
+    for x in (a, b):
+        await hub.enrolled(x, approve=True)
+    ra, rb = _disagreeing(a, b)
+    fillers = chain(a, forms(300, seed=5), start=2, prev=ra[0].hash)
+    await hub.push([ra[0].raw, rb[0].raw] + [r.raw for r in fillers])
+    key = hub.service.status_now()["conflicts"][0]
+    q = f"/console/conflict?e={key['election']}&f={key['form']}&t={key['tps']}"
+    assert (await _page(hub, q)).count("data-reading=") == 2
+    made = console._made
+    assert made is not None and made.views.seen == 302  # the index, built off the loop
+    assert [f.seq for f in made.views.by_key[(key["election"], key["form"], key["tps"])]] == [1, 1]
+    counting = CountingList(hub.store._mem.facts)  # the store's live list, counted
+    hub.store._mem.facts = counting
+    console._made = type(made)(made.version, made.views, counting)
+    # a third reading, from a laptop not approved yet: stored, not counted
+    third = json.loads(json.dumps(forms(1)[0]))
+    third["suara"]["1"] += 5
+    await hub.enrolled(c, approve=False)
+    await hub.push([r.raw for r in chain(c, [third])])
+    await console.live.current()  # the room's own status is derived before we count
+    before = counting.read
+    assert (await _page(hub, q)).count("data-reading=") == 2
+    assert counting.read - before <= 1  # the one record stored since the index, not 303
+    await hub.service.approve(c.node_id)  # approved after the index was made: now counted
+    await console.live.current()
+    before = counting.read
+    page = await _page(hub, q)
+    assert page.count("data-reading=") == 3 and counting.read - before <= 1
+    # resolving reads the same way and sees its own new entries
+    form = {"e": key["election"], "f": key["form"], "t": key["tps"], "chosen": ra[0].hash.hex()}
+    async with hub.http.post(
+        "/console/resolve", data=form, headers={TOKEN_HEADER: _token(page)}
+    ) as r:
+        assert r.status == 200, await r.text()
+        assert len((await r.json())["made"]) == 2
+    assert 'data-status="verified"' in await _page(hub, q)
+    assert console._made is not None and console._made.views.seen == 302  # no new walk needed
+    monkeypatch.setattr(console_app, "TAIL", 2)  # more stored since than a page may walk:
+    assert 'data-status="verified"' in await _page(hub, q)
+    assert console._made.views.seen == 305  # the views (and the index) were derived again

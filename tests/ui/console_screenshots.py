@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from tests.integration.procs import C1CLIENT, Procs, enter, run, sync, wait_for
+from tests.shared.images import png
 
 from .harness import chromium
 
@@ -56,6 +57,13 @@ def shoot(procs: Procs) -> None:
         suara[no] = (suara[no] + 10) % 1000
     for f in second:
         f["operator"] = "Siti"
+    # a form whose paper adds up wrongly, typed as written and confirmed, with its scan
+    flagged = first[30]
+    flagged["sah"] = int(str(flagged["sah"])) + 1
+    flagged["note"] = "sesuai formulir kertas"
+    scan = procs.tmp / "c-hasil-hal1.png"
+    scan.write_bytes(png(600, 840, (236, 234, 226)))
+    flagged["scans"] = [str(scan)]
     lines = {"meja1": first, "meja2": second, "meja4": forms(3, 13), "meja3": forms(5, 9)}
     for name, fs in lines.items():
         data = procs.laptop(name)
@@ -90,6 +98,10 @@ def shoot(procs: Procs) -> None:
         page.screenshot(path=str(OUT / "console-conflict.png"), full_page=True)
         page.goto(room.url + "/console/flags")
         page.screenshot(path=str(OUT / "console-flags.png"))
+        page.locator(f'tr[data-flagged$=":{flagged["tps"]}"] a[data-open]').first.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("[data-scanpane] img.scanpage")
+        page.screenshot(path=str(OUT / "console-entry.png"))
         page.goto(room.url + "/console/progress")
         page.screenshot(path=str(OUT / "console-progress.png"))
         page.goto(room.url + "/console/forks")

@@ -6,6 +6,7 @@ root, and the page of a room with 50,000 entries and 500 devices."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import secrets
@@ -26,6 +27,7 @@ from tests.integration.procs import (
     sync,
     wait_for,
 )
+from tests.shared.images import png
 
 from . import roomfill
 from .harness import CHROMIUM, chromium
@@ -243,8 +245,11 @@ def test_resolving_a_conflict_ends_verified_at_the_root(browser: Any, procs: Pro
     link.focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("table.side", timeout=TIMEOUT_MS)
-    differs = page.locator('tr[data-differs="1"] th').all_inner_texts()
-    assert differs == [f"suara.{first}"]
+    differs = page.locator('tr[data-differs="1"]')
+    assert [differs.nth(i).get_attribute("data-field") for i in range(differs.count())] == [
+        f"suara.{first}"
+    ]
+    assert differs.locator("th").all_inner_texts() == [f"Pasangan calon nomor {first}"]
     page.screenshot(path=str(procs.tmp / "conflict.png"))
     choose = page.locator('button[data-action="choose"]').first  # the first reading (meja1)
     chosen = choose.get_attribute("data-chosen")
@@ -261,6 +266,63 @@ def test_resolving_a_conflict_ends_verified_at_the_root(browser: Any, procs: Pro
     wait_status(root, lambda s: s["entries"]["accepted"] == 3 and s["tps"]["verified"] == 1)
     assert root.status()["tps"]["conflict"] == 0
     assert chosen is not None
+
+
+# -- flags: the scan beside the numbers --------------------------------------------------------
+
+
+def test_work_the_flags_with_the_scan_beside_the_numbers(browser: Any, procs: Procs) -> None:
+    """Keyboard only: g f to the flags, j to the first flagged entry, Enter opens it with its
+    scanned pages beside its numbers, j to the next one (whose scan is not at the hub yet),
+    Esc back to the list."""
+    hub = procs.hub("hub").start()
+    laptop = procs.laptop("meja1")
+    scan = procs.tmp / "halaman1.png"
+    scan.write_bytes(png(120, 160))
+    forms = [json.loads(x) for x in generate(2, seed=23, mistakes=0.0)]
+    for f in forms:
+        f["sah"] += 1  # R3 and R5: the paper's own arithmetic, typed as written
+    forms[0]["scans"] = [str(scan)]
+    forms[0]["note"] = "angka sesuai formulir"
+    forms[1]["scans"] = [hashlib.sha256(b"a page still in the scanner").hexdigest()]
+    enter(laptop, [json.dumps(f) for f in forms])
+    sync(laptop, hub.url)
+    hub.approve("meja1")
+    wait_status(hub, lambda s: s["entries"]["accepted"] == 2 and s["scans"]["held"] == 1)
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(hub.url + "/")
+    with page.expect_navigation():
+        page.keyboard.press("g")
+        page.keyboard.press("f")
+    rows = page.locator("tr[data-flagged]")
+    assert rows.count() == 2
+    assert rows.nth(0).locator("[data-scan-state]").get_attribute("data-scan-state") == "held"
+    assert "pindaian menunggu" in rows.nth(1).inner_text()
+    page.keyboard.press("j")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    img = page.locator("[data-scanpane] img.scanpage")
+    img.wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelector('img.scanpage').naturalWidth === 120")
+    numbers = page.locator("section.numbers")
+    box_n, box_s = numbers.bounding_box(), page.locator("[data-scanpane]").bounding_box()
+    assert box_n is not None and box_s is not None
+    assert box_s["x"] >= box_n["x"] + box_n["width"] and box_s["y"] < 768  # beside, in view
+    sah = page.locator('tr[data-field="sah"]')
+    assert "R3" in (sah.get_attribute("data-flag-rules") or "")
+    assert sah.locator("th").inner_text() == "A. Jumlah suara sah"
+    assert page.locator("[data-confirmed-on-paper]").is_visible()
+    page.keyboard.press("s")
+    assert page.evaluate("document.activeElement.hasAttribute('data-scanpane')")
+    with page.expect_navigation():
+        page.keyboard.press("j")
+    waiting = page.locator('[data-scanpane] [data-scan-state="pending"]')
+    assert "pindaian menunggu" in waiting.inner_text()
+    assert page.locator("img.scanpage").count() == 0
+    with page.expect_navigation():
+        page.keyboard.press("Escape")
+    assert page.locator("tr[data-flagged]").count() == 2
 
 
 def wait_status(hub: HubProc, ok: Any, timeout: float = 60.0) -> None:

@@ -187,7 +187,29 @@
 
   // -- keys ------------------------------------------------------------------------------------
   let g = false;
-  function rows() { return Array.from(document.querySelectorAll("tr[data-device-id]")); }
+  const ROWS = "tr[data-device-id], tr[data-flagged]";
+  function rows() { return Array.from(document.querySelectorAll(ROWS)); }
+  const onEntry = body.dataset.page === "/console/entry";
+  let zoom = 1;
+  function setZoom(z) {
+    zoom = Math.min(Math.max(z, 0.5), 4);
+    document.querySelectorAll("img.scanpage").forEach((img) => { img.style.width = `${zoom * 100}%`; });
+  }
+  function follow(sel) {
+    const a = document.querySelector(sel);
+    if (a) location.href = a.href;
+    return Boolean(a);
+  }
+  function entryKey(k) { // one flagged entry: walk the list, look at the scan
+    if (k === "j") return follow("a[data-next]") || true;
+    if (k === "k") return follow("a[data-prev]") || true;
+    if (k === "Escape") return follow("a[data-back]");
+    if (k === "s") { const p = document.querySelector("[data-scanpane]"); if (p) p.focus({ preventScroll: true }); return true; }
+    if (k === "+" || k === "=") { setZoom(zoom * 1.25); return true; }
+    if (k === "-") { setZoom(zoom / 1.25); return true; }
+    if (k === "0") { setZoom(1); return true; }
+    return false;
+  }
   document.addEventListener("keydown", (ev) => {
     const typing = ev.target.closest("input, select, textarea") || dialog.open;
     if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
@@ -205,8 +227,17 @@
       if (s) { ev.preventDefault(); s.focus(); }
       return;
     }
+    if (onEntry) {
+      if (entryKey(k)) ev.preventDefault();
+      return;
+    }
     const all = rows();
-    const cur = document.activeElement && document.activeElement.closest("tr[data-device-id]");
+    const cur = document.activeElement && document.activeElement.closest(ROWS);
+    if (k === "Enter" && cur && document.activeElement === cur) {
+      const open = cur.querySelector("a[data-open]");
+      if (open) { ev.preventDefault(); location.href = open.href; }
+      return;
+    }
     if (k === "j" || k === "k") {
       ev.preventDefault();
       let i = cur ? all.indexOf(cur) : -1;
