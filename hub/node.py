@@ -245,11 +245,9 @@ class Hub:
             store = await self._open_store(stack)
             blobs = await open_blobs(self.data_dir, cfg.blobs)
             stack.push_async_callback(blobs.close)
-            scans: HubScans | None = None
-            if isinstance(store, HubStore):  # scan transfer: the SQLite store's facts only
-                scans = HubScans(self.data_dir, store, root=cfg.root)
-                await scans.load()
-                stack.callback(scans.close)
+            scans = HubScans(self.data_dir, store, root=cfg.root, blobs=blobs)
+            await scans.load()
+            stack.callback(scans.close)
             if cfg.upstream:
                 self.forwarder = Forwarder(
                     _upstream_view(store), HttpUpstream(cfg.upstream), self.ident, self.name,
@@ -280,10 +278,8 @@ class Hub:
         async with self._starting() as stack:
             store = await self._open_store(stack)
             known = await store.get_meta(META_UPSTREAM_KEY) is not None
-            scans: HubScans | None = None
-            if isinstance(store, HubStore):  # scan transfer: the SQLite store's facts only
-                scans = HubScans(self.data_dir, store, root=self.config.root)
-                await scans.load()
+            scans = HubScans(self.data_dir, store, root=self.config.root)
+            await scans.load()
             self._service = HubService(
                 store, self.ident, name=self.name, root=self.config.root,
                 max_batch=self.config.max_batch, upstream_known=known, scans=scans,

@@ -405,6 +405,8 @@ class HubService:
                 self.store.status(self.node_info(), clock.now())
             )
         task = self._status_task
+        if self.scans is not None:
+            await self.scans.summarize()
         built = await asyncio.shield(task)
         if task is self._status_task:  # not forgotten meanwhile
             self._status_cache = (clock.monotonic(), built)
@@ -419,6 +421,8 @@ class HubService:
     async def fresh_status(self) -> dict[str, Any]:
         """The status dict derived now on a worker thread from a snapshot, for a caller that
         shares it itself (the console's ``Live``); the ``status`` cache is left alone."""
+        if self.scans is not None:
+            await self.scans.summarize()
         return self._finish_status(await self.store.status(self.node_info(), clock.now()))
 
     def upstream_block(self) -> dict[str, Any] | None:
@@ -455,5 +459,5 @@ class HubService:
             held_bytes=c.held_bytes,
             devices=c.devices,
             upstream=self.upstream.status() if self.upstream is not None else None,
-            scans=self.scans.metrics() if self.scans is not None else None,
+            scans=await self.scans.metrics() if self.scans is not None else None,
         )

@@ -50,6 +50,7 @@ from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import PENDING, Device, Head
 from hub.protocol.quota import QUOTA, Quotas, Usage
+from hub.scanbook import SqliteScanBook, holds_exactly
 from hub.shared.db import Database
 from hub.status import DeviceInfo
 from hub.storage import Counters, NodeInfo
@@ -140,6 +141,7 @@ class HubStore:
         self._file = _file_id(self.path)  # hub.db as opened: (device, inode)
         self._quota_refused = 0  # records refused for a quota since the last log line
         self._quota_logged_at = -QUOTA_LOG_S
+        self.scan_book = SqliteScanBook(self, {}, self._add_blob)  # the scans (hub.scanbook)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -152,6 +154,8 @@ class HubStore:
         db = await Database.open(data_dir / schema.DB_FILE, schema.MIGRATIONS, label="c1hub")
         try:
             store = cls(db, await load(db), refuse_unknown=refuse_unknown, quotas=quotas)
+            held = holds_exactly(await db.fetchall("SELECT hash, size, kind FROM blobs"))
+            store.scan_book = SqliteScanBook(store, held, store._add_blob)
         except BaseException:
             await db.close()
             raise
@@ -182,6 +186,14 @@ class HubStore:
                     log.critical("%s", gone.message)
                     self.broken = gone
                 raise gone
+
+    async def _add_blob(self, digest: str, size: int, kind: str, now: int) -> None:
+        """A blob durable in the blob store is held (the scan book's one write)."""
+        async with self._lock, self._transaction() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO blobs(hash, size, kind, at) VALUES (?,?,?,?)",
+                (digest, size, kind, now),
+            )
 
     @property
     def db(self) -> Database:

@@ -19,6 +19,10 @@ bookkeeping. Three kinds of row are new, so that a root holds no per-entry state
 - ``scan_tps`` / ``r12`` and ``r13`` (migration 2): the hub-level rules R12 (one scan under two
   TPS) and R13 (users totals differing between the forms of a TPS), moved by the same
   transaction for the scans and TPS whose keys changed.
+- ``scans`` / ``scan_entries`` (migration 4): every page hash the entries held name, one row
+  per hash (its size and kind once the blob is held) and one per (hash, entry), filled by a
+  trigger on ``records`` in the ingest transaction itself; ``hub.pg.scans`` reads them and
+  marks a blob held. Shared by every receiver: a blob taken by one is held for all.
 
 ``migrate`` applies what is missing, each migration in its own transaction, recorded in
 ``schema_migrations``, under a session advisory lock: several receivers starting at once
@@ -236,6 +240,49 @@ MIGRATIONS: list[str] = [
     CREATE INDEX kec_counts_region ON kec_counts (election, kec);
     CREATE INDEX kab_votes_region ON kab_votes (election, kab);
     CREATE INDEX kab_counts_region ON kab_counts (election, kab);
+    """,
+    # 4: the scans (hub.pg.scans): which hashes the entries name, which blobs are held
+    r"""
+    CREATE TABLE scans (
+        hash text PRIMARY KEY,
+        size bigint,  -- NULL while named but not held
+        kind text,
+        held_at bigint
+    );
+    CREATE INDEX scans_missing ON scans (hash) WHERE size IS NULL;
+    CREATE TABLE scan_entries (
+        scan text NOT NULL,
+        dev bigint NOT NULL,
+        seq bigint NOT NULL,
+        election text NOT NULL,
+        form text NOT NULL,
+        tps text NOT NULL,
+        PRIMARY KEY (scan, dev, seq)
+    );
+    CREATE INDEX scan_entries_entry ON scan_entries (dev, seq);
+
+    CREATE FUNCTION c1hub_scans_named() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        INSERT INTO scans(hash)
+            SELECT DISTINCT s FROM new_records n, unnest(string_to_array(n.scans, ',')) s
+            WHERE n.scans <> '' ORDER BY 1 ON CONFLICT DO NOTHING;
+        INSERT INTO scan_entries(scan, dev, seq, election, form, tps)
+            SELECT s, n.dev, n.seq, n.election, n.form, n.tps
+            FROM new_records n, unnest(string_to_array(n.scans, ',')) s
+            WHERE n.scans <> '' ON CONFLICT DO NOTHING;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_scans AFTER INSERT ON records
+        REFERENCING NEW TABLE AS new_records
+        FOR EACH STATEMENT EXECUTE FUNCTION c1hub_scans_named();
+
+    INSERT INTO scans(hash)
+        SELECT DISTINCT s FROM records r, unnest(string_to_array(r.scans, ',')) s
+        WHERE r.scans <> '' ON CONFLICT DO NOTHING;
+    INSERT INTO scan_entries(scan, dev, seq, election, form, tps)
+        SELECT s, r.dev, r.seq, r.election, r.form, r.tps
+        FROM records r, unnest(string_to_array(r.scans, ',')) s
+        WHERE r.scans <> '' ON CONFLICT DO NOTHING;
     """,
 ]
 

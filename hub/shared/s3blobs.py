@@ -38,6 +38,7 @@ import secrets
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -438,11 +439,34 @@ class S3BlobStore:
                     await w.write(c)
             return await w.commit()
 
-    async def iter_chunks(self, digest: str, size: int = CHUNK) -> AsyncIterator[bytes]:
-        """The held blob's bytes, streamed (S3BlobError ``not_found`` if it is not held)."""
+    async def adopt(self, path: Path, digest: str) -> bool:
+        """Store the whole, already verified blob in the file at ``path`` under ``digest``
+        (hashed again on the way; the server checks it too), then remove the file. False when
+        the blob was already held."""
+        f = await asyncio.to_thread(open, path, "rb")
+        try:
+            async with self.writer(digest) as w:
+                while chunk := await asyncio.to_thread(f.read, self.part_size):
+                    await w.write(chunk)
+                info = await w.commit()
+        finally:
+            f.close()
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        return info.new
+
+    async def iter_chunks(
+        self, digest: str, size: int = CHUNK, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The held blob's bytes ``start`` .. ``end`` (inclusive; None: to its end), streamed
+        (S3BlobError ``not_found`` if it is not held)."""
+        extra = (
+            {"Range": f"bytes={start}-{'' if end is None else end}"}
+            if start or end is not None
+            else {}
+        )
         try:
             r = await self.call(
-                self.client.get_object, Bucket=self.loc.bucket, Key=self.key(digest)
+                self.client.get_object, Bucket=self.loc.bucket, Key=self.key(digest), **extra
             )
         except ClientError as exc:
             if _code(exc) in ("404", "NoSuchKey", "NotFound"):

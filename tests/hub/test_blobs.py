@@ -224,7 +224,7 @@ async def test_partial_upload_survives_a_restart(
                 _, reply = await h.put(digest, data[7000:], 7000, len(data))
                 assert reply == {"offset": len(data), "stored": 1}
                 assert scans.blobs.path(digest).read_bytes() == data
-                assert scans.counts().to_dict() == {
+                assert (await scans.counts()).to_dict() == {
                     "expected": 1, "held": 1, "missing": 0, "pending_upstream": 1,
                     "bytes_pending": len(data),
                 }  # fmt: skip
