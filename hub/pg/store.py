@@ -152,7 +152,7 @@ class PgStore:
     def __init__(self, pool: asyncpg.Pool, *, refuse_unknown: bool = False):
         self.pool = pool
         self.db = _Reads(pool)  # reads and small writes outside ``_run``
-        self.scan_book = PgScanBook(self.db)  # the scans named and held (hub.pg.scans)
+        self.scan_book = PgScanBook(self.db, self._tx)  # the scans named, held (hub.pg.scans)
         self.refuse_unknown = refuse_unknown
         self.retries = 0  # transactions run again after a serialization failure or deadlock
         self.commits = 0  # pushes committed by this process

@@ -38,7 +38,9 @@ async def test_a_blob_is_held_once_and_for_every_store_on_the_data(
 ) -> None:
     who = ident(22)
     await approved(store, who)
-    await store.push(check(sign(who, with_scans(forms(2, seed=22), [[1, 2], [2]]))), 3)
+    bodies = with_scans(forms(4, seed=22), [[1, 2], [2], [1], [5, 5]])
+    raws = sign(who, bodies)
+    await store.push(check(raws[:2]), 3)
     book = store.scan_book
     assert await book.add_held(h(1), 1234, "jpeg", 5) is True
     assert await book.add_held(h(1), 1234, "jpeg", 6) is False  # already held
@@ -49,13 +51,18 @@ async def test_a_blob_is_held_once_and_for_every_store_on_the_data(
         "expected": 2, "held": 1, "missing": 1, "pending_upstream": 0, "bytes_pending": 0,
     }  # fmt: skip
     assert s.entries_pending == 2  # both entries name h(2)
-    assert sorted((k[2], m) for k, m in s.listed) == sorted(
-        (b["tps"], [h(2)]) for b in with_scans(forms(2, seed=22), [[1, 2], [2]])
-    )
+    assert sorted((k[2], m) for k, m in s.listed) == sorted((b["tps"], [h(2)]) for b in bodies[:2])
+    # an entry naming only a held scan waits for nothing; one naming a scan twice, for one
+    await store.push(check(raws[2:]), 4)
+    s = await book.summary(None, 10)
+    assert (s.counts.expected, s.counts.held, s.entries_pending) == (3, 1, 3)
+    assert await book.add_held(h(5), 10, "png", 6) is True
+    s = await book.summary(None, 10)
+    assert (s.counts.expected, s.counts.held, s.entries_pending) == (3, 2, 2)
     up = await book.summary({}, 10)  # a hub with an upstream that holds none of them yet
-    assert (up.counts.pending_upstream, up.counts.bytes_pending) == (1, 1234)
+    assert (up.counts.pending_upstream, up.counts.bytes_pending) == (2, 1244)
     up = await book.summary({h(1): 1234}, 10)
-    assert (up.counts.pending_upstream, up.counts.bytes_pending) == (0, 0)
+    assert (up.counts.pending_upstream, up.counts.bytes_pending) == (1, 10)
 
     if hasattr(store, "pool"):  # PostgreSQL: a second receiver, at the same time
         other = await open_store()
@@ -66,7 +73,7 @@ async def test_a_blob_is_held_once_and_for_every_store_on_the_data(
     assert await other.scan_book.add_held(h(1), 1234, "jpeg", 7) is False
     assert await other.scan_book.add_held(h(2), 99, "png", 7) is True
     s = await other.scan_book.summary(None, 10)
-    assert (s.counts.held, s.counts.missing, s.entries_pending, s.listed) == (2, 0, 0, [])
+    assert (s.counts.held, s.counts.missing, s.entries_pending, s.listed) == (3, 0, 0, [])
 
 
 async def test_the_forwarder_gets_each_confirmed_entrys_scans_once(store: HubStorage) -> None:
