@@ -5,15 +5,16 @@ ingest trigger fills ``scans`` and ``scan_entries`` one row per page (and per pa
 This fills both tables directly with SQL at that size, ``--held`` of the scans held, and times
 what the transfer endpoints and the status ask of the book: the lacking question (1,000
 hashes), one held blob (``GET``/``HEAD``), marking a blob held, and the status summary (counts
-and the entries whose scans are pending).
+and the entries whose scans are pending); then what the ingest trigger costs a push.
 
-    .venv/bin/python bench/scanbook.py [--entries 1000000] [--pages 2] [--held 0.9]
+    .venv/bin/python bench/scanbook.py [--entries 1000000] [--pages 2] [--held 0.9] [--push N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import statistics
 import sys
 import time
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hub.pg.store import PgStore  # noqa: E402
+from tests.pg.helpers import check, forms, ident, sign  # noqa: E402
 from tests.servers.postgres import PostgresServer, find_bin_dir  # noqa: E402
 
 FILL_TIMEOUT = 3600.0
@@ -66,6 +68,25 @@ async def fill(store: PgStore, entries: int, pages: int, held: float) -> dict[st
                 for t in ("scans", "scan_entries", "scan_waiting")}  # fmt: skip
 
 
+async def ingest(store: PgStore, n: int) -> None:
+    """Entries/s of ``push`` (batches of 1,000, examined beforehand) for entries naming two
+    scans each and for entries naming none, on the same database: what the trigger costs."""
+    for label, pages, who in (("no scans", 0, ident(901)), ("2 scans each", 2, ident(902))):
+        bodies = forms(n, seed=pages + 7, region="98" if pages else "97")
+        for i, body in enumerate(bodies):
+            body["scans"] = [hashlib.sha256(b"%d/%d/%d" % (pages, i, p)).hexdigest()
+                             for p in range(pages)]  # fmt: skip
+        await store.enroll(who.public, label, "laptop", 1)
+        await store.approve(who.public, 1, b"E")
+        raws = sign(who, bodies)
+        batches = [check(raws[k : k + 1000]) for k in range(0, n, 1000)]
+        t = time.perf_counter()
+        for b in batches:
+            await store.push(b, 2)
+        d = time.perf_counter() - t
+        print(f"  push, {label:<14}{n / d:>10.0f} entries/s ({n:,} in batches of 1,000)")
+
+
 async def timed(call: Callable[[], Awaitable[Any]], n: int = 5) -> float:
     times = []
     for _ in range(n):
@@ -75,7 +96,7 @@ async def timed(call: Callable[[], Awaitable[Any]], n: int = 5) -> float:
     return statistics.median(times)
 
 
-async def main(entries: int, pages: int, held: float) -> None:
+async def main(entries: int, pages: int, held: float, push: int) -> None:
     bin_dir = find_bin_dir()
     if bin_dir is None:
         raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
@@ -101,6 +122,8 @@ async def main(entries: int, pages: int, held: float) -> None:
             }
             for name, (call, n) in calls.items():
                 print(f"  {name:<24}{await timed(call, n) * 1000:>10.1f} ms (median of {n})")
+            if push:
+                await ingest(store, push)
         finally:
             await store.close()
 
@@ -110,5 +133,6 @@ if __name__ == "__main__":
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--pages", type=int, default=2)
     ap.add_argument("--held", type=float, default=0.9, help="share of the scans held")
+    ap.add_argument("--push", type=int, default=10_000, help="entries pushed per kind (0: none)")
     a = ap.parse_args()
-    asyncio.run(main(a.entries, a.pages, a.held))
+    asyncio.run(main(a.entries, a.pages, a.held, a.push))
