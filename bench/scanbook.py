@@ -25,9 +25,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.national_reads import throwaway_store  # noqa: E402
 from hub.pg.store import PgStore  # noqa: E402
 from tests.pg.helpers import check, forms, ident, sign  # noqa: E402
-from tests.servers.postgres import PostgresServer, find_bin_dir  # noqa: E402
 
 FILL_TIMEOUT = 3600.0
 HASH = "encode(sha256((e * 10 + p)::text::bytea), 'hex')"
@@ -97,35 +97,28 @@ async def timed(call: Callable[[], Awaitable[Any]], n: int = 5) -> float:
 
 
 async def main(entries: int, pages: int, held: float, push: int) -> None:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
-    with PostgresServer(bin_dir, settings={"shared_buffers": "512MB"}) as pg:
-        store = await PgStore.open(pg.dsn())
-        try:
-            t0 = time.perf_counter()
-            sizes = await fill(store, entries, pages, held)
-            print(f"filled in {time.perf_counter() - t0:.0f} s: "
-                  + ", ".join(f"{k} {v:,} rows" for k, v in sizes.items()))  # fmt: skip
-            async with store.pool.acquire() as con:
-                some = [r[0] for r in await con.fetch(
-                    "SELECT hash FROM scans ORDER BY random() LIMIT 1000")]  # fmt: skip
-                todo = [r[0] for r in await con.fetch(
-                    "SELECT hash FROM scans WHERE size IS NULL LIMIT 5")]  # fmt: skip
-            book = store.scan_book
-            marks = iter(todo)
-            calls: dict[str, tuple[Callable[[], Awaitable[Any]], int]] = {
-                "lacking (1,000 hashes)": (lambda: book.lookup(some), 5),
-                "held (GET/HEAD)": (lambda: book.held(some[0]), 5),
-                "add_held": (lambda: book.add_held(next(marks), 1, "jpeg", 2), 5),
-                "summary (root)": (lambda: book.summary(None, 100), 3),
-            }
-            for name, (call, n) in calls.items():
-                print(f"  {name:<24}{await timed(call, n) * 1000:>10.1f} ms (median of {n})")
-            if push:
-                await ingest(store, push)
-        finally:
-            await store.close()
+    async with throwaway_store() as store:
+        t0 = time.perf_counter()
+        sizes = await fill(store, entries, pages, held)
+        print(f"filled in {time.perf_counter() - t0:.0f} s: "
+              + ", ".join(f"{k} {v:,} rows" for k, v in sizes.items()))  # fmt: skip
+        async with store.pool.acquire() as con:
+            some = [r[0] for r in await con.fetch(
+                "SELECT hash FROM scans ORDER BY random() LIMIT 1000")]  # fmt: skip
+            todo = [r[0] for r in await con.fetch(
+                "SELECT hash FROM scans WHERE size IS NULL LIMIT 5")]  # fmt: skip
+        book = store.scan_book
+        marks = iter(todo)
+        calls: dict[str, tuple[Callable[[], Awaitable[Any]], int]] = {
+            "lacking (1,000 hashes)": (lambda: book.lookup(some), 5),
+            "held (GET/HEAD)": (lambda: book.held(some[0]), 5),
+            "add_held": (lambda: book.add_held(next(marks), 1, "jpeg", 2), 5),
+            "summary (root)": (lambda: book.summary(None, 100), 3),
+        }
+        for name, (call, n) in calls.items():
+            print(f"  {name:<24}{await timed(call, n) * 1000:>10.1f} ms (median of {n})")
+        if push:
+            await ingest(store, push)
 
 
 if __name__ == "__main__":
