@@ -384,7 +384,7 @@ class HubService:
         return self.store if isinstance(self.store, HubStore) else None
 
     def sqlite_store(self) -> HubStore:
-        """The SQLite store, for the parts built on it alone (the console, the scans);
+        """The SQLite store, for the parts built on it alone (the console);
         TypeError on any other store."""
         if not isinstance(self.store, HubStore):
             raise TypeError("this part of the hub works on the SQLite store only")
