@@ -5,17 +5,21 @@ Prints, each next to a baseline measured in the same run:
 1. first paint — the room view of a hub holding --entries signed entries from --devices
                  laptops (double entry, a few conflicts): the browser's first contentful paint
                  and the time to the page's load event, cold (right after the hub started:
-                 the provisional page, counts follow by the stream), and warm; baseline: the
-                 same page of an empty hub.
+                 the provisional page, counts follow by the stream; median of --cold
+                 restarts), and warm (median of 3); baseline: the same page of an empty hub.
                  Goal: first paint < 1 s.
 2. ingest      — entries/s pushed by --pushers concurrent laptops (batches of --batch) into
                  that hub, with no console open and with --consoles consoles open (each a
                  browser tab on the room view, live over server-sent events), alternating,
                  --runs times each, fresh laptops every phase; median of each.
-                 Goal: with consoles >= 95% of without.
+                 Goal: with consoles >= 95% of without. Beside the rates, the CPU time per
+                 1,000 entries while pushing: the hub's event loop's thread, its other
+                 threads (SQLite, derivations) and its examine workers; the pushers (this
+                 process); the browser. The machine's other load disturbs these figures
+                 far less than the rates.
 
     .venv/bin/python bench/console.py [--entries 50000] [--devices 500] [--consoles 5]
-        [--push 20000] [--pushers 4] [--batch 500] [--runs 2]
+        [--push 20000] [--pushers 4] [--batch 500] [--runs 2] [--cold 3]
 
 Everything stays on 127.0.0.1. Needs /usr/bin/chromium (Debian's) and the dev extras.
 """
@@ -23,11 +27,13 @@ Everything stays on 127.0.0.1. Needs /usr/bin/chromium (Debian's) and the dev ex
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +65,63 @@ def paint(ctx: Any, url: str) -> tuple[float, float]:
     return fcp / 1000, load / 1000
 
 
+def _ticks() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, CPU ticks used so far) of every process."""
+    out: dict[int, tuple[int, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            f = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        out[int(stat.parent.name)] = (int(f[1]), int(f[11]) + int(f[12]))
+    return out
+
+
+def _below(stats: dict[int, tuple[int, int]], pid: int) -> int:
+    """CPU ticks of the processes under ``pid``."""
+    total, todo = 0, [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, ticks) in stats.items():
+            if ppid == parent:
+                total += ticks
+                todo.append(child)
+    return total
+
+
+def cpu_now(hub: int, hubs: set[int]) -> dict[str, float]:
+    """CPU seconds used so far by the hub ``hub`` (its event loop's thread, its other threads
+    live or ended, the processes under it: the examine workers), by this process (the
+    pushers' threads) and by the processes under this one that are not ``hubs`` (the
+    browser)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = _ticks()
+    f = Path(f"/proc/{hub}/task/{hub}/stat").read_text().rsplit(")", 1)[1].split()
+    loop = int(f[11]) + int(f[12])
+    me = os.getpid()
+    browser = sum(ticks + _below(stats, p) for p, (ppid, ticks) in stats.items()
+                  if ppid == me and p not in hubs)  # fmt: skip
+    return {
+        "loop": loop / tick,
+        "threads": (stats[hub][1] - loop) / tick,
+        "workers": _below(stats, hub) / tick,
+        "pushers": stats[me][1] / tick,
+        "browser": browser / tick,
+    }
+
+
 def push_phase(
-    url: str, hub_public: bytes, n: int, pushers: int, batch: int, tag: str, seed: int
-) -> float:
-    """Fresh laptops (enrolled and approved before timing) push ``n`` entries; entries/s."""
+    url: str,
+    hub_public: bytes,
+    n: int,
+    pushers: int,
+    batch: int,
+    tag: str,
+    seed: int,
+    cpu: Callable[[], dict[str, float]],
+) -> tuple[float, dict[str, float]]:
+    """Fresh laptops (enrolled and approved before timing) push ``n`` entries: entries/s, and
+    the CPU seconds per 1000 entries while they pushed (``cpu`` before and after)."""  # fmt: skip
     idents = [Identity.generate() for _ in range(pushers)]
     roomfill.enroll_all(url, hub_public, idents, name=f"Bench {tag}")
     logs = roomfill.records(idents, n, seed=seed, double=False)
@@ -80,15 +139,18 @@ def push_phase(
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(log,)) for log in logs]
+    c0 = cpu()
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     took = time.perf_counter() - t0
+    c1 = cpu()
     if errors:
         raise errors[0]
-    return sum(len(log) for log in logs) / took
+    total = sum(len(log) for log in logs)
+    return total / took, {k: (c1[k] - c0[k]) * 1000 / total for k in c0}
 
 
 def _accepted(page: Any) -> int:
@@ -120,6 +182,7 @@ def main() -> int:
     ap.add_argument("--pushers", type=int, default=4)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--cold", type=int, default=3, help="restarts for the cold first paint")
     a = ap.parse_args()
     why = browser_missing()
     if why:
@@ -152,22 +215,29 @@ def run(a: argparse.Namespace, empty: HubProc, big: HubProc) -> int:
           f"{len(status['device_list'])} devices", file=sys.stderr)  # fmt: skip
     with chromium() as ctx:
         base_fcp, base_load = paint(ctx, empty.url)
-        big.stop()
-        big.start()  # cold: nothing derived yet
-        cold_fcp, cold_load = paint(ctx, big.url)
+        cold = []
+        for _ in range(a.cold):
+            big.stop()
+            big.start()  # cold: nothing derived yet
+            cold.append(paint(ctx, big.url))
+        cold_fcp = statistics.median(c[0] for c in cold)
+        cold_load = statistics.median(c[1] for c in cold)
         warm = [paint(ctx, big.url) for _ in range(3)]
         warm_fcp = statistics.median(w[0] for w in warm)
         warm_load = statistics.median(w[1] for w in warm)
         print()
         print(f"first paint, {a.entries} entries / {a.devices} devices (goal < 1 s):")
         rows = (("empty hub (baseline)", base_fcp, base_load),
-                ("big hub, cold", cold_fcp, cold_load),
+                (f"big hub, cold (x{a.cold})", cold_fcp, cold_load),
                 ("big hub, warm", warm_fcp, warm_load))  # fmt: skip
         for label, fcp, load in rows:
-            print(f"  {label:20}: FCP {fcp * 1000:6.0f} ms   load {load * 1000:6.0f} ms")
+            print(f"  {label:22}: FCP {fcp * 1000:6.0f} ms   load {load * 1000:6.0f} ms")
 
         without: list[float] = []
         with_consoles: list[float] = []
+        cpu: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+        assert big.proc is not None and empty.proc is not None
+        hub, hubs = big.proc.pid, {big.proc.pid, empty.proc.pid}
         seed = 100
         for r in range(a.runs):
             # alternate the order, so that a drift in the machine's load falls on both sides
@@ -175,7 +245,9 @@ def run(a: argparse.Namespace, empty: HubProc, big: HubProc) -> int:
                 seed += 1
                 pages = [ctx.new_page() for _ in range(a.consoles if consoles else 0)]
                 settle(big, pages)
-                rate = push_phase(big.url, public, a.push, a.pushers, a.batch, f"r{seed}", seed)
+                rate, used = push_phase(big.url, public, a.push, a.pushers, a.batch, f"r{seed}",
+                                        seed, lambda: cpu_now(hub, hubs))  # fmt: skip
+                cpu[consoles].append(used)
                 (with_consoles if consoles else without).append(rate)
                 shown = [_accepted(p) for p in pages]
                 for p in pages:
@@ -185,14 +257,26 @@ def run(a: argparse.Namespace, empty: HubProc, big: HubProc) -> int:
                     what = (
                         f"{len(shown)} consoles open (they showed {min(shown)} accepted at the end)"
                     )
-                print(f"  run {r + 1}: {rate:7.0f}/s  {what}", file=sys.stderr)
+                print(f"  run {r + 1}: {rate:7.0f}/s  CPU s per 1000: {_cpu_line(used)}  {what}",
+                      file=sys.stderr)  # fmt: skip
     w0, w1 = statistics.median(without), statistics.median(with_consoles)
     print()
     print(f"ingest, {a.pushers} pushers x batches of {a.batch}, {a.push} entries a phase:")
     print(f"  no console (baseline)  : {w0:8.0f} entries/s")
     print(f"  {a.consoles} consoles open       : {w1:8.0f} entries/s   = {100 * w1 / w0:5.1f}% "
           "(goal >= 95%)")  # fmt: skip
+    print("  CPU seconds per 1000 entries while pushing (median): the hub's event loop, its")
+    print("  other threads, its examine workers; the pushers; the browser")
+    for consoles in (False, True):
+        label = f"{a.consoles} consoles open" if consoles else "no console"
+        med = {k: statistics.median(c[k] for c in cpu[consoles]) for k in cpu[consoles][0]}
+        print(f"  {label:23}: {_cpu_line(med)}")
     return 0
+
+
+def _cpu_line(c: dict[str, float]) -> str:
+    return (f"hub loop {c['loop']:.3f} threads {c['threads']:.3f} workers {c['workers']:.3f}"
+            f" | pushers {c['pushers']:.3f} | browser {c['browser']:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ adds). Two modes:
   processes per receiver (a receiver's real work; CPU-bound on these 2 cores).
 
 Printed per run: entries/s, the receivers' RSS when the clock starts, after the first 100k
-entries a receiver took, and at the end (goal: flat within 20% from 100k to 1M on
-PostgreSQL), transaction retries, and then the read side measured by the first receiver on
-its loaded store: ``results`` (national, one province, one kabupaten/kota) and the whole
-``status`` (goal: results < 1 s at 1M). The baseline in the same run is the SQLite root
-(``HubStore``, one process, group commit, every entry's facts in memory) taking the same
-batches. PostgreSQL is a throw-away cluster started by the benchmark
+entries a receiver took, and at the end (and on stderr every 100k entries while it runs;
+goal: flat within 20% from 100k to 1M on PostgreSQL), transaction retries, and then the read
+side measured by the first receiver on its loaded store: ``results`` (national, one province,
+one kabupaten/kota) and ``status`` (goal: results < 1 s at 1M). The baseline in the same
+run is the SQLite root (``HubStore``, one process, group commit, every entry's facts in
+memory) taking the same batches. PostgreSQL is a throw-away cluster started by the benchmark
 (durable: fsync and synchronous_commit on) unless ``--dsn`` names one.
 
     .venv/bin/python bench/national.py [--entries 100000] [--hubs 8] [--receivers 1,2]
@@ -214,6 +214,7 @@ async def receiver(opts: argparse.Namespace) -> None:
     sys.stdin.readline()
     n = 0
     rss_100k: float | None = None
+    rss_every: list[tuple[int, float]] = []  # (entries taken, RSS MB) every 100k entries
 
     async def hub_task(k: int) -> None:
         nonlocal n, rss_100k
@@ -227,6 +228,14 @@ async def receiver(opts: argparse.Namespace) -> None:
             n += len(checked)
             if rss_100k is None and n >= 100_000:
                 rss_100k = rss_mb()[0]
+            if n >= 100_000 * (len(rss_every) + 1):  # progress on stderr, as it goes
+                rss_every.append((n, rss_mb()[0]))
+                print(
+                    f"  receiver {opts.hub_ids}: {n:,} entries, RSS {rss_every[-1][1]:.0f} MB, "
+                    f"{n / (time.time() - t0):,.0f} entries/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     t0 = time.time()
     await asyncio.gather(*(hub_task(k) for k in range(len(files))))
@@ -239,6 +248,7 @@ async def receiver(opts: argparse.Namespace) -> None:
         pool.shutdown()
     print("DONE " + json.dumps({"entries": n, "t0": t0, "t1": t1, "rss_start": rss0,
                                 "rss_100k": rss_100k, "rss_end": rss1, "hwm": hwm,
+                                "rss_every": rss_every,
                                 "retries": retries, "reads": reads}),
           flush=True)  # fmt: skip
 

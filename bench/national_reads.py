@@ -7,8 +7,11 @@ papers (candidates and parties per form), never by the number of entries. This b
 those tables at that size directly with SQL (one row per kecamatan, form, and candidate/party
 or status/flag: ~570 k vote rows and ~520 k count rows, as after the whole country's 4.1 M
 forms are in), plus ``--devices`` approved laptops, and times the read side the root's page and
-``GET /v1/results`` use. ``bench/national.py`` measures the same calls on a database filled by
-real pushes (100 k entries); the two together bound the cost at 1 M and 4.1 M.
+``GET /v1/results`` use, and the device list: the status (counts and the first 100 devices),
+one page of ``PAGE_MAX`` devices from the middle (``GET /v1/devices?limit=1000&after=ID``)
+and every device at once (what the status listed before it was paged). ``bench/national.py``
+measures the same calls on a database filled by real pushes; the two together bound the cost
+at 1 M and 4.1 M.
 
     .venv/bin/python bench/national_reads.py [--devices 20000]
 """
@@ -28,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hub.pg.store import PgStore  # noqa: E402
+from hub.status import PAGE_MAX  # noqa: E402
 from hub.storage import NodeInfo  # noqa: E402
 from tests.servers.postgres import PostgresServer, find_bin_dir  # noqa: E402
 
@@ -94,7 +98,9 @@ async def main(devices: int) -> None:
             "results province": lambda: store.results(ELECTION, "province", "31"),
             "results kabkota": lambda: store.results(ELECTION, "kabkota", "3107"),
             "status counts": store.status_counts,
-            "whole status": lambda: store.status(node, 0.0),
+            "status": lambda: store.status(node, 0.0),  # counts + the first 100 devices
+            "device page": lambda: store.device_page(node.public, (1, "D5000"), PAGE_MAX),
+            "every device": lambda: store.device_list(node.public),
         }
         print(", ".join(f"{k} {v:,} rows" for k, v in sizes.items()))
         for name, call in calls.items():

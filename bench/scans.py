@@ -8,7 +8,11 @@ In one run, on 127.0.0.1, as real processes:
                fsyncs the folder, then acknowledges it (what a durable, one-at-a-time copy
                costs here, with no protocol at all);
 - laptop->hub  ``c1client sync --once``: its entries, then its scans (chunks of 1 MiB, each
-               fsynced before its answer, each scan's hash checked before it exists);
+               fsynced before its answer, each scan's hash checked before it exists); then
+               the same laptop (a copy) and another hub: a round with the entries only, and
+               a timed round with the scans only (what the transfer itself costs, with one
+               process start and hello), against a raw copy timed just before it (on a
+               loaded machine the load moves between the first raw copy and that round);
 - hub->root    the hub restarted with ``--upstream``: from then until the root holds every
                scan (entries first, then scans);
 - interrupted  a second hub and root with the fault proxy between them cutting uploads
@@ -143,16 +147,34 @@ def main() -> None:
         laptop = tmp / "laptop"
         run(C1CLIENT, "init", "--data", laptop, "--name", "bench")
         enter_forms(laptop, pages)
+        twin = tmp / "laptop-twin"  # the same laptop, for the scans-only figure
+        shutil.copytree(laptop, twin)
         root = HubProc(tmp / "root", national=True, extra=("--approve-all",))
         hub = HubProc(tmp / "hub", extra=("--approve-all",))
-        procs += [root.start(), hub.start()]
+        hub_b = HubProc(tmp / "hub-b", extra=("--approve-all",))
+        procs += [root.start(), hub.start(), hub_b.start()]
 
         t0 = time.perf_counter()
         rep = run_json(C1CLIENT, "sync", "--data", laptop, "--hub", hub.url, "--once")
         up_s = time.perf_counter() - t0
         assert rep["scans"]["sent"] == n, rep["scans"]
         print(f"laptop -> hub (c1client sync): {up_s:7.2f} s  {mb / up_s:7.1f} MB/s  "
-              f"({mb / up_s / (mb / raw_s):.0%} of raw)")  # fmt: skip
+              f"({mb / up_s / (mb / raw_s):.0%} of raw; one process: entries, scans)")  # fmt: skip
+
+        # the scans alone: the entries first (the pages held back), then a timed round
+        (twin / "blobs").rename(twin / "blobs-away")
+        t0 = time.perf_counter()
+        run_json(C1CLIENT, "sync", "--data", twin, "--hub", hub_b.url, "--once")
+        ent_s = time.perf_counter() - t0
+        (twin / "blobs-away").rename(twin / "blobs")
+        raw2_s = asyncio.run(raw_copy(pages, tmp / "raw2"))  # the load of the moment
+        t0 = time.perf_counter()
+        rep = run_json(C1CLIENT, "sync", "--data", twin, "--hub", hub_b.url, "--once")
+        sc_s = time.perf_counter() - t0
+        assert rep["scans"]["sent"] == n and rep["pushed"] == 0, rep
+        print(f"  of which the scans:          {sc_s:7.2f} s  {mb / sc_s:7.1f} MB/s  "
+              f"({raw2_s / sc_s:.0%} of a raw copy just before: {raw2_s:.2f} s; the entries' "
+              f"round: {ent_s:.2f} s)")  # fmt: skip
 
         hub.stop()
         hub.extra = ("--approve-all", "--upstream", root.url)

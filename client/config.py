@@ -64,6 +64,13 @@ SETTINGS: list[Setting] = [
         env="C1CLIENT_HELLO_TIMEOUT",
     ),
     Setting(
+        "partial_max_age",
+        7 * 24 * 3600,
+        "Seconds after its last write that an unfinished copy of a page in DATA/blobs/tmp "
+        "(left by a crash) is removed, at the start of a sync round or of the station.",
+        env="C1CLIENT_PARTIAL_MAX_AGE",
+    ),
+    Setting(
         "progress_after",
         1000,
         "`enter` reports progress on stderr once this many entries were read (always when "
@@ -90,6 +97,7 @@ class ClientConfig:
     busy_timeout: float = 30.0
     hello_timeout: float = 3.0
     progress_after: int = 1000
+    partial_max_age: float = 7 * 24 * 3600
     verbose: int = 0
 
     @classmethod
@@ -103,6 +111,7 @@ class ClientConfig:
         busy_timeout: float | None = None,
         hello_timeout: float | None = None,
         progress_after: int | None = None,
+        partial_max_age: float | None = None,
         verbose: int = 0,
     ) -> ClientConfig:
         """Validate values (``None`` means the declared default) into a config."""
@@ -140,6 +149,12 @@ class ClientConfig:
             raise ConfigError(
                 "progress_after must be 0 or more", "progress_after harus 0 atau lebih"
             )
+        max_age = float(pick("partial_max_age", partial_max_age))
+        if not max_age > 0:
+            raise ConfigError(
+                f"partial_max_age {max_age} s must be more than 0",
+                f"partial_max_age {max_age} detik harus lebih dari 0",
+            )
         w = pick("wilayah", wilayah)
         return cls(
             data_dir=data,
@@ -149,6 +164,7 @@ class ClientConfig:
             busy_timeout=busy,
             hello_timeout=hello,
             progress_after=progress,
+            partial_max_age=max_age,
             verbose=verbose,
         )
 

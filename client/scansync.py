@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from hub.protocol import blobsync as bs
 from hub.protocol import clock
-from hub.shared.blobs import BlobStore
+from hub.shared.blobs import PARTIAL_MAX_AGE, BlobStore
 
 from . import scanstate
 from .errors import SyncError
@@ -54,11 +54,13 @@ async def send_scans(
     chunk: int = bs.CHUNK,
     blobs: BlobStore | None = None,
     lanes: int = LANES,
+    partial_max_age: float = PARTIAL_MAX_AGE,
 ) -> ScanReport:
     """Send the hub the scans it lacks of the entries it holds; returns what happened. The
     scans are dealt round-robin to ``lanes`` senders working at once (one request in flight
     each), so reading and sending here overlap with writing and fsyncing at the hub."""
     blobs = blobs or blob_store(store.data_dir)
+    await asyncio.to_thread(blobs.expire_tmp, partial_max_age)  # half-copied pages of a crash
     await scanstate.index(store.db)
     upto = (await store.marks()).local_after
     rows = await scanstate.to_send(store.db, upto)

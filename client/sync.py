@@ -48,6 +48,7 @@ CALL_TIMEOUT = rpc.CALL_TIMEOUT
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 15.0  # one hub on the room's LAN: come back quickly after it restarts
 HELLO_TIMEOUT: float = setting("hello_timeout").default
+PARTIAL_MAX_AGE: float = setting("partial_max_age").default
 
 Failed = tuple[str, SyncError]  # a hub candidate's address, and why it was not synced
 
@@ -247,6 +248,7 @@ async def sync_once(
     add_hub: bool = False,
     hello_timeout: float = HELLO_TIMEOUT,
     progress: Callable[[int, int], None] | None = None,
+    partial_max_age: float = PARTIAL_MAX_AGE,
 ) -> SyncReport:
     """One round: find the hub(s), check, enroll, push everything each lacks.
 
@@ -263,7 +265,8 @@ async def sync_once(
     failures: list[SyncError] = []
     for link, hello in targets:
         try:
-            await _sync_hub(store, link, hello, report, batch=batch, progress=progress)
+            await _sync_hub(store, link, hello, report, batch=batch, progress=progress,
+                            partial_max_age=partial_max_age)  # fmt: skip
         except (ClientError, ProtocolError) as exc:
             err = exc if isinstance(exc, SyncError) else _as_sync_error(link.url, exc)
             if len(targets) == 1:
@@ -296,6 +299,7 @@ async def _sync_hub(
     *,
     batch: int,
     progress: Callable[[int, int], None] | None,
+    partial_max_age: float = PARTIAL_MAX_AGE,
 ) -> None:
     hub_public, hub_id = hello.public, hello.node_id
     ident = store.identity
@@ -380,7 +384,7 @@ async def _sync_hub(
     if summary["pushed"]:
         await _take_upstream_receipt(store, await link.head(ident.public), hello)
     # Numbers first: the scans of the entries the hub now holds go after all of them.
-    sent = await send_scans(store, link)
+    sent = await send_scans(store, link, partial_max_age=partial_max_age)
     summary["scans"] = sent.to_dict()
     if report.hubs[0] is summary:
         report.scans = sent
@@ -441,6 +445,7 @@ async def sync_forever(
     batch: int = DEFAULT_BATCH,
     add_hub: bool = False,
     hello_timeout: float = HELLO_TIMEOUT,
+    partial_max_age: float = PARTIAL_MAX_AGE,
     poll: float = 2.0,
     on_report: Callable[[SyncReport], None] | None = None,
     on_error: Callable[[str, float], None] | None = None,
@@ -458,7 +463,8 @@ async def sync_forever(
             try:
                 rep = await sync_once(store, session, hub_url=hub_url,
                                       mdns_interfaces=mdns_interfaces, batch=batch,
-                                      add_hub=add_hub, hello_timeout=hello_timeout)  # fmt: skip
+                                      add_hub=add_hub, hello_timeout=hello_timeout,
+                                      partial_max_age=partial_max_age)  # fmt: skip
             except (ClientError, ProtocolError) as exc:  # e.g. the store is busy: retry later
                 retry_after = exc.retry_after if isinstance(exc, SyncError) else None
                 delay = backoff.failed(clock.monotonic(), rng, retry_after)

@@ -96,6 +96,12 @@ SETTINGS: list[Setting] = [
         512 * 1024 * 1024,
         "The same in bytes, over all devices never approved together.",
     ),
+    Setting(
+        "partial_max_age",
+        7 * 24 * 3600,
+        "Seconds after its last chunk that an unfinished scan upload (blobs/tmp) is removed; "
+        "a sender that comes back later sends that scan again from its start.",
+    ),
     Setting("approve_all", False, "TEST ONLY: approve every device on first contact."),
     Setting(
         "examine_workers",
@@ -135,6 +141,7 @@ class HubConfig:
     max_held_bytes_per_device: int = 32 * 1024 * 1024
     max_held_records: int = 200_000
     max_held_bytes: int = 512 * 1024 * 1024
+    partial_max_age: float = 7 * 24 * 3600
     approve_all: bool = False
     examine_workers: str = "processes"
 
@@ -163,6 +170,8 @@ class HubConfig:
             raise ValueError(f"--blobs {self.blobs!r} must be a URL like s3://BUCKET?endpoint=URL")
         if self.upstream_kbps < 0:
             raise ValueError("upstream_kbps must be >= 0")
+        if self.partial_max_age <= 0:
+            raise ValueError("partial_max_age must be > 0")
 
     def _quota_values(self) -> tuple[int, ...]:
         return (

@@ -44,6 +44,12 @@ _T: dict[str, tuple[str, str]] = {
         "`c1hub approve ID`.",
     ),
     "devices": ("Perangkat", "Devices"),
+    "devices_more": (
+        "{n} perangkat pertama dari {total}; semuanya: `c1hub devices` atau "
+        "GET /v1/devices?limit=1000&after=ID.",
+        "The first {n} of {total} devices; all of them: `c1hub devices`, or "
+        "GET /v1/devices?limit=1000&after=ID.",
+    ),
     "name": ("Nama", "Name"),
     "state": ("Status", "State"),
     "code": ("Kode", "Code"),
@@ -176,6 +182,9 @@ def render(s: dict[str, Any], lang: str = "id", regions: Sequence[dict[str, Any]
     headers = ["ID", _t(lang, "name"), _t(lang, "state"), _t(lang, "code"), _t(lang, "entries"),
                _t(lang, "last_seen")]  # fmt: skip
     parts.append(_table(headers, rows) if rows else f"<p>{e(_t(lang, 'none'))}</p>")
+    if s.get("device_list_more"):  # a big hub's status lists the first page (hub.status)
+        total = sum(s["devices"].values())
+        parts.append(f"<p>{e(_t(lang, 'devices_more', n=len(rows), total=total))}</p>")
 
     parts.append(f"<h2>{e(_t(lang, 'conflicts'))}</h2>")
     if s["conflicts"]:

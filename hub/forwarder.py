@@ -314,7 +314,7 @@ class Forwarder:
         box.spent(nbytes, now - t0, now)
         for h in hashes:
             if sender.state.get(h) in (bs.HELD, bs.UPSTREAM) and h not in scans.upstream:
-                scans.upstream[h] = sender.sizes.get(h, 0)
+                scans.upstream_holds(h, sender.sizes.get(h, 0))
                 if isinstance(step, bs.Send):
                     scans.counters.sent_blobs += 1
 

@@ -130,12 +130,12 @@ def write_db(data_dir: Path, db: str) -> None:
 async def open_store(
     data_dir: Path, db: str | None, *, refuse_unknown: bool, quotas: Quotas | None = None
 ) -> HubStorage:
-    """The SQLite store in ``data_dir`` (``db`` None), or the PostgreSQL store at ``db`` (no
-    quotas there: a root refuses unknown origins, docs/scaling.md)."""
+    """The SQLite store in ``data_dir`` (``db`` None), or the PostgreSQL store at ``db``; both
+    apply ``quotas``."""
     if db:
         from hub.pg.store import PgStore  # the national extra: rooms never import asyncpg
 
-        return await PgStore.open(db, refuse_unknown=refuse_unknown)
+        return await PgStore.open(db, refuse_unknown=refuse_unknown, quotas=quotas)
     return await HubStore.open(data_dir, refuse_unknown=refuse_unknown, quotas=quotas)
 
 
@@ -245,9 +245,12 @@ class Hub:
             store = await self._open_store(stack)
             blobs = await open_blobs(self.data_dir, cfg.blobs)
             stack.push_async_callback(blobs.close)
-            scans = HubScans(self.data_dir, store, root=cfg.root, blobs=blobs)
+            scans = HubScans(self.data_dir, store, root=cfg.root, blobs=blobs,
+                             partial_max_age=cfg.partial_max_age)  # fmt: skip
             await scans.load()
             stack.callback(scans.close)
+            expiry = asyncio.create_task(scans.run_expiry(), name="scan-expiry")
+            stack.push_async_callback(_finish, expiry)
             if cfg.upstream:
                 self.forwarder = Forwarder(
                     _upstream_view(store), HttpUpstream(cfg.upstream), self.ident, self.name,

@@ -17,6 +17,13 @@ It answers the lacking question, appends upload chunks (one at a time per hash, 
 before its answer) and streams held blobs. What upstream is known to hold is learned by the
 forwarder and kept in memory (after a restart it is asked about again). The decisions are
 ``hub.protocol.blobsync``'s.
+
+The status figures: on the SQLite store, ``blobsync.ScanTally`` keeps them incrementally
+(``refresh`` feeds it only the entries committed since the last call, an upload that finishes
+calls ``tally.arrived``, the forwarder ``upstream_holds``); on PostgreSQL the book's database
+counters are the source (``summarize``). Partial uploads no chunk extended for
+``partial_max_age`` are removed (``expire``: at start, then from ``run_expiry``, a task the
+node runs), never one whose chunk is being appended.
 """
 
 from __future__ import annotations
@@ -26,17 +33,25 @@ import contextlib
 import errno
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hub.blobstore import Blobs, LocalBlobs
 from hub.errors import BlobRefused, BlobsUnavailable, DiskFull
 from hub.protocol import blobsync, clock
-from hub.protocol.blobsync import ScanCounts
+from hub.protocol.blobsync import ScanCounts, ScanIndex, ScanTally
 from hub.scanbook import SqliteScanBook
-from hub.shared.blobs import BlobInfo, BlobStore, BlobWriter, is_hash, sniff
+from hub.shared.blobs import (
+    PARTIAL_MAX_AGE,
+    UPLOAD_SUFFIX,
+    BlobInfo,
+    BlobStore,
+    BlobWriter,
+    is_hash,
+    sniff,
+)
 from hub.shared.errors import BlobError, SharedError
 from hub.storage import HeldBlob, HubStorage, ScanBook, ScanSummary
 
@@ -66,14 +81,20 @@ class HubScans:
         root: bool,
         max_size: int = 0,
         blobs: Blobs | None = None,
+        partial_max_age: float = PARTIAL_MAX_AGE,
     ):
         self.blobs = BlobStore(data_dir / BLOB_DIR, **({"max_size": max_size} if max_size else {}))
         self.final: Blobs = blobs if blobs is not None else LocalBlobs(self.blobs)
         self.local = isinstance(self.final, LocalBlobs)  # finished blobs in the data folder
         self.book: ScanBook = store.scan_book
+        self.sqlite = isinstance(self.book, SqliteScanBook)  # the tally is the status source
+        self.store = store
         self.root = root
+        self.partial_max_age = partial_max_age
         self.upstream: dict[str, int] = {}  # blobs upstream is known to hold -> size
         self.counters = Counters()
+        self.tally = ScanTally(root)  # SQLite: held, upstream, what is named, the figures
+        self._fed: Sequence[Any] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
         self._summary: ScanSummary | None = None
@@ -86,10 +107,20 @@ class HubScans:
     async def load(self) -> None:
         """Clear what a crash left, and list in the book any blob of the data folder it does
         not know (a folder from before the book, or a crash between the rename and the
-        COMMIT). Only where finished blobs live in the folder."""
-        self.blobs.clean_tmp()
-        if not self.local:
-            return
+        COMMIT; only where finished blobs live in the folder). Drop the partial uploads
+        abandoned for longer than ``partial_max_age``. On the SQLite store, fill the tally with
+        the held blobs and every entry once (from now on only new ones)."""
+        await asyncio.to_thread(self.blobs.clean_tmp)
+        await self.expire()
+        if self.local:
+            await self._adopt_folder()
+        if self.sqlite:
+            assert isinstance(self.book, SqliteScanBook)
+            for digest, blob in self.book.held_blobs.items():
+                self.tally.arrived(digest, blob.size)
+            await asyncio.to_thread(self.refresh)  # every entry once; from now on only new ones
+
+    async def _adopt_folder(self) -> None:
         found = await asyncio.to_thread(_list_blobs, self.blobs.root)
         items = list(found.items())
         now = clock.now_s()
@@ -104,22 +135,88 @@ class HubScans:
     # -- what is named and held -------------------------------------------------------------
 
     @property
-    def held(self) -> dict[str, int]:
-        """hash -> size of every held blob (the SQLite store's book only: it is in memory)."""
-        assert isinstance(self.book, SqliteScanBook), "held is listed by the SQLite book only"
-        return {h: b.size for h, b in self.book.held_blobs.items()}
+    def held(self) -> Mapping[str, int]:
+        """hash -> size of every held blob (the SQLite store only: the tally's, in memory)."""
+        assert self.sqlite, "held is listed on the SQLite store only"
+        return self.tally.held
+
+    @property
+    def index(self) -> ScanIndex:
+        return self.tally.index
+
+    def upstream_holds(self, digest: str, size: int = 0) -> None:
+        """Upstream said it holds ``digest`` (the forwarder learnt it from its answer)."""
+        self.upstream[digest] = size
+        if self.sqlite:
+            self.tally.upstream_holds(digest)
+
+    def refresh(self) -> ScanIndex:
+        """The tally's index, fed with the records committed since the last call: each costs
+        its pages (``ScanTally.add``). Rebuilt from every record only when the store swapped
+        its memory after a failed commit. SQLite store only."""
+        facts: Sequence[Any] = cast(Any, self.store).facts
+        if facts is not self._fed or len(facts) < self.tally.index.seen:
+            self.tally = ScanTally(self.root, self.tally.held, self.tally.upstream)
+            self._fed = facts
+        t = self.tally
+        for f in facts[t.index.seen :]:
+            t.add(f.dev, f.seq, f.facts.key, f.facts.scans)
+        return t.index
+
+    # -- partial uploads nobody finishes -----------------------------------------------------
+
+    async def expire(self) -> int:
+        """Remove the partial uploads not extended for ``partial_max_age`` seconds (their
+        sender gone for good; one that comes back starts that scan again from byte 0). Never
+        one whose chunk is being appended (its lock is held) or one a chunk extended since
+        the listing (its age is checked again, on the loop, just before it goes). Returns
+        how many were removed."""
+        stale = await asyncio.to_thread(self.blobs.stale_partials, self.partial_max_age)
+        n = 0
+        for path in stale:
+            digest = path.name.removesuffix(UPLOAD_SUFFIX)
+            if digest in self._locks:  # a chunk of it is on its way in
+                continue
+            w = self._open.pop(digest, None)
+            if w is not None:
+                w.close_keep()
+            if self.blobs.expire_one(path, self.partial_max_age) is not None:
+                n += 1
+        return n
+
+    async def run_expiry(self) -> None:
+        """``expire`` now and then while the hub runs (a quarter of ``partial_max_age``, at
+        most hourly)."""
+        every = expiry_interval(self.partial_max_age)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.expire()
+            except OSError as exc:  # pragma: no cover - a disk error: try again next time
+                log.warning("could not remove abandoned partial scans: %s", exc)
+
+    # -- the status ----------------------------------------------------------------------------
+
+    def _tallied(self, limit: int) -> ScanSummary:
+        """The SQLite store's figures, read off the tally (nothing walks every entry)."""
+        self.refresh()
+        t = self.tally
+        return ScanSummary(t.counts(), t.entries_pending, t.pending(limit))
 
     async def summarize(self) -> ScanSummary:
         """Count again (``status`` shows the last count)."""
-        self._summary = await self.book.summary(None if self.root else self.upstream, LISTED)
+        if self.sqlite:
+            self._summary = self._tallied(LISTED)
+        else:
+            self._summary = await self.book.summary(None if self.root else self.upstream, LISTED)
         return self._summary
 
-    def status(self, rate_bps: float) -> tuple[dict[str, Any], list[Any]]:
+    def status(self, rate_bps: float, limit: int = LISTED) -> tuple[dict[str, Any], list[Any]]:
         """``scans`` of ``c1hub status`` (with ``eta_s`` at ``rate_bps``) and the first
-        entries whose scans are pending: counted now on the SQLite book (in memory), else as
-        of the last ``summarize``."""
-        if isinstance(self.book, SqliteScanBook):
-            self._summary = self.book.summary_now(None if self.root else self.upstream, LISTED)
+        ``limit`` entries whose scans are pending: on the SQLite store read off the tally now,
+        else as of the last ``summarize`` (the book's database counters)."""
+        if self.sqlite:
+            self._summary = self._tallied(limit)
         s = self._summary
         if s is None:
             s = ScanSummary(ScanCounts(0, 0, 0, 0, 0), 0, [])
@@ -158,6 +255,8 @@ class HubScans:
     async def put_chunk(self, digest: str, start: int, total: int, body: bytes) -> dict[str, Any]:
         """Append one upload chunk; the answer only once it is durable (and, for the last
         chunk, once the blob is in the blob store under its hash and held in the book)."""
+        if self.sqlite:
+            self.refresh()
         lock = self._locks.setdefault(digest, asyncio.Lock())
         try:
             async with lock:
@@ -181,6 +280,8 @@ class HubScans:
             if info is None:
                 return {"offset": verdict.offset, "stored": 0}
             await self._finish(digest, offset, info)
+            if self.sqlite:
+                self.tally.arrived(digest, info.size)
         except BlobError as exc:
             raise BlobRefused(_blob_code(exc.code), exc.message) from None
         except OSError as exc:
@@ -208,8 +309,8 @@ class HubScans:
 
     def _append(self, digest: str, offset: int, body: bytes, last: bool) -> BlobInfo | None:
         """Append ``body`` at ``offset`` and fsync (a failure leaves the file at ``offset``);
-        on the last chunk, verify the whole blob (it stays at the upload path for
-        ``_finish``). Runs on a worker thread."""
+        on the last chunk, verify the whole blob instead (one fsync of the file; it stays at
+        the upload path for ``_finish``). Runs on a worker thread."""
         w = self._open.pop(digest, None)
         if w is None or w.size != offset:  # not open (or moved under us): read it back once
             if w is not None:
@@ -217,9 +318,9 @@ class HubScans:
             w = self.blobs.resume(digest)
         try:
             w.write(body)
-            w.sync()
             if last:
-                return w.verify()
+                return w.verify()  # fsyncs the whole file: no sync first
+            w.sync()
         except OSError:
             w.close_keep()
             _truncate(self.blobs.upload_path(digest), offset)
@@ -249,6 +350,11 @@ class HubScans:
 def _truncate(path: Path, offset: int) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.truncate(path, offset)
+
+
+def expiry_interval(max_age: float) -> float:
+    """How often a running node looks for abandoned partial uploads."""
+    return max(0.1, min(max_age / 4, 3600.0))
 
 
 def _blob_code(code: str) -> str:

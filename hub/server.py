@@ -316,7 +316,13 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def devices(request: web.Request) -> web.Response:
-    rows = [d.to_dict() for d in await _service(request).devices()]
+    """``GET /v1/devices``: every device; ``?limit=N&after=ID``: one page, oldest first."""
+    q = request.query
+    try:
+        limit = int(q["limit"]) if "limit" in q else None
+    except ValueError:
+        raise CodecError("limit must be a whole number") from None
+    rows = [d.to_dict() for d in await _service(request).devices(limit, q.get("after", ""))]
     return web.json_response(rows, dumps=_dumps)
 
 

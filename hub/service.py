@@ -33,7 +33,7 @@ from hub.protocol.identity import Identity
 from hub.protocol.ingest import APPROVED, REVOKED, Head
 from hub.protocol.wilayah import Master
 from hub.scans import HubScans
-from hub.status import DeviceInfo
+from hub.status import PAGE_MAX, DeviceInfo
 from hub.storage import HubStorage, NodeInfo
 from hub.store import HubStore
 
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_HEADS_QUERY = 10_000  # origins asked about in one heads query
 FORKS_PAGE = 100  # forks listed in one page by default
 MAX_FORKS_PAGE = 1000  # a larger page asked for is cut to this
+DEVICES_PAGE = 100  # devices in one page of the device list when paged without a limit
 SIGN_ON_LOOP = 32  # receipts signed on the event loop; more are signed on a worker thread
 
 
@@ -323,8 +324,18 @@ class HubService:
             raise NotFound(f"no device {device_id!r} at this hub; see c1hub devices")
         return d
 
-    async def devices(self) -> list[DeviceInfo]:
-        return await self.store.device_list(self.ident.public)
+    async def devices(self, limit: int | None = None, after: str = "") -> list[DeviceInfo]:
+        """Every device, oldest first; or one page of them: at most ``limit`` (cut to
+        ``PAGE_MAX``), those listed after the device ``after`` (node id or public key; ""
+        from the first; an unknown one is NotFound)."""
+        if limit is None and not after:
+            return await self.store.device_list(self.ident.public)
+        start = None
+        if after:
+            d = await self.device(after)
+            start = (d.first_seen, d.node_id)
+        n = max(0, min(DEVICES_PAGE if limit is None else limit, PAGE_MAX))
+        return await self.store.device_page(self.ident.public, start, n)
 
     async def device_info(self, d: DeviceRow) -> DeviceInfo:
         return await self.store.device_info(d, self.ident.public)
@@ -424,6 +435,11 @@ class HubService:
         if self.scans is not None:
             await self.scans.summarize()
         return self._finish_status(await self.store.status(self.node_info(), clock.now()))
+
+    def finish_status(self, s: dict[str, Any]) -> dict[str, Any]:
+        """A status dict derived elsewhere (the console's ``Tally``) with the parts that
+        change fastest added: the upstream block and the scans."""
+        return self._finish_status(s)
 
     def upstream_block(self) -> dict[str, Any] | None:
         """The ``upstream`` block of the status (None on the root)."""

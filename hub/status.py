@@ -8,8 +8,11 @@ read them.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 from hub.memory import DeviceRow, Facts, StoreView
@@ -19,6 +22,10 @@ from hub.protocol.ingest import APPROVED, PENDING, REVOKED, Head
 from hub.protocol.wilayah import Master
 
 MAX_LISTED = 200
+# Devices in a hub on PostgreSQL's status (the root may know tens of thousands): the first ones,
+# oldest first; the rest through the paged device list (``GET /v1/devices?limit=&after=``).
+STATUS_DEVICES = 100
+PAGE_MAX = 1000  # the most devices one page of the device list holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +47,15 @@ class DeviceInfo:
     revoked_after_seq: int | None  # for a revoked device: its last accepted seq
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _INFO_FIELDS}
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> DeviceInfo:
         return cls(**{f.name: obj[f.name] for f in fields(cls)})
+
+
+_INFO_FIELDS = tuple(f.name for f in fields(DeviceInfo))
+_code = lru_cache(maxsize=65536)(comparison_code)  # a hash per device, asked for every status
 
 
 def device_info(view: StoreView, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
@@ -53,7 +64,7 @@ def device_info(view: StoreView, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
         name=d.name,
         role=d.role,
         state=d.state,
-        code=comparison_code(hub_public, d.public),
+        code=_code(hub_public, d.public),
         public=d.public.hex(),
         forked=d.forked,
         entries=view.counts.get(d.id, 0),
@@ -64,9 +75,23 @@ def device_info(view: StoreView, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
     )
 
 
-def device_list(view: StoreView, hub_public: bytes) -> list[DeviceInfo]:
-    """Every device, oldest first."""
-    devices = sorted(view.devices.values(), key=lambda d: (d.first_seen, d.node_id))
+def _listed(d: DeviceRow) -> tuple[int, str]:
+    return (d.first_seen, d.node_id)
+
+
+def device_list(
+    view: StoreView,
+    hub_public: bytes,
+    after: tuple[int, str] | None = None,
+    limit: int | None = None,
+) -> list[DeviceInfo]:
+    """Every device, oldest first (by first seen, then node id); or a page: at most ``limit``
+    of them, those listed after the (first seen, node id) ``after``."""
+    devices = sorted(view.devices.values(), key=_listed)
+    if after is not None:
+        devices = devices[bisect.bisect_right(devices, after, key=_listed) :]
+    if limit is not None:
+        devices = devices[:limit]
     return [device_info(view, d, hub_public) for d in devices]
 
 
@@ -103,47 +128,79 @@ def build(
         if s.status == state.CONFLICT:
             conflicts.append(s)
     conflicts.sort(key=lambda s: s.key)
-    room_forks, stray_forks = view.room_forks()
-    dev_counts = dict.fromkeys((PENDING, APPROVED, REVOKED), 0)
-    for d in view.devices.values():
-        dev_counts[d.state] = dev_counts.get(d.state, 0) + 1
-    out: dict[str, Any] = {
-        "node_id": node_id,
-        "name": name,
-        "role": role,
-        "now": now,
-        "entries": {
-            "accepted": len(accepted),
-            "held": len(view.facts) - len(accepted),
-            "total": len(view.facts),
-        },
-        "tps": state.status_counts(states.values()),
-        "tps_by_form": dict(sorted(per_form.items())),
-        "flags": dict(sorted(flag_counts.items(), key=lambda kv: int(kv[0][1:]))),
-        "forks": room_forks,
-        "forks_unapproved": stray_forks,
-        "devices": dev_counts,
-        "device_list": [d.to_dict() for d in device_list(view, hub_public)],
-        "conflicts": [
-            {
-                "election": s.key[0],
-                "form": s.key[1],
-                "tps": s.key[2],
-                "live": [h.hex() for h in s.live],
-            }
-            for s in conflicts[:MAX_LISTED]
-        ],
-        "scan_reuse": [{"scan": k, "tps": v} for k, v in sorted(reuse.items())][:MAX_LISTED],
-        "users_mismatch": [
-            {"election": k[0], "tps": k[1], "forms": v} for k, v in sorted(mismatch.items())
-        ][:MAX_LISTED],
-    }
+    out = assemble(
+        view, hub_public, node_id=node_id, name=name, role=role, now=now,
+        accepted=len(accepted), total=len(view.facts), per_form=per_form, flags=flag_counts,
+        conflicts=[(s.key, [h.hex() for h in s.live]) for s in conflicts[:MAX_LISTED]],
+        scan_reuse=sorted(reuse.items())[:MAX_LISTED],
+        users_mismatch=sorted(mismatch.items())[:MAX_LISTED],
+    )  # fmt: skip
     if master is not None:
         out["progress"] = progress(master, states)
     if role == "root":
         out["totals"] = totals(accepted, states)
         out["hubs"] = hubs(view)
     return out
+
+
+def assemble(
+    view: StoreView,
+    hub_public: bytes,
+    *,
+    node_id: str,
+    name: str,
+    role: str,
+    now: float,
+    accepted: int,
+    total: int,
+    per_form: Mapping[str, Mapping[str, int]],
+    flags: Mapping[str, int],
+    conflicts: list[tuple[state.Key, list[str]]],
+    scan_reuse: list[tuple[str, list[str]]],
+    users_mismatch: list[tuple[tuple[str, str], dict[str, list[int]]]],
+) -> dict[str, Any]:
+    """The status dict (docs/json-output.md) from what was derived: entries counted and held,
+    TPS per form and status, flags per rule (R12, R13 included), the conflicts (key, live
+    hashes in hex), scans under several TPS and users totals that differ, each list already
+    sorted and cut to ``MAX_LISTED``; the device keys from ``view``."""
+    tps = dict.fromkeys(state.STATUSES, 0)
+    for c in per_form.values():
+        for st in state.STATUSES:
+            tps[st] += c[st]
+    return {
+        "node_id": node_id,
+        "name": name,
+        "role": role,
+        "now": now,
+        "entries": {"accepted": accepted, "held": total - accepted, "total": total},
+        "tps": tps,
+        "tps_by_form": {
+            form: {st: c[st] for st in state.STATUSES} for form, c in sorted(per_form.items())
+        },
+        "flags": dict(sorted(flags.items(), key=lambda kv: int(kv[0][1:]))),
+        **device_part(view, hub_public),
+        "conflicts": [
+            {"election": k[0], "form": k[1], "tps": k[2], "live": live} for k, live in conflicts
+        ],
+        "scan_reuse": [{"scan": k, "tps": v} for k, v in scan_reuse],
+        "users_mismatch": [{"election": k[0], "tps": k[1], "forms": v} for k, v in users_mismatch],
+    }
+
+
+def device_part(view: StoreView, hub_public: bytes) -> dict[str, Any]:
+    """The status keys about devices: ``forks``, ``forks_unapproved``, ``devices`` (by
+    state) and ``device_list``."""
+    room_forks, stray_forks = view.room_forks()
+    dev_counts = dict.fromkeys((PENDING, APPROVED, REVOKED), 0)
+    for d in view.devices.values():
+        dev_counts[d.state] = dev_counts.get(d.state, 0) + 1
+    return {
+        "forks": room_forks,
+        "forks_unapproved": stray_forks,
+        "devices": dev_counts,
+        "device_list": [d.to_dict() for d in device_list(view, hub_public)],
+        "device_list_more": False,  # every device is listed (a hub on SQLite)
+    }
 
 
 def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[str, Any]:
@@ -154,6 +211,13 @@ def progress(master: Master, states: dict[state.Key, state.TpsState]) -> dict[st
     expected: dict[str, int] = {}
     for p in sorted({kec[:4] for kec in entered}):
         expected.update(master.expected_by_kecamatan(p))
+    return progress_rows(master, expected, entered)
+
+
+def progress_rows(
+    master: Master, expected: dict[str, int], entered: Mapping[str, set[str]]
+) -> dict[str, Any]:
+    """The ``progress`` block from the TPS expected and the TPS entered per kecamatan."""
     rows = []
     for kec in sorted(expected):
         n = len(entered.get(kec, ()))

@@ -20,14 +20,17 @@ so that several receivers on one database share it (a blob taken by one is held 
 A blob's bytes live in the blob store (``hub.blobstore``); the book is told of a blob only once
 it is durable there, and a blob is taken only if an entry held names it.
 
-Quotas for unapproved devices (issue 8, finding 4) are decided by the SQLite store inside
-``push``; a store that has none accepts what the protocol accepts. The seam is ``push``:
-both stores plan a batch with ``hub.protocol.ingest.plan`` over the same inputs.
+Quotas for unapproved devices (issue 8, finding 4) are decided by both stores inside ``push``
+and ``enroll``, with ``hub.protocol.quota.Ledger`` over the usage they keep (the SQLite store
+in memory, the PostgreSQL store in its device rows, under one lock row): both plan a batch
+with ``hub.protocol.ingest.plan`` over the same inputs, and both say refusals with
+``QuotaLog``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,11 +40,13 @@ from hub.memory import Confirmed, DeviceRow, PushResult
 from hub.protocol import state, worklist
 from hub.protocol.blobsync import ScanCounts
 from hub.protocol.enroll import Endorsement
-from hub.protocol.ingest import Head
+from hub.protocol.ingest import Head, Outcome
 from hub.protocol.wilayah import Master
 from hub.status import DeviceInfo
 
-__all__ = ["Counters", "HeldBlob", "HubStorage", "NodeInfo", "ScanBook", "ScanSummary"]
+__all__ = ["Counters", "HeldBlob", "HubStorage", "NodeInfo", "QuotaLog", "ScanBook", "ScanSummary"]
+
+QUOTA_LOG_S = 60  # records refused for a quota are logged at most once per this many seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +69,7 @@ class Counters:
     forks: int  # of devices approved at some point: the alarm
     devices: dict[str, int]  # by state
     forks_unapproved: int = 0  # of keys never approved: evidence, reported apart
-    held_records: int = 0  # held from devices never approved (the SQLite store's quotas)
+    held_records: int = 0  # held from devices never approved (what the quotas count)
     held_bytes: int = 0
 
 
@@ -179,7 +184,16 @@ class HubStorage(Protocol):
         """The status dict (docs/json-output.md) without its ``upstream`` block."""
         ...
 
-    async def device_list(self, hub_public: bytes) -> list[DeviceInfo]: ...
+    async def device_list(self, hub_public: bytes) -> list[DeviceInfo]:
+        """Every device, oldest first (by first seen, then node id)."""
+        ...
+
+    async def device_page(
+        self, hub_public: bytes, after: tuple[int, str] | None, limit: int
+    ) -> list[DeviceInfo]:
+        """At most ``limit`` devices in ``device_list``'s order, after the (first seen, node
+        id) ``after`` (None: from the first)."""
+        ...
 
     async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo: ...
 
@@ -191,3 +205,24 @@ class HubStorage(Protocol):
         """Totals per candidate or party over single and verified TPS under one region,
         TPS per status and flags counted apart, per child region (docs/json-output.md)."""
         ...
+
+
+class QuotaLog:
+    """Says that records were refused for a quota: at WARNING at most once a minute, with how
+    many since the last line (an attacker must not flood the log either)."""
+
+    def __init__(self, logger: logging.Logger):
+        self._log = logger
+        self._refused = 0  # records refused for a quota since the last line
+        self._at = -QUOTA_LOG_S
+
+    def __call__(self, refused: Sequence[Outcome], now: int) -> None:
+        self._refused += len(refused)
+        if not refused or now - self._at < QUOTA_LOG_S:
+            return
+        self._log.warning(
+            "refused %d record(s) of devices never approved for a quota (%s); approve the "
+            "pending devices (c1hub devices), revoke strangers",
+            self._refused, refused[0].reason,
+        )  # fmt: skip
+        self._refused, self._at = 0, now

@@ -53,7 +53,7 @@ from hub.protocol.quota import QUOTA, Quotas, Usage
 from hub.scanbook import SqliteScanBook, holds_exactly
 from hub.shared.db import Database
 from hub.status import DeviceInfo
-from hub.storage import Counters, NodeInfo
+from hub.storage import Counters, NodeInfo, QuotaLog
 from hub.transaction import Draft, Transaction
 
 __all__ = [
@@ -70,7 +70,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-QUOTA_LOG_S = 60  # records refused for a quota are logged at most once per this many seconds
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -139,8 +138,7 @@ class HubStore:
         self.changed = asyncio.Event()  # set after every commit that stored records
         self.broken: BaseException | None = None  # set when the writer cannot go on
         self._file = _file_id(self.path)  # hub.db as opened: (device, inode)
-        self._quota_refused = 0  # records refused for a quota since the last log line
-        self._quota_logged_at = -QUOTA_LOG_S
+        self._log_quota = QuotaLog(log)
         self.scan_book = SqliteScanBook(self, {}, self._add_blob)  # the scans (hub.scanbook)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -406,6 +404,11 @@ class HubStore:
     async def device_list(self, hub_public: bytes) -> list[DeviceInfo]:
         return status_mod.device_list(self.snapshot(), hub_public)
 
+    async def device_page(
+        self, hub_public: bytes, after: tuple[int, str] | None, limit: int
+    ) -> list[DeviceInfo]:
+        return status_mod.device_list(self.snapshot(), hub_public, after, limit)
+
     async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
         return status_mod.device_info(self.snapshot(), d, hub_public)
 
@@ -648,19 +651,6 @@ class HubStore:
             r.devices = {o: self._mem.devices[o] for o in r.heads}
             r.new_devices = list(r.plan.new_origins)
         return results
-
-    def _log_quota(self, refused: list[ingest.Outcome], now: int) -> None:
-        """Say that records were refused for a quota: at WARNING at most once a minute, with
-        how many since the last time (an attacker must not flood the log either)."""
-        self._quota_refused += len(refused)
-        if not refused or now - self._quota_logged_at < QUOTA_LOG_S:
-            return
-        log.warning(
-            "refused %d record(s) of devices never approved for a quota (%s); approve the "
-            "room's pending laptops (c1hub devices), revoke strangers",
-            self._quota_refused, refused[0].reason,
-        )  # fmt: skip
-        self._quota_refused, self._quota_logged_at = 0, now
 
     async def _plan(
         self,

@@ -139,3 +139,20 @@ def test_shared_and_core_do_not_import_the_hub_program() -> None:
                 and d != "hub"
             }
     assert bad == set()
+
+
+def test_commands_other_than_ui_do_not_load_the_station() -> None:
+    """Every `c1client` command loads the command group; the station's server, templates and
+    logic (jinja2, aiohttp.web, client.ui.station) are loaded by `c1client ui` only, so that
+    `c1client sync` and `enter` start quickly on a busy laptop."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, client.cli; "
+        "print(' '.join(sorted(m for m in ('jinja2', 'aiohttp.web', 'client.ui.server', "
+        "'client.ui.station', 'client.ui.drafts') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=REPO, check=True)  # fmt: skip
+    assert out.stdout.strip() == ""

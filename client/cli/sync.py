@@ -108,7 +108,8 @@ def sync(
                 async with aiohttp.ClientSession() as http:
                     rep = await sync_once(store, http, hub_url=hub_urls, mdns_interfaces=ifaces,
                                           batch=batch, add_hub=add_hub,
-                                          hello_timeout=cfg.hello_timeout)  # fmt: skip
+                                          hello_timeout=cfg.hello_timeout,
+                                          partial_max_age=cfg.partial_max_age)  # fmt: skip
                 report(rep, await store.last_seq())
                 return 1 if rep.rejected or rep.errors else 0
 
@@ -130,6 +131,7 @@ def sync(
 
             await sync_forever(store, hub_url=hub_urls, mdns_interfaces=ifaces, batch=batch,
                                add_hub=add_hub, hello_timeout=cfg.hello_timeout,
+                               partial_max_age=cfg.partial_max_age,
                                on_report=on_report, on_error=on_error)  # fmt: skip
         return 0
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from aiohttp import web
 
 from client.config import SETTINGS as CLIENT_SETTINGS
 from client.config import ClientConfig, load_wilayah
@@ -31,9 +30,6 @@ from hub.protocol.text import OneLineFormatter
 from hub.shared.blobs import BlobStore
 
 from .config import SETTINGS, UiConfig
-from .drafts import UiStore
-from .server import Guard, make_app
-from .station import Station
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +152,14 @@ def ui(
 async def serve(cfg: UiConfig, *, ready: asyncio.Event | None = None,
                 stop: asyncio.Event | None = None) -> None:  # fmt: skip
     """Run the station until ``stop`` is set (or SIGINT/SIGTERM when it is not given)."""
+    # The station's server, pages and logic are imported here, not with the module: every
+    # `c1client` command loads this module for its --help, and only `ui` needs them.
+    from aiohttp import web
+
+    from .drafts import UiStore
+    from .server import Guard, make_app
+    from .station import Station
+
     data = cfg.client.data_dir
     master = await asyncio.to_thread(load_wilayah, cfg.client.wilayah)
     store = await ClientStore.open(data, busy_timeout=cfg.client.busy_timeout)
@@ -206,6 +210,7 @@ async def serve(cfg: UiConfig, *, ready: asyncio.Event | None = None,
                     hub_url=cfg.hub_urls or None,
                     mdns_interfaces=cfg.mdns_interfaces,
                     hello_timeout=cfg.client.hello_timeout,
+                    partial_max_age=cfg.client.partial_max_age,
                     on_report=station.connection.on_sync_report,
                     on_error=station.connection.on_sync_error,
                     stop=stop,

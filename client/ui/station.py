@@ -86,7 +86,8 @@ class Station:
         else:
             self.operator = await self.ui.pref("operator")
             self.session = await self.ui.pref("session")
-        self.blobs.clean_tmp()
+        # pages left half-copied by a crash; never one another process is writing now
+        await asyncio.to_thread(self.blobs.expire_tmp, self.cfg.client.partial_max_age)
         if self.master is not None:
             await asyncio.to_thread(self.places.index)  # type-ahead answers at once from now on
         self._http = aiohttp.ClientSession()

@@ -27,14 +27,14 @@ from hub.protocol.text import escape
 from hub.protocol.trust import ROLE_NOT_CONFIRMED
 from hub.render import status_text
 from hub.service import HubService
-from hub.status import DeviceInfo
+from hub.status import PAGE_MAX, DeviceInfo
 
 ADMIN_TIMEOUT = 30.0
 T = TypeVar("T")
 
 
 class Admin(Protocol):
-    async def devices(self) -> list[DeviceInfo]: ...
+    async def devices(self, limit: int | None = None, after: str = "") -> list[DeviceInfo]: ...
     async def approve(self, device_id: str, role: str | None) -> DeviceInfo: ...
     async def revoke(self, device_id: str) -> DeviceInfo: ...
     async def status(self) -> dict[str, Any]: ...
@@ -60,8 +60,10 @@ class RemoteHub:
                 )
             return data
 
-    async def devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo.from_dict(d) for d in await self._call("GET", "/v1/devices")]
+    async def devices(self, limit: int | None = None, after: str = "") -> list[DeviceInfo]:
+        page = {"limit": str(limit)} if limit is not None else {}
+        page.update({"after": after} if after else {})
+        return [DeviceInfo.from_dict(d) for d in await self._call("GET", "/v1/devices", **page)]
 
     async def approve(self, device_id: str, role: str | None) -> DeviceInfo:
         path, params = f"/v1/devices/{device_id}/approve", {"role": role} if role else {}
@@ -81,8 +83,8 @@ class LocalHub:
     def __init__(self, service: HubService):
         self.service = service
 
-    async def devices(self) -> list[DeviceInfo]:
-        return await self.service.devices()
+    async def devices(self, limit: int | None = None, after: str = "") -> list[DeviceInfo]:
+        return await self.service.devices(limit, after)
 
     async def approve(self, device_id: str, role: str | None) -> DeviceInfo:
         return await self.service.approve(device_id, role)
@@ -129,17 +131,45 @@ def on_hub(data_dir: Path, op: Callable[[Admin], Awaitable[T]], as_json: bool = 
     return run(go(), as_json)
 
 
+async def all_devices(hub: Admin, after: str = "") -> list[DeviceInfo]:
+    """Every device (after ``after``), asked for a page of ``PAGE_MAX`` at a time: a root with
+    tens of thousands of devices answers each call in bounded time."""
+    rows: list[DeviceInfo] = []
+    while True:
+        page = await hub.devices(PAGE_MAX, after)
+        rows += page
+        if len(page) < PAGE_MAX:
+            return rows
+        after = page[-1].id
+
+
 @main.command()
 @data_option
 @json_option
-def devices(data_dir: Path, as_json: bool) -> None:
-    """List enrolled laptops and hubs with their state and comparison code.
+@click.option(
+    "--limit",
+    type=click.IntRange(1, PAGE_MAX),
+    default=None,
+    help=f"List at most N devices (one page, up to {PAGE_MAX}). Default: all of them.",
+)
+@click.option(
+    "--after",
+    metavar="ID",
+    default="",
+    help="Start after this device (node id or public key): the last ID of the previous page.",
+)
+def devices(data_dir: Path, as_json: bool, limit: int | None, after: str) -> None:
+    """List enrolled laptops and hubs with their state and comparison code, oldest first.
 
     JSON: a list of {"id", "name", "role": "laptop"|"hub", "state":
-    "pending"|"approved"|"revoked", "code", ...}.
+    "pending"|"approved"|"revoked", "code", ...}. With --limit, one page; the next one
+    starts --after the last ID listed.
     """
 
-    rows = on_hub(data_dir, lambda hub: hub.devices(), as_json)
+    def op(hub: Admin) -> Awaitable[list[DeviceInfo]]:
+        return all_devices(hub, after) if limit is None else hub.devices(limit, after)
+
+    rows = on_hub(data_dir, op, as_json)
     if as_json:
         print_json([r.to_dict() for r in rows])
         return
@@ -152,6 +182,8 @@ def devices(data_dir: Path, as_json: bool) -> None:
         click.echo(
             f"{r.id:<16}{r.role:<8}{r.state:<10}{r.code:<21}{r.entries:>8}  {escape(r.name)}{mark}"
         )
+    if limit is not None and len(rows) == limit:
+        click.echo(f"\nmore: c1hub devices --data {data_dir} --limit {limit} --after {rows[-1].id}")
     pending = [r for r in rows if r.state == "pending"]
     if pending:
         click.echo(

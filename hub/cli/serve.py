@@ -42,6 +42,8 @@ def _serve_options(f: F) -> F:
                 type=click.IntRange(0)),
         setting("max_held_records", "--max-held-records", type=click.IntRange(0)),
         setting("max_held_bytes", "--max-held-bytes", type=click.IntRange(0)),
+        setting("partial_max_age", "--partial-max-age",
+                type=click.FloatRange(0, min_open=True)),
         setting("approve_all", "--approve-all", is_flag=True, hidden=True),
         setting("examine_workers", "--examine-workers",
                 type=click.Choice(["processes", "threads"])),

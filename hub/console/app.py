@@ -13,6 +13,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 TOKEN_HEADER = "X-Console-Token"
 EVENT_KEEPALIVE_S = 15.0
+PARTS_KEPT = 64  # fragments kept for one room version (different queries, languages)
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -54,6 +56,7 @@ class Console:
         self.data_dir = data_dir
         self.listen_host = listen_host  # the address the hub was asked to listen on
         self._derived: tuple[int, views.Derived] | None = None
+        self._parts: tuple[str, int, dict[tuple[str, ...], str]] = ("", -1, {})
         self._derived_task: asyncio.Future[views.Derived] | None = None
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -75,6 +78,23 @@ class Console:
         d = await asyncio.shield(self._derived_task)
         self._derived = (room.version, d)
         return d
+
+    def part(self, room: Room, key: tuple[str, ...], render: Callable[[], str]) -> str:
+        """A fragment of the page (device table, conflict queue) rendered once per room
+        version and ``key`` (query, language, admin or not): every open page fetches it
+        after each change, and they share one rendering."""
+        if room.version == 0:  # provisional: made afresh for each request
+            return render()
+        epoch, version, cache = self._parts
+        if (epoch, version) != (room.epoch, room.version):
+            cache = {}
+            self._parts = (room.epoch, room.version, cache)
+        html = cache.get(key)
+        if html is None:
+            if len(cache) >= PARTS_KEPT:
+                cache.clear()
+            html = cache[key] = render()
+        return html
 
 
 CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)
@@ -143,7 +163,25 @@ def _port(request: web.Request) -> int:
 
 
 def _render(request: web.Request, template: str, ctx: dict[str, Any]) -> web.Response:
-    html = _console(request).env.get_template(template).render(**ctx)
+    return _html(_console(request).env.get_template(template).render(**ctx))
+
+
+def _part(
+    request: web.Request, room: Room, template: str, what: Callable[[], dict[str, Any]]
+) -> web.Response:
+    """A fragment, shared by every page asking the same of this room version (``what``:
+    the template's own values, computed only when it is rendered)."""
+    c = _console(request)
+    admin = locality.local_view(_peer(request), request.host) is None
+    key = (template, request.query_string, _lang(request), "admin" if admin else "")
+
+    def render() -> str:
+        return c.env.get_template(template).render(**_ctx(request, room, **what()))
+
+    return _html(c.part(room, key, render))
+
+
+def _html(html: str) -> web.Response:
     resp = web.Response(text=html, content_type="text/html")
     resp.headers["Content-Security-Policy"] = _CSP
     resp.headers["X-Frame-Options"] = "DENY"
@@ -171,16 +209,19 @@ async def part_devices(request: web.Request) -> web.Response:
     c = _console(request)
     room = await c.live.current()
     q = request.query
-    devs = views.devices(room.status, q.get("state", ""), q.get("q", ""), _int(q.get("page")))
-    ctx = _ctx(request, room, devices=devs, state_filter=q.get("state", ""), q=q.get("q", ""))
-    return _render(request, "_devices.html", ctx)
+    return _part(request, room, "_devices.html", lambda: {
+        "devices": views.devices(room.status, q.get("state", ""), q.get("q", ""),
+                                 _int(q.get("page"))),
+        "state_filter": q.get("state", ""), "q": q.get("q", ""),
+    })  # fmt: skip
 
 
 async def part_conflicts(request: web.Request) -> web.Response:
     c = _console(request)
     room = await c.live.current()
-    cons = views.page_of(room.status["conflicts"], _int(request.query.get("cpage")))
-    return _render(request, "_conflicts.html", _ctx(request, room, conflicts=cons))
+    cpage = _int(request.query.get("cpage"))
+    return _part(request, room, "_conflicts.html",
+                 lambda: {"conflicts": views.page_of(room.status["conflicts"], cpage)})  # fmt: skip
 
 
 async def state_json(request: web.Request) -> web.Response:
@@ -198,7 +239,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     live.viewers += 1
     try:
         room = await live.current()
-        await resp.write(f"data: {json.dumps(room.wire)}\n\n".encode())
+        await resp.write(room.event)
         after = room.version
         while not live.closed:
             nxt = await live.changed(after, EVENT_KEEPALIVE_S)
@@ -208,7 +249,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await resp.write(b": keep-alive\n\n")
                 continue
             after = nxt.version
-            await resp.write(f"data: {json.dumps(nxt.wire)}\n\n".encode())
+            await resp.write(nxt.event)
     except (ConnectionResetError, ConnectionError):
         pass
     finally:

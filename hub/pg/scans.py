@@ -1,6 +1,6 @@
 """The PostgreSQL store's index of scans (``hub.storage.ScanBook``; DESIGN §3 "Scans").
 
-The tables of migration 4 (``hub.pg.schema``): ``scans`` (one row per page hash an entry held
+The tables of migration 6 (``hub.pg.schema``): ``scans`` (one row per page hash an entry held
 names; ``size``/``kind`` set once the blob is held), ``scan_entries`` (one row per hash and
 entry: for the forwarder and to find the entries a blob completes), ``scan_waiting`` (the
 entries whose scans are not all held, with how many are missing) and ``scan_totals`` (the
@@ -39,7 +39,7 @@ SHARD = "pg_backend_pid() % 16"  # the row of scan_totals this connection moves
 
 
 class PgScanBook:
-    """``ScanBook`` over the tables of migration 4 (see the module docstring). ``tx()`` is one
+    """``ScanBook`` over the tables of migration 6 (see the module docstring). ``tx()`` is one
     transaction on a pooled connection (``PgStore._tx``)."""
 
     def __init__(self, db: _Db, tx: Callable[[], AbstractAsyncContextManager[Conn]]):

@@ -19,7 +19,15 @@ bookkeeping. Three kinds of row are new, so that a root holds no per-entry state
 - ``scan_tps`` / ``r12`` and ``r13`` (migration 2): the hub-level rules R12 (one scan under two
   TPS) and R13 (users totals differing between the forms of a TPS), moved by the same
   transaction for the scans and TPS whose keys changed.
-- ``scans`` / ``scan_entries`` / ``scan_waiting`` / ``scan_totals`` (migration 4): every page
+- ``devices.held_bytes`` and ``quota_lock`` (migration 4): the quotas on devices never approved
+  (``hub.protocol.quota``). A device never approved holds ``records`` records of
+  ``held_bytes`` bytes (both moved with its records; approval stops counting them); the
+  totals and the pending count are sums over the devices never approved (a partial index).
+  The one row of ``quota_lock`` is locked by every transaction that may add to them, so
+  quota decisions run one after the other across receivers.
+- ``devices_listed`` (migration 5): the device list in pages, oldest first, so the status and
+  ``GET /v1/devices?limit=`` read one page of a root's tens of thousands of devices.
+- ``scans`` / ``scan_entries`` / ``scan_waiting`` / ``scan_totals`` (migration 6): every page
   hash the entries held name (its size and kind once the blob is held), one row per (hash,
   entry), the entries whose scans are not all held, and the status counts; filled by a trigger
   on ``records`` in the ingest transaction itself. ``hub.pg.scans`` reads them and marks a blob
@@ -242,7 +250,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX kab_votes_region ON kab_votes (election, kab);
     CREATE INDEX kab_counts_region ON kab_counts (election, kab);
     """,
-    # 4: the scans (hub.pg.scans): which hashes the entries name, which blobs are held
+    # 4: the quotas on devices never approved (hub.protocol.quota): what each holds, and one
+    # row whose lock orders the transactions that decide them
+    r"""
+    ALTER TABLE devices ADD COLUMN held_bytes bigint NOT NULL DEFAULT 0;
+    UPDATE devices d SET held_bytes = (SELECT coalesce(sum(length(r.raw)), 0) FROM records r
+        WHERE r.dev = d.id) WHERE approved_at IS NULL;
+    CREATE INDEX devices_never_approved ON devices (state) WHERE approved_at IS NULL;
+    CREATE TABLE quota_lock (one boolean PRIMARY KEY DEFAULT true CHECK (one));
+    INSERT INTO quota_lock VALUES (true);
+    """,
+    # 5: the device list in pages, oldest first (GET /v1/devices?limit=&after=, the status)
+    r"""
+    CREATE INDEX devices_listed ON devices (first_seen, node_id);
+    """,
+    # 6: the scans (hub.pg.scans): which hashes the entries name, which blobs are held
     r"""
     CREATE TABLE scans (
         hash text PRIMARY KEY,

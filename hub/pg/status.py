@@ -15,7 +15,7 @@ from typing import Any
 
 from hub.protocol import state
 from hub.protocol.identity import comparison_code
-from hub.status import MAX_LISTED, DeviceInfo
+from hub.status import MAX_LISTED, STATUS_DEVICES, DeviceInfo
 from hub.storage import NodeInfo
 
 from . import derived
@@ -38,13 +38,27 @@ def _info(r: Any, hub_public: bytes) -> DeviceInfo:
 
 
 async def device_list(
-    con: Conn, hub_public: bytes, public: bytes | None = None
+    con: Conn,
+    hub_public: bytes,
+    public: bytes | None = None,
+    *,
+    after: tuple[int, str] | None = None,
+    limit: int | None = None,
 ) -> list[DeviceInfo]:
-    """Every device, oldest first (or the one with ``public``)."""
-    if public is None:
-        rows = await con.fetch(f"SELECT {_COLS} FROM devices ORDER BY first_seen, node_id")
-    else:
+    """Every device, oldest first (by first seen, then node id; the index ``devices_listed``);
+    or a page: at most ``limit``, after the (first seen, node id) ``after``; or the one device
+    with ``public``."""
+    if public is not None:
         rows = await con.fetch(f"SELECT {_COLS} FROM devices WHERE public = $1", public)
+    else:
+        order = " ORDER BY first_seen, node_id LIMIT $1"  # LIMIT NULL: all of them
+        if after is None:
+            rows = await con.fetch(f"SELECT {_COLS} FROM devices{order}", limit)
+        else:
+            rows = await con.fetch(
+                f"SELECT {_COLS} FROM devices WHERE (first_seen, node_id) > ($2, $3){order}",
+                limit, *after,
+            )  # fmt: skip
     if len(rows) <= 100:
         return [_info(r, hub_public) for r in rows]
     # thousands of devices at a root: their comparison codes off the event loop
@@ -143,13 +157,15 @@ async def build(con: Conn, node: NodeInfo, now: float) -> dict[str, Any]:
     """The status dict (call inside one REPEATABLE READ transaction: one snapshot)."""
     counts = await derived.status_counts(con)
     counts["forks"], counts["forks_unapproved"] = await forks(con)
+    listed = await device_list(con, node.public, limit=STATUS_DEVICES + 1)  # the first page
     out: dict[str, Any] = {
         "node_id": node.node_id,
         "name": node.name,
         "role": node.role,
         "now": now,
         **counts,
-        "device_list": [d.to_dict() for d in await device_list(con, node.public)],
+        "device_list": [d.to_dict() for d in listed[:STATUS_DEVICES]],
+        "device_list_more": len(listed) > STATUS_DEVICES,
         "conflicts": await derived.conflicts(con, MAX_LISTED),
         "scan_reuse": [
             {"scan": r[0], "tps": list(r[1])}

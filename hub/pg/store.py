@@ -26,6 +26,11 @@ How receivers coordinate (docs/scaling.md "Many receivers, one database"):
   up to ``RETRIES`` times with jittered backoff. Lock order (devices by public key, then
   ``tps_state`` keys, then kecamatan aggregates, each sorted) makes deadlocks unlikely.
 - Derived state and results move in the same transaction as the records (``hub.pg.derived``).
+- **Quotas** on devices never approved (``hub.protocol.quota``, the same decisions as the
+  SQLite store, ``hub.pg.quotas``): a transaction that may add to what they hold first locks
+  the one row of ``quota_lock`` and decides with ``quota.Ledger`` over the usage read after
+  it, so such transactions run one after the other across receivers and a limit is never
+  passed. Pushes whose origins are all approved (a root's normal traffic) take no such lock.
 """
 
 from __future__ import annotations
@@ -45,11 +50,13 @@ from hub.protocol import identity, ingest, state, trust, worklist
 from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import APPROVED, REVOKED, Examined, Head
+from hub.protocol.quota import QUOTA, Ledger, Quotas, Usage
 from hub.status import DeviceInfo
-from hub.storage import Counters, NodeInfo
+from hub.storage import Counters, NodeInfo, QuotaLog
 from hub.transaction import enroll_again
 
 from . import derived
+from . import quotas as pg_quotas
 from . import status as pg_status
 from .scans import PgScanBook
 from .schema import Conn, migrate
@@ -57,7 +64,18 @@ from .schema import Conn, migrate
 log = logging.getLogger(__name__)
 
 RETRIES = 5
-RETRY_ON = (asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError)
+
+
+class _Raced(Exception):
+    """A device this transaction planned as new was made by another one meanwhile: run the
+    transaction again (it then reads that device under its lock)."""
+
+
+RETRY_ON = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    _Raced,
+)
 # The database is gone or restarting: nothing of the transaction can be known to be stored.
 UNAVAILABLE = (
     OSError,
@@ -149,18 +167,28 @@ def _head(r: asyncpg.Record) -> Head:
 class PgStore:
     """The PostgreSQL store of one root (or big provincial hub), shared by its receivers."""
 
-    def __init__(self, pool: asyncpg.Pool, *, refuse_unknown: bool = False):
+    def __init__(
+        self, pool: asyncpg.Pool, *, refuse_unknown: bool = False, quotas: Quotas | None = None
+    ):
         self.pool = pool
         self.db = _Reads(pool)  # reads and small writes outside ``_run``
         self.scan_book = PgScanBook(self.db, self._tx)  # the scans named, held (hub.pg.scans)
         self.refuse_unknown = refuse_unknown
+        self.quotas = quotas or Quotas()  # on what devices nobody approved make this hub keep
+        self._log_quota = QuotaLog(log)
         self.retries = 0  # transactions run again after a serialization failure or deadlock
         self.commits = 0  # pushes committed by this process
         self.changed = asyncio.Event()  # set after this process committed records or states
 
     @classmethod
     async def open(
-        cls, dsn: str, *, refuse_unknown: bool = False, min_size: int = 1, max_size: int = 8
+        cls,
+        dsn: str,
+        *,
+        refuse_unknown: bool = False,
+        quotas: Quotas | None = None,
+        min_size: int = 1,
+        max_size: int = 8,
     ) -> PgStore:
         """Connect, migrate the schema (once, whoever comes first) and return the store."""
         try:
@@ -175,7 +203,7 @@ class PgStore:
         except BaseException:
             await pool.close()
             raise
-        return cls(pool, refuse_unknown=refuse_unknown)
+        return cls(pool, refuse_unknown=refuse_unknown, quotas=quotas)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -226,6 +254,7 @@ class PgStore:
         self.commits += 1
         if result.plan.accepted or result.plan.forks:
             self.changed.set()
+        self._log_quota([o for o in result.plan.outcomes if o.code == QUOTA], now)
         for origin in result.new_devices:
             log.warning(
                 "new laptop %s is pending: check its comparison code, then approve it",
@@ -247,42 +276,51 @@ class PgStore:
         now: int,
         endorsements: Sequence[Endorsement],
     ) -> PushResult:
-        changed: set[int] = set()
-        if endorsements:
-            changed |= await self._endorse(con, endorsements, now)
         ex_list = [c.ex for c in checked]
         by_index = {c.ex.index: c for c in checked}
         origins = sorted(
             {ex.record.origin for ex in ex_list if ex.record is not None and ex.error is None}
         )
-        new: list[bytes] = []
-        if origins and not self.refuse_unknown:
-            new = [
-                bytes(r[0])
-                for r in await con.fetch(
-                    "INSERT INTO devices(public, node_id, first_seen, last_seen)"
-                    " SELECT p, n, $3, $3 FROM unnest($1::bytea[], $2::text[]) u(p, n)"
-                    " ORDER BY p ON CONFLICT (public) DO NOTHING RETURNING public",
-                    origins,
-                    [identity.fingerprint(o) for o in origins],
-                    now,
-                )
-            ]
+        ledger = await pg_quotas.ledger_for(
+            con, self.quotas, [*origins, *(e.device for e in endorsements)]
+        )
+        changed: set[int] = set()
+        if endorsements:
+            changed |= await self._endorse(con, endorsements, now, ledger)
         rows = await con.fetch(
-            f"SELECT {_DEVICE_COLS} FROM devices WHERE public = ANY($1::bytea[])"
-            " ORDER BY public FOR UPDATE",
+            f"SELECT {_DEVICE_COLS}, records, held_bytes FROM devices"
+            " WHERE public = ANY($1::bytea[]) ORDER BY public FOR UPDATE",
             origins,
         )
         devices = {bytes(r["public"]): _device(r) for r in rows}
         heads = {bytes(r["public"]): _head(r) for r in rows if r["head_seq"]}
+        if ledger is not None:  # what each of them holds, read under its row lock
+            ledger.held = {
+                bytes(r["public"]): Usage(r["records"], r["held_bytes"])
+                for r in rows
+                if r["approved_at"] is None
+            }
         policies = {p: d.policy() for p, d in devices.items()}
         existing = await self._existing(con, devices, ingest.needed_existing(ex_list, heads))
-        plan = ingest.plan(ex_list, heads, existing, policies, refuse_unknown=self.refuse_unknown)
+        plan = ingest.plan(
+            ex_list, heads, existing, policies, refuse_unknown=self.refuse_unknown, ledger=ledger
+        )
+        new = sorted(plan.new_origins)  # origins kept for the first time: devices now
+        if new:
+            made = await con.fetch(
+                "INSERT INTO devices(public, node_id, first_seen, last_seen)"
+                " SELECT p, n, $3, $3 FROM unnest($1::bytea[], $2::text[]) u(p, n)"
+                f" ORDER BY p ON CONFLICT (public) DO NOTHING RETURNING {_DEVICE_COLS}",
+                new, [identity.fingerprint(o) for o in new], now,
+            )  # fmt: skip
+            if len(made) != len(new):  # another transaction made one meanwhile
+                raise _Raced()
+            devices.update((bytes(r["public"]), _device(r)) for r in made)
 
         cols: list[list[Any]] = [[] for _ in range(14)]
         counted_keys: set[state.Key] = set()
         fresh: dict[state.Key, list[derived.Fact]] = {}
-        added: dict[bytes, int] = {}
+        added: dict[bytes, Usage] = {}
         for ex in plan.accepted:
             rec, c = ex.record, by_index[ex.index]
             ef = c.facts
@@ -292,7 +330,7 @@ class PgStore:
                    ef.numbers, ef.supersedes, ",".join(ef.scans), c.votes)  # fmt: skip
             for i, v in enumerate(row):
                 cols[i].append(v)
-            added[rec.origin] = added.get(rec.origin, 0) + 1
+            added[rec.origin] = added.get(rec.origin, Usage()) + Usage(1, len(rec.raw))
             if rec.seq <= d.forward_limit(rec.seq):
                 counted_keys.add(ef.key)
                 origin = d.id.to_bytes(8, "big")  # as derived state reads it back
@@ -321,14 +359,16 @@ class PgStore:
         touched = sorted({o.origin for o in plan.outcomes if o.origin is not None} & devices.keys())
         if touched:
             final = {o: plan.heads.get(o, heads.get(o, Head())) for o in touched}
+            more = [added.get(o, Usage()) for o in touched]
             await con.execute(
                 "UPDATE devices d SET head_seq = u.s, head_hash = u.h, records = d.records + u.n,"
-                " forked = d.forked OR u.f, last_seen = $6"
+                " held_bytes = d.held_bytes + CASE WHEN d.approved_at IS NULL THEN u.b ELSE 0"
+                " END, forked = d.forked OR u.f, last_seen = $7"
                 " FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bigint[],"
-                " $5::boolean[]) u(id, s, h, n, f) WHERE d.id = u.id",
+                " $5::bigint[], $6::boolean[]) u(id, s, h, n, b, f) WHERE d.id = u.id",
                 [devices[o].id for o in touched], [final[o].seq for o in touched],
-                [final[o].hash for o in touched], [added.get(o, 0) for o in touched],
-                [devices[o].id in forked for o in touched], now,
+                [final[o].hash for o in touched], [m.records for m in more],
+                [m.bytes for m in more], [devices[o].id in forked for o in touched], now,
             )  # fmt: skip
         changed |= forked
         if changed:  # a device's counted records changed: derive its keys from the database
@@ -368,9 +408,13 @@ class PgStore:
         role (it may give itself a name once; another role: ``role_change``, ``trust.enroll``)."""
 
         async def tx(con: Conn) -> DeviceRow:
-            old = await con.fetchrow(
-                f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1 FOR UPDATE", public
-            )
+            mine = f"SELECT {_DEVICE_COLS} FROM devices WHERE public = $1 FOR UPDATE"
+            old = await con.fetchrow(mine, public)
+            if old is None:  # a new device: within max_pending_devices (QuotaError: 429)
+                ledger = await pg_quotas.lock(con, self.quotas)
+                old = await con.fetchrow(mine, public)  # made meanwhile?
+                if old is None:
+                    ledger.check_new_device()
             if old is not None:
                 enroll_again(_device(old), name, role)  # role_change: refused, logged
             r = await con.fetchrow(
@@ -504,14 +548,17 @@ class PgStore:
         heads = {bytes(r["public"]): int(r["head_seq"]) for r in rows}
         return devices, ends, heads
 
-    async def _endorse(self, con: Conn, endorsements: Sequence[Endorsement], now: int) -> set[int]:
-        """Take the endorsements that chain to a hub known here (``trust.accept_endorsements``).
-        Returns the ids of devices whose state changed."""
+    async def _endorse(
+        self, con: Conn, endorsements: Sequence[Endorsement], now: int, ledger: Ledger | None
+    ) -> set[int]:
+        """Take the endorsements that chain to a hub known here (``trust.accept_endorsements``,
+        within the pending quota when there is a ``ledger``). Returns the ids of devices whose
+        state changed."""
         devices, ends, _heads = await self._book(
             con, {p for e in endorsements for p in (e.hub, e.device)}
         )
         changed: set[int] = set()
-        for step in trust.accept_endorsements(endorsements, devices, ends):
+        for step in trust.accept_endorsements(endorsements, devices, ends, ledger):
             if isinstance(step, trust.Keep):
                 e = step.endorsement
                 await con.execute(
@@ -659,6 +706,12 @@ class PgStore:
         async with self._read() as con:
             return await pg_status.device_list(con, hub_public)
 
+    async def device_page(
+        self, hub_public: bytes, after: tuple[int, str] | None, limit: int
+    ) -> list[DeviceInfo]:
+        async with self._read() as con:
+            return await pg_status.device_list(con, hub_public, after=after, limit=limit)
+
     async def device_info(self, d: DeviceRow, hub_public: bytes) -> DeviceInfo:
         async with self._read() as con:
             (info,) = await pg_status.device_list(con, hub_public, d.public)
@@ -667,7 +720,9 @@ class PgStore:
     async def counters(self) -> Counters:
         async with self._read() as con:
             records, forks, unapproved, by_state = await pg_status.counters(con)
-        return Counters(records, self.commits, forks, by_state, unapproved)
+            _pending, held = await pg_quotas.held(con)
+        return Counters(records, self.commits, forks, by_state, unapproved,
+                        held.records, held.bytes)  # fmt: skip
 
     # -- meta --------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ receiver's parsing and decisions.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Iterable, Mapping
@@ -433,12 +434,106 @@ class ScanCounts:
         }
 
 
+@dataclass(slots=True)
+class ScanTally:
+    """The scans a node holds and the figures of its status, kept up to date event by event:
+    an entry stored (``add``) costs its pages, a page arriving (``arrived``) the entries that
+    name it, upstream taking a page (``upstream_holds``) O(1); reading the figures
+    (``counts``, ``entries_pending``, ``pending``) costs nothing more than the answer. Never a
+    walk of everything held. ``scan_counts`` and ``scan_pending`` define the same figures
+    from scratch (the tests hold one against the other).
+
+    ``held`` (hash -> size) and ``upstream`` change only through ``arrived`` and
+    ``upstream_holds``. A new tally over the same ``held``/``upstream`` (an index rebuilt) is
+    consistent at once: a page counts only once an entry names it."""
+
+    root: bool  # a root has no upstream: nothing is pending upstream there
+    held: dict[str, int] = field(default_factory=dict)
+    upstream: set[str] = field(default_factory=set)
+    index: ScanIndex = field(default_factory=ScanIndex)
+    held_named: int = 0  # named pages held here
+    pend: int = 0  # of those, upstream not known to hold them
+    pend_bytes: int = 0
+    # entry number (order stored) -> (key, its pages not held here), in entry order
+    _pending: dict[int, tuple[tuple[str, str, str], list[str]]] = field(default_factory=dict)
+    _waiting: dict[str, list[int]] = field(default_factory=dict)  # page -> entries lacking it
+
+    def _part(self, digest: str) -> tuple[int, int, int]:
+        """What ``digest`` adds to (held_named, pend, pend_bytes)."""
+        size = self.held.get(digest)
+        if size is None or digest not in self.index.named:
+            return 0, 0, 0
+        if self.root or digest in self.upstream:
+            return 1, 0, 0
+        return 1, 1, size
+
+    def _count(self, part: tuple[int, int, int], sign: int) -> None:
+        self.held_named += sign * part[0]
+        self.pend += sign * part[1]
+        self.pend_bytes += sign * part[2]
+
+    def add(self, dev: int, seq: int, key: tuple[str, str, str], scans: tuple[str, ...]) -> None:
+        """An entry stored (``key`` = election, form, TPS), in the order entries are stored."""
+        n = self.index.seen
+        fresh = [h for h in dict.fromkeys(scans) if h not in self.index.named]
+        self.index.add(dev, seq, key[2], scans)
+        for h in fresh:
+            self._count(self._part(h), 1)
+        lacking = [h for h in scans if h not in self.held]
+        if lacking:
+            self._pending[n] = (key, lacking)
+            for h in dict.fromkeys(lacking):
+                self._waiting.setdefault(h, []).append(n)
+
+    def arrived(self, digest: str, size: int) -> None:
+        """The page ``digest`` is held here now."""
+        if digest in self.held:
+            return
+        before = self._part(digest)
+        self.held[digest] = size
+        self._count(before, -1)
+        self._count(self._part(digest), 1)
+        for n in self._waiting.pop(digest, ()):
+            key, lacking = self._pending[n]
+            rest = [h for h in lacking if h != digest]
+            if rest:
+                self._pending[n] = (key, rest)
+            else:
+                del self._pending[n]
+
+    def upstream_holds(self, digest: str) -> None:
+        """Upstream holds ``digest`` (its answer said so)."""
+        if digest in self.upstream:
+            return
+        before = self._part(digest)
+        self.upstream.add(digest)
+        self._count(before, -1)
+        self._count(self._part(digest), 1)
+
+    def counts(self) -> ScanCounts:
+        expected = len(self.index.named)
+        return ScanCounts(
+            expected, self.held_named, expected - self.held_named, self.pend, self.pend_bytes
+        )
+
+    @property
+    def entries_pending(self) -> int:
+        """Entries with at least one page not held here."""
+        return len(self._pending)
+
+    def pending(self, limit: int) -> list[tuple[tuple[str, str, str], list[str]]]:
+        """The first ``limit`` entries (in the order stored) whose pages are not all held
+        here, with the pages still to come (as ``scan_pending``)."""
+        return [(k, list(m)) for k, m in itertools.islice(self._pending.values(), limit)]
+
+
 def scan_counts(
     named: Iterable[str],
     held: Mapping[str, int],
     upstream: set[str] | None,
 ) -> ScanCounts:
-    """Counts for status; ``upstream`` None at a node without one (nothing pending)."""
+    """Counts for status, from scratch (``ScanTally`` keeps them as things change);
+    ``upstream`` None at a node without one (nothing pending)."""
     expected = held_n = pend = pend_bytes = 0
     for h in named:
         expected += 1
@@ -457,7 +552,7 @@ def scan_pending(
 ) -> list[tuple[tuple[str, str, str], list[str]]]:
     """Entries (election, form, TPS key; scans) whose pages are not all held here: "scan
     pending" (never "missing": the numbers are here, the images are on their way), with the
-    hashes still to come."""
+    hashes still to come. From scratch (``ScanTally.pending`` keeps it as things change)."""
     out = []
     for key, scans in entries:
         lacking = [h for h in scans if h not in held]

@@ -51,30 +51,31 @@ def derive(entries: Iterable[EntryFacts]) -> dict[Key, TpsState]:
     by_key: dict[Key, list[EntryFacts]] = defaultdict(list)
     for e in entries:
         by_key[e.key].append(e)
-    out: dict[Key, TpsState] = {}
-    for k, group in by_key.items():
-        if len(group) == 1:  # the common case, kept cheap
-            out[k] = TpsState(k, SINGLE, [group[0].hash], [])
-            continue
-        hashes = {e.hash for e in group}
-        dead = {e.supersedes for e in group if e.supersedes in hashes and e.supersedes != e.hash}
-        live = [e for e in group if e.hash not in dead]
-        cycle = not live
-        if cycle:  # a supersedes cycle: nothing can be live; show every entry as a conflict
-            live, dead = group, set()
-        if cycle or len({e.numbers for e in live}) > 1:
-            status = CONFLICT
-        elif len({e.origin for e in live}) > 1:
-            status = VERIFIED
-        else:
-            status = SINGLE
-        out[k] = TpsState(
-            key=k,
-            status=status,
-            live=sorted(e.hash for e in live),
-            superseded=sorted(dead),
-        )
-    return out
+    return {k: tps_state(k, group) for k, group in by_key.items()}
+
+
+def tps_state(k: Key, group: Sequence[EntryFacts]) -> TpsState:
+    """Status of one (election, form, TPS) from its entries (at least one)."""
+    if len(group) == 1:  # the common case, kept cheap
+        return TpsState(k, SINGLE, [group[0].hash], [])
+    hashes = {e.hash for e in group}
+    dead = {e.supersedes for e in group if e.supersedes in hashes and e.supersedes != e.hash}
+    live = [e for e in group if e.hash not in dead]
+    cycle = not live
+    if cycle:  # a supersedes cycle: nothing can be live; show every entry as a conflict
+        live, dead = list(group), set()
+    if cycle or len({e.numbers for e in live}) > 1:
+        status = CONFLICT
+    elif len({e.origin for e in live}) > 1:
+        status = VERIFIED
+    else:
+        status = SINGLE
+    return TpsState(
+        key=k,
+        status=status,
+        live=sorted(e.hash for e in live),
+        superseded=sorted(h for h in dead if h is not None),
+    )
 
 
 def status_counts(states: Iterable[TpsState]) -> dict[str, int]:

@@ -11,6 +11,11 @@ The kind is decided by content, never by a file name: JPEG (``FF D8 FF`` ... ``F
 (the 8-byte signature ... the ``IEND`` chunk) and PDF (``%PDF-`` ... ``%%EOF``). Checking the
 end as well as the start refuses a file the scanner is still writing.
 
+Partial files in ``tmp/`` (``*.part``: a ``BlobWriter``'s; ``*.upload``: a resumable upload)
+that nothing wrote to for a given age are abandoned: ``expire_tmp`` removes them, judging by
+the file's modification time (every write moves it on), so a file still being written stays.
+``clean_tmp`` removes every ``*.part`` at once, only for a process that owns the folder alone.
+
 Node-neutral: no notion of entries, laptops or HTTP. ``BlobWriter`` takes chunks (``write``)
 and ``commit`` or ``abort``; a hub receiving a scan in chunks over the network uses it the same
 way a laptop copies a file from the scanner's folder (``put_file``).
@@ -24,7 +29,8 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +44,8 @@ DEFAULT_MAX_SIZE = 20 * 1024 * 1024  # a scanned page is 0.3-3 MB; a multi-page 
 CHUNK = 64 * 1024
 TMP_DIR = "tmp"
 UPLOAD_SUFFIX = ".upload"  # a resumable upload in progress, kept across restarts
+PART_SUFFIX = ".part"  # a blob being written by ``BlobWriter`` (one request, one copy)
+PARTIAL_MAX_AGE = 7 * 24 * 3600  # seconds after its last write that a partial is abandoned
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 JPEG = "jpeg"
@@ -114,7 +122,7 @@ class BlobWriter:
         self._done = False
         store.tmp.mkdir(parents=True, exist_ok=True)
         if resume is None:
-            self._tmp = store.tmp / f"{secrets.token_hex(8)}.part"
+            self._tmp = store.tmp / f"{secrets.token_hex(8)}{PART_SUFFIX}"
             self._f: BinaryIO | None = open(self._tmp, "xb")  # noqa: SIM115 - closed in commit/abort
             return
         self._tmp = resume
@@ -155,7 +163,7 @@ class BlobWriter:
             if len(self._head) >= 8 or self.size >= 16:
                 self._sniff()
         self._hash.update(chunk)
-        self._tail = (self._tail + chunk)[-_TAIL:]
+        self._tail = (self._tail + chunk[-_TAIL:])[-_TAIL:]  # never a copy of the chunk
 
     def _sniff(self) -> None:
         kind = sniff(self._head)
@@ -360,14 +368,65 @@ class BlobStore:
         return h.hexdigest() == digest
 
     def clean_tmp(self) -> int:
-        """Remove temporary files left by a crash; returns how many."""
+        """Remove every ``*.part`` left by a crash; returns how many. Only for a process that
+        owns the folder alone (a hub, under its lock, at start): it removes a file another
+        process may be writing; ``expire_tmp`` never does."""
         n = 0
         if self.tmp.is_dir():
-            for p in self.tmp.glob("*.part"):
+            for p in self.tmp.glob(f"*{PART_SUFFIX}"):
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
                     n += 1
         return n
+
+    def stale_partials(self, max_age: float, now: float | None = None) -> list[Path]:
+        """The partial files in ``tmp/`` (``*.part``, ``*.upload``) not written to for more
+        than ``max_age`` seconds (by their modification time, which every write moves on)."""
+        cutoff = (time.time() if now is None else now) - max_age
+        out: list[Path] = []
+        try:
+            it = os.scandir(self.tmp)
+        except FileNotFoundError:
+            return out
+        with it:
+            for de in it:
+                if not de.name.endswith((PART_SUFFIX, UPLOAD_SUFFIX)):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if de.stat(follow_symlinks=False).st_mtime < cutoff:
+                        out.append(Path(de.path))
+        return out
+
+    def expire_tmp(
+        self, max_age: float, now: float | None = None, keep: Container[str] = ()
+    ) -> tuple[int, int]:
+        """Remove the partial files of ``tmp/`` abandoned for more than ``max_age`` seconds,
+        except those whose file name is in ``keep`` (uploads being extended right now). Each
+        file's age is checked again just before it goes, so one written meanwhile stays.
+        Returns (files, bytes) removed."""
+        n = size = 0
+        for p in self.stale_partials(max_age, now):
+            if p.name in keep:
+                continue
+            got = self.expire_one(p, max_age, now)
+            if got is not None:
+                n, size = n + 1, size + got
+        return n, size
+
+    def expire_one(self, path: Path, max_age: float, now: float | None = None) -> int | None:
+        """Remove the partial at ``path`` if it is still older than ``max_age``; its size, or
+        None when it was kept (written meanwhile, or gone)."""
+        cutoff = (time.time() if now is None else now) - max_age
+        try:
+            st = path.stat()
+            if st.st_mtime >= cutoff:
+                return None
+            path.unlink()
+        except FileNotFoundError:
+            return None
+        log.info("removed %s: a partial scan not written to for %.0f s", path.name,
+                 (time.time() if now is None else now) - st.st_mtime)  # fmt: skip
+        return st.st_size
 
 
 def _mib(n: int) -> str:

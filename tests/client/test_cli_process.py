@@ -170,11 +170,19 @@ def test_interrupted_sync_exits_130_with_a_message(tmp_path: Path, lang: str) ->
 
     data = tmp_path / "data"
     assert c1client("init", "--data", str(data), "--name", "Meja 1").returncode == 0
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "client.cli", "sync", "--data", str(data), "--lang", lang,
-         "--hub", "http://127.0.0.1:9"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
-    )  # fmt: skip
+    # A terminal's Ctrl-C reaches a program that takes SIGINT. When the tests themselves run
+    # in the background (`make test &` without job control), the shell hands them SIGINT
+    # ignored, and a child would inherit that: with a handler set here while the child
+    # starts, the child starts with SIGINT at its default (exec resets caught signals).
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "client.cli", "sync", "--data", str(data), "--lang", lang,
+             "--hub", "http://127.0.0.1:9"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=REPO,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert proc.stderr is not None
     try:
         first = proc.stderr.readline()  # the first retry: the command is in its loop

@@ -125,3 +125,18 @@ def test_token_rotate_replaces_even_an_open_token_and_never_prints_it(tmp_path: 
     r = c1hub("token", "rotate", "--data", tmp_path / "nothing")
     assert r.exit_code == 1 and "holds no hub" in r.stderr
     assert not (tmp_path / "nothing").exists()
+
+
+def test_devices_come_in_pages_with_limit_and_after(
+    stopped_hub: tuple[Path, Identity, Identity],
+) -> None:
+    data, _laptop, _forked = stopped_hub
+    whole = [row["id"] for row in json.loads(c1hub("devices", "--data", data, "--json").output)]
+    r = c1hub("devices", "--data", data, "--limit", "1")
+    assert r.exit_code == 0 and whole[0] in r.output and whole[1] not in r.output
+    assert f"more: c1hub devices --data {data} --limit 1 --after {whole[0]}" in r.output
+    rest = json.loads(c1hub("devices", "--data", data, "--json", "--after", whole[0]).output)
+    assert [row["id"] for row in rest] == whole[1:]
+    r = c1hub("devices", "--data", data, "--after", "NOPE-NOPE-NOPE")
+    assert r.exit_code == 1 and "no device 'NOPE-NOPE-NOPE'" in r.output
+    assert c1hub("devices", "--data", data, "--limit", "0").exit_code == 2

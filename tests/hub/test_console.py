@@ -18,11 +18,13 @@ from hub.console import locality
 from hub.console.app import CONSOLE, TOKEN_HEADER
 from hub.console.i18n import WORDS
 from hub.console.live import COUNT_KEYS, counts_of
+from hub.console.tally import Tally
 from hub.protocol import entry, record, state
 from hub.protocol.identity import Identity
 from tests.helpers import chain, forms
 
 from .conftest import Served
+from .test_store import disk_full
 
 # -- the locality rule ------------------------------------------------------------------------
 
@@ -158,6 +160,117 @@ async def test_events_carry_the_new_counts_and_one_derivation_serves_all(hub: Se
     async with hub.http.get("/console/state.json") as r:
         polled = await r.json()
     assert polled["counts"] == counts_of(hub.service.status_now())
+
+
+async def test_the_shared_status_follows_pushes_by_the_entries_they_add(hub: Served) -> None:
+    """The room is the full derivation's status, though after the first derivation each one
+    takes only the entries stored since (approvals and revocations re-derive that device's
+    TPS), and a commit that fails makes it start over from what the store read back."""
+    live = hub.http.app[CONSOLE].live
+    a, b = Identity.generate(), Identity.generate()
+    await hub.enrolled(a, approve=True)
+    await hub.enrolled(b, approve=False)
+    fa, fb = forms(6, seed=3), forms(6, seed=3)
+    fb[0]["suara"]["1"] += 1  # one conflict once b counts
+    log = [r.raw for r in chain(a, fa + forms(5, seed=9))]
+    await hub.push(log[:6])
+    await hub.push([r.raw for r in chain(b, fb)])
+
+    async def same_as_full() -> dict[str, Any]:
+        await live.refresh()
+        assert live.room is not None
+        got, want = dict(live.room.status), hub.service.status_now()
+        got.pop("now"), want.pop("now")
+        assert got == want
+        return got
+
+    s = await same_as_full()
+    assert s["entries"] == {"accepted": 6, "held": 6, "total": 12} and live._tally is not None
+    assert live._tally.total == 12
+    tally = live._tally
+    await hub.service.approve(b.node_id)
+    s = await same_as_full()
+    assert s["tps"] == {"single": 0, "verified": 5, "conflict": 1}
+    assert live._tally is tally and tally.total == 12  # the same tally, nothing taken twice
+    await hub.push(log[6:8])
+    s = await same_as_full()
+    assert live._tally is tally and tally.total == 14 and s["entries"]["accepted"] == 14
+    await hub.service.revoke(b.node_id)
+    await same_as_full()
+
+    hub.store.db.before_commit = disk_full()
+    status, _ = await hub.push(log[8:])
+    assert status != 200
+    status, _ = await hub.push(log[8:])
+    assert status == 200
+    s = await same_as_full()  # the store read its memory back: a new tally of every entry
+    assert live._tally is not tally and s["entries"]["total"] == 17
+
+
+async def test_a_long_catch_up_is_taken_in_slices_with_the_same_result(
+    hub: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.console import live as live_mod
+
+    live = hub.http.app[CONSOLE].live
+    await live.refresh()
+    a = Identity.generate()
+    await hub.enrolled(a, approve=True)
+    await hub.push([r.raw for r in chain(a, forms(7))])
+    monkeypatch.setattr(live_mod, "CATCH_UP", 2)  # 7 new entries: slices of 2, 2, 2, then 1
+    slices: list[int] = []
+    update = Tally.update
+
+    def counted(self: Tally, devices: Any, new: Any) -> int:
+        slices.append(len(new))
+        return update(self, devices, new)
+
+    monkeypatch.setattr(Tally, "update", counted)
+    await live.refresh()
+    assert slices == [2, 2, 2, 1]
+    assert live.room is not None
+    got, want = dict(live.room.status), hub.service.status_now()
+    got.pop("now"), want.pop("now")
+    assert got == want and got["entries"]["accepted"] == 7
+
+
+async def test_open_pages_share_one_rendering_of_a_fragment(hub: Served) -> None:
+    console = hub.http.app[CONSOLE]
+    laptop = Identity.generate()
+    await hub.enrolled(laptop, approve=True)
+    await _page(hub)
+    first = [await _page(hub, "/console/part/devices?page=1") for _ in range(3)]
+    assert len(set(first)) == 1 and len(console._parts[2]) == 1
+    assert '<td class="num">0</td>' in first[0]
+    await _page(hub, "/console/part/devices?page=1&lang=en")  # another language: its own
+    assert len(console._parts[2]) == 2
+    await hub.push([r.raw for r in chain(laptop, forms(3))])
+    after = await _page(hub, "/console/part/devices?page=1")  # a new room: rendered again
+    assert '<td class="num">3</td>' in after and len(console._parts[2]) == 1
+    readonly = await _page(hub, "/console/part/devices?page=1", Host="hub.example:8470")
+    assert 'data-action="revoke"' in after and 'data-action="revoke"' not in readonly
+
+
+async def test_a_big_store_shows_the_provisional_room_without_waiting(
+    hub: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.console import live as live_mod
+
+    laptop = Identity.generate()
+    await hub.enrolled(laptop, approve=True)
+    await hub.push([r.raw for r in chain(laptop, forms(3))])
+    console = hub.http.app[CONSOLE]
+    await console.live.stop()  # a hub just started, its first tally not done
+    live = console.live = live_mod.Live(hub.service)
+    monkeypatch.setattr(live_mod, "SMALL_STORE", 2)  # 3 entries count as a big store here
+    room = await live.current()
+    assert room.version == 0 and room.status["provisional"]  # no wait for the first tally
+    await live.stop()
+    live = console.live = live_mod.Live(hub.service)
+    monkeypatch.setattr(live_mod, "SMALL_STORE", 3)
+    room = await live.current()  # a small store: the page waits for it
+    assert room.version == 1 and room.status["entries"]["accepted"] == 3
+    await live.stop()
 
 
 async def _event(resp: Any) -> dict[str, Any]:

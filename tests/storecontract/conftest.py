@@ -5,9 +5,9 @@
 - ``postgres``: ``hub.pg.store.PgStore`` on a fresh database of the test PostgreSQL server
   (tests/servers/postgres.py: skipped loudly when PostgreSQL is not installed, failed in CI).
 
-``open_store(refuse_unknown=...)`` opens one more store on the same backend and data: for
-PostgreSQL a second receiver on the same database, for SQLite the same folder again after
-the first was closed.
+``open_store(refuse_unknown=..., quotas=...)`` opens one more store on the same backend and
+data: for PostgreSQL a second receiver on the same database, for SQLite the same folder again
+after the first was closed.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.protocol.quota import Quotas
 from hub.storage import HubStorage
 
 Opener = Callable[..., Awaitable[HubStorage]]
@@ -29,16 +30,16 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         dsn = request.getfixturevalue("pg_dsn")
         from hub.pg.store import PgStore
 
-        async def make(refuse_unknown: bool = False) -> HubStorage:
-            s = await PgStore.open(dsn, refuse_unknown=refuse_unknown, max_size=4)
+        async def make(refuse_unknown: bool = False, quotas: Quotas | None = None) -> HubStorage:
+            s = await PgStore.open(dsn, refuse_unknown=refuse_unknown, quotas=quotas, max_size=4)
             opened.append(s)
             return s
 
     else:
         from hub.store import HubStore
 
-        async def make(refuse_unknown: bool = False) -> HubStorage:
-            s = await HubStore.open(tmp_path, refuse_unknown=refuse_unknown)
+        async def make(refuse_unknown: bool = False, quotas: Quotas | None = None) -> HubStorage:
+            s = await HubStore.open(tmp_path, refuse_unknown=refuse_unknown, quotas=quotas)
             opened.append(s)
             return s
 

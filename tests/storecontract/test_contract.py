@@ -205,6 +205,20 @@ async def test_meta_devices_and_receipts(store: HubStorage) -> None:
     assert (await store.heads_of([who.public]))[who.public] != Head()
 
 
+async def test_the_device_list_comes_in_pages_oldest_first(store: HubStorage) -> None:
+    for i in range(7):  # three seen at 1, three at 2, one at 3: ties go by node id
+        await store.enroll(ident(100 + i).public, f"L{i}", "laptop", 1 + i // 3)
+    whole = await store.device_list(bytes(32))
+    assert [(d.first_seen, d.id) for d in whole] == sorted((d.first_seen, d.id) for d in whole)
+    pages, after = [], None
+    while not pages or len(pages[-1]) == 3:
+        pages.append(await store.device_page(bytes(32), after, 3))
+        after = (pages[-1][-1].first_seen, pages[-1][-1].id) if pages[-1] else None
+    assert [len(p) for p in pages] == [3, 3, 1]
+    assert [d for p in pages for d in p] == whole
+    assert await store.device_page(bytes(32), (3, whole[-1].id), 3) == []
+
+
 def _votes(f: dict[str, Any]) -> dict[str, int]:
     return {str(no): int(v) for no, v in f["suara"].items()}
 

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from hub.protocol import codec, enroll
 from hub.protocol.identity import Identity
+from hub.protocol.quota import Quotas
 from hub.server import make_app
 from hub.service import HubService
 from hub.shared import generator
@@ -86,3 +87,22 @@ async def test_a_root_answers_the_same_over_either_store(
     async with http.get("/metrics") as r:
         text = await r.text()
     assert f"c1hub_records_stored {sent}" in text and 'c1hub_devices{state="approved"} 3' in text
+
+
+async def test_an_enrollment_past_the_pending_quota_is_429_over_either_store(
+    open_store: Opener, aiohttp_client: Callable[..., Awaitable[Client]]
+) -> None:
+    store = await open_store(refuse_unknown=True, quotas=Quotas(pending_devices=1))
+    service = HubService(store, ROOT_KEY, name="Nasional", root=True)
+    http = await aiohttp_client(make_app(service, admin_token="t", max_body=16 << 20))
+    first, second = ident(55), ident(56)
+    status, _ = await _post(
+        http, "/v1/enroll", enroll.make_request(first, ROOT_KEY.public, "Room", "hub", 1)
+    )
+    assert status == 200
+    status, reply = await _post(
+        http, "/v1/enroll", enroll.make_request(second, ROOT_KEY.public, "Room 2", "hub", 1)
+    )
+    assert status == 429 and reply["error"]["code"] == "quota", reply
+    assert "max_pending_devices" in str(reply["error"])
+    assert await store.device(second.public) is None

@@ -117,6 +117,37 @@ def test_counts_update_live_without_reload(browser: Any, procs: Procs, transport
     assert page.evaluate("window.notReloaded") is True
 
 
+def test_open_consoles_follow_each_push_in_counts_and_device_table(
+    browser: Any, procs: Procs
+) -> None:
+    """Two consoles open while a laptop pushes again and again: both show each push's counts
+    and the laptop's entries in the device table (a fragment the hub renders once for both),
+    without reload."""
+    hub = procs.hub("hub").start()
+    laptop = procs.laptop("meja1")
+    enter(laptop, generate(1, seed=11))
+    sync(laptop, hub.url)
+    hub.approve("meja1")
+    dev = hub.device("meja1")
+    assert dev is not None
+    pages = [browser.new_page() for _ in range(2)]
+    for page in pages:
+        page.goto(hub.url + "/")
+        page.wait_for_selector('#live[data-live="on"]', timeout=TIMEOUT_MS)
+        page.evaluate("window.notReloaded = true")
+    entries = f'tr[data-device-id="{dev["id"]}"] td.num'
+    for n, seed in ((3, 12), (6, 13)):
+        enter(laptop, generate(3, seed=seed))
+        sync(laptop, hub.url)
+        for page in pages:
+            _wait_count(page, "accepted", n + 1)
+            page.wait_for_function(
+                "([sel, v]) => document.querySelector(sel).textContent == v",
+                arg=[entries, str(n + 1)], timeout=TIMEOUT_MS,
+            )  # fmt: skip
+    assert all(page.evaluate("window.notReloaded") for page in pages)
+
+
 # -- a browser that is not on the hub machine -------------------------------------------------
 
 

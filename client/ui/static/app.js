@@ -603,16 +603,20 @@ async function showEntries() {
   qInput.focus();
   qInput.select();
   await loadEntries();
+  // states move on by themselves (at the hub, confirmed, scans complete): keep the list true
+  S.timers.entries = setInterval(() => loadEntries({ keep: true }), 3000);
 }
 
 let entriesAsked = 0;
-async function loadEntries() {
+async function loadEntries({ keep = false } = {}) {
   const n = ++entriesAsked;
   try {
     const r = await get(`/api/entries?q=${encodeURIComponent(qInput.value.trim())}`);
     if (n !== entriesAsked) return;
+    const selSeq = keep ? S.entries[S.entrySel]?.seq : undefined;
     S.entries = r.entries;
-    S.entrySel = 0;
+    const i = selSeq === undefined ? -1 : S.entries.findIndex((e) => e.seq === selSeq);
+    S.entrySel = i < 0 ? 0 : i;
     $("#entries-count").textContent = fmt(W.entries_count, { n: r.entries.length, total: r.total });
     drawEntries(r.pending);
   } catch (e) {

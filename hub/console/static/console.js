@@ -9,6 +9,10 @@
   const token = body.dataset.token;
   const admin = body.dataset.admin === "1";
   let devicesRev = body.dataset.devicesRev;
+  let entriesRev = body.dataset.entriesRev;
+  let devicesAt = Date.now();
+  let devicesTimer = null;
+  const ENTRIES_EVERY_MS = 10000; // the device table's entry counts: at most this often
   let conflictsRev = body.dataset.conflictsRev;
   let version = Number(body.dataset.version);
   let epoch = body.dataset.epoch;
@@ -51,6 +55,12 @@
     }
   }
 
+  function devicesNow() {
+    if (devicesTimer) { clearTimeout(devicesTimer); devicesTimer = null; }
+    devicesAt = Date.now();
+    refreshPart("devices-part", "/console/part/devices");
+  }
+
   function apply(room) {
     if (room.epoch !== epoch) { // the hub restarted: its counts start again, old tokens are void
       epoch = room.epoch;
@@ -60,8 +70,9 @@
     if (room.v <= version) return;
     version = room.v;
     for (const [k, v] of Object.entries(room.counts)) {
+      const text = v === null ? "…" : String(v);
       document.querySelectorAll(`[data-count="${k}"], [data-nav-count="${k}"]`)
-        .forEach((el) => { el.textContent = v === null ? "…" : v; });
+        .forEach((el) => { if (el.textContent !== text) el.textContent = text; });
     }
     const pend = document.getElementById("pending-alert");
     if (pend) {
@@ -69,9 +80,16 @@
       const n = pend.querySelector("[data-pending]");
       if (n) n.textContent = room.devices.pending;
     }
-    if (room.devices_rev !== devicesRev) {
+    if (room.devices_rev !== devicesRev) { // a device came, or was approved, revoked, forked
       devicesRev = room.devices_rev;
-      refreshPart("devices-part", "/console/part/devices");
+      entriesRev = room.entries_rev;
+      devicesNow();
+    } else if (room.entries_rev !== entriesRev) { // only entry counts: not every second
+      entriesRev = room.entries_rev;
+      if (!devicesTimer) {
+        const wait = Math.max(0, devicesAt + ENTRIES_EVERY_MS - Date.now());
+        devicesTimer = setTimeout(devicesNow, wait);
+      }
     }
     if (room.conflicts_rev !== conflictsRev) {
       conflictsRev = room.conflicts_rev;
