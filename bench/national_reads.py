@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,34 +75,41 @@ async def fill(store: PgStore, devices: int) -> dict[str, int]:
         }
 
 
-async def main(devices: int) -> None:
+@contextlib.asynccontextmanager
+async def throwaway_store() -> AsyncIterator[PgStore]:
+    """A ``PgStore`` on a throw-away PostgreSQL cluster (removed after)."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
         raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
     with PostgresServer(bin_dir, settings={"shared_buffers": "512MB"}) as pg:
         store = await PgStore.open(pg.dsn())
         try:
-            sizes = await fill(store, devices)
-            node = NodeInfo("ROOT", "root", "root", bytes(32))
-            calls = {
-                "results national": lambda: store.results(ELECTION),
-                "results province": lambda: store.results(ELECTION, "province", "31"),
-                "results kabkota": lambda: store.results(ELECTION, "kabkota", "3107"),
-                "status counts": store.status_counts,
-                "status": lambda: store.status(node, 0.0),  # counts + the first 100 devices
-                "device page": lambda: store.device_page(node.public, (1, "D5000"), PAGE_MAX),
-                "every device": lambda: store.device_list(node.public),
-            }
-            print(", ".join(f"{k} {v:,} rows" for k, v in sizes.items()))
-            for name, call in calls.items():
-                times = []
-                for _ in range(5):
-                    t = time.perf_counter()
-                    await call()
-                    times.append(time.perf_counter() - t)
-                print(f"  {name:<18}{statistics.median(times) * 1000:>9.1f} ms (median of 5)")
+            yield store
         finally:
             await store.close()
+
+
+async def main(devices: int) -> None:
+    async with throwaway_store() as store:
+        sizes = await fill(store, devices)
+        node = NodeInfo("ROOT", "root", "root", bytes(32))
+        calls = {
+            "results national": lambda: store.results(ELECTION),
+            "results province": lambda: store.results(ELECTION, "province", "31"),
+            "results kabkota": lambda: store.results(ELECTION, "kabkota", "3107"),
+            "status counts": store.status_counts,
+            "status": lambda: store.status(node, 0.0),  # counts + the first 100 devices
+            "device page": lambda: store.device_page(node.public, (1, "D5000"), PAGE_MAX),
+            "every device": lambda: store.device_list(node.public),
+        }
+        print(", ".join(f"{k} {v:,} rows" for k, v in sizes.items()))
+        for name, call in calls.items():
+            times = []
+            for _ in range(5):
+                t = time.perf_counter()
+                await call()
+                times.append(time.perf_counter() - t)
+            print(f"  {name:<18}{statistics.median(times) * 1000:>9.1f} ms (median of 5)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -18,9 +18,12 @@ from hub.errors import NotFound
 from hub.protocol import blobsync, codec
 from hub.protocol.errors import CodecError
 from hub.scans import HubScans
+from hub.shared.blobs import MEDIA_TYPES
+from hub.shared.errors import SharedError
+
+log = logging.getLogger(__name__)
 
 MSGPACK = "application/msgpack"
-READ_CHUNK = 256 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -46,7 +49,7 @@ async def lacking(request: web.Request) -> web.Response:
         raise CodecError(f"send the body as {MSGPACK}, not {request.content_type or 'nothing'}")
     body = await request.read()
     hashes = blobsync.parse_ask(codec.unpack(body, max_size=len(body) + 1, canonical=False))
-    return _pack(_scans(request).lacking(hashes))
+    return _pack(await _scans(request).lacking(hashes))
 
 
 async def put_chunk(request: web.Request) -> web.Response:
@@ -64,10 +67,10 @@ async def put_chunk(request: web.Request) -> web.Response:
 
 async def get_blob(request: web.Request) -> web.StreamResponse:
     scans, digest = _scans(request), _digest(request)
-    found = scans.blob_file(digest)
+    found = await scans.held_blob(digest)
     if found is None:
         raise NotFound(f"no scan {digest[:12]}… here (yet)")
-    path, size, media = found
+    size, media = found.size, MEDIA_TYPES[found.kind]
     etag = f'"{digest}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes"}
     if etag in request.headers.get("If-None-Match", ""):
@@ -79,18 +82,26 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     resp.content_length = end - start + 1
     if rng is not None:
         resp.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    await resp.prepare(request)
     if request.method == "HEAD":
+        await resp.prepare(request)
         return resp
-    with open(path, "rb") as f:
-        f.seek(start)
-        left = end - start + 1
-        while left > 0:
-            chunk = await asyncio.to_thread(f.read, min(READ_CHUNK, left))
-            if not chunk:
-                break
+    chunks = scans.read(digest, start, end)
+    try:
+        try:  # the first bytes before the headers: a blob the store lost is a 404, not a cut body
+            first = await anext(chunks, b"")
+        except SharedError as exc:
+            if getattr(exc, "code", "") != "not_found":
+                raise
+            log.error("scan %s is held in the book but not in the scan store", digest)
+            raise NotFound(f"no scan {digest[:12]}… here (yet)") from None
+        await resp.prepare(request)
+        await resp.write(first)
+        async for chunk in chunks:
             await resp.write(chunk)
-            left -= len(chunk)
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
     await resp.write_eof()
     return resp
 

@@ -14,11 +14,12 @@ the object store come from the usual AWS environment variables or files, never t
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
-from hub.shared.blobs import BlobInfo, BlobStore, BlobWriter
+from hub.shared.blobs import CHUNK, BlobInfo, BlobStore, BlobWriter, fsync_dir
 
 BLOBS_DIR = "blobs"
 
@@ -46,7 +47,17 @@ class Blobs(Protocol):
     async def has(self, digest: str) -> bool: ...
     async def info(self, digest: str) -> Held | None: ...
     def writer(self, expect: str | None = None) -> Writer: ...
-    def iter_chunks(self, digest: str) -> AsyncIterator[bytes]: ...
+    async def adopt(self, path: Path, digest: str) -> bool:
+        """Keep the whole, verified blob in the file at ``path`` under ``digest`` and remove
+        the file; False when the blob was already held."""
+        ...
+
+    def iter_chunks(
+        self, digest: str, size: int = ..., start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Bytes ``start`` .. ``end`` (inclusive; None: to the end) of a held blob."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -79,10 +90,34 @@ class LocalBlobs:
     def writer(self, expect: str | None = None) -> _LocalWriter:
         return _LocalWriter(self.store.writer(expect))
 
-    async def iter_chunks(self, digest: str) -> AsyncIterator[bytes]:
+    async def adopt(self, path: Path, digest: str) -> bool:
+        return await asyncio.to_thread(self._adopt, path, digest)
+
+    def _adopt(self, path: Path, digest: str) -> bool:
+        dest = self.store.path(digest)
+        if dest.exists():
+            path.unlink(missing_ok=True)
+            return False
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+        fsync_dir(dest.parent)
+        return True
+
+    async def iter_chunks(
+        self, digest: str, size: int = CHUNK, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
         f = await asyncio.to_thread(self.store.open, digest)
         try:
-            while chunk := await asyncio.to_thread(f.read, 64 * 1024):
+            if start:
+                f.seek(start)
+            left = None if end is None else end - start + 1
+            while left is None or left > 0:
+                n = size if left is None else min(size, left)
+                chunk = await asyncio.to_thread(f.read, n)
+                if not chunk:
+                    break
+                if left is not None:
+                    left -= len(chunk)
                 yield chunk
         finally:
             f.close()

@@ -13,7 +13,8 @@ Hierarchy::
     ├── AdminLocalOnly     code admin_local_only -> 403 (admin from elsewhere than the hub
     │                      machine itself, or from a web page: ``hub.access``)
     ├── Busy               code busy          -> 503 (with Retry-After)
-    │   └── DiskFull       code disk_full     -> 503 (a scan cannot be stored: no space)
+    │   ├── DiskFull       code disk_full     -> 503 (a scan cannot be stored: no space)
+    │   └── BlobsUnavailable code unavailable -> 503 (the object store cannot be reached)
     └── BlobRefused        a scan upload or request refused; ``code`` says why (see
                            HTTP_STATUS: not_named, offset_mismatch, blob_too_large,
                            not_an_image, incomplete, hash_mismatch, empty, bad_range,
@@ -90,6 +91,14 @@ class DiskFull(Busy):
 
     code = "disk_full"
     retry_after = 60
+
+
+class BlobsUnavailable(Busy):
+    """The scan store (an object store) cannot be reached: 503 with Retry-After; the last
+    chunk is not kept, so it is sent again."""
+
+    code = "unavailable"
+    retry_after = 10
 
 
 class BlobRefused(ProtocolError):

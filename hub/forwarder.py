@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 META_UPSTREAM_KEY = "upstream_public"
 REFRESH_RETRY_S = 2.0  # after the store could not be read (a database restarting)
+UNHELD_RECHECK_S = 2.0  # scans named upstream-bound but not held here: looked up again
 
 
 K = TypeVar("K")
@@ -78,6 +79,8 @@ class Forwarder:
                       for _ in range(1 if kbps > 0 else 2)]  # fmt: skip
         self._dealt = 0
         self._unheld: set[str] = set()  # named by entries upstream holds, not held here yet
+        self._book_seen = (-1, -1)  # (blobs received, unheld) at the last look-up
+        self._book_at = 0.0
         self.blob_drained: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self.blob_log: list[bs.Ask | bs.Send] = []  # steps done, for tests (last 10,000)
         self.last_success: float | None = None  # wall-clock time of the last answer upstream
@@ -192,7 +195,11 @@ class Forwarder:
                 continue
             step = box.next_step(self._holdings(), clock.monotonic())
             if self.scans is not None and bs.numbers_first(step):
-                blobs = self._blob_steps()
+                try:
+                    blobs = await self._blob_steps()
+                except Exception as exc:  # the store's scan book is away: entries go on
+                    log.debug("forwarder: cannot read the scans held (%s)", exc)
+                    blobs = []
                 if blobs:
                     await asyncio.gather(*(self._do_blob(lane, b) for lane, b in blobs))
                     continue
@@ -243,19 +250,29 @@ class Forwarder:
 
     # -- scans, in what the entries leave ----------------------------------------------------
 
-    def _blob_steps(self) -> list[tuple[bs.BlobSender, bs.Ask | bs.Send]]:
+    async def _blob_steps(self) -> list[tuple[bs.BlobSender, bs.Ask | bs.Send]]:
         """Offer the scans of entries upstream now holds (those held here), dealt to the
         senders in turn, then each sender's next scan step
         (``hub.protocol.blobsync.BlobSender``)."""
         scans = self.scans
         assert scans is not None
         confirmed = {dev: c.seq for dev, c in self.store.confirmed.items()}
-        self._unheld.update(scans.refresh().newly_confirmed(confirmed))
-        arrived = [h for h in self._unheld if h in scans.held]
-        self._unheld.difference_update(arrived)
-        for h in arrived:
-            self.lanes[self._dealt % len(self.lanes)].offer([(h, scans.held[h])])
-            self._dealt += 1
+        self._unheld.update(await scans.book.newly_confirmed(confirmed))
+        # Look the unheld ones up when a blob arrived here or new ones came, else every few
+        # seconds (another receiver on the same database may have taken them).
+        seen = (scans.counters.received_blobs, len(self._unheld))
+        now = clock.monotonic()
+        if self._unheld and (seen != self._book_seen or now - self._book_at >= UNHELD_RECHECK_S):
+            self._book_seen, self._book_at = seen, now
+            ask = list(self._unheld)
+            for i in range(0, len(ask), bs.MAX_ASK):
+                known = await scans.book.lookup(ask[i : i + bs.MAX_ASK])
+                for h, blob in known.items():
+                    if blob is None:
+                        continue
+                    self._unheld.discard(h)
+                    self.lanes[self._dealt % len(self.lanes)].offer([(h, blob.size)])
+                    self._dealt += 1
         now = clock.monotonic()
         return [(lane, step) for lane in self.lanes if (step := lane.next_step(now)) is not None]
 
@@ -279,9 +296,7 @@ class Forwarder:
                 nbytes = 80 * len(step.hashes)
                 hashes: tuple[str, ...] = step.hashes
             else:
-                data = await asyncio.to_thread(
-                    scans.blobs.read, step.hash, step.offset, step.length
-                )
+                data = await scans.read_bytes(step.hash, step.offset, step.length)
                 reply = await self._called(up.blob_put(step.hash, step.offset, data, step.total))
                 sender.chunk_answered(reply)
                 nbytes, hashes = len(data), (step.hash,)
@@ -299,7 +314,7 @@ class Forwarder:
         box.spent(nbytes, now - t0, now)
         for h in hashes:
             if sender.state.get(h) in (bs.HELD, bs.UPSTREAM) and h not in scans.upstream:
-                scans.upstream_holds(h)
+                scans.upstream_holds(h, sender.sizes.get(h, 0))
                 if isinstance(step, bs.Send):
                     scans.counters.sent_blobs += 1
 

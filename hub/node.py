@@ -245,14 +245,12 @@ class Hub:
             store = await self._open_store(stack)
             blobs = await open_blobs(self.data_dir, cfg.blobs)
             stack.push_async_callback(blobs.close)
-            scans: HubScans | None = None
-            if isinstance(store, HubStore):  # scan transfer: the SQLite store's facts only
-                scans = HubScans(self.data_dir, store, root=cfg.root,
-                                 partial_max_age=cfg.partial_max_age)  # fmt: skip
-                await scans.load()
-                stack.callback(scans.close)
-                expiry = asyncio.create_task(scans.run_expiry(), name="scan-expiry")
-                stack.push_async_callback(_finish, expiry)
+            scans = HubScans(self.data_dir, store, root=cfg.root, blobs=blobs,
+                             partial_max_age=cfg.partial_max_age)  # fmt: skip
+            await scans.load()
+            stack.callback(scans.close)
+            expiry = asyncio.create_task(scans.run_expiry(), name="scan-expiry")
+            stack.push_async_callback(_finish, expiry)
             if cfg.upstream:
                 self.forwarder = Forwarder(
                     _upstream_view(store), HttpUpstream(cfg.upstream), self.ident, self.name,
@@ -283,10 +281,8 @@ class Hub:
         async with self._starting() as stack:
             store = await self._open_store(stack)
             known = await store.get_meta(META_UPSTREAM_KEY) is not None
-            scans: HubScans | None = None
-            if isinstance(store, HubStore):  # scan transfer: the SQLite store's facts only
-                scans = HubScans(self.data_dir, store, root=self.config.root)
-                await scans.load()
+            scans = HubScans(self.data_dir, store, root=self.config.root)
+            await scans.load()
             self._service = HubService(
                 store, self.ident, name=self.name, root=self.config.root,
                 max_batch=self.config.max_batch, upstream_known=known, scans=scans,

@@ -1,31 +1,48 @@
 """The scans a hub holds and receives (DESIGN §3 "Scans"; docs/protocol.md "Scans").
 
-``HubScans`` owns the hub's blob store (``DATA/blobs``, ``hub.shared.blobs.BlobStore``) and
-what the hub knows about it: the size of every held blob (listed once at start, on a worker
-thread), the hashes named by the entries held (``hub.protocol.blobsync.ScanIndex``, fed from
-the store's facts as they are committed), and the blobs upstream is known to hold (learned by
-the forwarder from upstream's answers; kept in memory, so after a restart they are asked about
-again). It answers the lacking question, appends upload chunks (one blob at a time per hash,
-each chunk fsynced before its answer, the blob renamed into place only when its hash matches)
-and opens blobs for reading. Partial uploads no chunk extended for ``partial_max_age`` are
-removed (``expire``: at start, then from ``run_expiry``, a task the node runs), never one whose
-chunk is being appended. The decisions are ``hub.protocol.blobsync``'s.
+``HubScans`` joins three things:
+
+- the store's scan book (``hub.storage.ScanBook``: ``HubStore`` keeps it in hub.db and memory,
+  ``PgStore`` in PostgreSQL, shared by every receiver): which hashes the entries held name,
+  which blobs are held;
+- the blob store the hub was started with (``hub.blobstore.Blobs``: the data folder's, or an
+  S3-compatible object store with ``--blobs``), where a finished blob lives and is read from;
+- the data folder's ``blobs/tmp/``, where a partial upload is kept between its chunks (and
+  across restarts) until its last chunk: then kind, end and hash are checked, and only then is
+  the blob handed to the blob store (renamed into the folder, or written to the object store
+  under its hash and the local copy removed) and marked held in the book. The answer to the
+  last chunk comes after both, so an acknowledged blob is durable and held for everyone.
+
+It answers the lacking question, appends upload chunks (one at a time per hash, each fsynced
+before its answer) and streams held blobs. What upstream is known to hold is learned by the
+forwarder and kept in memory (after a restart it is asked about again). The decisions are
+``hub.protocol.blobsync``'s.
+
+The status figures: on the SQLite store, ``blobsync.ScanTally`` keeps them incrementally
+(``refresh`` feeds it only the entries committed since the last call, an upload that finishes
+calls ``tally.arrived``, the forwarder ``upstream_holds``); on PostgreSQL the book's database
+counters are the source (``summarize``). Partial uploads no chunk extended for
+``partial_max_age`` are removed (``expire``: at start, then from ``run_expiry``, a task the
+node runs), never one whose chunk is being appended.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, cast
 
-from hub.errors import BlobRefused, DiskFull
-from hub.protocol import blobsync
+from hub.blobstore import Blobs, LocalBlobs
+from hub.errors import BlobRefused, BlobsUnavailable, DiskFull
+from hub.protocol import blobsync, clock
 from hub.protocol.blobsync import ScanCounts, ScanIndex, ScanTally
+from hub.scanbook import SqliteScanBook
 from hub.shared.blobs import (
     PARTIAL_MAX_AGE,
     UPLOAD_SUFFIX,
@@ -35,19 +52,14 @@ from hub.shared.blobs import (
     is_hash,
     sniff,
 )
-from hub.shared.errors import BlobError
+from hub.shared.errors import BlobError, SharedError
+from hub.storage import HeldBlob, HubStorage, ScanBook, ScanSummary
 
 log = logging.getLogger(__name__)
 
 BLOB_DIR = "blobs"
 MAX_OPEN = 32  # partial uploads kept open between chunks (others are read back when resumed)
-
-
-class FactsSource(Protocol):
-    """What the scans need of the hub's store (``hub.store.HubStore`` has it)."""
-
-    @property
-    def facts(self) -> Sequence[Any]: ...
+LISTED = 100  # entries with scans pending listed in the status
 
 
 @dataclass(slots=True)
@@ -64,39 +76,28 @@ class HubScans:
     def __init__(
         self,
         data_dir: Path,
-        store: FactsSource,
+        store: HubStorage,
         *,
         root: bool,
         max_size: int = 0,
+        blobs: Blobs | None = None,
         partial_max_age: float = PARTIAL_MAX_AGE,
     ):
         self.blobs = BlobStore(data_dir / BLOB_DIR, **({"max_size": max_size} if max_size else {}))
+        self.final: Blobs = blobs if blobs is not None else LocalBlobs(self.blobs)
+        self.local = isinstance(self.final, LocalBlobs)  # finished blobs in the data folder
+        self.book: ScanBook = store.scan_book
+        self.sqlite = isinstance(self.book, SqliteScanBook)  # the tally is the status source
         self.store = store
         self.root = root
         self.partial_max_age = partial_max_age
+        self.upstream: dict[str, int] = {}  # blobs upstream is known to hold -> size
         self.counters = Counters()
-        self.tally = ScanTally(root)  # held, upstream, what is named and the status figures
+        self.tally = ScanTally(root)  # SQLite: held, upstream, what is named, the figures
         self._fed: Sequence[Any] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
-
-    @property
-    def held(self) -> Mapping[str, int]:
-        """hash -> size of every blob held here."""
-        return self.tally.held
-
-    @property
-    def upstream(self) -> Set[str]:
-        """The blobs upstream is known to hold."""
-        return self.tally.upstream
-
-    @property
-    def index(self) -> ScanIndex:
-        return self.tally.index
-
-    def upstream_holds(self, digest: str) -> None:
-        """Upstream said it holds ``digest`` (the forwarder learnt it from its answer)."""
-        self.tally.upstream_holds(digest)
+        self._summary: ScanSummary | None = None
 
     def close(self) -> None:
         """Close the partial uploads kept open (they stay on disk, to be resumed)."""
@@ -104,15 +105,63 @@ class HubScans:
             self._open.popitem()[1].close_keep()
 
     async def load(self) -> None:
-        """List the held blobs and index the entries held (on a worker thread: before the
-        hub serves, nothing else touches them); drop what a crash left in ``tmp/`` and the
-        partial uploads abandoned for longer than ``partial_max_age``."""
-        for digest, size in (await asyncio.to_thread(_list_blobs, self.blobs.root)).items():
-            self.tally.arrived(digest, size)
-        await asyncio.to_thread(self.refresh)  # every entry once; from now on only new ones
+        """Clear what a crash left, and list in the book any blob of the data folder it does
+        not know (a folder from before the book, or a crash between the rename and the
+        COMMIT; only where finished blobs live in the folder). Drop the partial uploads
+        abandoned for longer than ``partial_max_age``. On the SQLite store, fill the tally with
+        the held blobs and every entry once (from now on only new ones)."""
         await asyncio.to_thread(self.blobs.clean_tmp)
         await self.expire()
-        log.info("%d scans held in %s", len(self.held), self.blobs.root)
+        if self.local:
+            await self._adopt_folder()
+        if self.sqlite:
+            assert isinstance(self.book, SqliteScanBook)
+            for digest, blob in self.book.held_blobs.items():
+                self.tally.arrived(digest, blob.size)
+            await asyncio.to_thread(self.refresh)  # every entry once; from now on only new ones
+
+    async def _adopt_folder(self) -> None:
+        found = await asyncio.to_thread(_list_blobs, self.blobs.root)
+        items = list(found.items())
+        now = clock.now_s()
+        for i in range(0, len(items), blobsync.MAX_ASK):
+            batch = dict(items[i : i + blobsync.MAX_ASK])
+            known = await self.book.lookup(list(batch))
+            for h, blob in batch.items():
+                if h in known and known[h] is None:
+                    await self.book.add_held(h, blob.size, blob.kind, now)
+        log.info("%d scans in %s", len(found), self.blobs.root)
+
+    # -- what is named and held -------------------------------------------------------------
+
+    @property
+    def held(self) -> Mapping[str, int]:
+        """hash -> size of every held blob (the SQLite store only: the tally's, in memory)."""
+        assert self.sqlite, "held is listed on the SQLite store only"
+        return self.tally.held
+
+    @property
+    def index(self) -> ScanIndex:
+        return self.tally.index
+
+    def upstream_holds(self, digest: str, size: int = 0) -> None:
+        """Upstream said it holds ``digest`` (the forwarder learnt it from its answer)."""
+        self.upstream[digest] = size
+        if self.sqlite:
+            self.tally.upstream_holds(digest)
+
+    def refresh(self) -> ScanIndex:
+        """The tally's index, fed with the records committed since the last call: each costs
+        its pages (``ScanTally.add``). Rebuilt from every record only when the store swapped
+        its memory after a failed commit. SQLite store only."""
+        facts: Sequence[Any] = cast(Any, self.store).facts
+        if facts is not self._fed or len(facts) < self.tally.index.seen:
+            self.tally = ScanTally(self.root, self.tally.held, self.tally.upstream)
+            self._fed = facts
+        t = self.tally
+        for f in facts[t.index.seen :]:
+            t.add(f.dev, f.seq, f.facts.key, f.facts.scans)
+        return t.index
 
     # -- partial uploads nobody finishes -----------------------------------------------------
 
@@ -146,65 +195,68 @@ class HubScans:
             except OSError as exc:  # pragma: no cover - a disk error: try again next time
                 log.warning("could not remove abandoned partial scans: %s", exc)
 
-    # -- what is named -----------------------------------------------------------------------
+    # -- the status ----------------------------------------------------------------------------
 
-    def refresh(self) -> ScanIndex:
-        """The index, fed with the records committed since the last call: each costs its
-        pages (``ScanTally.add``). Rebuilt from every record only when the store swapped its
-        memory after a failed commit."""
-        facts = self.store.facts
-        if facts is not self._fed or len(facts) < self.tally.index.seen:
-            self.tally = ScanTally(self.root, self.tally.held, self.tally.upstream)
-            self._fed = facts
+    def _tallied(self, limit: int) -> ScanSummary:
+        """The SQLite store's figures, read off the tally (nothing walks every entry)."""
+        self.refresh()
         t = self.tally
-        for f in facts[t.index.seen :]:
-            t.add(f.dev, f.seq, f.facts.key, f.facts.scans)
-        return t.index
+        return ScanSummary(t.counts(), t.entries_pending, t.pending(limit))
 
-    def status(self, rate_bps: float, limit: int = 100) -> tuple[dict[str, Any], list[Any]]:
+    async def summarize(self) -> ScanSummary:
+        """Count again (``status`` shows the last count)."""
+        if self.sqlite:
+            self._summary = self._tallied(LISTED)
+        else:
+            self._summary = await self.book.summary(None if self.root else self.upstream, LISTED)
+        return self._summary
+
+    def status(self, rate_bps: float, limit: int = LISTED) -> tuple[dict[str, Any], list[Any]]:
         """``scans`` of ``c1hub status`` (with ``eta_s`` at ``rate_bps``) and the first
-        ``limit`` entries whose scans are pending: read off the tally, which every change
-        keeps up to date at its own cost (nothing here walks every entry or page)."""
-        c = self.counts()
+        ``limit`` entries whose scans are pending: on the SQLite store read off the tally now,
+        else as of the last ``summarize`` (the book's database counters)."""
+        if self.sqlite:
+            self._summary = self._tallied(limit)
+        s = self._summary
+        if s is None:
+            s = ScanSummary(ScanCounts(0, 0, 0, 0, 0), 0, [])
+        out: dict[str, Any] = s.counts.to_dict()
+        out["entries_pending"] = s.entries_pending
+        out["eta_s"] = blobsync.eta_s(s.counts.bytes_pending, rate_bps)
         listed = [{"election": k[0], "form": k[1], "tps": k[2], "missing": m}
-                  for k, m in self.tally.pending(limit)]  # fmt: skip
-        out: dict[str, Any] = c.to_dict()
-        out["entries_pending"] = self.tally.entries_pending
-        out["eta_s"] = blobsync.eta_s(c.bytes_pending, rate_bps)
+                  for k, m in s.listed]  # fmt: skip
         return out, listed
 
-    def metrics(self) -> dict[str, int]:
+    async def counts(self) -> ScanCounts:
+        return (await self.summarize()).counts
+
+    async def metrics(self) -> dict[str, int]:
         """Gauges and counters for ``/metrics``."""
-        c, k = self.counts(), self.counters
+        c, k = await self.counts(), self.counters
         return {**c.to_dict(), "received": k.received_blobs, "received_bytes": k.received_bytes,
                 "sent": k.sent_blobs, "sent_bytes": k.sent_bytes}  # fmt: skip
 
-    def counts(self) -> ScanCounts:
-        self.refresh()
-        return self.tally.counts()
-
-    def state_of(self, digest: str) -> str:
-        """``held``/``upstream``/``lacking``/``unknown`` as the lacking answer says it."""
-        if digest in self.held:
-            return blobsync.UPSTREAM if digest in self.upstream else blobsync.HELD
-        return blobsync.LACKING if self.index.is_named(digest) else blobsync.UNKNOWN
-
-    def lacking(self, hashes: Iterable[str]) -> dict[str, Any]:
+    async def lacking(self, hashes: Iterable[str]) -> dict[str, Any]:
         """The answer to a lacking question (``blobsync.lacking_reply``)."""
-        self.refresh()
+        hashes = list(hashes)
+        known = await self.book.lookup(hashes)
         out = []
         for h in hashes:
-            st = self.state_of(h)
-            off = self.blobs.upload_offset(h) if st == blobsync.LACKING else 0
-            out.append((h, st, off))
+            if h not in known:
+                out.append((h, blobsync.UNKNOWN, 0))
+            elif known[h] is not None:
+                out.append((h, blobsync.UPSTREAM if h in self.upstream else blobsync.HELD, 0))
+            else:
+                out.append((h, blobsync.LACKING, self.blobs.upload_offset(h)))
         return blobsync.lacking_reply(out)
 
     # -- receiving ---------------------------------------------------------------------------
 
     async def put_chunk(self, digest: str, start: int, total: int, body: bytes) -> dict[str, Any]:
         """Append one upload chunk; the answer only once it is durable (and, for the last
-        chunk, once the blob exists under its hash)."""
-        self.refresh()
+        chunk, once the blob is in the blob store under its hash and held in the book)."""
+        if self.sqlite:
+            self.refresh()
         lock = self._locks.setdefault(digest, asyncio.Lock())
         try:
             async with lock:
@@ -214,15 +266,22 @@ class HubScans:
                 self._locks.pop(digest, None)
 
     async def _put(self, digest: str, start: int, total: int, body: bytes) -> dict[str, Any]:
+        known = await self.book.lookup([digest])
         offset = self.blobs.upload_offset(digest)
         verdict = blobsync.check_chunk(
-            named=self.index.is_named(digest), held=digest in self.held, offset=offset,
+            named=digest in known, held=known.get(digest) is not None, offset=offset,
             start=start, length=len(body), total=total, max_size=self.blobs.max_size,
         )  # fmt: skip
         if not verdict.ok:
             raise BlobRefused(verdict.code, verdict.reason, offset=verdict.offset)
         try:
             info = await asyncio.to_thread(self._append, digest, offset, body, verdict.last)
+            self.counters.received_bytes += len(body)
+            if info is None:
+                return {"offset": verdict.offset, "stored": 0}
+            await self._finish(digest, offset, info)
+            if self.sqlite:
+                self.tally.arrived(digest, info.size)
         except BlobError as exc:
             raise BlobRefused(_blob_code(exc.code), exc.message) from None
         except OSError as exc:
@@ -231,18 +290,27 @@ class HubScans:
                     "the hub's disk is full: scans cannot be stored; free space on the hub"
                 ) from None
             raise
-        self.counters.received_bytes += len(body)
-        if info is None:
-            return {"offset": verdict.offset, "stored": 0}
-        self.tally.arrived(digest, info.size)
         self.counters.received_blobs += 1
         log.debug("received scan %s (%s, %d bytes)", digest, info.kind, info.size)
         return {"offset": info.size, "stored": 1}
 
+    async def _finish(self, digest: str, offset: int, info: BlobInfo) -> None:
+        """The verified upload into the blob store, then held in the book. If either fails,
+        the upload goes back to ``offset`` (before its last chunk): that chunk is sent again."""
+        path = self.blobs.upload_path(digest)
+        try:
+            await self.final.adopt(path, digest)
+            await self.book.add_held(digest, info.size, info.kind, clock.now_s())
+        except BaseException as exc:
+            await asyncio.to_thread(_truncate, path, offset)
+            if isinstance(exc, SharedError) and getattr(exc, "code", "") == "unavailable":
+                raise BlobsUnavailable(f"the scan store cannot be reached: {exc}") from None
+            raise
+
     def _append(self, digest: str, offset: int, body: bytes, last: bool) -> BlobInfo | None:
         """Append ``body`` at ``offset`` and fsync (a failure leaves the file at ``offset``);
-        on the last chunk, commit instead (one fsync of the file, then the rename and the
-        folder's fsync). Runs on a worker thread."""
+        on the last chunk, verify the whole blob instead (one fsync of the file; it stays at
+        the upload path for ``_finish``). Runs on a worker thread."""
         w = self._open.pop(digest, None)
         if w is None or w.size != offset:  # not open (or moved under us): read it back once
             if w is not None:
@@ -251,11 +319,11 @@ class HubScans:
         try:
             w.write(body)
             if last:
-                return w.commit()  # fsyncs the whole file before the rename: no sync first
+                return w.verify()  # fsyncs the whole file: no sync first
             w.sync()
         except OSError:
             w.close_keep()
-            os.truncate(self.blobs.upload_path(digest), offset)
+            _truncate(self.blobs.upload_path(digest), offset)
             raise
         self._open[digest] = w  # kept open for the next chunk: no re-reading
         while len(self._open) > MAX_OPEN:
@@ -264,17 +332,24 @@ class HubScans:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def blob_file(self, digest: str) -> tuple[Path, int, str] | None:
-        """(path, size, media type) of a held blob, None if not held."""
-        if not is_hash(digest) or digest not in self.held:
+    async def held_blob(self, digest: str) -> HeldBlob | None:
+        """Size and kind of a held blob, None if not held."""
+        if not is_hash(digest):
             return None
-        path = self.blobs.path(digest)
-        with open(path, "rb") as f:
-            kind = sniff(f.read(16))
-        if kind is None:  # pragma: no cover - only a blob written by hand
-            return None
-        info = BlobInfo(digest, self.held[digest], kind, new=False)
-        return path, info.size, info.media_type
+        return await self.book.held(digest)
+
+    def read(self, digest: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes ``start`` .. ``end`` (inclusive) of a held blob, from the blob store."""
+        return self.final.iter_chunks(digest, start=start, end=end)
+
+    async def read_bytes(self, digest: str, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes of a held blob from ``offset`` (a chunk to send upstream)."""
+        return b"".join([c async for c in self.read(digest, offset, offset + length - 1)])
+
+
+def _truncate(path: Path, offset: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.truncate(path, offset)
 
 
 def expiry_interval(max_age: float) -> float:
@@ -286,8 +361,8 @@ def _blob_code(code: str) -> str:
     return {"too_large": "blob_too_large"}.get(code, code)
 
 
-def _list_blobs(root: Path) -> dict[str, int]:
-    out: dict[str, int] = {}
+def _list_blobs(root: Path) -> dict[str, HeldBlob]:
+    out: dict[str, HeldBlob] = {}
     if not root.is_dir():
         return out
     for sub in root.iterdir():
@@ -295,5 +370,8 @@ def _list_blobs(root: Path) -> dict[str, int]:
             continue
         for p in sub.iterdir():
             if is_hash(p.name):
-                out[p.name] = p.stat().st_size
+                with open(p, "rb") as f:
+                    kind = sniff(f.read(16))
+                if kind is not None:
+                    out[p.name] = HeldBlob(p.stat().st_size, kind)
     return out

@@ -86,4 +86,13 @@ MIGRATIONS: list[str] = [
         at INTEGER NOT NULL
     );
     """,
+    # 2: the scans held (hub.scanbook): a blob is listed once it is durable in the blob store
+    """
+    CREATE TABLE blobs (
+        hash TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    """,
 ]

@@ -395,7 +395,7 @@ class HubService:
         return self.store if isinstance(self.store, HubStore) else None
 
     def sqlite_store(self) -> HubStore:
-        """The SQLite store, for the parts built on it alone (the console, the scans);
+        """The SQLite store, for the parts built on it alone (the console);
         TypeError on any other store."""
         if not isinstance(self.store, HubStore):
             raise TypeError("this part of the hub works on the SQLite store only")
@@ -416,6 +416,8 @@ class HubService:
                 self.store.status(self.node_info(), clock.now())
             )
         task = self._status_task
+        if self.scans is not None:
+            await self.scans.summarize()
         built = await asyncio.shield(task)
         if task is self._status_task:  # not forgotten meanwhile
             self._status_cache = (clock.monotonic(), built)
@@ -430,6 +432,8 @@ class HubService:
     async def fresh_status(self) -> dict[str, Any]:
         """The status dict derived now on a worker thread from a snapshot, for a caller that
         shares it itself (the console's ``Live``); the ``status`` cache is left alone."""
+        if self.scans is not None:
+            await self.scans.summarize()
         return self._finish_status(await self.store.status(self.node_info(), clock.now()))
 
     def finish_status(self, s: dict[str, Any]) -> dict[str, Any]:
@@ -471,5 +475,5 @@ class HubService:
             held_bytes=c.held_bytes,
             devices=c.devices,
             upstream=self.upstream.status() if self.upstream is not None else None,
-            scans=self.scans.metrics() if self.scans is not None else None,
+            scans=await self.scans.metrics() if self.scans is not None else None,
         )

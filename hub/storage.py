@@ -14,6 +14,12 @@ Writes return only after their COMMIT; reads see committed data only.
 
 ``hub.node.open_store`` picks the store from the ``--db`` value.
 
+Scans: each store also keeps the hub's index of scans (``ScanBook``, its ``scan_book``): which
+page hashes the entries held name, and which blobs are held (size and kind), in the database,
+so that several receivers on one database share it (a blob taken by one is held for all).
+A blob's bytes live in the blob store (``hub.blobstore``); the book is told of a blob only once
+it is durable there, and a blob is taken only if an entry held names it.
+
 Quotas for unapproved devices (issue 8, finding 4) are decided by both stores inside ``push``
 and ``enroll``, with ``hub.protocol.quota.Ledger`` over the usage they keep (the SQLite store
 in memory, the PostgreSQL store in its device rows, under one lock row): both plan a batch
@@ -25,19 +31,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hub.examine import Checked
 from hub.memory import Confirmed, DeviceRow, PushResult
 from hub.protocol import state, worklist
+from hub.protocol.blobsync import ScanCounts
 from hub.protocol.enroll import Endorsement
 from hub.protocol.ingest import Head, Outcome
 from hub.protocol.wilayah import Master
 from hub.status import DeviceInfo
 
-__all__ = ["Counters", "HubStorage", "NodeInfo", "QuotaLog"]
+__all__ = ["Counters", "HeldBlob", "HubStorage", "NodeInfo", "QuotaLog", "ScanBook", "ScanSummary"]
 
 QUOTA_LOG_S = 60  # records refused for a quota are logged at most once per this many seconds
 
@@ -66,8 +73,57 @@ class Counters:
     held_bytes: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class HeldBlob:
+    """A blob held by the hub: its size and kind (jpeg, png, pdf)."""
+
+    size: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSummary:
+    """The ``scans`` of the status: counts, how many entries have scans pending, and the
+    first of them ((election, form, TPS), the hashes still to come)."""
+
+    counts: ScanCounts
+    entries_pending: int
+    listed: list[tuple[tuple[str, str, str], list[str]]]
+
+
+class ScanBook(Protocol):
+    """The hub's index of scans: the hashes named by the entries held, the blobs held."""
+
+    async def lookup(self, hashes: Sequence[str]) -> dict[str, HeldBlob | None]:
+        """For each of ``hashes`` that an entry held names: the blob if held, else None.
+        Hashes that no entry names are left out."""
+        ...
+
+    async def held(self, digest: str) -> HeldBlob | None: ...
+
+    async def add_held(self, digest: str, size: int, kind: str, now: int) -> bool:
+        """Record a blob as held, once it is durable in the blob store (after the COMMIT it
+        is held for every receiver). False when it already was."""
+        ...
+
+    async def summary(self, upstream: Mapping[str, int] | None, limit: int) -> ScanSummary:
+        """Counts for status; ``upstream``: the held blobs upstream holds (hash -> size), None
+        at a node without one."""
+        ...
+
+    async def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:
+        """The scans of the entries upstream now holds (``confirmed``: device id -> seq)
+        not returned before, each entry's once, in storing order (for the forwarder)."""
+        ...
+
+
 class HubStorage(Protocol):
     """What a hub's service needs of its store (see the module docstring)."""
+
+    @property
+    def scan_book(self) -> ScanBook:
+        """The scans the entries name and the blobs held (``ScanBook``)."""
+        ...
 
     @property
     def changed(self) -> asyncio.Event:

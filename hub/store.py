@@ -50,6 +50,7 @@ from hub.protocol.enroll import Endorsement
 from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import PENDING, Device, Head
 from hub.protocol.quota import QUOTA, Quotas, Usage
+from hub.scanbook import SqliteScanBook, holds_exactly
 from hub.shared.db import Database
 from hub.status import DeviceInfo
 from hub.storage import Counters, NodeInfo, QuotaLog
@@ -138,6 +139,7 @@ class HubStore:
         self.broken: BaseException | None = None  # set when the writer cannot go on
         self._file = _file_id(self.path)  # hub.db as opened: (device, inode)
         self._log_quota = QuotaLog(log)
+        self.scan_book = SqliteScanBook(self, {}, self._add_blob)  # the scans (hub.scanbook)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -150,6 +152,8 @@ class HubStore:
         db = await Database.open(data_dir / schema.DB_FILE, schema.MIGRATIONS, label="c1hub")
         try:
             store = cls(db, await load(db), refuse_unknown=refuse_unknown, quotas=quotas)
+            held = holds_exactly(await db.fetchall("SELECT hash, size, kind FROM blobs"))
+            store.scan_book = SqliteScanBook(store, held, store._add_blob)
         except BaseException:
             await db.close()
             raise
@@ -180,6 +184,14 @@ class HubStore:
                     log.critical("%s", gone.message)
                     self.broken = gone
                 raise gone
+
+    async def _add_blob(self, digest: str, size: int, kind: str, now: int) -> None:
+        """A blob durable in the blob store is held (the scan book's one write)."""
+        async with self._lock, self._transaction() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO blobs(hash, size, kind, at) VALUES (?,?,?,?)",
+                (digest, size, kind, now),
+            )
 
     @property
     def db(self) -> Database:

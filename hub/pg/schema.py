@@ -27,6 +27,11 @@ bookkeeping. Three kinds of row are new, so that a root holds no per-entry state
   quota decisions run one after the other across receivers.
 - ``devices_listed`` (migration 5): the device list in pages, oldest first, so the status and
   ``GET /v1/devices?limit=`` read one page of a root's tens of thousands of devices.
+- ``scans`` / ``scan_entries`` / ``scan_waiting`` / ``scan_totals`` (migration 6): every page
+  hash the entries held name (its size and kind once the blob is held), one row per (hash,
+  entry), the entries whose scans are not all held, and the status counts; filled by a trigger
+  on ``records`` in the ingest transaction itself. ``hub.pg.scans`` reads them and marks a blob
+  held. Shared by every receiver: a blob taken by one is held for all.
 
 ``migrate`` applies what is missing, each migration in its own transaction, recorded in
 ``schema_migrations``, under a session advisory lock: several receivers starting at once
@@ -258,6 +263,95 @@ MIGRATIONS: list[str] = [
     # 5: the device list in pages, oldest first (GET /v1/devices?limit=&after=, the status)
     r"""
     CREATE INDEX devices_listed ON devices (first_seen, node_id);
+    """,
+    # 6: the scans (hub.pg.scans): which hashes the entries name, which blobs are held
+    r"""
+    CREATE TABLE scans (
+        hash text PRIMARY KEY,
+        size bigint,  -- NULL while named but not held
+        kind text,
+        held_at bigint
+    );
+    -- one row per (scan, entry naming it)
+    CREATE TABLE scan_entries (
+        scan text NOT NULL,
+        dev bigint NOT NULL,
+        seq bigint NOT NULL,
+        PRIMARY KEY (scan, dev, seq)
+    );
+    CREATE INDEX scan_entries_entry ON scan_entries (dev, seq);
+    -- the entries whose scans are not all held: how many are missing
+    CREATE TABLE scan_waiting (
+        dev bigint NOT NULL,
+        seq bigint NOT NULL,
+        election text NOT NULL,
+        form text NOT NULL,
+        tps text NOT NULL,
+        missing integer NOT NULL,
+        PRIMARY KEY (dev, seq)
+    );
+    -- the status counts, in 16 rows (one per backend, pid mod 16) summed on reading, so that
+    -- receivers committing at once do not queue on one row
+    CREATE TABLE scan_totals (
+        shard integer PRIMARY KEY,
+        expected bigint NOT NULL DEFAULT 0,
+        held bigint NOT NULL DEFAULT 0,
+        held_bytes bigint NOT NULL DEFAULT 0,
+        waiting bigint NOT NULL DEFAULT 0
+    );
+
+    CREATE FUNCTION c1hub_scans_named() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        n_new bigint;
+        n_wait bigint;
+    BEGIN
+        -- Every scan named is created or, if known, locked (DO UPDATE ... WHERE false locks
+        -- without writing): a blob marked held by another transaction meanwhile waits for
+        -- this one, and the entries' waiting counts below see the scans as they stay.
+        INSERT INTO scans(hash)
+            SELECT DISTINCT u.s FROM new_records n
+            CROSS JOIN LATERAL unnest(string_to_array(n.scans, ',')) u(s)
+            WHERE n.scans <> '' ORDER BY 1
+            ON CONFLICT (hash) DO UPDATE SET hash = EXCLUDED.hash WHERE false;
+        GET DIAGNOSTICS n_new = ROW_COUNT;
+        INSERT INTO scan_entries(scan, dev, seq)
+            SELECT DISTINCT u.s, n.dev, n.seq FROM new_records n
+            CROSS JOIN LATERAL unnest(string_to_array(n.scans, ',')) u(s)
+            WHERE n.scans <> '' ON CONFLICT DO NOTHING;
+        INSERT INTO scan_waiting(dev, seq, election, form, tps, missing)
+            SELECT n.dev, n.seq, n.election, n.form, n.tps, count(DISTINCT u.s)
+            FROM new_records n
+            CROSS JOIN LATERAL unnest(string_to_array(n.scans, ',')) u(s)
+            JOIN scans c ON c.hash = u.s
+            WHERE n.scans <> '' AND c.size IS NULL
+            GROUP BY n.dev, n.seq, n.election, n.form, n.tps;
+        GET DIAGNOSTICS n_wait = ROW_COUNT;
+        IF n_new > 0 OR n_wait > 0 THEN
+            INSERT INTO scan_totals(shard, expected, waiting)
+                VALUES (pg_backend_pid() % 16, n_new, n_wait)
+                ON CONFLICT (shard) DO UPDATE SET
+                    expected = scan_totals.expected + EXCLUDED.expected,
+                    waiting = scan_totals.waiting + EXCLUDED.waiting;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_scans AFTER INSERT ON records
+        REFERENCING NEW TABLE AS new_records
+        FOR EACH STATEMENT EXECUTE FUNCTION c1hub_scans_named();
+
+    -- the entries stored before this migration (no scan is held yet)
+    INSERT INTO scans(hash)
+        SELECT DISTINCT u.s FROM records r
+        CROSS JOIN LATERAL unnest(string_to_array(r.scans, ',')) u(s) WHERE r.scans <> '';
+    INSERT INTO scan_entries(scan, dev, seq)
+        SELECT DISTINCT u.s, r.dev, r.seq FROM records r
+        CROSS JOIN LATERAL unnest(string_to_array(r.scans, ',')) u(s) WHERE r.scans <> '';
+    INSERT INTO scan_waiting(dev, seq, election, form, tps, missing)
+        SELECT r.dev, r.seq, r.election, r.form, r.tps, count(DISTINCT u.s) FROM records r
+        CROSS JOIN LATERAL unnest(string_to_array(r.scans, ',')) u(s) WHERE r.scans <> ''
+        GROUP BY r.dev, r.seq, r.election, r.form, r.tps;
+    INSERT INTO scan_totals(shard, expected, waiting)
+        SELECT 0, (SELECT count(*) FROM scans), (SELECT count(*) FROM scan_waiting);
     """,
 ]
 

@@ -58,6 +58,7 @@ from hub.transaction import enroll_again
 from . import derived
 from . import quotas as pg_quotas
 from . import status as pg_status
+from .scans import PgScanBook
 from .schema import Conn, migrate
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class PgStore:
     ):
         self.pool = pool
         self.db = _Reads(pool)  # reads and small writes outside ``_run``
+        self.scan_book = PgScanBook(self.db, self._tx)  # the scans named, held (hub.pg.scans)
         self.refuse_unknown = refuse_unknown
         self.quotas = quotas or Quotas()  # on what devices nobody approved make this hub keep
         self._log_quota = QuotaLog(log)

@@ -178,6 +178,12 @@ class BlobWriter:
 
     def commit(self) -> BlobInfo:
         """Check the whole blob, then make it durable under its hash. Returns what was stored."""
+        return self.place(self.verify())
+
+    def verify(self) -> BlobInfo:
+        """Check the whole blob (kind, end, hash) and make the temporary file durable, without
+        placing it under its hash: ``place`` does that, or the caller copies the file at
+        ``temp_path`` elsewhere (an object store) and removes it. A refusal aborts."""
         if self._f is None:
             raise BlobError("closed", "this blob is already committed or aborted")
         if self.kind is None:
@@ -207,17 +213,25 @@ class BlobWriter:
             os.fsync(f.fileno())
         finally:
             f.close()
-        dest = self.store.path(digest)
+        self._done = True
+        return BlobInfo(digest, self.size, self.kind)
+
+    @property
+    def temp_path(self) -> Path:
+        """The file written (after ``verify``: the whole, checked blob)."""
+        return self._tmp
+
+    def place(self, info: BlobInfo) -> BlobInfo:
+        """Rename the verified file into place under its hash (``verify`` first)."""
+        dest = self.store.path(info.hash)
         if dest.exists():
             self._tmp.unlink(missing_ok=True)
-            self._done = True
-            return BlobInfo(digest, self.size, self.kind, new=False)
+            return BlobInfo(info.hash, info.size, info.kind, new=False)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._tmp, dest)
-        _fsync_dir(dest.parent)
-        self._done = True
-        log.debug("stored blob %s (%s, %d bytes)", digest, self.kind, self.size)
-        return BlobInfo(digest, self.size, self.kind, new=True)
+        fsync_dir(dest.parent)
+        log.debug("stored blob %s (%s, %d bytes)", info.hash, info.kind, info.size)
+        return BlobInfo(info.hash, info.size, info.kind, new=True)
 
     def close_keep(self) -> None:
         """Close without committing and keep what was written (a resumable upload that the
@@ -419,7 +433,7 @@ def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):g} MiB"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -72,7 +72,7 @@ async def test_scans_follow_entries_to_the_hub_and_on_to_the_root(tmp_path: Path
                         hub_scans.blobs.path(digest).read_bytes()
                     )
                     assert root_scans.held[digest] == size
-                await eventually(lambda: hub_scans.counts().pending_upstream == 0)
+                await eventually(lambda: hub_scans.status(0)[0]["pending_upstream"] == 0)
                 st = await hub.service.status(max_age=0)
                 assert st["scans"]["expected"] == 10 and st["scans"]["held"] == 10
                 assert st["scans"]["missing"] == 0 and st["scans"]["pending_upstream"] == 0

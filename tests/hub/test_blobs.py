@@ -224,7 +224,7 @@ async def test_partial_upload_survives_a_restart(
                 _, reply = await h.put(digest, data[7000:], 7000, len(data))
                 assert reply == {"offset": len(data), "stored": 1}
                 assert scans.blobs.path(digest).read_bytes() == data
-                assert scans.counts().to_dict() == {
+                assert (await scans.counts()).to_dict() == {
                     "expected": 1, "held": 1, "missing": 0, "pending_upstream": 1,
                     "bytes_pending": len(data),
                 }  # fmt: skip
@@ -293,5 +293,38 @@ async def test_disk_full_is_503_and_keeps_nothing_of_the_chunk(
         assert scans.blobs.path(digest).read_bytes() == data
         await h.http.close()
         scans.close()
+    finally:
+        await store.close()
+
+
+async def test_blobs_in_the_folder_from_before_the_book_are_held_after_a_restart(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """A data folder whose scans were kept before hub.db listed them (or a crash between the
+    rename into place and the COMMIT): at start the folder is read and the book told."""
+    data = page(7)
+    digest = sha(data)
+    store = await HubStore.open(tmp_path)
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client)
+        await push_with_scans(h, [[data, page(8)]])
+        h.scans.blobs.put_chunks([data], expect=digest)  # in the folder, not in the book
+        _, reply = await h.lacking([digest])
+        assert reply["blobs"] == [[digest, "lacking", 0]]
+        await h.http.close()
+        h.scans.close()
+    finally:
+        await store.close()
+    store = await HubStore.open(tmp_path)
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client)  # loads the folder
+        _, reply = await h.lacking([digest, sha(page(8))])
+        assert reply["blobs"] == [[digest, "held", 0], [sha(page(8)), "lacking", 0]]
+        rows = await store.db.fetchall("SELECT hash, size, kind FROM blobs")
+        assert [tuple(r) for r in rows] == [(digest, len(data), "jpeg")]
+        async with h.http.get(f"/v1/blobs/{digest}") as r:
+            assert r.status == 200 and await r.read() == data
+        await h.http.close()
+        h.scans.close()
     finally:
         await store.close()

@@ -42,10 +42,12 @@ class Counted(Sequence[Any]):
 
 
 class Probe:
-    """The store as the scans see it (``FactsSource``), counting the facts they read."""
+    """The store as the scans see it (its facts and its scan book), counting the facts the
+    scans' tally reads."""
 
     def __init__(self, store: HubStore):
         self.store = store
+        self.scan_book = store.scan_book
         self._view: Counted | None = None
 
     @property
