@@ -30,6 +30,7 @@ from hub.protocol.errors import CodecError
 from hub.protocol.rules import RULES
 from hub.service import HubService
 from hub.shared import netif, templates
+from hub.shared.blobs import MEDIA_TYPES
 
 from . import i18n, locality, views
 from .live import COUNT_KEYS, Live, Room
@@ -381,12 +382,11 @@ async def _scan_pages(c: Console, hashes: list[str]) -> list[dict[str, str]]:
     scans = c.service.scans
     if scans is None:
         return [{"hash": h, "state": "pending", "media": ""} for h in hashes]
-    held = [h for h in hashes if h in scans.held]
-    files = await asyncio.to_thread(lambda: {h: scans.blob_file(h) for h in held})
     out = []
     for h in hashes:
-        f = files.get(h)
-        out.append({"hash": h, "state": "held" if f else "pending", "media": f[2] if f else ""})
+        found = await scans.held_blob(h) if h in scans.held else None
+        media = MEDIA_TYPES.get(found.kind, "") if found is not None else ""
+        out.append({"hash": h, "state": "held" if media else "pending", "media": media})
     return out
 
 
