@@ -45,6 +45,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 TRIM_AFTER = 32 * 1024 * 1024  # bytes of bodies released before the C heap is trimmed
+TRIM_DELAY = 0.5  # seconds after the last big body is released: its request is gone by then
 
 
 def _malloc_trim() -> None:
@@ -61,8 +62,12 @@ def _malloc_trim() -> None:
 class ByteBudget:
     """Request-body bytes in flight (received, decoded, handled), over all connections: a
     request waits for room for at most ``timeout`` seconds, then gets 503 ``busy``. This
-    bounds the memory that concurrent big requests can take; when the last one is done after
-    big ones, the C heap is trimmed on a worker thread so the memory goes back."""
+    bounds the memory that concurrent big requests can take.
+
+    When nothing is in flight any more after big bodies, the C heap is trimmed on a worker
+    thread so the memory goes back. The trim waits a moment, because the
+    request (and its body) is still referenced while its answer is written (``TRIM_DELAY``);
+    bodies released while a trim runs get a trim of their own after it."""
 
     def __init__(self, limit: int, timeout: float):
         self.limit = limit
@@ -70,7 +75,8 @@ class ByteBudget:
         self.used = 0
         self._released = 0
         self._room = asyncio.Condition()
-        self._trims: set[asyncio.Future[None]] = set()
+        self._trim_timer: asyncio.TimerHandle | None = None
+        self._trimming: asyncio.Future[None] | None = None
 
     @asynccontextmanager
     async def hold(self, n: int) -> AsyncIterator[None]:
@@ -93,11 +99,37 @@ class ByteBudget:
                 self.used -= n
                 self._released += n
                 self._room.notify_all()
-            if self.used == 0 and self._released >= TRIM_AFTER and not self._trims:
-                self._released = 0
-                trim = asyncio.ensure_future(asyncio.to_thread(_malloc_trim))
-                self._trims.add(trim)
-                trim.add_done_callback(self._trims.discard)
+            self._maybe_trim()
+
+    def close(self) -> None:
+        """Drop an armed trim (the app is stopping)."""
+        if self._trim_timer is not None:
+            self._trim_timer.cancel()
+            self._trim_timer = None
+
+    def _maybe_trim(self) -> None:
+        """Arm the trim timer when nothing is in flight after big bodies (once: a trim that
+        is armed or running is not doubled; a running one re-checks when it ends)."""
+        if self.used or self._released < TRIM_AFTER:
+            return
+        if self._trim_timer is not None or self._trimming is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._trim_timer = loop.call_later(TRIM_DELAY, self._start_trim)
+
+    def _start_trim(self) -> None:
+        self._trim_timer = None
+        if self.used:  # a body arrived meanwhile: its release arms the timer again
+            return
+        self._released = 0
+        self._trimming = asyncio.ensure_future(asyncio.to_thread(_malloc_trim))
+        self._trimming.add_done_callback(self._trim_done)
+
+    def _trim_done(self, done: asyncio.Future[None]) -> None:
+        self._trimming = None
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("giving memory back failed: %s", done.exception())
+        self._maybe_trim()  # bodies released while it ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +435,11 @@ def make_app(
     budget = ByteBudget(max_inflight_bytes, body_timeout)
     token = admin_token if callable(admin_token) else (lambda: admin_token)
     app[API_KEY] = Api(service, token, max_body, budget)
+
+    async def _close_budget(_app: web.Application) -> None:
+        budget.close()
+
+    app.on_cleanup.append(_close_budget)
     app.router.add_get("/v1/hello", hello)
     app.router.add_post("/v1/enroll", enroll, expect_handler=expect_handler)
     app.router.add_post("/v1/heads", heads, expect_handler=expect_handler)

@@ -481,6 +481,14 @@ def test_concurrent_big_pushes_keep_memory_bounded(procs: Procs) -> None:
     # for its size (413) or for want of room among the bytes in flight (503 busy).
     assert len(answers) == 40 and set(answers) <= {(200, ""), (413, "too_large"), (503, "busy")}
     assert peak <= 640 * 1024, f"peak RSS {peak // 1024} MiB"
-    wait_for(lambda: memory_kib(pid)["VmRSS"] <= 320 * 1024, 30,
-             "the hub to give the memory back")  # fmt: skip
+    rss: list[int] = []
+
+    def given_back() -> bool:
+        rss.append(memory_kib(pid)["VmRSS"])
+        return rss[-1] <= 320 * 1024
+
+    try:
+        wait_for(given_back, 30, "the hub to give the memory back")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: RSS {rss[-1] // 1024} MiB, peak {peak // 1024} MiB") from None
     hello(hub.url)
