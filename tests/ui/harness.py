@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -157,6 +158,29 @@ class Station:
             run(C1CLIENT, "show", str(seq), "--data", self.data, "--json").stdout
         )
         return out
+
+
+class FileChoosers:
+    """The file choosers a page opens, caught for its whole life. Playwright turns Chromium's
+    file-chooser interception on only while somebody waits for a chooser, and a key pressed
+    before Chromium has it on opens a chooser nobody sees (the wait then times out): so the
+    page is subscribed once, up front, and each ``open`` takes the next chooser."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.seen: list[Any] = []
+        page.on("filechooser", lambda chooser: self.seen.append(chooser))
+        page.evaluate("1")  # a round trip after the subscription
+
+    def open(self, key: str, timeout: float = 30.0) -> Any:
+        n = len(self.seen)
+        self.page.keyboard.press(key)
+        deadline = time.monotonic() + timeout
+        while len(self.seen) == n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{key} opened no file chooser in {timeout:.0f} s")
+            self.page.wait_for_timeout(20)
+        return self.seen[n]
 
 
 def cell_values(form: dict[str, Any]) -> dict[str, str]:

@@ -18,7 +18,7 @@ from hub.shared import generator
 from tests.integration.procs import free_port
 from tests.shared.images import png
 
-from .harness import Station, cell_values, key_cells
+from .harness import FileChoosers, Station, cell_values, key_cells
 
 TPS = "9901010001001"  # synthetic province 99: no master needed
 OPERATOR = "Siti Rahmawati"
@@ -408,6 +408,7 @@ def test_scans_attached_from_the_folder_a_file_and_a_drop_are_shown(
     stations.append(station)
     station.start()
     page = open_station(browser, station)
+    choosers = FileChoosers(page)
     sign_in(page)
     start(page, "1", TPS)
 
@@ -419,9 +420,7 @@ def test_scans_attached_from_the_folder_a_file_and_a_drop_are_shown(
     page.wait_for_function("(i) => i.complete && i.naturalWidth === 40", arg=img)
     assert page.evaluate("() => document.activeElement.name") == "pemilih_dpt.l"  # back
 
-    with page.expect_file_chooser() as fc:  # Ctrl+O: the file picker
-        page.keyboard.press("Control+o")
-    fc.value.set_files(str(tmp_path / "pindai2.png"))
+    choosers.open("Control+o").set_files(str(tmp_path / "pindai2.png"))  # the file picker
     h2 = hashlib.sha256(page2).hexdigest()
     page.wait_for_selector(f'#scan-view img[data-scan-hash="{h2}"]')
 
@@ -450,9 +449,7 @@ def test_scans_attached_from_the_folder_a_file_and_a_drop_are_shown(
     assert page.input_value('input[name="pemilih_dpt.l"]') == ""  # no key reached the cell
 
     # A file that is not an image: a clear message where scans are, nothing attached.
-    with page.expect_file_chooser() as fc:
-        page.keyboard.press("Control+o")
-    fc.value.set_files(str(tmp_path / "bukan-gambar.png"))
+    choosers.open("Control+o").set_files(str(tmp_path / "bukan-gambar.png"))
     page.wait_for_selector('#scan-pane [data-error-for="scans"]:has-text("JPEG, PNG")')
 
     page.focus('input[name="pemilih_dpt.l"]')
