@@ -252,7 +252,7 @@ async def room_page(request: web.Request) -> web.Response:
 async def part_devices(request: web.Request) -> web.Response:
     """The device table alone, for the page's live refresh."""
     c = _console(request)
-    room = await c.live.current()
+    room = await c.live.current(fresh=False)  # the version the page's event announced
     q = request.query
     return _part(request, room, "_devices.html", lambda: {
         "devices": views.devices(room.status, q.get("state", ""), q.get("q", ""),
@@ -263,7 +263,7 @@ async def part_devices(request: web.Request) -> web.Response:
 
 async def part_conflicts(request: web.Request) -> web.Response:
     c = _console(request)
-    room = await c.live.current()
+    room = await c.live.current(fresh=False)
     cpage = _int(request.query.get("cpage"))
     return _part(request, room, "_conflicts.html",
                  lambda: {"conflicts": views.page_of(room.status["conflicts"], cpage)})  # fmt: skip
@@ -271,7 +271,7 @@ async def part_conflicts(request: web.Request) -> web.Response:
 
 async def state_json(request: web.Request) -> web.Response:
     """The shared room for polling (the fallback when event streams do not work)."""
-    room = await _console(request).live.current()
+    room = await _console(request).live.current(fresh=False)  # the ticker keeps it fresh
     return web.json_response(room.wire, headers={"Cache-Control": "no-store"})
 
 
@@ -283,7 +283,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     live.viewers += 1
     try:
-        room = await live.current()
+        room = await live.current()  # a stream opened, as a page is
         await resp.write(room.event)
         after = room.version
         while not live.closed:

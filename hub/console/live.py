@@ -187,12 +187,15 @@ class Live:
         """A poll or a page: keep deriving for the next ``WATCH_S`` seconds."""
         self._watched_until = time.monotonic() + WATCH_S
 
-    async def current(self) -> Room:
-        """The shared room. Stale, it is derived again first when that is quick (the last
-        derivation took at most ``QUICK_S``, or the store is small); otherwise the page shows
-        the last one and the ticker brings the new one. Until the first derivation after the
-        start is done (waited for ``FIRST_WAIT_S``), a provisional room of what costs nothing
-        (devices, upstream)."""
+    async def current(self, fresh: bool = True) -> Room:
+        """The shared room. Asked ``fresh`` (a page opened) and stale, it is derived again
+        first when that is quick (the last derivation took at most ``QUICK_S``, or the store
+        is small); otherwise the page shows the last one and the ticker brings the new one.
+        What follows the ticker (a page's fragments after an event, polls) asks not
+        ``fresh``: deriving for those would bypass the ticker's pace while pushes
+        commit, once per open page. Until the first derivation after the start is done
+        (waited for ``FIRST_WAIT_S``), a provisional room of what costs nothing (devices,
+        upstream)."""
         self.watched()
         small = self.service.sqlite_store().records_stored <= SMALL_STORE
         if self.room is None:
@@ -204,7 +207,7 @@ class Live:
         if self.room is None:
             return Room.make(0, self._cheap_status(), None, 0.0, self.epoch)
         quick = self._pace <= QUICK_S or small
-        if quick and self._key != self._change_key():
+        if fresh and quick and self._key != self._change_key():
             await self.refresh()
         return self.room
 

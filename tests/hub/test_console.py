@@ -5,6 +5,7 @@ own token, resolving a conflict with a superseding entry."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -193,6 +194,31 @@ async def test_events_carry_the_new_counts_and_one_derivation_serves_all(hub: Se
     assert polled["counts"] == counts_of(hub.service.status_now())
 
 
+async def test_what_follows_the_ticker_does_not_derive_while_pushes_commit(hub: Served) -> None:
+    """A page's fragments (fetched after an event) and polls take the ticker's room: five
+    open pages asking after each push must not each derive (the ticker
+    paces derivations while pushes commit). Opening a page still derives when quick."""
+    live = hub.http.app[CONSOLE].live
+    assert live._task is not None
+    live._task.cancel()  # no ticker: only what the requests derive is counted
+    with contextlib.suppress(asyncio.CancelledError):
+        await live._task
+    laptop = Identity.generate()
+    await hub.enrolled(laptop, approve=True)
+    log = [r.raw for r in chain(laptop, forms(12))]
+    await live.refresh()
+    assert live.room is not None
+    seen, derived = live.room.version, live.derivations
+    for i in range(6):
+        await hub.push(log[i * 2 : i * 2 + 2])
+        for _ in range(5):
+            for path in ("/console/part/devices", "/console/part/conflicts", "/console/state.json"):
+                await _page(hub, path)
+    assert live.derivations == derived and live.room.version == seen
+    assert '<b data-count="accepted">12</b>' in await _page(hub)  # a page opened: fresh
+    assert live.derivations == derived + 1
+
+
 async def test_the_shared_status_follows_pushes_by_the_entries_they_add(hub: Served) -> None:
     """The room is the full derivation's status, though after the first derivation each one
     takes only the entries stored since (approvals and revocations re-derive that device's
@@ -276,6 +302,7 @@ async def test_open_pages_share_one_rendering_of_a_fragment(hub: Served) -> None
     await _page(hub, "/console/part/devices?page=1&lang=en")  # another language: its own
     assert len(console._parts[2]) == 2
     await hub.push([r.raw for r in chain(laptop, forms(3))])
+    await console.live.refresh()  # the ticker's next room (a page fetches parts after its event)
     after = await _page(hub, "/console/part/devices?page=1")  # a new room: rendered again
     assert '<td class="num">3</td>' in after and len(console._parts[2]) == 1
     readonly = await _page(hub, "/console/part/devices?page=1", Host="hub.example:8470")
