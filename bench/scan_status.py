@@ -43,8 +43,9 @@ def main() -> None:
 
     def figures_from_scratch() -> None:
         named = dict.fromkeys(h for _, scans in entries for h in scans)
-        bs.scan_counts(named, tally.held, tally.upstream)
-        bs.scan_pending(entries, tally.held)
+        held = {h: b.size for h, b in tally.held.items()}
+        bs.scan_counts(named, held, tally.upstream)
+        bs.scan_pending(entries, held)
 
     scratch = []
     for i in arrivals[: max(1, a.changes // 100)]:  # slow: a few are enough

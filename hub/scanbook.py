@@ -1,10 +1,13 @@
 """The SQLite store's index of scans (``hub.storage.ScanBook``; DESIGN §3 "Scans").
 
-Which hashes are named: ``hub.protocol.blobsync.ScanIndex``, fed from the store's per-record
-facts as they are committed (they are in memory already, so naming costs nothing more).
-Which blobs are held: the ``blobs`` table of hub.db, read once at open into a dict; a blob is
-added by one transaction on the store's writer once it is durable in the blob store, and the
-dict changes only after that COMMIT. One process owns hub.db, so the dict is the truth.
+One ``hub.protocol.blobsync.ScanTally`` is the whole of it, in memory, and this book is its
+only owner (``HubScans`` reads the status figures off the same object): which hashes are
+named (its ``index``, fed from the store's per-record facts as they are committed: they are
+in memory already, so naming costs nothing more), which blobs are held (its ``held``, hash ->
+size and kind: the ``blobs`` table of hub.db, read once at open), and the figures of the
+status, kept event by event. A blob is added by one transaction on the store's writer once it
+is durable in the blob store, and the tally changes only after that COMMIT. One process owns
+hub.db, so the tally is the truth.
 """
 
 from __future__ import annotations
@@ -12,9 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from hub.protocol import blobsync
-from hub.protocol.blobsync import ScanIndex
-from hub.storage import HeldBlob, ScanSummary
+from hub.protocol.blobsync import HeldBlob, ScanIndex, ScanTally
 
 
 class _Facts(Protocol):
@@ -33,59 +34,48 @@ class SqliteScanBook:
         write: Callable[[str, int, str, int], Awaitable[None]],
     ):
         self.store = store
-        self.held_blobs = held
         self._write = write
-        self.index = ScanIndex()
+        self.tally = ScanTally(False, held)
         self._fed: Sequence[Any] | None = None
-        self._summary: tuple[tuple[int, ...], ScanSummary] | None = None
 
-    def refresh(self) -> ScanIndex:
-        """The index, fed with the records committed since the last call (rebuilt when the
-        store swapped its memory after a failed commit)."""
+    @property
+    def index(self) -> ScanIndex:
+        return self.tally.index
+
+    @property
+    def held_blobs(self) -> dict[str, HeldBlob]:
+        return self.tally.held
+
+    def refresh(self) -> ScanTally:
+        """The tally, fed with the records committed since the last call: each costs its
+        pages (``ScanTally.add``). Rebuilt (over the same held blobs and what upstream holds)
+        only when the store swapped its memory after a failed commit."""
         facts = self.store.facts
-        if facts is not self._fed or len(facts) < self.index.seen:
-            self.index, self._fed = ScanIndex(), facts
-        for f in facts[self.index.seen :]:
-            self.index.add(f.dev, f.seq, f.facts.key[2], f.facts.scans)
-        return self.index
+        t = self.tally
+        if facts is not self._fed or len(facts) < t.index.seen:
+            t = self.tally = ScanTally(t.root, t.held, t.upstream)
+            self._fed = facts
+        for f in facts[t.index.seen :]:
+            t.add(f.dev, f.seq, f.facts.key, f.facts.scans)
+        return t
 
     async def lookup(self, hashes: Sequence[str]) -> dict[str, HeldBlob | None]:
-        index = self.refresh()
-        return {h: self.held_blobs.get(h) for h in hashes if index.is_named(h)}
+        t = self.refresh()
+        named, held = t.index.named, t.held
+        return {h: held.get(h) for h in hashes if h in named}
 
     async def held(self, digest: str) -> HeldBlob | None:
-        return self.held_blobs.get(digest)
+        return self.tally.held.get(digest)
 
     async def add_held(self, digest: str, size: int, kind: str, now: int) -> bool:
-        if digest in self.held_blobs:
+        if digest in self.tally.held:
             return False
         await self._write(digest, size, kind, now)
-        self.held_blobs[digest] = HeldBlob(size, kind)
+        self.tally.arrived(digest, size, kind)
         return True
 
-    async def summary(self, upstream: Mapping[str, int] | None, limit: int) -> ScanSummary:
-        return self.summary_now(upstream, limit)
-
-    def summary_now(self, upstream: Mapping[str, int] | None, limit: int) -> ScanSummary:
-        """``summary``, computed here (in memory; recomputed only when something changed)."""
-        facts = self.store.facts
-        key = (
-            id(facts),
-            len(facts),
-            len(self.held_blobs),
-            -1 if upstream is None else len(upstream),
-        )
-        if self._summary is None or self._summary[0] != key:
-            held = {h: b.size for h, b in self.held_blobs.items()}
-            counts = blobsync.scan_counts(
-                self.refresh().named, held, None if upstream is None else set(upstream)
-            )
-            pending = blobsync.scan_pending(((f.facts.key, f.facts.scans) for f in facts), held)
-            self._summary = (key, ScanSummary(counts, len(pending), pending[:limit]))
-        return self._summary[1]
-
     async def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:
-        return self.refresh().newly_confirmed(confirmed)
+        return self.refresh().index.newly_confirmed(confirmed)
 
 
 def holds_exactly(rows: Sequence[Sequence[Any]]) -> dict[str, HeldBlob]:

@@ -18,10 +18,11 @@ before its answer) and streams held blobs. What upstream is known to hold is lea
 forwarder and kept in memory (after a restart it is asked about again). The decisions are
 ``hub.protocol.blobsync``'s.
 
-The status figures: on the SQLite store, ``blobsync.ScanTally`` keeps them incrementally
-(``refresh`` feeds it only the entries committed since the last call, an upload that finishes
-calls ``tally.arrived``, the forwarder ``upstream_holds``); on PostgreSQL the book's database
-counters are the source (``summarize``). Partial uploads no chunk extended for
+The status figures: on the SQLite store, the book's ``blobsync.ScanTally`` keeps them
+incrementally (the book is its one owner: ``refresh`` feeds it only the entries committed
+since the last call, an upload that finishes is added to it by ``add_held``, the forwarder
+calls ``upstream_holds``); on PostgreSQL the book's database counters are the source
+(``summarize``). Partial uploads no chunk extended for
 ``partial_max_age`` are removed (``expire``: at start, then from ``run_expiry``, a task the
 node runs), never one whose chunk is being appended.
 """
@@ -33,7 +34,7 @@ import contextlib
 import errno
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -53,7 +54,7 @@ from hub.shared.blobs import (
     sniff,
 )
 from hub.shared.errors import BlobError, SharedError
-from hub.storage import HeldBlob, HubStorage, ScanBook, ScanSummary
+from hub.storage import CountedScanBook, HeldBlob, HubStorage, ScanBook, ScanSummary
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,13 @@ class HubScans:
         self.local = isinstance(self.final, LocalBlobs)  # finished blobs in the data folder
         self.book: ScanBook = store.scan_book
         self.sqlite = isinstance(self.book, SqliteScanBook)  # the tally is the status source
+        if isinstance(self.book, SqliteScanBook):
+            self.book.tally.root = root
         self.store = store
         self.root = root
         self.partial_max_age = partial_max_age
         self.upstream: dict[str, int] = {}  # blobs upstream is known to hold -> size
         self.counters = Counters()
-        self.tally = ScanTally(root)  # SQLite: held, upstream, what is named, the figures
-        self._fed: Sequence[Any] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
         self._summary: ScanSummary | None = None
@@ -108,16 +109,13 @@ class HubScans:
         """Clear what a crash left, and list in the book any blob of the data folder it does
         not know (a folder from before the book, or a crash between the rename and the
         COMMIT; only where finished blobs live in the folder). Drop the partial uploads
-        abandoned for longer than ``partial_max_age``. On the SQLite store, fill the tally with
-        the held blobs and every entry once (from now on only new ones)."""
+        abandoned for longer than ``partial_max_age``. On the SQLite store, feed the book's
+        tally every entry once (from now on only new ones)."""
         await asyncio.to_thread(self.blobs.clean_tmp)
         await self.expire()
         if self.local:
             await self._adopt_folder()
         if self.sqlite:
-            assert isinstance(self.book, SqliteScanBook)
-            for digest, blob in self.book.held_blobs.items():
-                self.tally.arrived(digest, blob.size)
             await asyncio.to_thread(self.refresh)  # every entry once; from now on only new ones
 
     async def _adopt_folder(self) -> None:
@@ -135,9 +133,14 @@ class HubScans:
     # -- what is named and held -------------------------------------------------------------
 
     @property
-    def held(self) -> Mapping[str, int]:
-        """hash -> size of every held blob (the SQLite store only: the tally's, in memory)."""
-        assert self.sqlite, "held is listed on the SQLite store only"
+    def tally(self) -> ScanTally:
+        """The SQLite book's tally (the one copy of what is named and held, and the figures)."""
+        assert isinstance(self.book, SqliteScanBook), "the tally is the SQLite store's"
+        return self.book.tally
+
+    @property
+    def held(self) -> Mapping[str, HeldBlob]:
+        """hash -> size and kind of every held blob (the SQLite store only: the tally's)."""
         return self.tally.held
 
     @property
@@ -151,17 +154,10 @@ class HubScans:
             self.tally.upstream_holds(digest)
 
     def refresh(self) -> ScanIndex:
-        """The tally's index, fed with the records committed since the last call: each costs
-        its pages (``ScanTally.add``). Rebuilt from every record only when the store swapped
-        its memory after a failed commit. SQLite store only."""
-        facts: Sequence[Any] = cast(Any, self.store).facts
-        if facts is not self._fed or len(facts) < self.tally.index.seen:
-            self.tally = ScanTally(self.root, self.tally.held, self.tally.upstream)
-            self._fed = facts
-        t = self.tally
-        for f in facts[t.index.seen :]:
-            t.add(f.dev, f.seq, f.facts.key, f.facts.scans)
-        return t.index
+        """The tally's index, fed with the records committed since the last call
+        (``SqliteScanBook.refresh``). SQLite store only."""
+        assert isinstance(self.book, SqliteScanBook), "the tally is the SQLite store's"
+        return self.book.refresh().index
 
     # -- partial uploads nobody finishes -----------------------------------------------------
 
@@ -208,7 +204,8 @@ class HubScans:
         if self.sqlite:
             self._summary = self._tallied(LISTED)
         else:
-            self._summary = await self.book.summary(None if self.root else self.upstream, LISTED)
+            book = cast(CountedScanBook, self.book)  # PostgreSQL: its database counters
+            self._summary = await book.summary(None if self.root else self.upstream, LISTED)
         return self._summary
 
     def status(self, rate_bps: float, limit: int = LISTED) -> tuple[dict[str, Any], list[Any]]:
@@ -255,8 +252,6 @@ class HubScans:
     async def put_chunk(self, digest: str, start: int, total: int, body: bytes) -> dict[str, Any]:
         """Append one upload chunk; the answer only once it is durable (and, for the last
         chunk, once the blob is in the blob store under its hash and held in the book)."""
-        if self.sqlite:
-            self.refresh()
         lock = self._locks.setdefault(digest, asyncio.Lock())
         try:
             async with lock:
@@ -280,8 +275,6 @@ class HubScans:
             if info is None:
                 return {"offset": verdict.offset, "stored": 0}
             await self._finish(digest, offset, info)
-            if self.sqlite:
-                self.tally.arrived(digest, info.size)
         except BlobError as exc:
             raise BlobRefused(_blob_code(exc.code), exc.message) from None
         except OSError as exc:

@@ -38,13 +38,22 @@ from typing import Any, Protocol
 from hub.examine import Checked
 from hub.memory import Confirmed, DeviceRow, PushResult
 from hub.protocol import state, worklist
-from hub.protocol.blobsync import ScanCounts
+from hub.protocol.blobsync import HeldBlob, ScanCounts
 from hub.protocol.enroll import Endorsement
 from hub.protocol.ingest import Head, Outcome
 from hub.protocol.wilayah import Master
 from hub.status import DeviceInfo
 
-__all__ = ["Counters", "HeldBlob", "HubStorage", "NodeInfo", "QuotaLog", "ScanBook", "ScanSummary"]
+__all__ = [
+    "CountedScanBook",
+    "Counters",
+    "HeldBlob",
+    "HubStorage",
+    "NodeInfo",
+    "QuotaLog",
+    "ScanBook",
+    "ScanSummary",
+]
 
 QUOTA_LOG_S = 60  # records refused for a quota are logged at most once per this many seconds
 
@@ -74,14 +83,6 @@ class Counters:
 
 
 @dataclass(frozen=True, slots=True)
-class HeldBlob:
-    """A blob held by the hub: its size and kind (jpeg, png, pdf)."""
-
-    size: int
-    kind: str
-
-
-@dataclass(frozen=True, slots=True)
 class ScanSummary:
     """The ``scans`` of the status: counts, how many entries have scans pending, and the
     first of them ((election, form, TPS), the hashes still to come)."""
@@ -106,14 +107,20 @@ class ScanBook(Protocol):
         is held for every receiver). False when it already was."""
         ...
 
-    async def summary(self, upstream: Mapping[str, int] | None, limit: int) -> ScanSummary:
-        """Counts for status; ``upstream``: the held blobs upstream holds (hash -> size), None
-        at a node without one."""
-        ...
-
     async def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:
         """The scans of the entries upstream now holds (``confirmed``: device id -> seq)
         not returned before, each entry's once, in storing order (for the forwarder)."""
+        ...
+
+
+class CountedScanBook(ScanBook, Protocol):
+    """A scan book whose figures are in the database (PostgreSQL: its counters, shared by
+    every receiver). The SQLite book has no ``summary``: its figures are those of its
+    ``blobsync.ScanTally``, kept event by event in memory."""
+
+    async def summary(self, upstream: Mapping[str, int] | None, limit: int) -> ScanSummary:
+        """Counts for status; ``upstream``: the held blobs upstream holds (hash -> size), None
+        at a node without one."""
         ...
 
 

@@ -415,6 +415,14 @@ class ScanIndex:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldBlob:
+    """A blob held by a node: its size and kind (jpeg, png, pdf)."""
+
+    size: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class ScanCounts:
     """``c1hub status`` ``scans`` (page images, not forms)."""
 
@@ -443,12 +451,13 @@ class ScanTally:
     walk of everything held. ``scan_counts`` and ``scan_pending`` define the same figures
     from scratch (the tests hold one against the other).
 
-    ``held`` (hash -> size) and ``upstream`` change only through ``arrived`` and
+    ``held`` (hash -> size and kind) and ``upstream`` change only through ``arrived`` and
     ``upstream_holds``. A new tally over the same ``held``/``upstream`` (an index rebuilt) is
-    consistent at once: a page counts only once an entry names it."""
+    consistent at once: a page counts only once an entry names it. ``root`` matters only
+    when the figures are read (a root shows nothing pending upstream)."""
 
     root: bool  # a root has no upstream: nothing is pending upstream there
-    held: dict[str, int] = field(default_factory=dict)
+    held: dict[str, HeldBlob] = field(default_factory=dict)
     upstream: set[str] = field(default_factory=set)
     index: ScanIndex = field(default_factory=ScanIndex)
     held_named: int = 0  # named pages held here
@@ -460,12 +469,12 @@ class ScanTally:
 
     def _part(self, digest: str) -> tuple[int, int, int]:
         """What ``digest`` adds to (held_named, pend, pend_bytes)."""
-        size = self.held.get(digest)
-        if size is None or digest not in self.index.named:
+        blob = self.held.get(digest)
+        if blob is None or digest not in self.index.named:
             return 0, 0, 0
-        if self.root or digest in self.upstream:
+        if digest in self.upstream:
             return 1, 0, 0
-        return 1, 1, size
+        return 1, 1, blob.size
 
     def _count(self, part: tuple[int, int, int], sign: int) -> None:
         self.held_named += sign * part[0]
@@ -485,12 +494,12 @@ class ScanTally:
             for h in dict.fromkeys(lacking):
                 self._waiting.setdefault(h, []).append(n)
 
-    def arrived(self, digest: str, size: int) -> None:
+    def arrived(self, digest: str, size: int, kind: str = "") -> None:
         """The page ``digest`` is held here now."""
         if digest in self.held:
             return
         before = self._part(digest)
-        self.held[digest] = size
+        self.held[digest] = HeldBlob(size, kind)
         self._count(before, -1)
         self._count(self._part(digest), 1)
         for n in self._waiting.pop(digest, ()):
@@ -512,9 +521,8 @@ class ScanTally:
 
     def counts(self) -> ScanCounts:
         expected = len(self.index.named)
-        return ScanCounts(
-            expected, self.held_named, expected - self.held_named, self.pend, self.pend_bytes
-        )
+        pend, pend_bytes = (0, 0) if self.root else (self.pend, self.pend_bytes)
+        return ScanCounts(expected, self.held_named, expected - self.held_named, pend, pend_bytes)
 
     @property
     def entries_pending(self) -> int:

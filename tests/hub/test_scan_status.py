@@ -5,6 +5,7 @@ every blob file on disk), and no step makes the hub walk the entries it already 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,9 @@ class Probe:
 async def open_hub(folder: Path, aiohttp_client: MakeClient) -> tuple[ScanHub, HubStore, Probe]:
     store = await HubStore.open(folder)
     probe = Probe(store)
+    book = store.scan_book
+    if hasattr(book, "tally"):  # the book feeds the one tally: it reads the facts too
+        book.store = probe
     scans = HubScans(folder, probe, root=False)
     await scans.load()
     service = HubService(store, HUB_KEY, name="Test Hub", scans=scans)
@@ -165,4 +169,64 @@ async def test_status_figures_stay_right_and_each_change_costs_only_itself(
     finally:
         await h.http.close()
         h.scans.close()
+        await store.close()
+
+
+def keyed_by(roots: list[Any], key: str) -> list[str]:
+    """The dicts and sets reachable from ``roots`` through hub objects and containers that
+    have ``key`` as a key: each is one more copy of what that hash indexes."""
+    seen: set[int] = set()
+    todo = list(roots)
+    found: list[str] = []
+    while todo:
+        o = todo.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, (dict, set, frozenset)):
+            if key in o:
+                found.append(f"{type(o).__name__} of {len(o)}")
+        elif not isinstance(o, (list, tuple)) and not type(o).__module__.startswith("hub."):
+            continue  # outside the hub's own objects (the loop, sockets, SQLite)
+        todo.extend(gc.get_referents(o))
+    return found
+
+
+async def test_a_named_and_held_scan_is_indexed_once(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """The store's scan book and the scans' status figures share one index of the hashes the
+    entries name and one map of the blobs held (one copy, one owner: the book's tally)."""
+    pages = [page(i, 3000) for i in range(4)]
+    bodies = forms(2, seed=7)
+    bodies[0]["scans"], bodies[1]["scans"] = [sha(pages[0]), sha(pages[1])], [sha(pages[2])]
+    h, store, _probe = await open_hub(tmp_path, aiohttp_client)
+    try:
+        await h.enrolled(LAPTOP, approve=True)
+        status, _ = await h.push([r.raw for r in chain(LAPTOP, bodies)])
+        assert status == 200
+        await h.upload(pages[0])
+        assert (await shown(h))["held"] == 1
+        # held: named once (the index) and held once (the held map); not held: named once
+        # and waited for once (the entries lacking it)
+        assert len(keyed_by([h.scans, store], sha(pages[0]))) == 2, keyed_by(
+            [h.scans, store], sha(pages[0])
+        )
+        assert len(keyed_by([h.scans, store], sha(pages[2]))) == 2, keyed_by(
+            [h.scans, store], sha(pages[2])
+        )
+    finally:
+        await h.http.close()
+        h.scans.close()
+        await store.close()
+
+
+async def test_the_sqlite_book_has_no_figures_that_walk_the_entries(tmp_path: Path) -> None:
+    """On SQLite the status figures are the tally's, kept event by event: the book has no
+    second way to count them (one that walked every entry held)."""
+    store = await HubStore.open(tmp_path)
+    try:
+        book = store.scan_book
+        assert not hasattr(book, "summary") and not hasattr(book, "summary_now")
+    finally:
         await store.close()

@@ -92,7 +92,7 @@ def test_a_correction_naming_the_same_pages_counts_them_once() -> None:
     assert t.counts() == bs.ScanCounts(3, 3, 0, 2, 25) and t.entries_pending == 0
 
 
-class CountingDict(dict[str, int]):
+class CountingDict(dict[str, Any]):
     """A dict that counts lookups: what an event reads of everything held."""
 
     looks = 0
@@ -129,6 +129,7 @@ def test_an_event_costs_what_it_touches_not_what_is_held() -> None:
     listed = t.pending(100)
     assert CountingDict.looks < 40, CountingDict.looks
     named = {page(i) for i in range(40_000)} | {page(10**6)}
-    assert c == bs.scan_counts(named, held, t.upstream)
-    pending = bs.scan_pending(entries, held)
+    sizes = {h: b.size for h, b in held.items()}
+    assert c == bs.scan_counts(named, sizes, t.upstream)
+    pending = bs.scan_pending(entries, sizes)
     assert listed == pending[:100] and t.entries_pending == len(pending)
