@@ -199,14 +199,13 @@ class HubScans:
         t = self.tally
         return ScanSummary(t.counts(), t.entries_pending, t.pending(limit))
 
-    async def summarize(self) -> ScanSummary:
-        """Count again (``status`` shows the last count)."""
-        if self.sqlite:
-            self._summary = self._tallied(LISTED)
-        else:
-            book = cast(CountedScanBook, self.book)  # PostgreSQL: its database counters
+    async def summarize(self) -> None:
+        """Count again where the figures are a database read (PostgreSQL: the book's
+        counters; ``status`` shows the last count). Nothing to do on SQLite: ``status`` reads
+        the tally itself, once."""
+        if not self.sqlite:
+            book = cast(CountedScanBook, self.book)
             self._summary = await book.summary(None if self.root else self.upstream, LISTED)
-        return self._summary
 
     def status(self, rate_bps: float, limit: int = LISTED) -> tuple[dict[str, Any], list[Any]]:
         """``scans`` of ``c1hub status`` (with ``eta_s`` at ``rate_bps``) and the first
@@ -225,7 +224,11 @@ class HubScans:
         return out, listed
 
     async def counts(self) -> ScanCounts:
-        return (await self.summarize()).counts
+        if self.sqlite:
+            return self._tallied(0).counts
+        await self.summarize()
+        assert self._summary is not None
+        return self._summary.counts
 
     async def metrics(self) -> dict[str, int]:
         """Gauges and counters for ``/metrics``."""

@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hub.protocol import blobsync as bs
 from hub.scans import HubScans
 from hub.server import make_app
@@ -229,4 +231,40 @@ async def test_the_sqlite_book_has_no_figures_that_walk_the_entries(tmp_path: Pa
         book = store.scan_book
         assert not hasattr(book, "summary") and not hasattr(book, "summary_now")
     finally:
+        await store.close()
+
+
+async def test_a_status_reads_the_scan_figures_once(
+    tmp_path: Path, aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /v1/status`` (and the service's status) read the SQLite hub's scan figures
+    once, not once to "summarize" and again to show them."""
+    reads = [0]
+    counts = bs.ScanTally.counts
+
+    def counted(t: bs.ScanTally) -> bs.ScanCounts:
+        reads[0] += 1
+        return counts(t)
+
+    monkeypatch.setattr(bs.ScanTally, "counts", counted)
+    h, store, _probe = await open_hub(tmp_path, aiohttp_client)
+    try:
+        await h.enrolled(LAPTOP, approve=True)
+        bodies = forms(3, seed=9)
+        for i, b in enumerate(bodies):
+            b["scans"] = [sha(page(i))]
+        status, _ = await h.push([r.raw for r in chain(LAPTOP, bodies)])
+        assert status == 200
+        await h.upload(page(0))
+        for _ in range(3):
+            reads[0] = 0
+            s = await h.service.status(max_age=0)
+            assert s["scans"]["held"] == 1 and s["scans"]["missing"] == 2
+            assert reads[0] == 1
+        reads[0] = 0
+        assert (await shown(h))["held"] == 1
+        assert reads[0] == 1
+    finally:
+        await h.http.close()
+        h.scans.close()
         await store.close()
