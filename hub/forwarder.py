@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 META_UPSTREAM_KEY = "upstream_public"
 REFRESH_RETRY_S = 2.0  # after the store could not be read (a database restarting)
-UNHELD_RECHECK_S = 2.0  # scans named upstream-bound but not held here: looked up again
+UNHELD_RECHECK_S = 2.0  # PostgreSQL: scans upstream-bound, not held here, looked up again
 
 
 K = TypeVar("K")
@@ -79,8 +79,9 @@ class Forwarder:
                       for _ in range(1 if kbps > 0 else 2)]  # fmt: skip
         self._dealt = 0
         self._unheld: set[str] = set()  # named by entries upstream holds, not held here yet
-        self._book_seen = (-1, -1)  # (blobs received, unheld) at the last look-up
-        self._book_at = 0.0
+        self._book_at = 0.0  # when the whole of ``_unheld`` was last looked up (PostgreSQL)
+        if scans is not None:
+            scans.watch_arrivals()
         self.blob_drained: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self.blob_log: list[bs.Ask | bs.Send] = []  # steps done, for tests (last 10,000)
         self.last_success: float | None = None  # wall-clock time of the last answer upstream
@@ -257,22 +258,23 @@ class Forwarder:
         scans = self.scans
         assert scans is not None
         confirmed = {dev: c.seq for dev, c in self.store.confirmed.items()}
-        self._unheld.update(await scans.book.newly_confirmed(confirmed))
-        # Look the unheld ones up when a blob arrived here or new ones came, else every few
-        # seconds (another receiver on the same database may have taken them).
-        seen = (scans.counters.received_blobs, len(self._unheld))
+        # Look up the scans newly bound upstream, and those of the waiting ones that arrived
+        # here since (each arrival costs itself). On PostgreSQL, every few seconds, all the
+        # waiting ones: another receiver on the same database may have taken them.
+        fresh = [h for h in await scans.book.newly_confirmed(confirmed) if h not in self._unheld]
+        ask = fresh + [h for h in scans.take_arrivals() if h in self._unheld]
+        self._unheld.update(fresh)
         now = clock.monotonic()
-        if self._unheld and (seen != self._book_seen or now - self._book_at >= UNHELD_RECHECK_S):
-            self._book_seen, self._book_at = seen, now
-            ask = list(self._unheld)
-            for i in range(0, len(ask), bs.MAX_ASK):
-                known = await scans.book.lookup(ask[i : i + bs.MAX_ASK])
-                for h, blob in known.items():
-                    if blob is None:
-                        continue
-                    self._unheld.discard(h)
-                    self.lanes[self._dealt % len(self.lanes)].offer([(h, blob.size)])
-                    self._dealt += 1
+        if not scans.sqlite and self._unheld and now - self._book_at >= UNHELD_RECHECK_S:
+            self._book_at, ask = now, list(self._unheld)
+        for i in range(0, len(ask), bs.MAX_ASK):
+            known = await scans.book.lookup(ask[i : i + bs.MAX_ASK])
+            for h, blob in known.items():
+                if blob is None or h not in self._unheld:
+                    continue
+                self._unheld.discard(h)
+                self.lanes[self._dealt % len(self.lanes)].offer([(h, blob.size)])
+                self._dealt += 1
         now = clock.monotonic()
         return [(lane, step) for lane in self.lanes if (step := lane.next_step(now)) is not None]
 

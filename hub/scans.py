@@ -99,6 +99,7 @@ class HubScans:
         self._locks: dict[str, asyncio.Lock] = {}
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
         self._summary: ScanSummary | None = None
+        self._arrivals: list[str] | None = None  # blobs stored since taken (when watched)
 
     def close(self) -> None:
         """Close the partial uploads kept open (they stay on disk, to be resumed)."""
@@ -158,6 +159,19 @@ class HubScans:
         (``SqliteScanBook.refresh``). SQLite store only."""
         assert isinstance(self.book, SqliteScanBook), "the tally is the SQLite store's"
         return self.book.refresh().index
+
+    def watch_arrivals(self) -> None:
+        """From now on, remember each blob this hub stores until ``take_arrivals`` (the
+        forwarder: a blob arriving costs it the blob, not a look at everything it waits for)."""
+        if self._arrivals is None:
+            self._arrivals = []
+
+    def take_arrivals(self) -> list[str]:
+        """The blobs stored here since the last call (empty unless watched)."""
+        got = self._arrivals or []
+        if self._arrivals is not None:
+            self._arrivals = []
+        return got
 
     # -- partial uploads nobody finishes -----------------------------------------------------
 
@@ -287,6 +301,8 @@ class HubScans:
                 ) from None
             raise
         self.counters.received_blobs += 1
+        if self._arrivals is not None:
+            self._arrivals.append(digest)
         log.debug("received scan %s (%s, %d bytes)", digest, info.kind, info.size)
         return {"offset": info.size, "stored": 1}
 

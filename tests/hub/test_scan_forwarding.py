@@ -1,0 +1,65 @@
+"""The forwarder's side of scans over a real store and a real blob folder: which scans it
+offers upstream, and what a scan arriving at the hub costs it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hub.forwarder import Forwarder
+from hub.storage import HeldBlob
+from tests.helpers import chain, forms
+
+from .conftest import HUB_KEY, MakeClient
+from .fakes import FakeRoot, FakeUpstream
+from .test_blobs import LAPTOP, page, sha
+from .test_scan_status import open_hub
+
+
+async def test_a_scan_arriving_costs_the_forwarder_that_scan_not_all_it_waits_for(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """200 entries upstream holds, each naming a scan not here yet: the forwarder waits for
+    all 200. Each scan that arrives is then offered upstream at the cost of looking up that
+    scan, not the 199 others still awaited."""
+    n = 200
+    pages = [page(i, 1000 + i) for i in range(n)]
+    bodies = forms(n, seed=11)
+    for b, p in zip(bodies, pages, strict=True):
+        b["scans"] = [sha(p)]
+    recs = chain(LAPTOP, bodies)
+    h, store, _probe = await open_hub(tmp_path, aiohttp_client)
+    fwd = Forwarder(store, FakeUpstream(FakeRoot()), HUB_KEY, "Test Hub", scans=h.scans)
+    book = store.scan_book
+    asked: list[int] = []
+    lookup = book.lookup
+
+    async def counted(hashes: Sequence[str]) -> dict[str, HeldBlob | None]:
+        asked.append(len(hashes))
+        return await lookup(hashes)
+
+    book.lookup = counted  # type: ignore[method-assign]
+    try:
+        await h.enrolled(LAPTOP, approve=True)
+        status, _ = await h.push([r.raw for r in recs])
+        assert status == 200
+        dev = await store.device(LAPTOP.public)
+        assert dev is not None
+        await store.confirm(dev.id, n, recs[-1].hash, b"receipt", 1)  # upstream holds them all
+        assert await fwd._blob_steps() == []  # nothing held here yet: nothing to send
+        assert sum(asked) == n  # the newly confirmed scans, looked up once
+        for i, p in enumerate(pages[:50]):
+            await h.upload(p)
+            asked.clear()
+            steps = await fwd._blob_steps()
+            assert sum(asked) <= 1, (i, asked)  # that scan, not the others awaited
+            assert steps, i  # and it goes upstream
+        offered = {d for lane in fwd.lanes for d in lane.sizes}
+        assert offered == {sha(p) for p in pages[:50]}
+        asked.clear()
+        assert await fwd._blob_steps()
+        assert sum(asked) == 0  # nothing arrived: nothing looked up
+    finally:
+        await h.http.close()
+        h.scans.close()
+        await store.close()
