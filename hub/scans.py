@@ -96,7 +96,7 @@ class HubScans:
         self.partial_max_age = partial_max_age
         self.upstream: dict[str, int] = {}  # blobs upstream is known to hold -> size
         self.counters = Counters()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = _UploadLocks()  # one chunk at a time per hash
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
         self._summary: ScanSummary | None = None
         self._arrivals: list[str] | None = None  # blobs stored since taken (when watched)
@@ -177,21 +177,26 @@ class HubScans:
 
     async def expire(self) -> int:
         """Remove the partial uploads not extended for ``partial_max_age`` seconds (their
-        sender gone for good; one that comes back starts that scan again from byte 0). Never
-        one whose chunk is being appended (its lock is held) or one a chunk extended since
-        the listing (its age is checked again, on the loop, just before it goes). Returns
-        how many were removed."""
+        sender gone for good; one that comes back starts that scan again from byte 0), with
+        the blob store's ``expire_tmp`` on a worker thread. Never one whose chunk is being
+        appended: each stale upload's lock is taken first (one whose lock is held is left),
+        so no chunk of it starts while it goes; one a chunk extended since the listing stays
+        (``expire_tmp`` checks its age again just before it goes). Returns how many were
+        removed."""
         stale = await asyncio.to_thread(self.blobs.stale_partials, self.partial_max_age)
-        n = 0
-        for path in stale:
-            digest = path.name.removesuffix(UPLOAD_SUFFIX)
-            if digest in self._locks:  # a chunk of it is on its way in
-                continue
-            w = self._open.pop(digest, None)
-            if w is not None:
-                w.close_keep()
-            if self.blobs.expire_one(path, self.partial_max_age) is not None:
-                n += 1
+        async with contextlib.AsyncExitStack() as held:
+            taken: set[str] = set()
+            for path in stale:
+                digest = path.name.removesuffix(UPLOAD_SUFFIX)
+                if digest == path.name or digest in self._locks:  # a chunk on its way in
+                    continue
+                await held.enter_async_context(self._locks.hold(digest))  # free: at once
+                taken.add(digest)
+                w = self._open.pop(digest, None)
+                if w is not None:
+                    w.close_keep()
+            keep = _Untaken(taken)
+            n, _ = await asyncio.to_thread(self.blobs.expire_tmp, self.partial_max_age, keep=keep)
         return n
 
     async def run_expiry(self) -> None:
@@ -269,13 +274,8 @@ class HubScans:
     async def put_chunk(self, digest: str, start: int, total: int, body: bytes) -> dict[str, Any]:
         """Append one upload chunk; the answer only once it is durable (and, for the last
         chunk, once the blob is in the blob store under its hash and held in the book)."""
-        lock = self._locks.setdefault(digest, asyncio.Lock())
-        try:
-            async with lock:
-                return await self._put(digest, start, total, body)
-        finally:
-            if not lock.locked():
-                self._locks.pop(digest, None)
+        async with self._locks.hold(digest):
+            return await self._put(digest, start, total, body)
 
     async def _put(self, digest: str, start: int, total: int, body: bytes) -> dict[str, Any]:
         known = await self.book.lookup([digest])
@@ -357,6 +357,42 @@ class HubScans:
     async def read_bytes(self, digest: str, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes of a held blob from ``offset`` (a chunk to send upstream)."""
         return b"".join([c async for c in self.read(digest, offset, offset + length - 1)])
+
+
+class _UploadLocks:
+    """One ``asyncio.Lock`` per upload hash, kept while anyone holds or waits for it (so a
+    waiter never ends up with a lock a newcomer does not see)."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self._held
+
+    @contextlib.asynccontextmanager
+    async def hold(self, digest: str) -> AsyncIterator[None]:
+        lock, users = self._held.setdefault(digest, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._held[digest]
+
+
+class _Untaken:
+    """The partial files ``expire_tmp`` must keep: every upload whose lock the expiry did
+    not take itself (``taken``), so none goes while a chunk of it could be appended."""
+
+    def __init__(self, taken: set[str]):
+        self.taken = taken
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str) or not name.endswith(UPLOAD_SUFFIX):
+            return False  # not an upload (a ``.part`` left by a crash): it may go
+        return name.removesuffix(UPLOAD_SUFFIX) not in self.taken
 
 
 def _truncate(path: Path, offset: int) -> None:
