@@ -107,29 +107,32 @@ class HubScans:
             self._open.popitem()[1].close_keep()
 
     async def load(self) -> None:
-        """Clear what a crash left, and list in the book any blob of the data folder it does
-        not know (a folder from before the book, or a crash between the rename and the
-        COMMIT; only where finished blobs live in the folder). Drop the partial uploads
-        abandoned for longer than ``partial_max_age``. On the SQLite store, feed the book's
-        tally every entry once (from now on only new ones)."""
+        """Clear what a crash left and drop the partial uploads abandoned for longer than
+        ``partial_max_age``. On the SQLite store, feed the book's tally every entry once (on
+        a worker thread; from now on only new ones). Where finished blobs live in the data
+        folder, list in the book any blob file it does not know (a folder from before the
+        book, or a crash between the rename and the COMMIT): the folder's file names are
+        read, and only a file the book lacks is opened (to learn its kind)."""
         await asyncio.to_thread(self.blobs.clean_tmp)
         await self.expire()
+        if self.sqlite:
+            await asyncio.to_thread(self.refresh)
         if self.local:
             await self._adopt_folder()
-        if self.sqlite:
-            await asyncio.to_thread(self.refresh)  # every entry once; from now on only new ones
 
     async def _adopt_folder(self) -> None:
-        found = await asyncio.to_thread(_list_blobs, self.blobs.root)
-        items = list(found.items())
-        now = clock.now_s()
-        for i in range(0, len(items), blobsync.MAX_ASK):
-            batch = dict(items[i : i + blobsync.MAX_ASK])
-            known = await self.book.lookup(list(batch))
-            for h, blob in batch.items():
-                if h in known and known[h] is None:
-                    await self.book.add_held(h, blob.size, blob.kind, now)
-        log.info("%d scans in %s", len(found), self.blobs.root)
+        names = await asyncio.to_thread(_blob_names, self.blobs.root)
+        now, adopted = clock.now_s(), 0
+        for i in range(0, len(names), blobsync.MAX_ASK):
+            batch = names[i : i + blobsync.MAX_ASK]
+            known = await self.book.lookup(batch)
+            unlisted = [h for h in batch if h in known and known[h] is None]
+            if not unlisted:
+                continue
+            found = await asyncio.to_thread(_sniff_blobs, self.blobs, unlisted)
+            for h, blob in found.items():
+                adopted += await self.book.add_held(h, blob.size, blob.kind, now)
+        log.info("%d scans in %s (%d listed now)", len(names), self.blobs.root, adopted)
 
     # -- what is named and held -------------------------------------------------------------
 
@@ -409,17 +412,27 @@ def _blob_code(code: str) -> str:
     return {"too_large": "blob_too_large"}.get(code, code)
 
 
-def _list_blobs(root: Path) -> dict[str, HeldBlob]:
-    out: dict[str, HeldBlob] = {}
-    if not root.is_dir():
+def _blob_names(root: Path) -> list[str]:
+    """The hashes of the blob files in the folder ``root`` (``ab/abcdef…``), from the
+    directory listings only: no file is opened."""
+    out: list[str] = []
+    try:
+        subs = [d.path for d in os.scandir(root) if len(d.name) == 2 and d.is_dir()]
+    except FileNotFoundError:
         return out
-    for sub in root.iterdir():
-        if len(sub.name) != 2 or not sub.is_dir():
-            continue
-        for p in sub.iterdir():
-            if is_hash(p.name):
-                with open(p, "rb") as f:
-                    kind = sniff(f.read(16))
-                if kind is not None:
-                    out[p.name] = HeldBlob(p.stat().st_size, kind)
+    for sub in subs:
+        with os.scandir(sub) as it:
+            out.extend(d.name for d in it if is_hash(d.name))
+    return out
+
+
+def _sniff_blobs(blobs: BlobStore, hashes: Iterable[str]) -> dict[str, HeldBlob]:
+    """Size and kind of the blob files of ``hashes`` (those of a known image kind)."""
+    out: dict[str, HeldBlob] = {}
+    for h in hashes:
+        path = blobs.path(h)
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+            kind = sniff(f.read(16))
+            if kind is not None:
+                out[h] = HeldBlob(os.fstat(f.fileno()).st_size, kind)
     return out

@@ -1,0 +1,109 @@
+"""What a hub's scans cost it at start and when it clears abandoned partial uploads, over a
+real store and a real blob folder: file opens counted with an audit hook (``sys.audit``'s
+``open`` and ``os.remove`` events), whatever code makes them."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hub.scans import HubScans
+from hub.store import HubStore
+
+from .conftest import MakeClient
+from .test_blobs import page, push_with_scans, scan_hub, sha
+
+_watching: list[list[tuple[str, str, int]]] = []  # while a test watches: (event, path, thread)
+
+
+def _hook(event: str, args: tuple[Any, ...]) -> None:
+    if _watching and event in ("open", "os.remove") and isinstance(args[0], (str, Path)):
+        _watching[-1].append((event, str(args[0]), threading.get_ident()))
+
+
+sys.addaudithook(_hook)  # audit hooks cannot be removed: this one records only when asked
+
+
+@contextmanager
+def watched() -> Iterator[list[tuple[str, str, int]]]:
+    seen: list[tuple[str, str, int]] = []
+    _watching.append(seen)
+    try:
+        yield seen
+    finally:
+        _watching.remove(seen)
+
+
+async def test_a_restart_opens_no_scan_the_book_lists(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """At start the hub reads the blob folder's file names, and opens only a file its scan
+    book does not list (here the one left by a crash between the rename and the COMMIT),
+    not the 40 it lists."""
+    pages = [page(i, 2000 + i) for i in range(42)]
+    store = await HubStore.open(tmp_path)
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client)
+        await push_with_scans(h, [[p] for p in pages])
+        for p in pages[:40]:
+            await h.upload(p)
+        h.scans.blobs.put_chunks([pages[40]], expect=sha(pages[40]))  # not in the book
+        await h.http.close()
+        h.scans.close()
+    finally:
+        await store.close()
+    store = await HubStore.open(tmp_path)
+    try:
+        scans = HubScans(tmp_path, store, root=False)
+        with watched() as seen:
+            await scans.load()
+        blob_dir = str(tmp_path / "blobs")
+        opened = [p for e, p, _ in seen if e == "open" and p.startswith(blob_dir)]
+        assert opened == [str(scans.blobs.path(sha(pages[40])))]
+        assert len(scans.held) == 41 and sha(pages[40]) in scans.held  # listed now
+        assert sha(pages[41]) not in scans.held
+        scans.close()
+    finally:
+        await store.close()
+
+
+async def test_abandoned_partial_uploads_are_removed_off_the_event_loop(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """``expire`` removes the partial uploads nobody extended for ``partial_max_age`` with the
+    blob store's own ``expire_tmp``, on a worker thread: no file is removed on the loop's
+    thread. One a chunk extended since stays."""
+    pages = [page(i, 20_000) for i in range(6)]
+    store = await HubStore.open(tmp_path)
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client)
+        await push_with_scans(h, [[p] for p in pages])
+        for p in pages:
+            status, _ = await h.put(sha(p), p[:5000], 0, len(p))
+            assert status == 200
+        old = time.time() - 3600
+        for p in pages[:5]:
+            os.utime(h.scans.blobs.upload_path(sha(p)), (old, old))
+        h.scans.partial_max_age = 600
+        loop_thread = threading.get_ident()
+        with watched() as seen:
+            assert await h.scans.expire() == 5
+        removed = [(p, t) for e, p, t in seen if e == "os.remove"]
+        assert sorted(p for p, _ in removed) == sorted(
+            str(h.scans.blobs.upload_path(sha(p))) for p in pages[:5]
+        )
+        assert all(t != loop_thread for _, t in removed), "a file was removed on the loop"
+        assert h.scans.blobs.upload_offset(sha(pages[5])) == 5000  # extended recently: kept
+        _, reply = await h.lacking([sha(pages[0])])
+        assert reply["blobs"] == [[sha(pages[0]), "lacking", 0]]  # starts again from 0
+        assert (await h.put(sha(pages[0]), pages[0], 0, len(pages[0])))[0] == 200
+        await h.http.close()
+        h.scans.close()
+    finally:
+        await store.close()
