@@ -4,7 +4,7 @@ The decisions (what to ask, which chunk next, where to resume) are
 ``hub.protocol.blobsync.BlobSender``'s; this module reads the chunks from the laptop's blob
 store (``DATA/blobs``), makes the calls through ``client.hublink.HubLink``, and keeps what the
 hub answered in ``client.scanstate``. Only scans of entries the hub holds are offered, dealt to
-two senders working at once. A call that gets no answer ends that sender's part of the round
+four senders working at once. A call that gets no answer ends that sender's part of the round
 (what was learnt is kept); the next round asks the hub where to go on, so at most one chunk
 per sender is sent twice.
 """
@@ -27,7 +27,7 @@ from .store import ClientStore
 
 log = logging.getLogger(__name__)
 
-LANES = 2  # senders at once: one request in flight each
+LANES = 4  # senders at once: one request in flight each
 _REFUSALS = ("offset_mismatch", "not_named", *bs.FATAL)
 _STATE = {bs.HELD: scanstate.AT_HUB, bs.UPSTREAM: scanstate.UPSTREAM}
 

@@ -140,6 +140,8 @@ class HubStore:
         self._file = _file_id(self.path)  # hub.db as opened: (device, inode)
         self._log_quota = QuotaLog(log)
         self.scan_book = SqliteScanBook(self, {}, self._add_blob)  # the scans (hub.scanbook)
+        self._blobs_due: list[tuple[tuple[str, int, str, int], asyncio.Future[None]]] = []
+        self._blob_writer: asyncio.Future[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -161,6 +163,9 @@ class HubStore:
         return store
 
     async def close(self) -> None:
+        if self._blob_writer is not None:
+            with contextlib.suppress(Exception):
+                await self._blob_writer
         if self._writer is not None:
             await self._queue.put(None)
             await self._writer
@@ -186,12 +191,35 @@ class HubStore:
                 raise gone
 
     async def _add_blob(self, digest: str, size: int, kind: str, now: int) -> None:
-        """A blob durable in the blob store is held (the scan book's one write)."""
-        async with self._lock, self._transaction() as conn:
-            await conn.execute(
-                "INSERT OR IGNORE INTO blobs(hash, size, kind, at) VALUES (?,?,?,?)",
-                (digest, size, kind, now),
-            )
+        """A blob durable in the blob store is held (the scan book's one write); returns
+        after its COMMIT. Blobs that finish while one commit runs share the next (one
+        transaction, one fsync for all of them, as pushes share a group commit)."""
+        done = asyncio.get_running_loop().create_future()
+        self._blobs_due.append(((digest, size, kind, now), done))
+        if self._blob_writer is None or self._blob_writer.done():
+            self._blob_writer = asyncio.ensure_future(self._write_blobs())
+        await asyncio.shield(done)
+
+    async def _write_blobs(self) -> None:
+        while self._blobs_due:
+            batch, self._blobs_due = self._blobs_due, []
+            try:
+                async with self._lock, self._transaction() as conn:
+                    await conn.executemany(
+                        "INSERT OR IGNORE INTO blobs(hash, size, kind, at) VALUES (?,?,?,?)",
+                        [row for row, _ in batch],
+                    )
+            except BaseException as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc if isinstance(exc, Exception) else
+                                           StoreUnavailable("the hub is stopping"))  # fmt: skip
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     @property
     def db(self) -> Database:

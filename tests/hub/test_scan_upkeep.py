@@ -4,6 +4,7 @@ real store and a real blob folder: file opens counted with an audit hook (``sys.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hub.scanbook import SqliteScanBook
 from hub.scans import HubScans
 from hub.store import HubStore
 
@@ -106,4 +108,41 @@ async def test_abandoned_partial_uploads_are_removed_off_the_event_loop(
         await h.http.close()
         h.scans.close()
     finally:
+        await store.close()
+
+
+async def test_blobs_finishing_together_share_one_commit_and_fail_together(
+    tmp_path: Path,
+) -> None:
+    """Scans whose last chunks finish while the scan book commits share the next COMMIT (one
+    fsync of hub.db for all); each add_held returns only after that COMMIT, and a COMMIT that
+    fails leaves none of its scans held, on disk or in memory."""
+    store = await HubStore.open(tmp_path)
+    try:
+        book = store.scan_book
+        assert isinstance(book, SqliteScanBook)
+        commits = [0]
+        fail = [False]
+
+        async def counted() -> None:
+            commits[0] += 1
+            if fail[0]:
+                raise OSError("disk gone")
+
+        store.db.before_commit = counted
+        digests = [sha(page(i)) for i in range(12)]
+        got = await asyncio.gather(*(book.add_held(d, 10, "jpeg", 1) for d in digests[:8]))
+        assert got == [True] * 8 and commits[0] <= 2  # the first alone, the rest together
+        rows = await store.db.fetchall("SELECT hash FROM blobs")
+        assert {r[0] for r in rows} == set(digests[:8])
+        fail[0] = True
+        res = await asyncio.gather(
+            *(book.add_held(d, 10, "jpeg", 1) for d in digests[8:]), return_exceptions=True
+        )
+        assert all(isinstance(r, OSError) for r in res), res
+        assert not any(d in book.held_blobs for d in digests[8:])
+        rows = await store.db.fetchall("SELECT hash FROM blobs")
+        assert {r[0] for r in rows} == set(digests[:8])
+    finally:
+        store.db.before_commit = None
         await store.close()
