@@ -14,12 +14,16 @@ the object store come from the usual AWS environment variables or files, never t
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
+from hub.errors import HubError
 from hub.shared.blobs import CHUNK, BlobInfo, BlobStore, BlobWriter, fsync_dir
+
+log = logging.getLogger(__name__)
 
 BLOBS_DIR = "blobs"
 
@@ -127,11 +131,27 @@ class LocalBlobs:
 
 
 async def open_blobs(data_dir: Path, url: str | None) -> Blobs:
-    """The object store at ``url`` (``s3://...``), or the filesystem store in ``data_dir``."""
+    """The object store at ``url`` (``s3://...``; its bucket created if it does not exist),
+    or the filesystem store in ``data_dir``. An object store that cannot be reached at start
+    is logged: the hub runs, and refuses scans (503) until it can be reached."""
     if url:
-        from hub.shared.s3blobs import S3BlobStore  # the national extra
+        from botocore.exceptions import ClientError
 
-        return await S3BlobStore.open(url)
+        from hub.shared.s3blobs import S3BlobError, S3BlobStore  # the national extra
+
+        s3 = await S3BlobStore.open(url)
+        try:
+            if await s3.ensure_bucket():
+                log.warning("created bucket %r in the object store %s", s3.loc.bucket,
+                            s3.loc.endpoint or "(AWS)")  # fmt: skip
+        except S3BlobError as exc:
+            log.warning("%s: scans are refused until it can be reached", exc)
+        except ClientError as exc:
+            await s3.close()
+            raise HubError(
+                f"--blobs: bucket {s3.loc.bucket!r} does not exist and cannot be created ({exc})"
+            ) from None
+        return s3
     root = data_dir / BLOBS_DIR
     await asyncio.to_thread(root.mkdir, mode=0o700, exist_ok=True)
     return LocalBlobs(BlobStore(root))

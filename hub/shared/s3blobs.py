@@ -384,12 +384,22 @@ class S3BlobStore:
         _check_hash(digest)
         return f"{self.loc.prefix}{BLOBS}{digest[:2]}/{digest}"
 
-    async def ensure_bucket(self) -> None:
-        """Create the bucket if it is not there (deployments usually create it themselves)."""
+    async def ensure_bucket(self) -> bool:
+        """Create the bucket if it is not there; True when this call created it. Another
+        receiver creating it at the same moment is no error; a name taken by someone else,
+        or no right to create it, is (``ClientError``)."""
         try:
             await self.call(self.client.head_bucket, Bucket=self.loc.bucket)
+            return False
         except ClientError:
+            pass
+        try:
             await self.call(self.client.create_bucket, Bucket=self.loc.bucket)
+        except ClientError as exc:
+            if _code(exc) == "BucketAlreadyOwnedByYou":
+                return False
+            raise
+        return True
 
     async def put_final(self, key: str, body: bytes, digest: bytes) -> bool:
         """One PUT under the final key, refused by the server unless the bytes hash to

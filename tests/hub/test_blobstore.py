@@ -94,3 +94,30 @@ async def test_the_hub_opens_the_store_its_setting_names(
         assert isinstance(hub.service.blobs, S3BlobStore)
         assert hub.service.blobs.loc.endpoint == s3_env.endpoint
     assert not (tmp_path / "b" / BLOBS_DIR).exists()
+
+
+async def test_the_hub_creates_the_bucket_its_setting_names_when_missing(
+    tmp_path: Path, s3_env: SeaweedServer
+) -> None:
+    """``--blobs s3://BUCKET/...`` naming a bucket that does not exist: the hub creates it at
+    start, and the scans it receives are kept there."""
+    bucket = f"fresh{os.getpid()}-{next(_prefixes)}"
+    url = f"s3://{bucket}/hub?endpoint={s3_env.endpoint}&region={s3_env.region}"
+    init_data_dir(tmp_path / "c", "C")
+    hub = Hub(HubConfig(data_dir=tmp_path / "c", host="127.0.0.1", port=0, mdns=False,
+                        examine_workers="threads", root=True, blobs=url))  # fmt: skip
+    async with hub:
+        from hub.shared.s3blobs import S3BlobStore
+
+        blobs = hub.service.blobs
+        assert isinstance(blobs, S3BlobStore) and blobs.loc.bucket == bucket
+        await blobs.client.head_bucket(Bucket=bucket)  # there now
+        page = png()
+        w = blobs.writer(hashlib.sha256(page).hexdigest())
+        await w.write(page)
+        assert (await w.commit()).new
+        assert await blobs.has(hashlib.sha256(page).hexdigest())
+    again = Hub(HubConfig(data_dir=tmp_path / "c", host="127.0.0.1", port=0, mdns=False,
+                          examine_workers="threads", root=True, blobs=url))  # fmt: skip
+    async with again:  # the bucket is there now: started as before, the scan still held
+        assert await again.service.blobs.has(hashlib.sha256(page).hexdigest())
