@@ -274,7 +274,12 @@ def test_protocol_md_lists_every_route() -> None:
     from hub.server import make_app
 
     app = make_app(
-        SimpleNamespace(scans=None, root=False, sqlite=lambda: True),
+        SimpleNamespace(
+            scans=None,
+            root=False,
+            sqlite=lambda: True,
+            sqlite_store=lambda: SimpleNamespace(path=Path("hub-data/hub.db")),
+        ),
         admin_token="",
         max_body=1 << 20,
     )  # type: ignore[arg-type]
