@@ -113,7 +113,16 @@ class ScanBook(Protocol):
 
     async def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:
         """The scans of the entries upstream now holds (``confirmed``: device id -> seq)
-        not returned before, each entry's once, in storing order (for the forwarder)."""
+        not returned before, each entry's once, in storing order (for the forwarder). After
+        a restart, again those of the entries whose scans were not known to be held upstream
+        (``follow_upstream``): a book that keeps its cursor starts there, one that does not
+        from the first entry."""
+        ...
+
+    def follow_upstream(self, upstream: Mapping[str, int]) -> None:
+        """``upstream``: hash -> size of the blobs upstream is known to hold, a mapping its
+        owner (``HubScans``) only adds to; a book that keeps the forwarder's cursor moves it
+        past the entries whose scans are all in it."""
         ...
 
 
