@@ -52,7 +52,7 @@ from hub.protocol.errors import ProtocolError
 from hub.protocol.ingest import APPROVED, REVOKED, Examined, Head
 from hub.protocol.quota import QUOTA, Ledger, Quotas, Usage
 from hub.status import DeviceInfo
-from hub.storage import Counters, NodeInfo, QuotaLog
+from hub.storage import Counters, NodeInfo, OriginView, QuotaLog
 from hub.transaction import enroll_again
 
 from . import derived
@@ -658,6 +658,20 @@ class PgStore:
             public,
         )
         return Confirmed(r[0], bytes(r[1]), bytes(r[2]), r[3]) if r is not None else None
+
+    async def origin_head(self, public: bytes) -> OriginView:
+        """One statement, so one snapshot: the row (head included) and upstream's receipt."""
+        r = await self.db.fetchrow(
+            f"SELECT {_DEVICE_COLS}, u.seq AS up_seq, u.hash AS up_hash, u.receipt, u.at"
+            " FROM devices LEFT JOIN upstream u ON u.dev = devices.id WHERE public = $1",
+            public,
+        )
+        if r is None:
+            return OriginView(None, Head(), None)
+        c = None
+        if r["up_seq"] is not None:
+            c = Confirmed(r["up_seq"], bytes(r["up_hash"]), bytes(r["receipt"]), r["at"])
+        return OriginView(_device(r), _head(r), c)
 
     async def forks(self, limit: int = -1, after: int = 0) -> list[dict[str, Any]]:
         rows = await self.db.fetch(
