@@ -35,7 +35,7 @@ from .schema import Conn
 
 
 class _Db(Protocol):
-    """The store's one-statement calls (``hub.pg.store._Reads``)."""
+    """The store's one-statement calls (``hub.pg.pool.Db``)."""
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]: ...
     async def fetchrow(self, sql: str, *args: Any) -> Any: ...
@@ -48,7 +48,7 @@ SHARD = "pg_backend_pid() % 16"  # the row of scan_totals this connection moves
 
 class PgScanBook:
     """``ScanBook`` over the tables of migration 6 (see the module docstring). ``tx()`` is one
-    transaction on a pooled connection (``PgStore._tx``)."""
+    transaction on a pooled connection (``hub.pg.pool.Db.tx``)."""
 
     def __init__(self, db: _Db, tx: Callable[[], AbstractAsyncContextManager[Conn]]):
         self.db = db
