@@ -92,6 +92,7 @@ class HubScans:
         self.root = root
         self.partial_max_age = partial_max_age
         self.upstream: dict[str, int] = {}  # blobs upstream is known to hold -> size
+        self.book.follow_upstream(self.upstream)  # only added to: the book's cursor moves by it
         self.counters = Counters()
         self.tally = ScanTally(root)  # SQLite: held, upstream, what is named, the figures
         self._fed: Sequence[Any] | None = None
