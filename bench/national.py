@@ -4,8 +4,12 @@ receiver processes, next to the SQLite root, in one run.
 Signed entries are generated directly (``hub.protocol`` + ``hub.shared.generator``, not via
 laptops): ``--hubs`` hubs, each forwarding the logs of its own laptops (about 500 entries per
 laptop, every TPS with its five ballot types, 10% typed twice), TPS codes spread over as many
-provinces as hubs. They are made once per size and kept in ``--cache`` (generation is
-~2,300 entries/s per core here).
+provinces as hubs. They are made and kept in ``--cache`` in units of 25 laptops (12,500
+entries, signed and, with ``--examine before``, examined), each unit written whole or not at
+all and depending only on its hub, its place and its size: a run reuses every unit already
+made, by it or by a smaller run (the 100 k set is the first unit of each hub of the 1 M set),
+and a run stopped midway goes on from the units it finished (generation is ~2,300 entries/s
+per core on an idle machine, examining ~4,000).
 
 Each receiver is a process with its own store behind ``hub.storage.HubStorage`` (for
 PostgreSQL its own ``PgStore`` and connection pool) serving some of the hubs; each hub is one
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import multiprocessing
 import pickle
@@ -73,40 +78,85 @@ def laptop_ident(hub: int, i: int) -> Identity:
 # -- generation (worker processes) ----------------------------------------------------------
 
 
-def generate_hub(args: tuple[int, int, int, Path]) -> Path:
-    """One hub's share: its laptops' logs, interleaved into batches, written as a msgpack
-    stream of batches (lists of raw records)."""
-    hub, count, batch, out = args
-    rng = random.Random(hub)
-    province = f"{11 + hub % 80:02d}"
-    codes = generator.tps_codes(None, "99", rng)
+GROUP = 25  # laptops per generated unit (12,500 entries): what is cached, reused and resumed
+CODES_PER_GROUP = 20_000  # TPS codes set aside per unit (a unit uses ~2,300)
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One cached unit of a hub's share: laptops ``first`` .. ``first + laptops - 1`` of hub
+    ``hub`` and ``count`` entries over them. Its content depends only on these fields, so a
+    bigger run reuses the units a smaller one made (hub h's first unit is the same at 100 k and
+    at 1 M), and a run stopped midway starts again after the last unit it finished."""
+
+    hub: int
+    group: int
+    first: int
+    laptops: int
+    count: int
+    batch: int
+
+    def path(self, cache: Path) -> Path:
+        return cache / (f"u-h{self.hub}-g{self.group}-l{self.laptops}-n{self.count}"
+                        f"-b{self.batch}.msgpack")  # fmt: skip
+
+
+def units_of(hub: int, count: int, batch: int) -> list[Unit]:
+    """A hub's ``count`` entries over ``count // PER_LAPTOP`` laptops, in units of ``GROUP``
+    laptops (the last unit takes the remainder)."""
     laptops = max(1, count // PER_LAPTOP)
-    bodies: list[list[dict[str, Any]]] = [[] for _ in range(laptops)]
+    out: list[Unit] = []
+    for g, first in enumerate(range(0, laptops, GROUP)):
+        n = min(GROUP, laptops - first)
+        last = first + n >= laptops
+        share = count - first * PER_LAPTOP if last else n * PER_LAPTOP
+        out.append(Unit(hub, g, first, n, share, batch))
+    return out
+
+
+def unit_codes(hub: int, group: int) -> Iterator[str]:
+    """Distinct synthetic TPS codes of one unit (``generator.tps_codes``' layout), in the
+    hub's province, from a range no other unit of the hub uses."""
+    province, n = f"{11 + hub % 80:02d}", group * CODES_PER_GROUP
+    while True:
+        kab, kec, desa, t = n // 200_000 + 1, n // 20_000 % 10 + 1, n // 20 % 1000 + 1, n % 20 + 1
+        yield f"{province}{kab:02d}{kec:02d}{desa:04d}{t:03d}"
+        n += 1
+
+
+def generate_unit(args: tuple[Unit, Path]) -> Path:
+    """One unit: its laptops' logs, interleaved into batches, written as a msgpack stream of
+    batches (lists of raw records); the file appears whole (renamed) or not at all."""
+    u, out = args
+    rng = random.Random(f"{u.hub}/{u.group}")
+    codes = unit_codes(u.hub, u.group)
+    bodies: list[list[dict[str, Any]]] = [[] for _ in range(u.laptops)]
     made = 0
-    while made < count:
-        tps = province + next(codes)[2:]
+    while made < u.count:
+        tps = next(codes)
         voters = random.Random(tps)
         for form in FORMS:
-            if made >= count:
+            if made >= u.count:
                 break
-            i = rng.randrange(laptops)
-            f = generator.make_form(rng, tps, form, operator=f"Op {i}", voters_rng=voters)
+            i = rng.randrange(u.laptops)
+            op = f"Op {u.first + i}"
+            f = generator.make_form(rng, tps, form, operator=op, voters_rng=voters)
             bodies[i].append(f)
             made += 1
-            if laptops > 1 and made < count and rng.random() < 0.1:  # typed twice: verified
-                j = (i + 1 + rng.randrange(laptops - 1)) % laptops
-                bodies[j].append(dict(f, operator=f"Op {j}"))
+            if u.laptops > 1 and made < u.count and rng.random() < 0.1:  # typed twice
+                j = (i + 1 + rng.randrange(u.laptops - 1)) % u.laptops
+                bodies[j].append(dict(f, operator=f"Op {u.first + j}"))
                 made += 1
     logs: list[list[bytes]] = []
     for i, bs in enumerate(bodies):
-        ident, prev, raws = laptop_ident(hub, i), record.GENESIS, []
+        ident, prev, raws = laptop_ident(u.hub, u.first + i), record.GENESIS, []
         for seq, b in enumerate(bs, 1):
             r = record.make(ident, seq, prev, entry.encode_body(entry.parse(b), ENTERED_AT))
             raws.append(r.raw)
             prev = r.hash
         logs.append(raws)
     # Interleave: each batch takes the next records of every laptop, in seq order.
-    per = max(1, batch // laptops)
+    per = max(1, u.batch // u.laptops)
     tmp = out.with_suffix(".part")
     with open(tmp, "wb") as f:
         pos = [0] * len(logs)
@@ -115,31 +165,17 @@ def generate_hub(args: tuple[int, int, int, Path]) -> Path:
             for i, lg in enumerate(logs):
                 cur.extend(lg[pos[i] : pos[i] + per])
                 pos[i] += per
-            while len(cur) >= batch:
-                f.write(msgpack.packb(cur[:batch]))
-                cur = cur[batch:]
+            while len(cur) >= u.batch:
+                f.write(msgpack.packb(cur[: u.batch]))
+                cur = cur[u.batch :]
         if cur:
             f.write(msgpack.packb(cur))
     tmp.rename(out)
     return out
 
 
-def hub_files(entries: int, hubs: int, batch: int, cache: Path) -> list[Path]:
-    cache.mkdir(parents=True, exist_ok=True)
-    files = [cache / f"n{entries}-h{hubs}-b{batch}-hub{h}.msgpack" for h in range(hubs)]
-    todo = [(h, entries // hubs, batch, f) for h, f in enumerate(files) if not f.exists()]
-    if todo:
-        print(f"generating {entries:,} signed entries for {hubs} hubs into {cache} ...",
-              flush=True)  # fmt: skip
-        t = time.perf_counter()
-        with multiprocessing.get_context("forkserver").Pool(2) as pool:
-            pool.map(generate_hub, todo)
-        print(f"  generated in {time.perf_counter() - t:.0f} s", flush=True)
-    return files
-
-
 def examine_file(path: Path) -> Path:
-    """The examined batches of one hub file, pickled one batch after the other."""
+    """The examined batches of one unit's file, pickled one batch after the other."""
     from hub.examine import examine
 
     out = path.with_suffix(".checked")
@@ -151,15 +187,39 @@ def examine_file(path: Path) -> Path:
     return out
 
 
-def checked_files(files: list[Path]) -> list[Path]:
-    todo = [f for f in files if not f.with_suffix(".checked").exists()]
+def make_unit(args: tuple[Unit, Path, bool]) -> Path:
+    """Generate a unit if it is not cached, then examine it if asked and not cached."""
+    u, out, examined = args
+    if not out.exists():
+        generate_unit((u, out))
+    if examined and not out.with_suffix(".checked").exists():
+        examine_file(out)
+    return out
+
+
+def hub_files(entries: int, hubs: int, batch: int, cache: Path, examined: bool) -> list[list[Path]]:
+    """Per hub, its units' files in order: those missing (not generated, or not examined
+    when ``examined``) are made on 2 worker processes, unit by unit."""
+    cache.mkdir(parents=True, exist_ok=True)
+    units = [units_of(h, entries // hubs, batch) for h in range(hubs)]
+    files = [[u.path(cache) for u in us] for us in units]
+    todo = [(u, u.path(cache), examined) for us in units for u in us
+            if not u.path(cache).exists()
+            or (examined and not u.path(cache).with_suffix(".checked").exists())]  # fmt: skip
+    total = sum(len(us) for us in units)
     if todo:
-        print(f"examining the batches of {len(todo)} hubs once ...", flush=True)
+        print(f"{total - len(todo)} of {total} units of {GROUP} laptops cached in {cache}; "
+              f"making {len(todo)} ({sum(t[0].count for t in todo):,} entries) ...",
+              flush=True)  # fmt: skip
         t = time.perf_counter()
         with multiprocessing.get_context("forkserver").Pool(2) as pool:
-            pool.map(examine_file, todo)
-        print(f"  examined in {time.perf_counter() - t:.0f} s", flush=True)
-    return [f.with_suffix(".checked") for f in files]
+            for k, _ in enumerate(pool.imap_unordered(make_unit, todo), 1):
+                print(f"  {k}/{len(todo)} units made, {time.perf_counter() - t:.0f} s",
+                      file=sys.stderr, flush=True)  # fmt: skip
+        print(f"  made in {time.perf_counter() - t:.0f} s", flush=True)
+    else:
+        print(f"all {total} units cached in {cache}", flush=True)
+    return files
 
 
 def checked_batches(path: Path) -> Iterator[list[Any]]:
@@ -192,7 +252,7 @@ def rss_mb() -> tuple[float, float]:
 async def receiver(opts: argparse.Namespace) -> None:
     from hub.examine import examine_batch, make_pool
 
-    files = [Path(p) for p in opts.files.split(",")]
+    files = [[Path(p) for p in hub.split("+")] for hub in opts.files.split(",")]  # units
     now = int(time.time())
     store: HubStorage
     if opts.sqlite:
@@ -218,10 +278,11 @@ async def receiver(opts: argparse.Namespace) -> None:
 
     async def hub_task(k: int) -> None:
         nonlocal n, rss_100k
+        source: Iterator[Any]
         if pool is None:
-            source: Iterator[Any] = checked_batches(files[k].with_suffix(".checked"))
+            source = (b for u in files[k] for b in checked_batches(u.with_suffix(".checked")))
         else:
-            source = batches(files[k])
+            source = (b for u in files[k] for b in batches(u))
         for b in source:
             checked = b if pool is None else await examine_batch(pool, b, None)
             await store.push(checked, now)
@@ -285,14 +346,14 @@ async def read_side(store: HubStorage) -> dict[str, float]:
 
 
 def run_receivers(
-    files: list[Path], n: int, opts: argparse.Namespace, *, dsn: str = "", sqlite: str = ""
+    files: list[list[Path]], n: int, opts: argparse.Namespace, *, dsn: str = "", sqlite: str = ""
 ) -> dict[str, Any]:
     procs = []
     laptops = max(1, opts.entries // opts.hubs // PER_LAPTOP)
     for r in range(n):
         mine = [h for h in range(len(files)) if h % n == r]
         args = [sys.executable, __file__, "--role", "receiver", "--examine", opts.examine,
-                "--files", ",".join(str(files[h]) for h in mine),
+                "--files", ",".join("+".join(map(str, files[h])) for h in mine),
                 "--hub-ids", ",".join(map(str, mine)), "--laptops", str(laptops)]  # fmt: skip
         args += ["--sqlite", sqlite] if sqlite else ["--dsn", dsn]
         args += ["--reads"] if r == 0 else []
@@ -343,9 +404,7 @@ def main() -> None:
 
     from tests.servers.postgres import PostgresServer, find_bin_dir
 
-    files = hub_files(opts.entries, opts.hubs, opts.batch, opts.cache)
-    if opts.examine == "before":
-        checked_files(files)
+    files = hub_files(opts.entries, opts.hubs, opts.batch, opts.cache, opts.examine == "before")
     rows: list[tuple[str, dict[str, Any]]] = []
     server: PostgresServer | None = None
     try:

@@ -77,6 +77,10 @@ class SqliteScanBook:
     async def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:
         return self.refresh().index.newly_confirmed(confirmed)
 
+    def follow_upstream(self, upstream: Mapping[str, int]) -> None:
+        """Nothing: the cursor lives in ``index`` (memory), rebuilt from the first entry at
+        start."""
+
 
 def holds_exactly(rows: Sequence[Sequence[Any]]) -> dict[str, HeldBlob]:
     """The held blobs from the ``blobs`` table's (hash, size, kind) rows."""

@@ -95,6 +95,7 @@ class HubScans:
         self.root = root
         self.partial_max_age = partial_max_age
         self.upstream: dict[str, int] = {}  # blobs upstream is known to hold -> size
+        self.book.follow_upstream(self.upstream)  # only added to: the book's cursor moves by it
         self.counters = Counters()
         self._locks = _UploadLocks()  # one chunk at a time per hash
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks

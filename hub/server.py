@@ -459,7 +459,6 @@ def make_app(
         # the national side (and any hub on PostgreSQL): the read-only page with the results
         app.router.add_get("/", dashboard)
         return app
-    data_dir = getattr(getattr(service, "store", None), "path", None)
-    console.setup(app, service, data_dir=data_dir.parent if data_dir is not None else None,
-                  listen_host=listen_host)  # fmt: skip
+    data_dir = service.sqlite_store().path.parent
+    console.setup(app, service, data_dir=data_dir, listen_host=listen_host)
     return app

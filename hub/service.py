@@ -305,14 +305,11 @@ class HubService:
 
     async def head(self, origin: bytes) -> OriginHead:
         """One origin's head here, plus upstream's receipt for it (relayed to the laptop)."""
-        store = self.store
-        d = await store.device(origin)
-        c = await store.upstream_receipt(origin) if d is not None else None
-        confirmed = None
+        v = await self.store.origin_head(origin)  # one moment: row, head, receipt agree
+        d, c, confirmed = v.device, v.confirmed, None
         if c is not None and receipt.decode(c.receipt).seq == c.seq:  # not a broken promise
             confirmed = c.receipt
-        head = (await store.heads_of([origin])).get(origin, Head())
-        return OriginHead(head, d.state if d else "unknown", bool(d and d.forked),
+        return OriginHead(v.head, d.state if d else "unknown", bool(d and d.forked),
                           confirmed)  # fmt: skip
 
     # -- the coordinator ---------------------------------------------------------------------

@@ -45,17 +45,20 @@ from hub.protocol.wilayah import Master
 from hub.status import DeviceInfo
 
 __all__ = [
-    "CountedScanBook",
-    "Counters",
-    "HeldBlob",
-    "HubStorage",
-    "NodeInfo",
-    "QuotaLog",
-    "ScanBook",
-    "ScanSummary",
-]
+    "CountedScanBook", "Counters", "HeldBlob", "HubStorage", "NodeInfo", "OriginView",
+    "QuotaLog", "ScanBook", "ScanSummary",
+]  # fmt: skip
 
 QUOTA_LOG_S = 60  # records refused for a quota are logged at most once per this many seconds
+
+
+@dataclass(frozen=True, slots=True)
+class OriginView:
+    """One origin as the store held it at one moment (``HubStorage.origin_head``)."""
+
+    device: DeviceRow | None  # None: unknown here
+    head: Head  # Head() when it has no record here
+    confirmed: Confirmed | None  # upstream's newest receipt for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,16 @@ class ScanBook(Protocol):
 
     async def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:
         """The scans of the entries upstream now holds (``confirmed``: device id -> seq)
-        not returned before, each entry's once, in storing order (for the forwarder)."""
+        not returned before, each entry's once, in storing order (for the forwarder). After
+        a restart, again those of the entries whose scans were not known to be held upstream
+        (``follow_upstream``): a book that keeps its cursor starts there, one that does not
+        from the first entry."""
+        ...
+
+    def follow_upstream(self, upstream: Mapping[str, int]) -> None:
+        """``upstream``: hash -> size of the blobs upstream is known to hold, a mapping its
+        owner (``HubScans``) only adds to; a book that keeps the forwarder's cursor moves it
+        past the entries whose scans are all in it."""
         ...
 
 
@@ -178,6 +190,11 @@ class HubStorage(Protocol):
 
     async def upstream_receipt(self, public: bytes) -> Confirmed | None:
         """Upstream's newest receipt for this origin, if any."""
+        ...
+
+    async def origin_head(self, public: bytes) -> OriginView:
+        """The origin's device row, head and upstream's receipt, read at one moment (one
+        statement on PostgreSQL, no await on SQLite): a commit cannot fall between them."""
         ...
 
     async def forks(self, limit: int = -1, after: int = 0) -> list[dict[str, Any]]: ...

@@ -53,7 +53,7 @@ from hub.protocol.quota import QUOTA, Quotas, Usage
 from hub.scanbook import SqliteScanBook, holds_exactly
 from hub.shared.db import Database
 from hub.status import DeviceInfo
-from hub.storage import Counters, NodeInfo, QuotaLog
+from hub.storage import Counters, NodeInfo, OriginView, QuotaLog
 from hub.transaction import Draft, Transaction
 
 __all__ = [
@@ -416,6 +416,13 @@ class HubStore:
     async def upstream_receipt(self, public: bytes) -> Confirmed | None:
         d = self._mem.devices.get(public)
         return self._mem.confirmed.get(d.id) if d is not None else None
+
+    async def origin_head(self, public: bytes) -> OriginView:
+        m = self._mem  # read without an await: one committed state
+        d = m.devices.get(public)
+        if d is None:
+            return OriginView(None, Head(), None)
+        return OriginView(d, m.heads.get(d.id, Head()), m.confirmed.get(d.id))
 
     async def counted_facts(self, q: worklist.Query) -> list[state.EntryFacts]:
         view = self.snapshot()

@@ -273,11 +273,11 @@ def _protocol() -> str:
 def test_protocol_md_lists_every_route() -> None:
     from hub.server import make_app
 
-    app = make_app(
-        SimpleNamespace(scans=None, root=False, sqlite=lambda: True),
-        admin_token="",
-        max_body=1 << 20,
-    )  # type: ignore[arg-type]
+    store = SimpleNamespace(path=Path("hub-data/hub.db"))
+    service: Any = SimpleNamespace(
+        scans=None, root=False, sqlite=lambda: True, sqlite_store=lambda: store
+    )
+    app = make_app(service, admin_token="", max_body=1 << 20)
     routes = [
         (r.method, r.resource.get_info().get("pattern"), r.resource.canonical)
         for r in app.router.routes()

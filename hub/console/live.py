@@ -305,7 +305,7 @@ class Live:
             states[d.state] = states.get(d.state, 0) + 1
         forked = sum(1 for d in store.devices.values() if d.forked)
         up = self.service.upstream.status() if self.service.upstream is not None else {}
-        scans = getattr(self.service, "scans", None)
+        scans = self.service.scans
         held = (len(scans.held), len(scans.upstream)) if scans is not None else ()
         return (
             held,

@@ -21,7 +21,8 @@ from hub.memory import Confirmed, DeviceRow, Rejection
 from hub.protocol import trust
 from hub.protocol.ingest import Head
 
-from .store import _DEVICE_COLS, PgStore, _device, _head
+from .rows import DEVICE_COLS, device_row, head_of
+from .store import PgStore
 
 
 class PgUpstreamStore:
@@ -43,8 +44,8 @@ class PgUpstreamStore:
 
     async def refresh(self) -> None:
         """Read the per-device view again, in one snapshot."""
-        async with self.store._read() as con, con.transaction(isolation="repeatable_read"):
-            rows = await con.fetch(f"SELECT {_DEVICE_COLS} FROM devices")
+        async with self.store.db.read() as con, con.transaction(isolation="repeatable_read"):
+            rows = await con.fetch(f"SELECT {DEVICE_COLS} FROM devices")
             ups = await con.fetch("SELECT dev, seq, hash, receipt, at FROM upstream")
             rej = await con.fetch(
                 "SELECT DISTINCT ON (dev) dev, seq, code, reason, at FROM upstream_rejections"
@@ -52,10 +53,10 @@ class PgUpstreamStore:
             )
             ends = await con.fetch("SELECT device, hub, raw FROM endorsements")
             forks = await con.fetchval("SELECT count(*) FROM forks")
-        devices = [_device(r) for r in rows]
+        devices = [device_row(r) for r in rows]
         self.devices = {d.public: d for d in devices}
         self.devices_by_id = {d.id: d for d in devices}
-        self.heads = {r["id"]: _head(r) for r in rows if r["head_seq"]}
+        self.heads = {r["id"]: head_of(r) for r in rows if r["head_seq"]}
         self.confirmed = {r[0]: Confirmed(r[1], bytes(r[2]), bytes(r[3]), r[4]) for r in ups}
         self.rejections = {
             r[0]: Rejection(r[0], r[1], r[2], r[3], r[4])

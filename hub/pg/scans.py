@@ -10,8 +10,16 @@ receiver stored it. ``add_held``: the first receiver to store a blob marks it he
 transaction); every receiver sees it after that COMMIT. Every read is an indexed look-up or
 reads at most ``limit`` entries and 16 rows: no cost grows with the number of scans.
 
-Nothing per scan is kept in this process, except the forwarder's cursor (per device: the seq
-up to which the scans of upstream-confirmed entries were handed out).
+The forwarder's cursor (``newly_confirmed``) is kept in the database, so that a restart does
+not walk every entry's scans again: ``scan_cursor`` (migration 7) holds, per device, the seq up
+to which the scans of its entries are *settled*, that is known to be held upstream (the
+``HubScans.upstream`` mapping the book follows, ``follow_upstream``). A restarted book hands out
+again only what lies after it: the entries whose scans were handed out but not yet known
+upstream (still to send, or not held here yet), so nothing is lost and the walk is bounded by
+what was in flight. In this process: per device the seq handed out so far, and the entries
+handed out whose scans upstream is not yet known to hold (the forwarder's window). Only one
+forwarder runs per hub (docs/scaling.md), so one process moves the cursor; it only moves
+forward.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from .schema import Conn
 
 
 class _Db(Protocol):
-    """The store's one-statement calls (``hub.pg.store._Reads``)."""
+    """The store's one-statement calls (``hub.pg.pool.Db``)."""
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]: ...
     async def fetchrow(self, sql: str, *args: Any) -> Any: ...
@@ -40,12 +48,23 @@ SHARD = "pg_backend_pid() % 16"  # the row of scan_totals this connection moves
 
 class PgScanBook:
     """``ScanBook`` over the tables of migration 6 (see the module docstring). ``tx()`` is one
-    transaction on a pooled connection (``PgStore._tx``)."""
+    transaction on a pooled connection (``hub.pg.pool.Db.tx``)."""
 
     def __init__(self, db: _Db, tx: Callable[[], AbstractAsyncContextManager[Conn]]):
         self.db = db
         self._tx = tx
-        self._offered: dict[int, int] = {}  # dev -> seq: the forwarder's cursor
+        self._offered: dict[int, int] | None = None  # dev -> seq handed out (read at first use)
+        self._settled: dict[int, int] = {}  # dev -> seq: the cursor as saved in scan_cursor
+        self._window: dict[int, dict[int, set[str]]] = {}  # dev -> seq -> scans not upstream
+        self._waits: dict[str, list[tuple[int, int]]] = {}  # scan -> (dev, seq) of the window
+        self._upstream: Mapping[str, int] = {}  # what upstream is known to hold (HubScans')
+        self._up_seen = 0  # len(self._upstream) when the window was last settled
+        self._dirty: set[int] = set()  # devices whose cursor may move
+
+    def follow_upstream(self, upstream: Mapping[str, int]) -> None:
+        """Settle the forwarder's cursor by ``upstream`` (hash -> size of what upstream is
+        known to hold; a mapping that only grows, kept up to date by its owner)."""
+        self._upstream = upstream
 
     async def lookup(self, hashes: Sequence[str]) -> dict[str, HeldBlob | None]:
         rows = await self.db.fetch(
@@ -114,15 +133,73 @@ class PgScanBook:
         return ScanSummary(counts, waiting, listed)
 
     async def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:
-        moved = {d: s for d, s in confirmed.items() if s > self._offered.get(d, 0)}
+        """The scans of entries upstream confirmed, after the cursor (see the module
+        docstring): first save the cursor where the window settled (a failure raises before
+        anything moved), then read the entries after what was handed out, up to
+        ``confirmed``."""
+        if self._offered is None:  # a (re)started book: from the saved cursor on
+            rows = await self.db.fetch("SELECT dev, seq FROM scan_cursor")
+            self._settled = {int(r[0]): int(r[1]) for r in rows}
+            self._offered = dict(self._settled)
+        offered = self._offered
+        await self._save(self._settle())
+        moved = {d: s for d, s in confirmed.items() if s > offered.get(d, 0)}
         if not moved:
             return []
         devs = sorted(moved)
         rows = await self.db.fetch(
-            "SELECT e.scan FROM scan_entries e JOIN unnest($1::bigint[], $2::bigint[],"
-            " $3::bigint[]) u(dev, lo, hi) ON e.dev = u.dev AND e.seq > u.lo AND e.seq <= u.hi"
-            " ORDER BY e.dev, e.seq, e.scan",
-            devs, [self._offered.get(d, 0) for d in devs], [moved[d] for d in devs],
+            "SELECT e.dev, e.seq, e.scan FROM scan_entries e JOIN unnest($1::bigint[],"
+            " $2::bigint[], $3::bigint[]) u(dev, lo, hi) ON e.dev = u.dev AND e.seq > u.lo"
+            " AND e.seq <= u.hi ORDER BY e.dev, e.seq, e.scan",
+            devs, [offered.get(d, 0) for d in devs], [moved[d] for d in devs],
         )  # fmt: skip
-        self._offered.update(moved)
-        return list(dict.fromkeys(r[0] for r in rows))
+        offered.update(moved)
+        up = self._upstream
+        for dev, seq, scan in rows:
+            if scan not in up:
+                self._window.setdefault(dev, {}).setdefault(seq, set()).add(scan)
+                self._waits.setdefault(scan, []).append((dev, seq))
+        self._dirty.update(devs)  # saved by the next call
+        return list(dict.fromkeys(r[2] for r in rows))
+
+    def _settle(self) -> dict[int, int]:
+        """Take out of the window what upstream now holds; the cursors (of the devices whose
+        window or hand-out changed) that can move: up to the first entry of the window, or to
+        what was handed out when the window is empty."""
+        touched = self._dirty
+        up = self._upstream
+        if len(up) != self._up_seen:
+            self._up_seen = len(up)
+            for scan in [h for h in self._waits if h in up]:
+                for dev, seq in self._waits.pop(scan):
+                    entry = self._window.get(dev, {}).get(seq)
+                    if entry is not None:
+                        entry.discard(scan)
+                        if not entry:
+                            del self._window[dev][seq]
+                    touched.add(dev)
+        assert self._offered is not None
+        moves: dict[int, int] = {}
+        for dev in touched:
+            window = self._window.get(dev)
+            if window:
+                to = next(iter(window)) - 1  # the window is in seq order
+            else:
+                self._window.pop(dev, None)
+                to = self._offered.get(dev, 0)
+            if to > self._settled.get(dev, 0):
+                moves[dev] = to
+        return moves
+
+    async def _save(self, moves: Mapping[int, int]) -> None:
+        if not moves:
+            self._dirty.clear()
+            return
+        devs = sorted(moves)
+        await self.db.execute(
+            "INSERT INTO scan_cursor(dev, seq) SELECT * FROM unnest($1::bigint[], $2::bigint[])"
+            " ON CONFLICT (dev) DO UPDATE SET seq = GREATEST(scan_cursor.seq, EXCLUDED.seq)",
+            devs, [moves[d] for d in devs],
+        )  # fmt: skip
+        self._settled.update(moves)
+        self._dirty.clear()

@@ -32,6 +32,8 @@ bookkeeping. Three kinds of row are new, so that a root holds no per-entry state
   entry), the entries whose scans are not all held, and the status counts; filled by a trigger
   on ``records`` in the ingest transaction itself. ``hub.pg.scans`` reads them and marks a blob
   held. Shared by every receiver: a blob taken by one is held for all.
+- ``scan_cursor`` (migration 7): per device, the seq up to which the scans of its entries are
+  known to be held upstream; the forwarder's scan book starts there after a restart.
 
 ``migrate`` applies what is missing, each migration in its own transaction, recorded in
 ``schema_migrations``, under a session advisory lock: several receivers starting at once
@@ -352,6 +354,14 @@ MIGRATIONS: list[str] = [
         GROUP BY r.dev, r.seq, r.election, r.form, r.tps;
     INSERT INTO scan_totals(shard, expected, waiting)
         SELECT 0, (SELECT count(*) FROM scans), (SELECT count(*) FROM scan_waiting);
+    """,
+    # 7: the forwarder's scan cursor (hub.pg.scans): per device, the seq up to which the scans
+    # of its entries are known to be held upstream
+    r"""
+    CREATE TABLE scan_cursor (
+        dev bigint PRIMARY KEY REFERENCES devices(id),
+        seq bigint NOT NULL CHECK (seq >= 0)
+    );
     """,
 ]
 

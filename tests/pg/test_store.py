@@ -10,10 +10,13 @@ import random
 import asyncpg
 import pytest
 
+from hub.memory import Confirmed
+from hub.pg.forwarding import PgUpstreamStore
 from hub.pg.schema import MIGRATIONS
 from hub.pg.store import PgStore
-from hub.protocol.ingest import ACCEPT, DUPLICATE, FORK, REJECT
+from hub.protocol.ingest import ACCEPT, DUPLICATE, FORK, REJECT, Head
 from hub.shared import generator
+from hub.storage import OriginView
 from tests.pg.helpers import check, forms, ident, sign
 
 
@@ -273,3 +276,22 @@ def test_generator_codes_are_under_the_synthetic_province() -> None:
     """The builders above put everything under province 99 (results tests rely on it)."""
     codes = generator.tps_codes(None, "99", random.Random(1))
     assert all(next(codes).startswith("99") for _ in range(10))
+
+
+async def test_origin_head_reads_row_head_and_upstream_receipt_together(pg_dsn: str) -> None:
+    store = await PgStore.open(pg_dsn, max_size=2)
+    try:
+        assert await store.origin_head(ident(1).public) == OriginView(None, Head(), None)
+        (who,) = await approved(store, 1)
+        v = await store.origin_head(who.public)
+        assert v.device is not None and v.device.state == "approved"
+        assert (v.head, v.confirmed) == (Head(), None)
+        await store.push(check(sign(who, forms(3, seed=7))), 3)
+        held = (await store.heads_of([who.public]))[who.public]
+        await PgUpstreamStore(store).confirm(v.device.id, 2, b"h" * 32, b"receipt", 9)
+        v = await store.origin_head(who.public)
+        assert v.device == await store.device(who.public)
+        assert v.head == held and v.head.seq == 3
+        assert v.confirmed == Confirmed(2, b"h" * 32, b"receipt", 9)
+    finally:
+        await store.close()
