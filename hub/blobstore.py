@@ -145,12 +145,14 @@ async def open_blobs(data_dir: Path, url: str | None) -> Blobs:
                 log.warning("created bucket %r in the object store %s", s3.loc.bucket,
                             s3.loc.endpoint or "(AWS)")  # fmt: skip
         except S3BlobError as exc:
-            log.warning("%s: scans are refused until it can be reached", exc)
-        except ClientError as exc:
-            await s3.close()
-            raise HubError(
-                f"--blobs: bucket {s3.loc.bucket!r} does not exist and cannot be created ({exc})"
-            ) from None
+            if exc.code != "no_bucket":  # unreachable now: scans are refused until it is back
+                log.warning("%s: scans are refused until it can be reached", exc)
+            else:
+                await s3.close()
+                raise HubError(f"--blobs: {exc}") from None
+        except ClientError as exc:  # may not ask about the bucket: it is used as it is
+            log.warning("could not check that bucket %r exists (%s); using it as it is",
+                        s3.loc.bucket, exc)  # fmt: skip
         return s3
     root = data_dir / BLOBS_DIR
     await asyncio.to_thread(root.mkdir, mode=0o700, exist_ok=True)

@@ -67,7 +67,7 @@ _HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 class S3BlobError(SharedError):
     """A scan that cannot be stored or read in the object store. ``code``: not_a_hash,
-    hash_mismatch, too_large, empty, not_found, closed, unavailable."""
+    hash_mismatch, too_large, empty, not_found, closed, unavailable, no_bucket."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -385,20 +385,26 @@ class S3BlobStore:
         return f"{self.loc.prefix}{BLOBS}{digest[:2]}/{digest}"
 
     async def ensure_bucket(self) -> bool:
-        """Create the bucket if it is not there; True when this call created it. Another
-        receiver creating it at the same moment is no error; a name taken by someone else,
-        or no right to create it, is (``ClientError``)."""
+        """Create the bucket if the server says it does not exist; True when this call created
+        it. Another receiver creating it at the same moment is no error. A bucket that cannot
+        be created (its name taken, no right to create) is ``S3BlobError("no_bucket")``; any
+        other refusal to say whether it exists (credentials allowed objects only) is the
+        server's ``ClientError``."""
         try:
             await self.call(self.client.head_bucket, Bucket=self.loc.bucket)
             return False
-        except ClientError:
-            pass
+        except ClientError as exc:
+            if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
         try:
             await self.call(self.client.create_bucket, Bucket=self.loc.bucket)
         except ClientError as exc:
             if _code(exc) == "BucketAlreadyOwnedByYou":
                 return False
-            raise
+            raise S3BlobError(
+                "no_bucket",
+                f"bucket {self.loc.bucket!r} does not exist and cannot be created ({exc})",
+            ) from exc
         return True
 
     async def put_final(self, key: str, body: bytes, digest: bytes) -> bool:
