@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import sys
@@ -129,6 +130,19 @@ def held(node: HubProc) -> int:
     return int(get_json(node.url + "/v1/status")["scans"]["held"])
 
 
+def _cpu(node: HubProc) -> float:
+    """CPU seconds (user + system) the hub process has used so far."""
+    assert node.proc is not None
+    fields = Path(f"/proc/{node.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes (the c1client runs)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _link_blobs(src: str, dst: str) -> None:
     """Copy a laptop's folder with its (immutable) blobs as hard links."""
     if f"{os.sep}blobs{os.sep}" in src:
@@ -179,7 +193,8 @@ def main() -> None:
               f"({mb / up_s / (mb / raw_s):.0%} of raw; one process: entries, scans)")  # fmt: skip
 
         # the scans alone: the entries first (the pages held back), then a timed round
-        ratios = []
+        ratios: list[float] = []
+        cpu: list[tuple[float, float, float]] = []
         for r in range(a.rounds):
             if r:  # a fresh hub and laptop for each further round (the pages linked)
                 hub_b = HubProc(tmp / f"hub-b{r}", extra=("--approve-all",))
@@ -191,11 +206,16 @@ def main() -> None:
             run_json(C1CLIENT, "sync", "--data", twin, "--hub", hub_b.url, "--once")
             ent_s = time.perf_counter() - t0
             (twin / "blobs-away").rename(twin / "blobs")
+            c0 = time.process_time()
             raw2_s = asyncio.run(raw_copy(pages, tmp / f"raw2-{r}"))  # the load of the moment
+            raw_cpu = time.process_time() - c0
             shutil.rmtree(tmp / f"raw2-{r}")
+            h0, k0 = _cpu(hub_b), _children_cpu()
             t0 = time.perf_counter()
             rep = run_json(C1CLIENT, "sync", "--data", twin, "--hub", hub_b.url, "--once")
             sc_s = time.perf_counter() - t0
+            hub_cpu, cli_cpu = _cpu(hub_b) - h0, _children_cpu() - k0
+            cpu.append((raw_cpu, hub_cpu, cli_cpu))
             assert rep["scans"]["sent"] == n and rep["pushed"] == 0, rep
             ratios.append(raw2_s / sc_s)
             print(f"  of which the scans:          {sc_s:7.2f} s  {mb / sc_s:7.1f} MB/s  "
@@ -209,6 +229,10 @@ def main() -> None:
         if a.rounds > 1:
             print(f"  scans-only rounds: median {statistics.median(ratios):.0%} of raw "
                   f"({', '.join(f'{x:.0%}' for x in ratios)})")  # fmt: skip
+        rc, hc, cc = (statistics.median(x[i] for x in cpu) for i in range(3))
+        print(f"  CPU for the {mb:.0f} MB (median): raw copy {rc:.2f} s (both ends, one "
+              f"process); scans: hub {hc:.2f} s + c1client {cc:.2f} s (with its start)"
+              )  # fmt: skip
 
         hub.stop()
         hub.extra = ("--approve-all", "--upstream", root.url)
