@@ -6,7 +6,8 @@ named (its ``index``, fed from the store's per-record facts as they are committe
 in memory already, so naming costs nothing more), which blobs are held (its ``held``, hash ->
 size and kind: the ``blobs`` table of hub.db, read once at open), and the figures of the
 status, kept event by event. A blob is added by one transaction on the store's writer once it
-is durable in the blob store, and the tally changes only after that COMMIT. One process owns
+is durable in the blob store, and the tally changes only after that COMMIT, on the writer
+(whatever becomes of the caller meanwhile). One process owns
 hub.db, so the tally is the truth.
 """
 
@@ -25,13 +26,14 @@ class _Facts(Protocol):
 
 class SqliteScanBook:
     """``ScanBook`` over ``store.facts`` and the ``blobs`` table (see the module docstring).
-    ``write(digest, size, kind, now)`` inserts the row in one committed transaction."""
+    ``write(digest, size, kind, now, then)`` inserts the row in one committed transaction and
+    calls ``then`` (this book's memory update) right after its COMMIT, on the writer."""
 
     def __init__(
         self,
         store: _Facts,
         held: dict[str, HeldBlob],
-        write: Callable[[str, int, str, int], Awaitable[None]],
+        write: Callable[[str, int, str, int, Callable[[], None]], Awaitable[None]],
     ):
         self.store = store
         self._write = write
@@ -70,8 +72,9 @@ class SqliteScanBook:
     async def add_held(self, digest: str, size: int, kind: str, now: int) -> bool:
         if digest in self.tally.held:
             return False
-        await self._write(digest, size, kind, now)
-        self.tally.arrived(digest, size, kind)
+        # the tally changes on the writer, right after the COMMIT: a caller cancelled while it
+        # waits (its request dropped) leaves memory in step with hub.db all the same
+        await self._write(digest, size, kind, now, lambda: self.tally.arrived(digest, size, kind))
         return True
 
     async def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:

@@ -108,6 +108,23 @@ class _Job:
     future: asyncio.Future[PushResult]
 
 
+# a blob due in the scan book: its row, the book's memory update, its caller's future
+_DueBlob = tuple[tuple[str, int, str, int], Callable[[], None], "asyncio.Future[None]"]
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """Mark a blob's outcome as seen, so that one whose caller was cancelled while it waited
+    logs no "Future exception was never retrieved" (its caller, if still there, sees it)."""
+    if not done.cancelled():
+        done.exception()
+
+
+def _fail(due: Sequence[_DueBlob], exc: BaseException) -> None:
+    for _, _, done in due:
+        if not done.done():
+            done.set_exception(exc)
+
+
 _DEVICE_COLUMNS = (
     "id, public, node_id, name, role, state, first_seen, last_seen, approved_at, revoked_at,"
     " revoked_after_seq, forked, endorsement"
@@ -140,7 +157,7 @@ class HubStore:
         self._file = _file_id(self.path)  # hub.db as opened: (device, inode)
         self._log_quota = QuotaLog(log)
         self.scan_book = SqliteScanBook(self, {}, self._add_blob)  # the scans (hub.scanbook)
-        self._blobs_due: list[tuple[tuple[str, int, str, int], asyncio.Future[None]]] = []
+        self._blobs_due: list[_DueBlob] = []
         self._blob_writer: asyncio.Future[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -164,8 +181,9 @@ class HubStore:
 
     async def close(self) -> None:
         if self._blob_writer is not None:
-            with contextlib.suppress(Exception):
-                await self._blob_writer
+            # waits for the scan book's last COMMIT; its failure or cancellation went to the
+            # callers of add_held already (asyncio.wait raises neither)
+            await asyncio.wait([self._blob_writer])
         if self._writer is not None:
             await self._queue.put(None)
             await self._writer
@@ -190,12 +208,17 @@ class HubStore:
                     self.broken = gone
                 raise gone
 
-    async def _add_blob(self, digest: str, size: int, kind: str, now: int) -> None:
+    async def _add_blob(
+        self, digest: str, size: int, kind: str, now: int, then: Callable[[], None]
+    ) -> None:
         """A blob durable in the blob store is held (the scan book's one write); returns
         after its COMMIT. Blobs that finish while one commit runs share the next (one
-        transaction, one fsync for all of them, as pushes share a group commit)."""
+        transaction, one fsync for all of them, as pushes share a group commit). ``then``
+        (the book's memory update) runs on the writer right after the COMMIT, so memory
+        follows hub.db even when the caller is cancelled while it waits."""
         done = asyncio.get_running_loop().create_future()
-        self._blobs_due.append(((digest, size, kind, now), done))
+        done.add_done_callback(_retrieved)  # a caller gone: its failure is not "never retrieved"
+        self._blobs_due.append(((digest, size, kind, now), then, done))
         if self._blob_writer is None or self._blob_writer.done():
             self._blob_writer = asyncio.ensure_future(self._write_blobs())
         await asyncio.shield(done)
@@ -207,17 +230,23 @@ class HubStore:
                 async with self._lock, self._transaction() as conn:
                     await conn.executemany(
                         "INSERT OR IGNORE INTO blobs(hash, size, kind, at) VALUES (?,?,?,?)",
-                        [row for row, _ in batch],
+                        [row for row, _, _ in batch],
                     )
-            except BaseException as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc if isinstance(exc, Exception) else
-                                           StoreUnavailable("the hub is stopping"))  # fmt: skip
-                if not isinstance(exc, Exception):
-                    raise
+            except Exception as exc:
+                _fail(batch, exc)
                 continue
-            for _, done in batch:
+            except BaseException:
+                # the writer is cancelled: fail this batch and every one queued behind it
+                rest, self._blobs_due = self._blobs_due, []
+                _fail(batch + rest, StoreUnavailable("the hub is stopping"))
+                raise
+            for _, then, done in batch:
+                try:
+                    then()
+                except Exception as exc:  # a bug in the memory update: its caller hears it
+                    if not done.done():
+                        done.set_exception(exc)
+                    continue
                 if not done.done():
                     done.set_result(None)
 

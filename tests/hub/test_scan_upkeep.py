@@ -16,7 +16,7 @@ from typing import Any
 
 from hub.scanbook import SqliteScanBook
 from hub.scans import HubScans
-from hub.store import HubStore
+from hub.store import HubStore, StoreUnavailable
 
 from .conftest import MakeClient
 from .test_blobs import page, push_with_scans, scan_hub, sha
@@ -143,6 +143,69 @@ async def test_blobs_finishing_together_share_one_commit_and_fail_together(
         assert not any(d in book.held_blobs for d in digests[8:])
         rows = await store.db.fetchall("SELECT hash FROM blobs")
         assert {r[0] for r in rows} == set(digests[:8])
+    finally:
+        store.db.before_commit = None
+        await store.close()
+
+
+async def test_a_blob_whose_caller_is_cancelled_after_queueing_is_held_in_memory_too(
+    tmp_path: Path,
+) -> None:
+    """An upload whose request is dropped once its blob is queued for the scan book's COMMIT:
+    the row still commits, so the book must say held too (else the laptop sends the whole
+    scan again until a restart). The second add_held returns after the first's COMMIT (the
+    batches commit in order), so by then the first is written, whatever became of its
+    caller."""
+    store = await HubStore.open(tmp_path)
+    try:
+        book = store.scan_book
+        assert isinstance(book, SqliteScanBook)
+        first, second = sha(page(1)), sha(page(2))
+        task = asyncio.create_task(book.add_held(first, 10, "jpeg", 1))
+        await asyncio.sleep(0)  # add_held runs up to its wait for the COMMIT
+        assert not task.done()
+        task.cancel()
+        res = await asyncio.gather(task, return_exceptions=True)
+        assert isinstance(res[0], asyncio.CancelledError), res
+        assert await book.add_held(second, 10, "jpeg", 1)
+        rows = await store.db.fetchall("SELECT hash FROM blobs")
+        assert {r[0] for r in rows} == {first, second}
+        assert await book.held(first) is not None and first in book.held_blobs
+        assert not await book.add_held(first, 10, "jpeg", 1)  # not sent twice
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_scan_book_writer_fails_every_blob_queued_behind_it(
+    tmp_path: Path,
+) -> None:
+    """The scan book's writer cancelled inside its COMMIT (the hub stopping): the blob being
+    written and the one queued meanwhile both fail (StoreUnavailable), none is left waiting
+    for ever, none is held, and the store still closes."""
+    store = await HubStore.open(tmp_path)
+    try:
+        book = store.scan_book
+        assert isinstance(book, SqliteScanBook)
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def stuck() -> None:
+            entered.set()
+            await release.wait()
+
+        store.db.before_commit = stuck
+        first, second = sha(page(1)), sha(page(2))
+        a = asyncio.create_task(book.add_held(first, 10, "jpeg", 1))
+        await entered.wait()
+        b = asyncio.create_task(book.add_held(second, 10, "jpeg", 1))
+        await asyncio.sleep(0)  # b is queued behind the stuck COMMIT
+        writer = store._blob_writer
+        assert writer is not None
+        writer.cancel()
+        # a bound only against a hang (the old code left b waiting for ever)
+        res = await asyncio.wait_for(asyncio.gather(a, b, return_exceptions=True), 60)
+        assert all(isinstance(r, StoreUnavailable) for r in res), res
+        assert first not in book.held_blobs and second not in book.held_blobs
+        assert await store.db.fetchall("SELECT hash FROM blobs") == []
     finally:
         store.db.before_commit = None
         await store.close()
