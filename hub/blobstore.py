@@ -132,7 +132,8 @@ class LocalBlobs:
 
 async def open_blobs(data_dir: Path, url: str | None) -> Blobs:
     """The object store at ``url`` (``s3://...``; its bucket created if it does not exist),
-    or the filesystem store in ``data_dir``. An object store that cannot be reached at start
+    or the filesystem store in ``data_dir``. An object store that cannot be reached at start,
+    or cannot answer now (throttling, 5xx, another receiver's create of the bucket under way),
     is logged: the hub runs, and refuses scans (503) until it can be reached."""
     if url:
         from botocore.exceptions import ClientError

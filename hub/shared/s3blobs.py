@@ -146,6 +146,22 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+# answers that say "not now" rather than "no": the server is busy, failing or mid-change
+_TRANSIENT_CODES = frozenset(
+    ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "ServiceUnavailable",
+     "InternalError", "RequestLimitExceeded", "TooManyRequests")
+)  # fmt: skip
+
+
+def _transient(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return _code(exc) in _TRANSIENT_CODES or int(status or 0) >= 500
+
+
+def _unavailable(exc: ClientError) -> S3BlobError:
+    return S3BlobError("unavailable", f"the object store cannot answer now: {exc}")
+
+
 @dataclass(frozen=True, slots=True)
 class S3Location:
     bucket: str
@@ -386,14 +402,19 @@ class S3BlobStore:
 
     async def ensure_bucket(self) -> bool:
         """Create the bucket if the server says it does not exist; True when this call created
-        it. Another receiver creating it at the same moment is no error. A bucket that cannot
-        be created (its name taken, no right to create) is ``S3BlobError("no_bucket")``; any
-        other refusal to say whether it exists (credentials allowed objects only) is the
-        server's ``ClientError``."""
+        it. Another receiver creating it at the same moment is no error: a create refused for
+        any reason is followed by a second look, and a bucket there now is used. A server that
+        answers throttling or 5xx (or ``OperationAborted``, a conflicting create still under
+        way, with the bucket not there yet) is ``S3BlobError("unavailable")``, as when it
+        cannot be reached. A bucket that cannot be created (its name taken, no right to
+        create) is ``S3BlobError("no_bucket")``; any other refusal to say whether it exists
+        (credentials allowed objects only) is the server's ``ClientError``."""
         try:
             await self.call(self.client.head_bucket, Bucket=self.loc.bucket)
             return False
         except ClientError as exc:
+            if _transient(exc):
+                raise _unavailable(exc) from exc
             if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                 raise
         try:
@@ -401,6 +422,14 @@ class S3BlobStore:
         except ClientError as exc:
             if _code(exc) == "BucketAlreadyOwnedByYou":
                 return False
+            if _transient(exc):
+                raise _unavailable(exc) from exc
+            try:  # another receiver's create may have won the race: is it there now?
+                await self.call(self.client.head_bucket, Bucket=self.loc.bucket)
+                return False
+            except ClientError as again:
+                if _transient(again) or _code(exc) == "OperationAborted":
+                    raise _unavailable(exc) from exc
             raise S3BlobError(
                 "no_bucket",
                 f"bucket {self.loc.bucket!r} does not exist and cannot be created ({exc})",

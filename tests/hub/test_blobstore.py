@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from hub.blobstore import BLOBS_DIR, Blobs, LocalBlobs, open_blobs
 from hub.config import HubConfig
 from hub.node import Hub, init_data_dir
 from hub.shared.errors import BlobError
-from hub.shared.s3blobs import S3BlobError
+from hub.shared.s3blobs import S3BlobError, S3BlobStore, parse_url
 from tests.servers.s3 import SeaweedServer
 from tests.shared.images import png
 
@@ -121,3 +122,79 @@ async def test_the_hub_creates_the_bucket_its_setting_names_when_missing(
                           examine_workers="threads", root=True, blobs=url))  # fmt: skip
     async with again:  # the bucket is there now: started as before, the scan still held
         assert await again.service.blobs.has(hashlib.sha256(page).hexdigest())
+
+
+class _RacingS3:
+    """A stand-in S3 client for the bucket checks at start only. SeaweedFS cannot produce
+    these answers (two receivers' CreateBucket racing: AWS answers the loser 409
+    OperationAborted; or a 503 SlowDown), so the hub's open path is driven here by a stub
+    whose answers follow AWS's documented ones; everything else runs against SeaweedFS in
+    the tests above."""
+
+    def __init__(self, create_code: str, status: int, there_after: bool):
+        self.create_code, self.status, self.there_after = create_code, status, there_after
+        self.calls: list[str] = []
+
+    async def head_bucket(self, **kw: object) -> dict[str, object]:
+        self.calls.append("head")
+        if self.there_after and "create" in self.calls:
+            return {}
+        raise ClientError(
+            {"Error": {"Code": "404", "Message": "Not Found"},
+             "ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadBucket"
+        )  # fmt: skip
+
+    async def create_bucket(self, **kw: object) -> dict[str, object]:
+        self.calls.append("create")
+        raise ClientError(
+            {"Error": {"Code": self.create_code, "Message": "refused"},
+             "ResponseMetadata": {"HTTPStatusCode": self.status}}, "CreateBucket"
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        return None
+
+
+async def _open_with(client: _RacingS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Blobs:
+    async def opened(cls: type[S3BlobStore], url: str, **kw: object) -> S3BlobStore:
+        return cls(client, parse_url(url))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(S3BlobStore, "open", classmethod(opened))
+    return await open_blobs(tmp_path, "s3://racing/hub?endpoint=http://127.0.0.1:9")
+
+
+async def test_a_bucket_another_receiver_creates_at_the_same_moment_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two receivers of one root starting together: the one whose CreateBucket loses the race
+    (409 OperationAborted) finds the bucket there when it asks again, and starts."""
+    client = _RacingS3("OperationAborted", 409, there_after=True)
+    store = await _open_with(client, tmp_path, monkeypatch)
+    try:
+        assert client.calls == ["head", "create", "head"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("code", "status"), [("SlowDown", 503), ("InternalError", 500)])
+async def test_a_bucket_create_the_server_cannot_answer_now_leaves_the_hub_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, status: int
+) -> None:
+    """A CreateBucket answered by throttling or a server error is the object store out of
+    reach for now, not a bucket that cannot exist: the hub starts (scans refused with 503 until
+    the store answers), as for a store that cannot be reached at start."""
+    client = _RacingS3(code, status, there_after=False)
+    store = await _open_with(client, tmp_path, monkeypatch)
+    await store.close()
+
+
+async def test_a_bucket_that_cannot_be_created_still_stops_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket name someone else owns (409 BucketAlreadyExists, and not there for these
+    credentials when asked again): the hub does not start, and says why."""
+    from hub.errors import HubError
+
+    client = _RacingS3("BucketAlreadyExists", 409, there_after=False)
+    with pytest.raises(HubError, match="cannot be created"):
+        await _open_with(client, tmp_path, monkeypatch)
