@@ -155,6 +155,7 @@ class HubScans:
     def upstream_holds(self, digest: str, size: int = 0) -> None:
         """Upstream said it holds ``digest`` (the forwarder learnt it from its answer)."""
         self.upstream[digest] = size
+        self.book.upstream_took(digest)  # the book settles its cursor by this hash only
         if self.sqlite:
             self.tally.upstream_holds(digest)
 
