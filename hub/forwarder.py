@@ -81,7 +81,7 @@ class Forwarder:
         self._unheld: set[str] = set()  # named by entries upstream holds, not held here yet
         self._book_at = 0.0  # when the whole of ``_unheld`` was last looked up (PostgreSQL)
         if scans is not None:
-            scans.watch_arrivals()
+            scans.watch_arrivals(self._unheld)
         self.blob_drained: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self.blob_log: list[bs.Ask | bs.Send] = []  # steps done, for tests (last 10,000)
         self.last_success: float | None = None  # wall-clock time of the last answer upstream

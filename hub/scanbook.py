@@ -84,6 +84,9 @@ class SqliteScanBook:
         """Nothing: the cursor lives in ``index`` (memory), rebuilt from the first entry at
         start."""
 
+    def upstream_took(self, digest: str) -> None:
+        """Nothing: the tally learns it from ``HubScans.upstream_holds``."""
+
 
 def holds_exactly(rows: Sequence[Sequence[Any]]) -> dict[str, HeldBlob]:
     """The held blobs from the ``blobs`` table's (hash, size, kind) rows."""

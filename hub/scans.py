@@ -34,7 +34,7 @@ import contextlib
 import errno
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -100,7 +100,8 @@ class HubScans:
         self._locks = _UploadLocks()  # one chunk at a time per hash
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
         self._summary: ScanSummary | None = None
-        self._arrivals: list[str] | None = None  # blobs stored since taken (when watched)
+        self._arrivals: list[str] | None = None  # awaited blobs stored since taken (watched)
+        self._awaited: Container[str] = ()  # what the watcher waits for
 
     def close(self) -> None:
         """Close the partial uploads kept open (they stay on disk, to be resumed)."""
@@ -155,6 +156,7 @@ class HubScans:
     def upstream_holds(self, digest: str, size: int = 0) -> None:
         """Upstream said it holds ``digest`` (the forwarder learnt it from its answer)."""
         self.upstream[digest] = size
+        self.book.upstream_took(digest)  # the book settles its cursor by this hash only
         if self.sqlite:
             self.tally.upstream_holds(digest)
 
@@ -164,9 +166,12 @@ class HubScans:
         assert isinstance(self.book, SqliteScanBook), "the tally is the SQLite store's"
         return self.book.refresh().index
 
-    def watch_arrivals(self) -> None:
-        """From now on, remember each blob this hub stores until ``take_arrivals`` (the
-        forwarder: a blob arriving costs it the blob, not a look at everything it waits for)."""
+    def watch_arrivals(self, awaited: Container[str]) -> None:
+        """From now on, remember each blob this hub stores that is in ``awaited`` (a live
+        collection the watcher keeps) until ``take_arrivals``: the forwarder, for which a blob
+        arriving then costs the blob, not a look at everything it waits for. Only what it
+        awaits is remembered, so the list stays bounded while it takes none (upstream away)."""
+        self._awaited = awaited
         if self._arrivals is None:
             self._arrivals = []
 
@@ -305,7 +310,7 @@ class HubScans:
                 ) from None
             raise
         self.counters.received_blobs += 1
-        if self._arrivals is not None:
+        if self._arrivals is not None and digest in self._awaited:
             self._arrivals.append(digest)
         log.debug("received scan %s (%s, %d bytes)", digest, info.kind, info.size)
         return {"offset": info.size, "stored": 1}

@@ -77,6 +77,7 @@ class ByteBudget:
         self._room = asyncio.Condition()
         self._trim_timer: asyncio.TimerHandle | None = None
         self._trimming: asyncio.Future[None] | None = None
+        self._closed = False
 
     @asynccontextmanager
     async def hold(self, n: int) -> AsyncIterator[None]:
@@ -102,7 +103,8 @@ class ByteBudget:
             self._maybe_trim()
 
     def close(self) -> None:
-        """Drop an armed trim (the app is stopping)."""
+        """Drop an armed trim, and arm none after a running one ends (the app is stopping)."""
+        self._closed = True
         if self._trim_timer is not None:
             self._trim_timer.cancel()
             self._trim_timer = None
@@ -110,7 +112,7 @@ class ByteBudget:
     def _maybe_trim(self) -> None:
         """Arm the trim timer when nothing is in flight after big bodies (once: a trim that
         is armed or running is not doubled; a running one re-checks when it ends)."""
-        if self.used or self._released < TRIM_AFTER:
+        if self._closed or self.used or self._released < TRIM_AFTER:
             return
         if self._trim_timer is not None or self._trimming is not None:
             return

@@ -124,6 +124,12 @@ class ScanBook(Protocol):
         past the entries whose scans are all in it."""
         ...
 
+    def upstream_took(self, digest: str) -> None:
+        """``digest`` was just added to the mapping of ``follow_upstream`` (its owner calls
+        this for every hash it adds): a book that keeps the cursor settles by it only the
+        entries waiting for that hash."""
+        ...
+
 
 class CountedScanBook(ScanBook, Protocol):
     """A scan book whose figures are in the database (PostgreSQL: its counters, shared by

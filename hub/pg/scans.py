@@ -17,9 +17,12 @@ to which the scans of its entries are *settled*, that is known to be held upstre
 again only what lies after it: the entries whose scans were handed out but not yet known
 upstream (still to send, or not held here yet), so nothing is lost and the walk is bounded by
 what was in flight. In this process: per device the seq handed out so far, and the entries
-handed out whose scans upstream is not yet known to hold (the forwarder's window). Only one
-forwarder runs per hub (docs/scaling.md), so one process moves the cursor; it only moves
-forward.
+handed out whose scans upstream is not yet known to hold (the forwarder's window), and per
+such scan the entries waiting for it. The owner of the mapping tells the book each hash
+upstream takes (``upstream_took``), which costs the book the entries waiting for that hash, not
+a walk of every scan waiting (on a hub with an upstream, entries go before scans, so the window
+is usually the whole backlog of scans). Only one forwarder runs per hub (docs/scaling.md), so
+one process moves the cursor; it only moves forward.
 """
 
 from __future__ import annotations
@@ -58,13 +61,25 @@ class PgScanBook:
         self._window: dict[int, dict[int, set[str]]] = {}  # dev -> seq -> scans not upstream
         self._waits: dict[str, list[tuple[int, int]]] = {}  # scan -> (dev, seq) of the window
         self._upstream: Mapping[str, int] = {}  # what upstream is known to hold (HubScans')
-        self._up_seen = 0  # len(self._upstream) when the window was last settled
         self._dirty: set[int] = set()  # devices whose cursor may move
 
     def follow_upstream(self, upstream: Mapping[str, int]) -> None:
         """Settle the forwarder's cursor by ``upstream`` (hash -> size of what upstream is
-        known to hold; a mapping that only grows, kept up to date by its owner)."""
+        known to hold; a mapping that only grows, kept up to date by its owner, who tells the
+        book each hash it adds: ``upstream_took``)."""
         self._upstream = upstream
+
+    def upstream_took(self, digest: str) -> None:
+        """``digest`` was just added to the mapping followed: take it out of the entries of the
+        window that wait for it (a look at those entries only, not at every scan waiting); the
+        next ``newly_confirmed`` saves the cursors that can move."""
+        for dev, seq in self._waits.pop(digest, ()):
+            entry = self._window.get(dev, {}).get(seq)
+            if entry is not None:
+                entry.discard(digest)
+                if not entry:
+                    del self._window[dev][seq]
+            self._dirty.add(dev)
 
     async def lookup(self, hashes: Sequence[str]) -> dict[str, HeldBlob | None]:
         rows = await self.db.fetch(
@@ -163,24 +178,13 @@ class PgScanBook:
         return list(dict.fromkeys(r[2] for r in rows))
 
     def _settle(self) -> dict[int, int]:
-        """Take out of the window what upstream now holds; the cursors (of the devices whose
-        window or hand-out changed) that can move: up to the first entry of the window, or to
-        what was handed out when the window is empty."""
-        touched = self._dirty
-        up = self._upstream
-        if len(up) != self._up_seen:
-            self._up_seen = len(up)
-            for scan in [h for h in self._waits if h in up]:
-                for dev, seq in self._waits.pop(scan):
-                    entry = self._window.get(dev, {}).get(seq)
-                    if entry is not None:
-                        entry.discard(scan)
-                        if not entry:
-                            del self._window[dev][seq]
-                    touched.add(dev)
+        """The cursors (of the devices whose window or hand-out changed since the last save,
+        ``upstream_took`` having taken out of the window what upstream now holds) that can
+        move: up to the first entry of the window, or to what was handed out when the window
+        is empty."""
         assert self._offered is not None
         moves: dict[int, int] = {}
-        for dev in touched:
+        for dev in self._dirty:
             window = self._window.get(dev)
             if window:
                 to = next(iter(window)) - 1  # the window is in seq order

@@ -47,14 +47,15 @@ async def settle(budget: server.ByteBudget, trims: Trims, calls: int) -> None:
 
 
 async def test_the_trim_comes_after_the_request_is_gone_not_at_its_release(
-    trims: Trims,
+    trims: Trims, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(server, "TRIM_DELAY", 1.0)
     budget = server.ByteBudget(64 * MB, 5)
     async with budget.hold(40 * MB):
         pass
-    # The handler has returned, but its request (and body) lives until the answer is written.
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    # The handler has returned, but its request (and body) lives until the answer is written:
+    # a trim started at the release (on a worker thread) would have run well within this.
+    await asyncio.sleep(0.3)
     assert trims.calls == 0
     await settle(budget, trims, 1)
     assert trims.calls == 1
@@ -92,3 +93,21 @@ async def test_small_bodies_do_not_trim_and_a_busy_budget_waits(trims: Trims) ->
     await settle(budget, trims, 1)
     assert trims.calls == 1
     budget.close()
+
+
+async def test_a_closed_budget_arms_no_trim_after_a_running_one(trims: Trims) -> None:
+    budget = server.ByteBudget(64 * MB, 5)
+    trims.gate.clear()
+    async with budget.hold(40 * MB):
+        pass
+    deadline = time.monotonic() + 10
+    while not trims.started.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert trims.started.is_set()
+    async with budget.hold(40 * MB):  # released while the trim runs: would arm another
+        pass
+    budget.close()  # the app stops
+    trims.gate.set()
+    await settle(budget, trims, 1)
+    assert trims.calls == 1
+    assert budget._trim_timer is None

@@ -63,3 +63,34 @@ async def test_a_scan_arriving_costs_the_forwarder_that_scan_not_all_it_waits_fo
         await h.http.close()
         h.scans.close()
         await store.close()
+
+
+async def test_scans_nobody_waits_for_are_not_remembered_while_upstream_is_away(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """Scans arriving while the forwarder takes none (upstream down for hours, entries first)
+    are remembered for it only when it waits for them: the list stays bounded by what it
+    awaits, not by every scan the room uploads meanwhile."""
+    n = 60
+    pages = [page(i, 900 + i) for i in range(n)]
+    bodies = forms(n, seed=12)
+    for b, p in zip(bodies, pages, strict=True):
+        b["scans"] = [sha(p)]
+    recs = chain(LAPTOP, bodies)
+    h, store, _probe = await open_hub(tmp_path, aiohttp_client)
+    fwd = Forwarder(store, FakeUpstream(FakeRoot()), HUB_KEY, "Test Hub", scans=h.scans)
+    try:
+        await h.enrolled(LAPTOP, approve=True)
+        status, _ = await h.push([r.raw for r in recs])
+        assert status == 200
+        for p in pages:  # upstream confirmed none of them: the forwarder awaits none
+            await h.upload(p)
+        assert h.scans.take_arrivals() == []
+        dev = await store.device(LAPTOP.public)
+        assert dev is not None
+        await store.confirm(dev.id, n, recs[-1].hash, b"receipt", 1)
+        assert len(await fwd._blob_steps()) > 0  # the held scans of confirmed entries go up
+    finally:
+        await h.http.close()
+        h.scans.close()
+        await store.close()

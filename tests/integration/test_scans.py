@@ -167,11 +167,12 @@ def test_resets_mid_body_cost_at_most_one_chunk_each(procs: Procs) -> None:
 
 
 def test_a_new_entry_overtakes_a_big_scan_backlog(procs: Procs) -> None:
-    """Under 2 Mbit/s with 200 MB of scans queued at the hub (about 14 hours at that cap), an
-    entry typed now goes upstream before any further scan chunk, and reaches the root while
-    almost all of the backlog is still waiting: checked by the order of the requests on the
-    link and by the bytes still pending, not by the clock (the time it took is printed, and
-    noted in docs/operations.md "Scans")."""
+    """Under 2 Mbit/s with 200 MB of scans queued at the hub (about 13 minutes at that cap),
+    an entry typed now goes upstream before any further scan chunk, and the queued scans go
+    on after it: checked by the order of the requests on the link, not by the clock (how
+    long it took, and the bytes still pending then, are printed and noted in
+    docs/operations.md "Scans"). How far the backlog drained meanwhile depends only on the
+    time the machine took, so it is printed, not asserted."""
     root = procs.hub("root", national=True).start()
     proxy = procs.fault_proxy("proxy", root.url, seed=1).start()  # no faults: a recorder
     kbps = 256  # 2 Mbit/s
@@ -183,7 +184,9 @@ def test_a_new_entry_overtakes_a_big_scan_backlog(procs: Procs) -> None:
     shutil.rmtree(lt.parent / f"{lt.name}-scanner")  # the laptop holds its own copy now
     assert sync(lt, hub.url)["scans"]["sent"] == n
     wait_for(lambda: _puts(proxy.stats()["order"]) >= 3, 120, "scans to flow upstream")
-    assert scans(hub)["bytes_pending"] > total * 0.9
+    queued = scans(hub)
+    # every page is at the hub; at most one page left it per scan chunk sent upstream so far
+    assert queued["held"] == n and queued["pending_upstream"] >= n - _puts(proxy.stats()["order"])
 
     enter(lt, generate(1, seed=99))
     at = proxy.stats()["counts"]["requests"]
@@ -207,8 +210,10 @@ def test_a_new_entry_overtakes_a_big_scan_backlog(procs: Procs) -> None:
           f"chunks on the link between: {puts_before} (allowed {allowed}); scan bytes still "
           f"pending upstream: {pending / 1e6:.0f} MB of {total / 1e6:.0f} MB")  # fmt: skip
     assert puts_before <= allowed, order[: push + 1]
-    assert pending > total * 0.8  # the entry went ahead of the backlog, not after it
-    assert scans(root)["held"] < n * 0.2
+    # the entry went ahead of the backlog, not after it: queued scans still follow it
+    assert pending > 0 and scans(root)["held"] < n
+    wait_for(lambda: _puts(proxy.stats()["order"][at + push + 1 :]) >= 2, 120,
+             "the queued scans to go on after the entry")  # fmt: skip
 
 
 def _puts(order: list[str]) -> int:

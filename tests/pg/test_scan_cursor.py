@@ -4,6 +4,7 @@ instead of walking every entry's scans from the first one; nothing in flight is 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hub.pg.store import PgStore
@@ -89,5 +90,63 @@ async def test_a_scan_not_held_anywhere_holds_the_cursor_back_for_its_device_onl
 
         store, scans = await restarted(pg_dsn, tmp_path, store)
         assert await store.scan_book.newly_confirmed({da.id: 3, db.id: 2}) == [h(12), h(13)]
+    finally:
+        await store.close()
+
+
+class Counted(Mapping[str, int]):
+    """``HubScans.upstream`` as the book sees it, counting every hash looked up or walked."""
+
+    def __init__(self, inner: Mapping[str, int]):
+        self.inner = inner
+        self.looks = 0
+
+    def __getitem__(self, key: str) -> int:
+        self.looks += 1
+        return self.inner[key]
+
+    def __contains__(self, key: object) -> bool:
+        self.looks += 1
+        return key in self.inner
+
+    def __iter__(self) -> Iterator[str]:
+        for k in self.inner:
+            self.looks += 1
+            yield k
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+async def test_upstream_taking_a_scan_costs_the_book_that_scan_not_every_scan_waiting(
+    pg_dsn: str, tmp_path: Path
+) -> None:
+    """Every handed-out scan waits for upstream (entries go before scans); upstream taking one
+    costs the book a look at that one, not a walk of the whole backlog."""
+    store = await PgStore.open(pg_dsn, max_size=2)
+    try:
+        n = 2000
+        who = ident(44)
+        await approved(store, who)
+        raws = sign(who, with_scans(forms(n, seed=44), [[1000 + i] for i in range(n)]))
+        for i in range(0, n, 500):
+            await store.push(check(raws[i : i + 500]), 3)
+        dev = await store.device(who.public)
+        assert dev is not None
+        scans = HubScans(tmp_path, store, root=False)
+        book = store.scan_book
+        up = Counted(scans.upstream)
+        book.follow_upstream(up)
+        assert len(await book.newly_confirmed({dev.id: n})) == n  # all wait for upstream
+
+        async def cursor() -> int | None:
+            return await store.db.fetchval("SELECT seq FROM scan_cursor WHERE dev = $1", dev.id)
+
+        for k, expected in ((1, 1), (3, 1), (2, 3)):  # scans of entries 1, 3, then 2 taken
+            up.looks = 0
+            scans.upstream_holds(h(1000 + k - 1), 10)
+            assert await book.newly_confirmed({dev.id: n}) == []
+            assert up.looks <= 5, up.looks  # was one per scan waiting
+            assert await cursor() == expected
     finally:
         await store.close()
