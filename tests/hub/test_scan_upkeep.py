@@ -5,6 +5,7 @@ real store and a real blob folder: file opens counted with an audit hook (``sys.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import threading
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hub.scanbook import SqliteScanBook
 from hub.scans import HubScans
@@ -206,6 +209,36 @@ async def test_a_cancelled_scan_book_writer_fails_every_blob_queued_behind_it(
         assert all(isinstance(r, StoreUnavailable) for r in res), res
         assert first not in book.held_blobs and second not in book.held_blobs
         assert await store.db.fetchall("SELECT hash FROM blobs") == []
+    finally:
+        store.db.before_commit = None
+        await store.close()
+
+
+async def test_a_failed_commit_whose_caller_is_gone_leaves_no_unretrieved_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upload cancelled while its blob waits for a COMMIT that then fails: the blob is not
+    held, and its failure (heard by no caller) is not logged as "never retrieved"."""
+    store = await HubStore.open(tmp_path)
+    try:
+        book = store.scan_book
+        assert isinstance(book, SqliteScanBook)
+
+        async def failing() -> None:
+            raise OSError("disk gone")
+
+        store.db.before_commit = failing
+        first, second = sha(page(1)), sha(page(2))
+        task = asyncio.create_task(book.add_held(first, 10, "jpeg", 1))
+        await asyncio.sleep(0)  # queued, waiting for its COMMIT
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        with pytest.raises(OSError):  # queued behind: returns once the first batch is done
+            await book.add_held(second, 10, "jpeg", 1)
+        del task
+        gc.collect()
+        assert first not in book.held_blobs
+        assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
     finally:
         store.db.before_commit = None
         await store.close()
