@@ -38,7 +38,20 @@ def trims(monkeypatch: pytest.MonkeyPatch) -> Trims:
     return t
 
 
-async def settle(budget: server.ByteBudget, trims: Trims, calls: int) -> None:
+async def a_trim_running(trims: Trims) -> server.ByteBudget:
+    """A budget whose trim (after 40 MB released) has started and waits for ``trims.gate``."""
+    budget = server.ByteBudget(64 * MB, 5)
+    trims.gate.clear()
+    async with budget.hold(40 * MB):
+        pass
+    deadline = time.monotonic() + 10
+    while not trims.started.is_set() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert trims.started.is_set()
+    return budget
+
+
+async def settle(trims: Trims, calls: int) -> None:
     """Wait (bounded) until ``calls`` trims ran, then a little more for any extra one."""
     deadline = time.monotonic() + 10
     while trims.calls < calls and time.monotonic() < deadline:
@@ -57,24 +70,17 @@ async def test_the_trim_comes_after_the_request_is_gone_not_at_its_release(
     # a trim started at the release (on a worker thread) would have run well within this.
     await asyncio.sleep(0.3)
     assert trims.calls == 0
-    await settle(budget, trims, 1)
+    await settle(trims, 1)
     assert trims.calls == 1
     budget.close()
 
 
 async def test_bodies_released_while_a_trim_runs_are_trimmed_after_it(trims: Trims) -> None:
-    budget = server.ByteBudget(64 * MB, 5)
-    trims.gate.clear()
-    async with budget.hold(40 * MB):
-        pass
-    deadline = time.monotonic() + 10
-    while not trims.started.is_set() and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    assert trims.started.is_set()
+    budget = await a_trim_running(trims)
     async with budget.hold(40 * MB):  # the last big body, done while the trim runs
         pass
     trims.gate.set()
-    await settle(budget, trims, 2)
+    await settle(trims, 2)
     assert trims.calls == 2
     budget.close()
 
@@ -90,24 +96,17 @@ async def test_small_bodies_do_not_trim_and_a_busy_budget_waits(trims: Trims) ->
             pass
         await asyncio.sleep(0.3)  # released, but 40 MB are still in flight
         assert trims.calls == 0
-    await settle(budget, trims, 1)
+    await settle(trims, 1)
     assert trims.calls == 1
     budget.close()
 
 
 async def test_a_closed_budget_arms_no_trim_after_a_running_one(trims: Trims) -> None:
-    budget = server.ByteBudget(64 * MB, 5)
-    trims.gate.clear()
-    async with budget.hold(40 * MB):
-        pass
-    deadline = time.monotonic() + 10
-    while not trims.started.is_set() and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    assert trims.started.is_set()
+    budget = await a_trim_running(trims)
     async with budget.hold(40 * MB):  # released while the trim runs: would arm another
         pass
     budget.close()  # the app stops
     trims.gate.set()
-    await settle(budget, trims, 1)
+    await settle(trims, 1)
     assert trims.calls == 1
     assert budget._trim_timer is None

@@ -5,15 +5,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hub.forwarder import Forwarder
 from hub.storage import HeldBlob
+from hub.store import HubStore
 from tests.helpers import chain, forms
 
 from .conftest import HUB_KEY, MakeClient
 from .fakes import FakeRoot, FakeUpstream
-from .test_blobs import LAPTOP, page, sha
+from .test_blobs import LAPTOP, ScanHub, page, sha
 from .test_scan_status import open_hub
+
+
+async def one_scan_each(
+    tmp_path: Path, aiohttp_client: MakeClient, n: int, seed: int
+) -> tuple[list[bytes], list[Any], tuple[ScanHub, HubStore, Forwarder]]:
+    """``n`` forms of the test laptop naming one page each (not pushed), and a hub with its
+    forwarder to a fake root."""
+    pages = [page(i, 1000 + seed * n + i) for i in range(n)]
+    bodies = forms(n, seed=seed)
+    for b, p in zip(bodies, pages, strict=True):
+        b["scans"] = [sha(p)]
+    h, store, _probe = await open_hub(tmp_path, aiohttp_client)
+    fwd = Forwarder(store, FakeUpstream(FakeRoot()), HUB_KEY, "Test Hub", scans=h.scans)
+    return pages, chain(LAPTOP, bodies), (h, store, fwd)
 
 
 async def test_a_scan_arriving_costs_the_forwarder_that_scan_not_all_it_waits_for(
@@ -23,13 +39,7 @@ async def test_a_scan_arriving_costs_the_forwarder_that_scan_not_all_it_waits_fo
     all 200. Each scan that arrives is then offered upstream at the cost of looking up that
     scan, not the 199 others still awaited."""
     n = 200
-    pages = [page(i, 1000 + i) for i in range(n)]
-    bodies = forms(n, seed=11)
-    for b, p in zip(bodies, pages, strict=True):
-        b["scans"] = [sha(p)]
-    recs = chain(LAPTOP, bodies)
-    h, store, _probe = await open_hub(tmp_path, aiohttp_client)
-    fwd = Forwarder(store, FakeUpstream(FakeRoot()), HUB_KEY, "Test Hub", scans=h.scans)
+    pages, recs, (h, store, fwd) = await one_scan_each(tmp_path, aiohttp_client, n, 11)
     book = store.scan_book
     asked: list[int] = []
     lookup = book.lookup
@@ -72,13 +82,7 @@ async def test_scans_nobody_waits_for_are_not_remembered_while_upstream_is_away(
     are remembered for it only when it waits for them: the list stays bounded by what it
     awaits, not by every scan the room uploads meanwhile."""
     n = 60
-    pages = [page(i, 900 + i) for i in range(n)]
-    bodies = forms(n, seed=12)
-    for b, p in zip(bodies, pages, strict=True):
-        b["scans"] = [sha(p)]
-    recs = chain(LAPTOP, bodies)
-    h, store, _probe = await open_hub(tmp_path, aiohttp_client)
-    fwd = Forwarder(store, FakeUpstream(FakeRoot()), HUB_KEY, "Test Hub", scans=h.scans)
+    pages, recs, (h, store, fwd) = await one_scan_each(tmp_path, aiohttp_client, n, 12)
     try:
         await h.enrolled(LAPTOP, approve=True)
         status, _ = await h.push([r.raw for r in recs])
