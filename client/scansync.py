@@ -4,7 +4,7 @@ The decisions (what to ask, which chunk next, where to resume) are
 ``hub.protocol.blobsync.BlobSender``'s; this module reads the chunks from the laptop's blob
 store (``DATA/blobs``), makes the calls through ``client.hublink.HubLink``, and keeps what the
 hub answered in ``client.scanstate``. Only scans of entries the hub holds are offered, dealt to
-four senders working at once. A call that gets no answer ends that sender's part of the round
+eight senders working at once. A call that gets no answer ends that sender's part of the round
 (what was learnt is kept); the next round asks the hub where to go on, so at most one chunk
 per sender is sent twice.
 """
@@ -27,7 +27,7 @@ from .store import ClientStore
 
 log = logging.getLogger(__name__)
 
-LANES = 4  # senders at once: one request in flight each
+LANES = 8  # senders at once, one request in flight each: the hub hashes and fsyncs 8 at once
 _REFUSALS = ("offset_mismatch", "not_named", *bs.FATAL)
 _STATE = {bs.HELD: scanstate.AT_HUB, bs.UPSTREAM: scanstate.UPSTREAM}
 
@@ -41,10 +41,12 @@ class ScanReport:
     resent_bytes: int = 0  # of those, bytes the hub already had (after an interruption)
     refused: list[dict[str, str]] = field(default_factory=list)  # scans the hub refused
     error: str | None = None  # why the round's scans stopped early
+    seconds: float = 0.0  # how long the scans part of the round took (wall clock)
 
     def to_dict(self) -> dict[str, object]:
         return {"sent": self.sent, "bytes": self.bytes, "resent_bytes": self.resent_bytes,
-                "refused": self.refused, "error": self.error}  # fmt: skip
+                "refused": self.refused, "error": self.error,
+                "seconds": round(self.seconds, 3)}  # fmt: skip
 
 
 async def send_scans(
@@ -59,6 +61,7 @@ async def send_scans(
     """Send the hub the scans it lacks of the entries it holds; returns what happened. The
     scans are dealt round-robin to ``lanes`` senders working at once (one request in flight
     each), so reading and sending here overlap with writing and fsyncing at the hub."""
+    began = clock.monotonic()
     blobs = blobs or blob_store(store.data_dir)
     await asyncio.to_thread(blobs.expire_tmp, partial_max_age)  # half-copied pages of a crash
     await scanstate.index(store.db)
@@ -76,6 +79,7 @@ async def send_scans(
     finally:
         report.resent_bytes = sum(s.resent_bytes for s in senders)
         await scanstate.set_states(store.db, learnt)
+        report.seconds = clock.monotonic() - began
     return report
 
 

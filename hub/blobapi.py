@@ -59,10 +59,27 @@ async def put_chunk(request: web.Request) -> web.Response:
     )
     if request.content_length is None:
         raise CodecError("an upload chunk needs Content-Length", code="bad_range")
-    body = await request.read()
-    if len(body) != request.content_length:  # pragma: no cover - aiohttp refuses it first
+    pieces = await _body_pieces(request, request.content_length)
+    return _pack(await scans.put_chunk(digest, start, total, pieces))
+
+
+async def _body_pieces(request: web.Request, length: int) -> list[bytes]:
+    """The body of ``length`` bytes as aiohttp received it, piece by piece: the pieces are
+    hashed and written as they are, never copied into one buffer first (``request.read``
+    copies a chunk three times over on the event loop)."""
+    if length > request.client_max_size:
+        raise web.HTTPRequestEntityTooLarge(max_size=request.client_max_size, actual_size=length)
+    pieces: list[bytes] = []
+    got = 0
+    while True:
+        data, chunk_end = await request.content.readchunk()
+        if not data and not chunk_end:  # the end of the body
+            break
+        pieces.append(data)
+        got += len(data)
+    if got != length:  # pragma: no cover - aiohttp refuses a short body first
         raise CodecError("the chunk was cut short", code="bad_range")
-    return _pack(await scans.put_chunk(digest, start, total, body))
+    return pieces
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:

@@ -95,9 +95,10 @@ class LocalBlobs:
         return _LocalWriter(self.store.writer(expect))
 
     async def adopt(self, path: Path, digest: str) -> bool:
-        return await asyncio.to_thread(self._adopt, path, digest)
+        return await asyncio.to_thread(self.adopt_now, path, digest)
 
-    def _adopt(self, path: Path, digest: str) -> bool:
+    def adopt_now(self, path: Path, digest: str) -> bool:
+        """``adopt``, on the calling thread (a worker thread already)."""
         dest = self.store.path(digest)
         if dest.exists():
             path.unlink(missing_ok=True)

@@ -9,14 +9,25 @@ status, kept event by event. A blob is added by one transaction on the store's w
 is durable in the blob store, and the tally changes only after that COMMIT, on the writer
 (whatever becomes of the caller meanwhile). One process owns
 hub.db, so the tally is the truth.
+
+A blob durable in the data folder's own blob store is the exception (``add_held_listed``):
+the file under its hash is the truth for it, and every start lists again a file the table
+lacks (``HubScans.load``), so it is held in memory at once and its row goes into the next
+group commit, which nobody waits for: an upload's answer costs no fsync of hub.db.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from hub.protocol.blobsync import HeldBlob, ScanIndex, ScanTally
+
+log = logging.getLogger(__name__)
+
+Queue = Callable[[str, int, str, int, Callable[[], None]], "asyncio.Future[None]"]
 
 
 class _Facts(Protocol):
@@ -26,15 +37,11 @@ class _Facts(Protocol):
 
 class SqliteScanBook:
     """``ScanBook`` over ``store.facts`` and the ``blobs`` table (see the module docstring).
-    ``write(digest, size, kind, now, then)`` inserts the row in one committed transaction and
-    calls ``then`` (this book's memory update) right after its COMMIT, on the writer."""
+    ``write(digest, size, kind, now, then)`` queues the row for the store's next committed
+    transaction and returns a future done after its COMMIT; ``then`` (this book's memory
+    update) runs right after that COMMIT, on the writer."""
 
-    def __init__(
-        self,
-        store: _Facts,
-        held: dict[str, HeldBlob],
-        write: Callable[[str, int, str, int, Callable[[], None]], Awaitable[None]],
-    ):
+    def __init__(self, store: _Facts, held: dict[str, HeldBlob], write: Queue):
         self.store = store
         self._write = write
         self.tally = ScanTally(False, held)
@@ -74,7 +81,19 @@ class SqliteScanBook:
             return False
         # the tally changes on the writer, right after the COMMIT: a caller cancelled while it
         # waits (its request dropped) leaves memory in step with hub.db all the same
-        await self._write(digest, size, kind, now, lambda: self.tally.arrived(digest, size, kind))
+        then = lambda: self.tally.arrived(digest, size, kind)  # noqa: E731
+        await asyncio.shield(self._write(digest, size, kind, now, then))
+        return True
+
+    def add_held_listed(self, digest: str, size: int, kind: str, now: int) -> bool:
+        """``add_held`` for a blob durable in the data folder's blob store, which every start
+        lists again (see the module docstring): held in memory now, its row written by the
+        next group commit, not waited for. A failed write is logged: the blob stays in the
+        folder, and the next start lists it. False when it already was held."""
+        if digest in self.tally.held:
+            return False
+        self.tally.arrived(digest, size, kind)
+        self._write(digest, size, kind, now, _nothing).add_done_callback(_log_unlisted(digest))
         return True
 
     async def newly_confirmed(self, confirmed: Mapping[int, int]) -> list[str]:
@@ -91,3 +110,18 @@ class SqliteScanBook:
 def holds_exactly(rows: Sequence[Sequence[Any]]) -> dict[str, HeldBlob]:
     """The held blobs from the ``blobs`` table's (hash, size, kind) rows."""
     return {str(h): HeldBlob(int(size), str(kind)) for h, size, kind in rows}
+
+
+def _nothing() -> None:
+    return None
+
+
+def _log_unlisted(digest: str) -> Callable[[asyncio.Future[None]], None]:
+    def logged(done: asyncio.Future[None]) -> None:
+        exc = None if done.cancelled() else done.exception()
+        if done.cancelled() or exc is not None:
+            log.warning("scan %s is stored but could not be listed in hub.db (%s); the next "
+                        "start lists it from the blob folder", digest,
+                        exc or "the hub stopped")  # fmt: skip
+
+    return logged

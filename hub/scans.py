@@ -11,7 +11,9 @@
   across restarts) until its last chunk: then kind, end and hash are checked, and only then is
   the blob handed to the blob store (renamed into the folder, or written to the object store
   under its hash and the local copy removed) and marked held in the book. The answer to the
-  last chunk comes after both, so an acknowledged blob is durable and held for everyone.
+  last chunk comes after both, so an acknowledged blob is durable and held for everyone. (On
+  SQLite with the folder store, "held" is the book's memory, its row written by the next group
+  commit without the answer waiting: the file is the truth, and ``load`` lists it again.)
 
 It answers the lacking question, appends upload chunks (one at a time per hash, each fsynced
 before its answer) and streams held blobs. What upstream is known to hold is learned by the
@@ -280,27 +282,31 @@ class HubScans:
 
     # -- receiving ---------------------------------------------------------------------------
 
-    async def put_chunk(self, digest: str, start: int, total: int, body: bytes) -> dict[str, Any]:
-        """Append one upload chunk; the answer only once it is durable (and, for the last
-        chunk, once the blob is in the blob store under its hash and held in the book)."""
+    async def put_chunk(
+        self, digest: str, start: int, total: int, pieces: list[bytes]
+    ) -> dict[str, Any]:
+        """Append one upload chunk (the body as ``pieces``); the answer only once it is durable
+        (and, for the last chunk, once the blob is in the blob store under its hash and held
+        in the book)."""
         async with self._locks.hold(digest):
-            return await self._put(digest, start, total, body)
+            return await self._put(digest, start, total, pieces)
 
-    async def _put(self, digest: str, start: int, total: int, body: bytes) -> dict[str, Any]:
+    async def _put(
+        self, digest: str, start: int, total: int, pieces: list[bytes]
+    ) -> dict[str, Any]:
         known = await self.book.lookup([digest])
-        offset = self.blobs.upload_offset(digest)
-        verdict = blobsync.check_chunk(
-            named=digest in known, held=known.get(digest) is not None, offset=offset,
-            start=start, length=len(body), total=total, max_size=self.blobs.max_size,
-        )  # fmt: skip
-        if not verdict.ok:
-            raise BlobRefused(verdict.code, verdict.reason, offset=verdict.offset)
-        try:
-            info = await asyncio.to_thread(self._append, digest, offset, body, verdict.last)
-            self.counters.received_bytes += len(body)
+        named, held = digest in known, known.get(digest) is not None
+        try:  # the offset, the verdict, the append, the check and (local) the rename: one trip
+            verdict, info = await asyncio.to_thread(
+                self._receive, digest, start, total, pieces, named, held
+            )
+            if not verdict.ok:
+                raise BlobRefused(verdict.code, verdict.reason, offset=verdict.offset)
+            length = verdict.offset - start
+            self.counters.received_bytes += length
             if info is None:
                 return {"offset": verdict.offset, "stored": 0}
-            await self._finish(digest, offset, info)
+            await self._finish(digest, start, info)
         except BlobError as exc:
             raise BlobRefused(_blob_code(exc.code), exc.message) from None
         except OSError as exc:
@@ -316,20 +322,53 @@ class HubScans:
         return {"offset": info.size, "stored": 1}
 
     async def _finish(self, digest: str, offset: int, info: BlobInfo) -> None:
-        """The verified upload into the blob store, then held in the book. If either fails,
-        the upload goes back to ``offset`` (before its last chunk): that chunk is sent again."""
+        """The verified upload into the blob store (where finished blobs live in the data
+        folder, ``_receive`` renamed it already), then held in the book (on SQLite with the
+        folder store, in memory now and its row in the next group commit: the folder is the
+        truth, see ``SqliteScanBook.add_held_listed``). If either fails, the upload goes back
+        to ``offset`` (before its last chunk): that chunk is sent again."""
         path = self.blobs.upload_path(digest)
         try:
-            await self.final.adopt(path, digest)
-            await self.book.add_held(digest, info.size, info.kind, clock.now_s())
+            if not self.local:
+                await self.final.adopt(path, digest)
+            if self.local and isinstance(self.book, SqliteScanBook):  # the folder is the truth
+                self.book.add_held_listed(digest, info.size, info.kind, clock.now_s())
+            else:
+                await self.book.add_held(digest, info.size, info.kind, clock.now_s())
         except BaseException as exc:
             await asyncio.to_thread(_truncate, path, offset)
             if isinstance(exc, SharedError) and getattr(exc, "code", "") == "unavailable":
                 raise BlobsUnavailable(f"the scan store cannot be reached: {exc}") from None
             raise
 
-    def _append(self, digest: str, offset: int, body: bytes, last: bool) -> BlobInfo | None:
-        """Append ``body`` at ``offset`` and fsync (a failure leaves the file at ``offset``);
+    def _receive(
+        self, digest: str, start: int, total: int, pieces: list[bytes], named: bool, held: bool
+    ) -> tuple[blobsync.ChunkVerdict, BlobInfo | None]:
+        """The receiver's verdict on a chunk at ``start`` (against the offset held durably),
+        and if it is taken, the chunk appended (``_append``); where finished blobs live in the
+        data folder, a last chunk's verified blob is renamed into place here too. Runs on a
+        worker thread, under the upload's lock."""
+        offset = self.blobs.upload_offset(digest)
+        length = sum(len(p) for p in pieces)
+        verdict = blobsync.check_chunk(
+            named=named, held=held, offset=offset, start=start, length=length, total=total,
+            max_size=self.blobs.max_size,
+        )  # fmt: skip
+        if not verdict.ok:
+            return verdict, None
+        info = self._append(digest, offset, pieces, verdict.last)
+        if info is not None and self.local:
+            assert isinstance(self.final, LocalBlobs)
+            path = self.blobs.upload_path(digest)
+            try:
+                self.final.adopt_now(path, digest)
+            except BaseException:
+                _truncate(path, offset)  # that chunk is sent again
+                raise
+        return verdict, info
+
+    def _append(self, digest: str, offset: int, pieces: list[bytes], last: bool) -> BlobInfo | None:
+        """Append ``pieces`` at ``offset`` and fsync (a failure leaves the file at ``offset``);
         on the last chunk, verify the whole blob instead (one fsync of the file; it stays at
         the upload path for ``_finish``). Runs on a worker thread."""
         w = self._open.pop(digest, None)
@@ -338,7 +377,8 @@ class HubScans:
                 w.close_keep()
             w = self.blobs.resume(digest)
         try:
-            w.write(body)
+            for piece in pieces:
+                w.write(piece)
             if last:
                 return w.verify()  # fsyncs the whole file: no sync first
             w.sync()

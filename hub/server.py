@@ -83,15 +83,16 @@ class ByteBudget:
     async def hold(self, n: int) -> AsyncIterator[None]:
         n = min(n, self.limit)
         async with self._room:
-            try:
-                await asyncio.wait_for(
-                    self._room.wait_for(lambda: self.used + n <= self.limit), self.timeout
-                )
-            except TimeoutError:
-                raise Busy(
-                    f"the hub is receiving {self.used} bytes of other requests; send this "
-                    "again later"
-                ) from None
+            if self.used + n > self.limit:  # room now: no timed wait (a task per request)
+                try:
+                    await asyncio.wait_for(
+                        self._room.wait_for(lambda: self.used + n <= self.limit), self.timeout
+                    )
+                except TimeoutError:
+                    raise Busy(
+                        f"the hub is receiving {self.used} bytes of other requests; send this "
+                        "again later"
+                    ) from None
             self.used += n
         try:
             yield

@@ -156,7 +156,7 @@ class HubStore:
         self.broken: BaseException | None = None  # set when the writer cannot go on
         self._file = _file_id(self.path)  # hub.db as opened: (device, inode)
         self._log_quota = QuotaLog(log)
-        self.scan_book = SqliteScanBook(self, {}, self._add_blob)  # the scans (hub.scanbook)
+        self.scan_book = SqliteScanBook(self, {}, self._queue_blob)  # the scans (hub.scanbook)
         self._blobs_due: list[_DueBlob] = []
         self._blob_writer: asyncio.Future[None] | None = None
 
@@ -172,7 +172,7 @@ class HubStore:
         try:
             store = cls(db, await load(db), refuse_unknown=refuse_unknown, quotas=quotas)
             held = holds_exactly(await db.fetchall("SELECT hash, size, kind FROM blobs"))
-            store.scan_book = SqliteScanBook(store, held, store._add_blob)
+            store.scan_book = SqliteScanBook(store, held, store._queue_blob)
         except BaseException:
             await db.close()
             raise
@@ -208,11 +208,11 @@ class HubStore:
                     self.broken = gone
                 raise gone
 
-    async def _add_blob(
+    def _queue_blob(
         self, digest: str, size: int, kind: str, now: int, then: Callable[[], None]
-    ) -> None:
-        """A blob durable in the blob store is held (the scan book's one write); returns
-        after its COMMIT. Blobs that finish while one commit runs share the next (one
+    ) -> asyncio.Future[None]:
+        """Queue a blob durable in the blob store for the scan book's one write; the future
+        is done after its COMMIT. Blobs that finish while one commit runs share the next (one
         transaction, one fsync for all of them, as pushes share a group commit). ``then``
         (the book's memory update) runs on the writer right after the COMMIT, so memory
         follows hub.db even when the caller is cancelled while it waits."""
@@ -221,7 +221,7 @@ class HubStore:
         self._blobs_due.append(((digest, size, kind, now), then, done))
         if self._blob_writer is None or self._blob_writer.done():
             self._blob_writer = asyncio.ensure_future(self._write_blobs())
-        await asyncio.shield(done)
+        return done
 
     async def _write_blobs(self) -> None:
         while self._blobs_due:

@@ -242,3 +242,78 @@ async def test_a_failed_commit_whose_caller_is_gone_leaves_no_unretrieved_failur
     finally:
         store.db.before_commit = None
         await store.close()
+
+
+async def test_an_upload_answer_waits_for_no_commit_of_the_book_and_a_lost_row_comes_back(
+    tmp_path: Path, aiohttp_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On SQLite with the scans in the data folder, the last chunk's answer comes once the
+    blob is durable under its hash, without waiting for hub.db's COMMIT of its row (here
+    stuck): the scan is held for everyone at once. A row that never commits (the COMMIT
+    fails) is logged, and the next start lists the blob again from the folder."""
+    pages = [page(i, 3000 + i) for i in range(2)]
+    store = await HubStore.open(tmp_path)
+    release = asyncio.Event()
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client)
+        await push_with_scans(h, [[p] for p in pages])
+
+        async def stuck() -> None:
+            await release.wait()
+
+        store.db.before_commit = stuck
+        # a bound only against a hang: before, the answer waited for the stuck COMMIT
+        reply = await asyncio.wait_for(h.upload(pages[0], chunk=len(pages[0])), 60)
+        assert reply == {"offset": len(pages[0]), "stored": 1}
+        status, ans = await h.lacking([sha(pages[0])])
+        assert status == 200 and ans["blobs"] == [[sha(pages[0]), "held", 0]]
+        assert await store.db.fetchall("SELECT hash FROM blobs") == []  # the row waits
+        release.set()
+        await wait_rows(store, 1)
+
+        async def failing() -> None:
+            raise OSError("disk gone")
+
+        store.db.before_commit = failing
+        assert await h.upload(pages[1], chunk=len(pages[1])) == {
+            "offset": len(pages[1]), "stored": 1,
+        }  # fmt: skip
+        await wait_logged(caplog, f"scan {sha(pages[1])} is stored but could not be listed")
+        assert sha(pages[1]) in h.scans.held
+        await h.http.close()
+        h.scans.close()
+    finally:
+        release.set()
+        store.db.before_commit = None
+        await store.close()
+    store = await HubStore.open(tmp_path)
+    try:
+        assert {r[0] for r in await store.db.fetchall("SELECT hash FROM blobs")} == {
+            sha(pages[0])
+        }
+        scans = HubScans(tmp_path, store, root=False)
+        await scans.load()
+        assert set(scans.held) == {sha(p) for p in pages}  # listed again from the folder
+        rows = await store.db.fetchall("SELECT hash FROM blobs")
+        assert {r[0] for r in rows} == {sha(p) for p in pages}
+        scans.close()
+    finally:
+        await store.close()
+
+
+async def wait_rows(store: HubStore, n: int) -> None:
+    """Until hub.db's ``blobs`` table has ``n`` rows (a bounded poll)."""
+    for _ in range(6000):
+        if len(await store.db.fetchall("SELECT hash FROM blobs")) == n:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"hub.db never listed {n} scans")
+
+
+async def wait_logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    """Until a record containing ``text`` is logged (a bounded poll)."""
+    for _ in range(6000):
+        if any(text in r.getMessage() for r in caplog.records):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never logged: {text}")
