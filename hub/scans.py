@@ -116,13 +116,32 @@ class HubScans:
         a worker thread; from now on only new ones). Where finished blobs live in the data
         folder, list in the book any blob file it does not know (a folder from before the
         book, or a crash between the rename and the COMMIT): the folder's file names are
-        read, and only a file the book lacks is opened (to learn its kind)."""
+        read, and only a file the book lacks is opened (to learn its kind). A partial upload
+        that holds its whole blob (a crash between its last chunk and the rename) is finished
+        (``_finish_whole_uploads``)."""
         await asyncio.to_thread(self.blobs.clean_tmp)
         await self.expire()
         if self.sqlite:
             await asyncio.to_thread(self.refresh)
+        await self._finish_whole_uploads()
         if self.local:
             await self._adopt_folder()
+
+    async def _finish_whole_uploads(self) -> None:
+        """Finish each partial upload that holds its whole, verified blob: handed to the blob
+        store and held in the book, as its last chunk would have. Left as it was, its sender
+        would be told "send from byte TOTAL", which no chunk can, for ever."""
+        names = await asyncio.to_thread(_upload_names, self.blobs.tmp)
+        for i in range(0, len(names), blobsync.MAX_ASK):
+            known = await self.book.lookup(names[i : i + blobsync.MAX_ASK])
+            for digest in (h for h, held in known.items() if held is None):
+                info = await asyncio.to_thread(self.blobs.whole_upload, digest)
+                if info is None:
+                    continue
+                path = self.blobs.upload_path(digest)
+                await self.final.adopt(path, digest)
+                await self.book.add_held(digest, info.size, info.kind, clock.now_s())
+                log.info("finished scan %s: its upload was whole when the hub stopped", digest)
 
     async def _adopt_folder(self) -> None:
         names = await asyncio.to_thread(_blob_names, self.blobs.root)
@@ -404,7 +423,10 @@ class HubScans:
         return self.final.iter_chunks(digest, start=start, end=end)
 
     async def read_bytes(self, digest: str, offset: int, length: int) -> bytes:
-        """Up to ``length`` bytes of a held blob from ``offset`` (a chunk to send upstream)."""
+        """Up to ``length`` bytes of a held blob from ``offset`` (a chunk to send upstream):
+        from the data folder in one worker-thread call, else streamed from the blob store."""
+        if self.local:
+            return await asyncio.to_thread(self.blobs.read, digest, offset, length)
         return b"".join([c async for c in self.read(digest, offset, offset + length - 1)])
 
 
@@ -456,6 +478,16 @@ def expiry_interval(max_age: float) -> float:
 
 def _blob_code(code: str) -> str:
     return {"too_large": "blob_too_large"}.get(code, code)
+
+
+def _upload_names(tmp: Path) -> list[str]:
+    """The hashes of the partial uploads in the folder ``tmp`` (``<sha256>.upload``)."""
+    try:
+        with os.scandir(tmp) as it:
+            names = [d.name.removesuffix(UPLOAD_SUFFIX) for d in it]
+    except FileNotFoundError:
+        return []
+    return [n for n in names if is_hash(n)]
 
 
 def _blob_names(root: Path) -> list[str]:

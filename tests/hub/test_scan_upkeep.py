@@ -288,9 +288,7 @@ async def test_an_upload_answer_waits_for_no_commit_of_the_book_and_a_lost_row_c
         await store.close()
     store = await HubStore.open(tmp_path)
     try:
-        assert {r[0] for r in await store.db.fetchall("SELECT hash FROM blobs")} == {
-            sha(pages[0])
-        }
+        assert {r[0] for r in await store.db.fetchall("SELECT hash FROM blobs")} == {sha(pages[0])}
         scans = HubScans(tmp_path, store, root=False)
         await scans.load()
         assert set(scans.held) == {sha(p) for p in pages}  # listed again from the folder
@@ -317,3 +315,43 @@ async def wait_logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"never logged: {text}")
+
+
+async def test_an_upload_a_crash_left_whole_is_finished_at_start(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """A hub killed between a scan's last chunk (appended, fsynced) and its rename leaves the
+    whole scan as a partial upload; at the next start it is finished (held, in the folder),
+    where before its sender was told "send from byte TOTAL" for ever. A partial upload
+    still short of its end, and one whose bytes do not hash to its name, stay as they are."""
+    pages = [page(i, 4000 + i) for i in range(3)]
+    store = await HubStore.open(tmp_path)
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client)
+        await push_with_scans(h, [[p] for p in pages])
+        await h.http.close()
+        h.scans.close()
+    finally:
+        await store.close()
+    blobs = HubScans(tmp_path, store, root=False).blobs
+    whole, short, damaged = pages
+    blobs.tmp.mkdir(parents=True, exist_ok=True)
+    blobs.upload_path(sha(whole)).write_bytes(whole)
+    blobs.upload_path(sha(short)).write_bytes(short[:1000])
+    blobs.upload_path(sha(damaged)).write_bytes(damaged[:-3] + b"\x00\xff\xd9")
+    store = await HubStore.open(tmp_path)
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client)
+        assert sha(whole) in h.scans.held and blobs.path(sha(whole)).read_bytes() == whole
+        assert not blobs.upload_path(sha(whole)).exists()
+        status, ans = await h.lacking([sha(p) for p in pages])
+        assert status == 200 and ans["blobs"] == [
+            [sha(whole), "held", 0], [sha(short), "lacking", 1000],
+            [sha(damaged), "lacking", len(damaged)],
+        ]  # fmt: skip
+        rows = await store.db.fetchall("SELECT hash FROM blobs")
+        assert {r[0] for r in rows} == {sha(whole)}
+        await h.http.close()
+        h.scans.close()
+    finally:
+        await store.close()
