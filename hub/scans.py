@@ -36,6 +36,7 @@ import contextlib
 import errno
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Container, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,14 +102,16 @@ class HubScans:
         self.counters = Counters()
         self._locks = _UploadLocks()  # one chunk at a time per hash
         self._open: dict[str, BlobWriter] = {}  # partial uploads between their chunks
+        self._open_lock = threading.Lock()  # chunks of different scans run on worker threads
         self._summary: ScanSummary | None = None
         self._arrivals: list[str] | None = None  # awaited blobs stored since taken (watched)
         self._awaited: Container[str] = ()  # what the watcher waits for
 
     def close(self) -> None:
         """Close the partial uploads kept open (they stay on disk, to be resumed)."""
-        while self._open:
-            self._open.popitem()[1].close_keep()
+        with self._open_lock:
+            while self._open:
+                self._open.popitem()[1].close_keep()
 
     async def load(self) -> None:
         """Clear what a crash left and drop the partial uploads abandoned for longer than
@@ -222,7 +225,8 @@ class HubScans:
                     continue
                 await held.enter_async_context(self._locks.hold(digest))  # free: at once
                 taken.add(digest)
-                w = self._open.pop(digest, None)
+                with self._open_lock:
+                    w = self._open.pop(digest, None)
                 if w is not None:
                     w.close_keep()
             keep = _Untaken(taken)
@@ -390,7 +394,8 @@ class HubScans:
         """Append ``pieces`` at ``offset`` and fsync (a failure leaves the file at ``offset``);
         on the last chunk, verify the whole blob instead (one fsync of the file; it stays at
         the upload path for ``_finish``). Runs on a worker thread."""
-        w = self._open.pop(digest, None)
+        with self._open_lock:
+            w = self._open.pop(digest, None)
         if w is None or w.size != offset:  # not open (or moved under us): read it back once
             if w is not None:
                 w.close_keep()
@@ -405,9 +410,12 @@ class HubScans:
             w.close_keep()
             _truncate(self.blobs.upload_path(digest), offset)
             raise
-        self._open[digest] = w  # kept open for the next chunk: no re-reading
-        while len(self._open) > MAX_OPEN:
-            self._open.pop(next(iter(self._open))).close_keep()
+        with self._open_lock:  # kept open for the next chunk: no re-reading
+            self._open[digest] = w
+            over = max(0, len(self._open) - MAX_OPEN)  # the oldest go first
+            evicted = [self._open.pop(k) for k in list(self._open)[:over]]
+        for old in evicted:
+            old.close_keep()
         return None
 
     # -- reading -----------------------------------------------------------------------------

@@ -355,3 +355,33 @@ async def test_an_upload_a_crash_left_whole_is_finished_at_start(
         h.scans.close()
     finally:
         await store.close()
+
+
+async def test_partial_uploads_kept_open_are_bounded_oldest_first_and_resume_when_closed(
+    tmp_path: Path, aiohttp_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partial uploads stay open between their chunks up to ``MAX_OPEN`` (here 3): under it
+    none is closed, over it the oldest goes first, and an upload closed that way goes on
+    (read back from its file) to a whole, verified scan."""
+    import hub.scans as hub_scans
+
+    monkeypatch.setattr(hub_scans, "MAX_OPEN", 3)
+    pages = [page(i, 3000 + i) for i in range(4)]
+    store = await HubStore.open(tmp_path)
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client)
+        await push_with_scans(h, [[p] for p in pages])
+        for p in pages[:3]:
+            assert (await h.put(sha(p), p[:1000], 0, len(p)))[0] == 200
+        assert list(h.scans._open) == [sha(p) for p in pages[:3]]  # none closed under it
+        assert (await h.put(sha(pages[3]), pages[3][:1000], 0, len(pages[3])))[0] == 200
+        assert list(h.scans._open) == [sha(p) for p in pages[1:]]  # the oldest went
+        for p in pages:
+            status, reply = await h.put(sha(p), p[1000:], 1000, len(p))
+            assert status == 200 and reply == {"offset": len(p), "stored": 1}, reply
+            assert h.scans.blobs.path(sha(p)).read_bytes() == p
+        assert h.scans._open == {}
+        await h.http.close()
+        h.scans.close()
+    finally:
+        await store.close()
