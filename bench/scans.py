@@ -13,13 +13,15 @@ In one run, on 127.0.0.1, as real processes:
                a timed round with the scans only (what the transfer itself costs, with one
                process start and hello), against a raw copy timed just before it (on a
                loaded machine the load moves between the first raw copy and that round);
-- hub->root    the hub restarted with ``--upstream``: from then until the root holds every
-               scan (entries first, then scans);
+- hub->root    the hub restarted with ``--upstream`` (and ``--upstream-lanes`` 2, the default,
+               and 8, for an upstream on a fast local network): from then until the root
+               holds every scan (entries first, then scans);
 - interrupted  a second hub and root with the fault proxy between them cutting uploads
                mid-body and resetting connections: bytes sent through the proxy against the
                scans' bytes (what interruptions cost: at most one chunk each).
 
-    .venv/bin/python bench/scans.py [--blobs 500] [--size 1000000] [--no-faults]
+    .venv/bin/python bench/scans.py [--blobs 500] [--size 1000000] [--no-faults] [--rounds N]
+        [--lanes 2,8]
 """
 
 from __future__ import annotations
@@ -168,7 +170,14 @@ def main() -> None:
         help="scans-only rounds laptop -> hub, and hub -> root rounds (each against a raw copy "
         "just before it; medians)",
     )
+    ap.add_argument(
+        "--lanes",
+        default="2,8",
+        help="the hub's --upstream-lanes for the hub -> root rounds, comma-separated "
+        "(2 is the default; 8 for an upstream on a fast local network)",
+    )
     a = ap.parse_args()
+    a.lanes = [int(x) for x in a.lanes.split(",")]
     n, size = a.blobs - a.blobs % 2, a.size
     mb = n * size / 1e6
     tmp = Path(tempfile.mkdtemp(prefix="c1bench-scans-"))
@@ -245,11 +254,12 @@ def main() -> None:
               f"process); scans: hub {hc:.2f} s + c1client {cc:.2f} s (with its start)"
               )  # fmt: skip
 
-        fwd: list[float] = []
+        fwd: dict[int, list[float]] = {lanes: [] for lanes in a.lanes}
         hub.stop()
-        if a.rounds > 1:  # the hub as it is now (no upstream yet), for the further rounds
+        if a.rounds * len(a.lanes) > 1:  # the hub as it is now (no upstream yet), to copy
             shutil.copytree(hub.data, tmp / "hub-snap", copy_function=_link_blobs)
-        for r in range(a.rounds):  # a fresh hub and root each round, with a raw copy before
+        runs = [lanes for _ in range(a.rounds) for lanes in a.lanes]
+        for r, lanes in enumerate(runs):  # a fresh hub and root each round, a raw copy before
             if r:
                 for node in (hub, root):
                     node.stop()
@@ -262,7 +272,7 @@ def main() -> None:
                 procs.append(root.start())
             raw3_s = asyncio.run(raw_copy(pages, tmp / f"raw3-{r}"))
             shutil.rmtree(tmp / f"raw3-{r}")
-            hub.extra = ("--approve-all", "--upstream", root.url)
+            hub.extra = ("--approve-all", "--upstream", root.url, "--upstream-lanes", str(lanes))
             t0 = time.perf_counter()
             hub.start()
             wait_for(partial(held_over, root, 0), 3600, "the first scan at the root", 0.02)
@@ -273,13 +283,14 @@ def main() -> None:
             hub.stop()
             rest = (n - first) * size / 1e6
             raw_rest = raw3_s * (n - first) / n  # the raw copy of the same bytes
-            fwd.append(raw_rest / fwd_s)
-            print(f"hub -> root (forwarder):       {fwd_s:7.2f} s  {rest / fwd_s:7.1f} MB/s  "
+            fwd[lanes].append(raw_rest / fwd_s)
+            print(f"hub -> root ({lanes:2d} lanes):  {fwd_s:7.2f} s  {rest / fwd_s:7.1f} MB/s  "
                   f"({raw_rest / fwd_s:.0%} of a raw copy just before: {raw3_s:.2f} s; from "
                   f"the first scan at the root, {t1 - t0:.1f} s after the restart)")  # fmt: skip
-        if a.rounds > 1:
-            print(f"  hub -> root rounds: median {statistics.median(fwd):.0%} of raw "
-                  f"({', '.join(f'{x:.0%}' for x in fwd)})")  # fmt: skip
+        for lanes, got in fwd.items():
+            if len(got) > 1:
+                print(f"  hub -> root, {lanes} lanes: median {statistics.median(got):.0%} of "
+                      f"raw ({', '.join(f'{x:.0%}' for x in got)})")  # fmt: skip
 
         if not a.no_faults:
             root2 = HubProc(tmp / "root2", national=True, extra=("--approve-all",)).start()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from hub.errors import NotFound
 from hub.protocol import blobsync, codec
@@ -59,14 +59,21 @@ async def put_chunk(request: web.Request) -> web.Response:
     )
     if request.content_length is None:
         raise CodecError("an upload chunk needs Content-Length", code="bad_range")
+    if request.headers.get(hdrs.CONTENT_ENCODING, "identity").lower() != "identity":
+        # a decoded body could be any size: the limits count the bytes on the wire
+        raise CodecError(
+            "send an upload chunk as it is, without Content-Encoding (a scanned page is "
+            "compressed already; Content-Range counts the scan's own bytes)"
+        )
     pieces = await _body_pieces(request, request.content_length)
     return _pack(await scans.put_chunk(digest, start, total, pieces))
 
 
 async def _body_pieces(request: web.Request, length: int) -> list[bytes]:
-    """The body of ``length`` bytes as aiohttp received it, piece by piece: the pieces are
-    hashed and written as they are, never copied into one buffer first (``request.read``
-    copies a chunk three times over on the event loop)."""
+    """The body of ``length`` bytes (no Content-Encoding: what comes is what the limits
+    counted) as aiohttp received it, piece by piece: the pieces are hashed and written as
+    they are, never copied into one buffer first (``request.read`` copies a chunk three times
+    over on the event loop)."""
     if length > request.client_max_size:
         raise web.HTTPRequestEntityTooLarge(max_size=request.client_max_size, actual_size=length)
     pieces: list[bytes] = []
@@ -77,8 +84,8 @@ async def _body_pieces(request: web.Request, length: int) -> list[bytes]:
             break
         pieces.append(data)
         got += len(data)
-    if got != length:  # pragma: no cover - aiohttp refuses a short body first
-        raise CodecError("the chunk was cut short", code="bad_range")
+    if got != length:  # pragma: no cover - aiohttp reads Content-Length bytes, or fails
+        raise CodecError("the chunk is not as long as its Content-Length", code="bad_range")
     return pieces
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from hub.protocol.quota import Quotas
 from hub.shared.settings import Setting, by_name
 
+MAX_UPSTREAM_LANES = 16  # scan chunks in flight upstream at most (each up to 1 MiB in memory)
+
 SETTINGS: list[Setting] = [
     Setting("data_dir", None, "Hub data folder (env C1HUB_DATA).", env="C1HUB_DATA"),
     Setting("host", "0.0.0.0", "Address to listen on. 0.0.0.0 = every interface of the room LAN."),
@@ -41,6 +43,12 @@ SETTINGS: list[Setting] = [
         env="C1HUB_BLOBS",
     ),
     Setting("upstream_kbps", 0, "Cap on upstream bandwidth in kilobytes/second (0 = no cap)."),
+    Setting(
+        "upstream_lanes",
+        2,
+        "Scan chunks in flight upstream at once without a cap (one under --upstream-kbps); "
+        "raise it only for an upstream on a fast local network.",
+    ),
     Setting("max_body", 16 * 1024 * 1024, "Largest request body accepted, in bytes."),
     Setting("max_batch", 5000, "Most records accepted in one push."),
     Setting("max_endorsements", 10000, "Most endorsements accepted in one push."),
@@ -128,6 +136,7 @@ class HubConfig:
     db: str | None = None
     blobs: str | None = None
     upstream_kbps: int = 0
+    upstream_lanes: int = 2
     max_body: int = 16 * 1024 * 1024
     max_batch: int = 5000
     max_endorsements: int = 10000
@@ -170,6 +179,8 @@ class HubConfig:
             raise ValueError(f"--blobs {self.blobs!r} must be a URL like s3://BUCKET?endpoint=URL")
         if self.upstream_kbps < 0:
             raise ValueError("upstream_kbps must be >= 0")
+        if not 1 <= self.upstream_lanes <= MAX_UPSTREAM_LANES:
+            raise ValueError(f"upstream_lanes must be 1..{MAX_UPSTREAM_LANES}")
         if self.partial_max_age <= 0:
             raise ValueError("partial_max_age must be > 0")
 

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 META_UPSTREAM_KEY = "upstream_public"
 REFRESH_RETRY_S = 2.0  # after the store could not be read (a database restarting)
 UNHELD_RECHECK_S = 2.0  # PostgreSQL: scans upstream-bound, not held here, looked up again
-UNCAPPED_LANES = 8  # scan senders at once without --upstream-kbps
 
 
 K = TypeVar("K")
@@ -65,6 +64,7 @@ class Forwarder:
         name: str,
         *,
         kbps: int = 0,
+        lanes: int = 2,
         rng: random.Random | None = None,
         scans: HubScans | None = None,
     ):
@@ -74,11 +74,12 @@ class Forwarder:
         self.name = name
         self.outbox = ob.Outbox(upstream.url, None, rng or random.Random(), kbps=kbps)
         self.scans = scans
-        # Uncapped (a LAN or loopback), several scan senders at once keep both ends busy (the
-        # receiver hashes and fsyncs one while others are on the wire); under a cap, one: the
-        # cap is the limit, and pacing is simplest with one chunk at a time.
+        # Uncapped, ``lanes`` scan senders at once (2 by default: few connections to the
+        # national side, DESIGN principle 8; more keep a fast local upstream busy while it
+        # hashes and fsyncs); under a cap, one: the cap is the limit, and pacing is simplest
+        # with one chunk at a time.
         self.lanes = [bs.BlobSender(chunk=bs.chunk_size(kbps), rng=rng or random.Random())
-                      for _ in range(1 if kbps > 0 else UNCAPPED_LANES)]  # fmt: skip
+                      for _ in range(1 if kbps > 0 else max(1, lanes))]  # fmt: skip
         self._dealt = 0
         self._unheld: set[str] = set()  # named by entries upstream holds, not held here yet
         self._book_at = 0.0  # when the whole of ``_unheld`` was last looked up (PostgreSQL)

@@ -254,7 +254,7 @@ class Hub:
             if cfg.upstream:
                 self.forwarder = Forwarder(
                     _upstream_view(store), HttpUpstream(cfg.upstream), self.ident, self.name,
-                    kbps=cfg.upstream_kbps, scans=scans,
+                    kbps=cfg.upstream_kbps, lanes=cfg.upstream_lanes, scans=scans,
                 )  # fmt: skip
             self._service = HubService(
                 store, self.ident, name=self.name, root=cfg.root, master=master, pool=pool,

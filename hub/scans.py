@@ -119,32 +119,13 @@ class HubScans:
         a worker thread; from now on only new ones). Where finished blobs live in the data
         folder, list in the book any blob file it does not know (a folder from before the
         book, or a crash between the rename and the COMMIT): the folder's file names are
-        read, and only a file the book lacks is opened (to learn its kind). A partial upload
-        that holds its whole blob (a crash between its last chunk and the rename) is finished
-        (``_finish_whole_uploads``)."""
+        read, and only a file the book lacks is opened (to learn its kind)."""
         await asyncio.to_thread(self.blobs.clean_tmp)
         await self.expire()
         if self.sqlite:
             await asyncio.to_thread(self.refresh)
-        await self._finish_whole_uploads()
         if self.local:
             await self._adopt_folder()
-
-    async def _finish_whole_uploads(self) -> None:
-        """Finish each partial upload that holds its whole, verified blob: handed to the blob
-        store and held in the book, as its last chunk would have. Left as it was, its sender
-        would be told "send from byte TOTAL", which no chunk can, for ever."""
-        names = await asyncio.to_thread(_upload_names, self.blobs.tmp)
-        for i in range(0, len(names), blobsync.MAX_ASK):
-            known = await self.book.lookup(names[i : i + blobsync.MAX_ASK])
-            for digest in (h for h, held in known.items() if held is None):
-                info = await asyncio.to_thread(self.blobs.whole_upload, digest)
-                if info is None:
-                    continue
-                path = self.blobs.upload_path(digest)
-                await self.final.adopt(path, digest)
-                await self.book.add_held(digest, info.size, info.kind, clock.now_s())
-                log.info("finished scan %s: its upload was whole when the hub stopped", digest)
 
     async def _adopt_folder(self) -> None:
         names = await asyncio.to_thread(_blob_names, self.blobs.root)
@@ -372,6 +353,8 @@ class HubScans:
         data folder, a last chunk's verified blob is renamed into place here too. Runs on a
         worker thread, under the upload's lock."""
         offset = self.blobs.upload_offset(digest)
+        if named and not held and 0 < offset == total:
+            return self._whole(digest, total)
         length = sum(len(p) for p in pieces)
         verdict = blobsync.check_chunk(
             named=named, held=held, offset=offset, start=start, length=length, total=total,
@@ -389,6 +372,31 @@ class HubScans:
                 _truncate(path, offset)  # that chunk is sent again
                 raise
         return verdict, info
+
+    def _whole(self, digest: str, total: int) -> tuple[blobsync.ChunkVerdict, BlobInfo | None]:
+        """A chunk of a scan whose partial upload has all ``total`` bytes already: the
+        receiver stopped between its last chunk and the rename, and the sender, told "from
+        byte TOTAL", sends the last byte again. That chunk is not needed: the upload is
+        checked whole and finished. One whose bytes are not the scan (a power cut can leave
+        a file its length but not its content) is dropped, and the sender told to send the
+        scan again from byte 0. Runs on a worker thread, under the upload's lock."""
+        with self._open_lock:
+            w = self._open.pop(digest, None)
+        if w is not None:  # pragma: no cover - a writer is kept open only short of the end
+            w.close_keep()
+        path = self.blobs.upload_path(digest)
+        info = self.blobs.whole_upload(digest)
+        if info is None or info.size != total:
+            path.unlink(missing_ok=True)
+            log.warning("dropped the partial upload of scan %s: its %d bytes are not the scan; "
+                        "its sender sends it again from byte 0", digest, total)  # fmt: skip
+            reason = "the bytes held here were not this scan: send it again from byte 0"
+            return blobsync.ChunkVerdict(False, "offset_mismatch", reason, 0), None
+        if self.local:
+            assert isinstance(self.final, LocalBlobs)
+            self.final.adopt_now(path, digest)  # a failure leaves it whole, to try again
+        log.info("finishing scan %s: its upload was whole when the receiver stopped", digest)
+        return blobsync.ChunkVerdict(True, offset=total, last=True), info
 
     def _append(self, digest: str, offset: int, pieces: list[bytes], last: bool) -> BlobInfo | None:
         """Append ``pieces`` at ``offset`` and fsync (a failure leaves the file at ``offset``);
@@ -486,16 +494,6 @@ def expiry_interval(max_age: float) -> float:
 
 def _blob_code(code: str) -> str:
     return {"too_large": "blob_too_large"}.get(code, code)
-
-
-def _upload_names(tmp: Path) -> list[str]:
-    """The hashes of the partial uploads in the folder ``tmp`` (``<sha256>.upload``)."""
-    try:
-        with os.scandir(tmp) as it:
-            names = [d.name.removesuffix(UPLOAD_SUFFIX) for d in it]
-    except FileNotFoundError:
-        return []
-    return [n for n in names if is_hash(n)]
 
 
 def _blob_names(root: Path) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from hub.cli.base import data_option, hub_config, main, run, setting
+from hub.config import MAX_UPSTREAM_LANES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,6 +58,7 @@ def _serve_options(f: F) -> F:
 @_serve_options
 @setting("upstream", "--upstream")
 @setting("upstream_kbps", "--upstream-kbps", type=click.IntRange(0))
+@setting("upstream_lanes", "--upstream-lanes", type=click.IntRange(1, MAX_UPSTREAM_LANES))
 def serve(**kw: Any) -> None:
     """Run the room hub until Ctrl-C."""
     from hub.node import serve_forever

@@ -4,6 +4,7 @@ half stored."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hub.blobstore import Blobs
 from hub.protocol import codec
 from hub.protocol.identity import Identity
 from hub.render import status_text
@@ -52,10 +54,15 @@ class ScanHub(Served):
 
 
 async def scan_hub(
-    folder: Path, store: HubStore, aiohttp_client: MakeClient, max_size: int = 0
+    folder: Path,
+    store: HubStore,
+    aiohttp_client: MakeClient,
+    max_size: int = 0,
+    blobs: Blobs | None = None,
 ) -> ScanHub:
-    """The app of a hub service over ``store`` keeping its scans in ``folder``."""
-    scans = HubScans(folder, store, root=False, max_size=max_size)
+    """The app of a hub service over ``store`` keeping its scans in ``folder`` (finished ones
+    in ``blobs`` when given)."""
+    scans = HubScans(folder, store, root=False, max_size=max_size, blobs=blobs)
     await scans.load()
     service = HubService(store, HUB_KEY, name="Test Hub", scans=scans)
     app = make_app(service, admin_token=TOKEN, max_body=4 << 20)
@@ -197,6 +204,25 @@ async def test_bad_content_range_is_400(shub: ScanHub, rng: str) -> None:
     await push_with_scans(shub, [[data]])
     status, reply = await shub.put(sha(data), data[:10], 0, len(data), rng=rng)
     assert status == 400 and reply["error"]["code"] == "bad_range"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_chunk_with_a_content_encoding_is_refused_unread(
+    shub: ScanHub, encoding: str
+) -> None:
+    """A compressed chunk is refused before its body is read: the limits count the bytes on
+    the wire, and 64 KB of gzip can decode to 64 MB. Before, the hub decoded the whole body
+    into memory first (and answered "cut short")."""
+    data = page(1, 200_000)
+    await push_with_scans(shub, [[data]])
+    body = gzip.compress(bytes(20_000_000))  # ~20 KB on the wire, 20 MB decoded
+    hdr = {"Content-Type": "application/octet-stream", "Content-Encoding": encoding,
+           "Content-Range": f"bytes 0-{len(body) - 1}/{len(data)}"}  # fmt: skip
+    async with shub.http.put(f"/v1/blobs/{sha(data)}", data=body, headers=hdr) as r:
+        status, reply = r.status, codec.unpack(await r.read(), canonical=False)
+    assert status == 400 and reply["error"]["code"] == "bad_encoding", reply
+    assert "Content-Encoding" in reply["error"]["reason"]
+    assert shub.scans.blobs.upload_offset(sha(data)) == 0
 
 
 async def test_bad_lacking_question_is_400(shub: ScanHub) -> None:

@@ -7,6 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from hub.config import HubConfig
 from hub.forwarder import Forwarder
 from hub.storage import HeldBlob
 from hub.store import HubStore
@@ -98,3 +101,18 @@ async def test_scans_nobody_waits_for_are_not_remembered_while_upstream_is_away(
         await h.http.close()
         h.scans.close()
         await store.close()
+
+
+def test_scan_senders_upstream_are_two_by_default_as_set_and_one_under_a_cap() -> None:
+    """Few connections to the national side by default (DESIGN principle 8): two scan
+    senders without a cap, ``--upstream-lanes`` for more, and one under ``--upstream-kbps``
+    whatever the setting; the setting is checked."""
+    up = FakeUpstream(FakeRoot())
+    assert len(Forwarder(None, up, HUB_KEY, "Hub").lanes) == 2  # type: ignore[arg-type]
+    assert len(Forwarder(None, up, HUB_KEY, "Hub", lanes=8).lanes) == 8  # type: ignore[arg-type]
+    capped = Forwarder(None, up, HUB_KEY, "Hub", kbps=250, lanes=8)  # type: ignore[arg-type]
+    assert len(capped.lanes) == 1
+    assert HubConfig(data_dir=Path("."), upstream_lanes=16).upstream_lanes == 16
+    for bad in (0, 17):
+        with pytest.raises(ValueError, match=r"upstream_lanes must be 1\.\.16"):
+            HubConfig(data_dir=Path("."), upstream_lanes=bad)

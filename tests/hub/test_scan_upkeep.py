@@ -10,15 +10,19 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub.blobstore import LocalBlobs, Writer
+from hub.protocol import blobsync
 from hub.scanbook import SqliteScanBook
 from hub.scans import HubScans
+from hub.shared.blobs import BlobInfo, BlobStore
+from hub.shared.errors import BlobError
 from hub.store import HubStore, StoreUnavailable
 
 from .conftest import MakeClient
@@ -317,13 +321,14 @@ async def wait_logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
     raise AssertionError(f"never logged: {text}")
 
 
-async def test_an_upload_a_crash_left_whole_is_finished_at_start(
+async def test_an_upload_a_crash_left_whole_is_finished_when_its_sender_comes_back(
     tmp_path: Path, aiohttp_client: MakeClient
 ) -> None:
     """A hub killed between a scan's last chunk (appended, fsynced) and its rename leaves the
-    whole scan as a partial upload; at the next start it is finished (held, in the folder),
-    where before its sender was told "send from byte TOTAL" for ever. A partial upload
-    still short of its end, and one whose bytes do not hash to its name, stay as they are."""
+    whole scan as a partial upload. Its sender is told offset TOTAL and sends the last byte
+    again: the upload is then checked whole and finished (before, "send from byte TOTAL" was
+    refused for ever). One of full length whose bytes are not the scan (a power cut) is
+    dropped and sent again from byte 0; one short of its end goes on where it is."""
     pages = [page(i, 4000 + i) for i in range(3)]
     store = await HubStore.open(tmp_path)
     try:
@@ -338,19 +343,108 @@ async def test_an_upload_a_crash_left_whole_is_finished_at_start(
     blobs.tmp.mkdir(parents=True, exist_ok=True)
     blobs.upload_path(sha(whole)).write_bytes(whole)
     blobs.upload_path(sha(short)).write_bytes(short[:1000])
-    blobs.upload_path(sha(damaged)).write_bytes(damaged[:-3] + b"\x00\xff\xd9")
+    blobs.upload_path(sha(damaged)).write_bytes(bytes(len(damaged)))  # its length, no content
     store = await HubStore.open(tmp_path)
     try:
         h = await scan_hub(tmp_path, store, aiohttp_client)
-        assert sha(whole) in h.scans.held and blobs.path(sha(whole)).read_bytes() == whole
-        assert not blobs.upload_path(sha(whole)).exists()
-        status, ans = await h.lacking([sha(p) for p in pages])
-        assert status == 200 and ans["blobs"] == [
-            [sha(whole), "held", 0], [sha(short), "lacking", 1000],
-            [sha(damaged), "lacking", len(damaged)],
-        ]  # fmt: skip
-        rows = await store.db.fetchall("SELECT hash FROM blobs")
-        assert {r[0] for r in rows} == {sha(whole)}
+        sender = blobsync.BlobSender()  # the senders' own logic: where to go on, what to send
+        sender.offer([(sha(p), len(p)) for p in pages])
+        sent: list[tuple[str, int, int]] = []
+        for _ in range(20):
+            step = sender.next_step(time.monotonic())
+            if step is None:
+                break
+            if isinstance(step, blobsync.Ask):
+                status, ans = await h.lacking(list(step.hashes))
+                assert status == 200
+                sender.lacking_answered(ans, time.monotonic())
+                continue
+            p = next(p for p in pages if sha(p) == step.hash)
+            sent.append((step.hash, step.offset, step.length))
+            status, ans = await h.put(step.hash, p[step.offset : step.offset + step.length],
+                                      step.offset, step.total)  # fmt: skip
+            if status == 200:
+                sender.chunk_answered(ans)
+            else:
+                assert status == 409 and ans["error"]["code"] == "offset_mismatch", ans
+                sender.failed("offset_mismatch", ans["error"]["reason"], time.monotonic())
+        assert all(sender.state[sha(p)] == blobsync.HELD for p in pages), sender.state
+        assert sent[0] == (sha(whole), len(whole) - 1, 1)  # the last byte, not the scan again
+        assert (sha(damaged), 0, len(damaged)) in sent  # from byte 0 once dropped
+        assert (sha(short), 1000, len(short) - 1000) in sent  # on from where it was
+        for p in pages:
+            assert sha(p) in h.scans.held and blobs.path(sha(p)).read_bytes() == p
+            assert not blobs.upload_path(sha(p)).exists()
+        await h.http.close()
+        h.scans.close()
+    finally:
+        await store.close()
+
+
+class AwayStore:
+    """The data folder's blob store behind an object store's interface, whose ``adopt`` fails
+    as an unreachable object store's does while ``away``."""
+
+    def __init__(self, inner: LocalBlobs):
+        self.inner = inner
+        self.away = True
+
+    async def has(self, digest: str) -> bool:
+        return await self.inner.has(digest)
+
+    async def info(self, digest: str) -> BlobInfo | None:
+        return await self.inner.info(digest)
+
+    def writer(self, expect: str | None = None) -> Writer:
+        return self.inner.writer(expect)
+
+    async def adopt(self, path: Path, digest: str) -> bool:
+        if self.away:
+            raise BlobError("unavailable", "the object store cannot be reached", "tidak terjangkau")
+        return await self.inner.adopt(path, digest)
+
+    def iter_chunks(
+        self, digest: str, size: int = 65536, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        return self.inner.iter_chunks(digest, size, start, end)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_whole_upload_waits_at_start_for_its_sender_while_the_object_store_is_away(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """A whole partial upload left by a crash, and the object store unreachable when the hub
+    starts again: the hub starts (nothing is finished at start, where a failure would stop
+    it), the sender's last byte is refused 503 ``unavailable`` with nothing lost, and once
+    the store is back the same byte finishes the scan."""
+    data = page(7, 6000)
+    store = await HubStore.open(tmp_path)
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client)
+        await push_with_scans(h, [[data]])
+        await h.http.close()
+        h.scans.close()
+    finally:
+        await store.close()
+    folder = HubScans(tmp_path, store, root=False).blobs
+    folder.tmp.mkdir(parents=True, exist_ok=True)
+    folder.upload_path(sha(data)).write_bytes(data)
+    away = AwayStore(LocalBlobs(BlobStore(tmp_path / "store")))
+    store = await HubStore.open(tmp_path)
+    try:
+        h = await scan_hub(tmp_path, store, aiohttp_client, blobs=away)  # loads: no failure
+        status, reply = await h.put(sha(data), data[-1:], len(data) - 1, len(data))
+        assert status == 503 and reply["error"]["code"] == "unavailable", reply
+        assert folder.upload_offset(sha(data)) == len(data) - 1  # before that byte: resent
+        away.away = False
+        _, ans = await h.lacking([sha(data)])
+        assert ans["blobs"] == [[sha(data), "lacking", len(data) - 1]]
+        status, reply = await h.put(sha(data), data[-1:], len(data) - 1, len(data))
+        assert status == 200 and reply == {"offset": len(data), "stored": 1}, reply
+        assert away.inner.store.path(sha(data)).read_bytes() == data
+        assert sha(data) in h.scans.held and not folder.upload_path(sha(data)).exists()
         await h.http.close()
         h.scans.close()
     finally:
