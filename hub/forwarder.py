@@ -81,6 +81,7 @@ class Forwarder:
         self.lanes = [bs.BlobSender(chunk=bs.chunk_size(kbps), rng=rng or random.Random())
                       for _ in range(1 if kbps > 0 else max(1, lanes))]  # fmt: skip
         self._dealt = 0
+        self._sending: dict[int, asyncio.Task[None]] = {}  # lane index -> its step in flight
         self._unheld: set[str] = set()  # named by entries upstream holds, not held here yet
         self._book_at = 0.0  # when the whole of ``_unheld`` was last looked up (PostgreSQL)
         if scans is not None:
@@ -188,6 +189,15 @@ class Forwarder:
         )
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        finally:  # the chunks still in flight go with the loop
+            for task in self._sending.values():
+                task.cancel()
+            await asyncio.gather(*self._sending.values(), return_exceptions=True)
+            self._sending.clear()
+
+    async def _loop(self) -> None:
         box = self.outbox
         while not self._stop.is_set():
             try:
@@ -204,8 +214,15 @@ class Forwarder:
                 except Exception as exc:  # the store's scan book is away: entries go on
                     log.debug("forwarder: cannot read the scans held (%s)", exc)
                     blobs = []
-                if blobs:
-                    await asyncio.gather(*(self._do_blob(lane, b) for lane, b in blobs))
+                for lane, b in blobs:  # each sender on its own: none waits for the slowest
+                    i = next(i for i, x in enumerate(self.lanes) if x is lane)
+                    self._sending[i] = asyncio.create_task(self._do_blob(lane, b))
+                if self._sending:
+                    done, _ = await asyncio.wait(
+                        self._sending.values(), return_when=asyncio.FIRST_COMPLETED
+                    )
+                    for i in [i for i, t in self._sending.items() if t in done]:
+                        del self._sending[i]
                     continue
             try:
                 try:
@@ -279,7 +296,8 @@ class Forwarder:
                 self.lanes[self._dealt % len(self.lanes)].offer([(h, blob.size)])
                 self._dealt += 1
         now = clock.monotonic()
-        return [(lane, step) for lane in self.lanes if (step := lane.next_step(now)) is not None]
+        idle = [lane for i, lane in enumerate(self.lanes) if i not in self._sending]
+        return [(lane, step) for lane in idle if (step := lane.next_step(now)) is not None]
 
     async def _do_blob(self, sender: bs.BlobSender, step: bs.Ask | bs.Send) -> None:
         try:

@@ -3,6 +3,7 @@ offers upstream, and what a scan arriving at the hub costs it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,66 @@ def test_scan_senders_upstream_are_two_by_default_as_set_and_one_under_a_cap() -
     for bad in (0, 17):
         with pytest.raises(ValueError, match=r"upstream_lanes must be 1\.\.16"):
             HubConfig(data_dir=Path("."), upstream_lanes=bad)
+
+
+class GatedScanRoot(FakeUpstream):
+    """The fake root taking scans too: every scan lacking, each chunk stored at once, except
+    the chunks of ``held_back``, which wait for ``release``."""
+
+    def __init__(self, root: FakeRoot, held_back: str):
+        super().__init__(root)
+        self.held_back = held_back
+        self.release = asyncio.Event()
+        self.stored: list[str] = []
+
+    async def blobs_lacking(self, hashes: Sequence[str]) -> Any:
+        await asyncio.sleep(0)
+        return {"blobs": [[h, "lacking", 0] for h in hashes]}
+
+    async def blob_put(self, digest: str, offset: int, data: bytes, total: int) -> Any:
+        if digest == self.held_back:
+            await self.release.wait()
+        self.stored.append(digest)
+        return {"offset": total, "stored": 1}
+
+
+async def test_a_slow_scan_upstream_holds_up_only_its_own_sender(
+    tmp_path: Path, aiohttp_client: MakeClient
+) -> None:
+    """Each scan sender upstream goes on by itself: while one chunk waits at upstream (a slow
+    fsync there), the other sender sends its scans one after another. Before, the senders
+    went in rounds, and every round waited for its slowest chunk."""
+    pages, recs, (h, store, _) = await one_scan_each(tmp_path, aiohttp_client, 5, 13)
+    up = GatedScanRoot(FakeRoot(), held_back=sha(pages[0]))
+    fwd = Forwarder(store, up, HUB_KEY, "Test Hub", scans=h.scans, lanes=2)
+    try:
+        await h.enrolled(LAPTOP, approve=True)
+        status, _ = await h.push([r.raw for r in recs])
+        assert status == 200
+        for p in pages:
+            await h.upload(p)
+        await fwd.start()
+        for _ in range(3000):  # until the scans are dealt to the two senders
+            if sum(len(lane.sizes) for lane in fwd.lanes) == len(pages):
+                break
+            await asyncio.sleep(0.01)
+        (other,) = [lane for lane in fwd.lanes if sha(pages[0]) not in lane.sizes]
+        others = set(other.sizes)
+        assert len(others) >= 2
+        for _ in range(3000):  # a bounded wait: before, the others waited behind pages[0]
+            if others <= set(up.stored):
+                break
+            await asyncio.sleep(0.01)
+        assert set(up.stored) == others, up.stored  # the other sender's, one after another
+        up.release.set()
+        for _ in range(3000):
+            if len(up.stored) == len(pages):
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(up.stored) == sorted(sha(p) for p in pages)
+    finally:
+        up.release.set()
+        await fwd.stop()
+        await h.http.close()
+        h.scans.close()
+        await store.close()
