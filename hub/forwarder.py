@@ -15,7 +15,7 @@ import collections
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, cast
 
 from hub.errors import UpstreamError
@@ -200,6 +200,7 @@ class Forwarder:
     async def _loop(self) -> None:
         box = self.outbox
         while not self._stop.is_set():
+            self.store.changed.clear()  # a commit from now on wakes any wait below
             try:
                 await self.store.refresh()
             except Exception as exc:  # the hub's own database is away: wait and look again
@@ -217,11 +218,10 @@ class Forwarder:
                 for lane, b in blobs:  # each sender on its own: none waits for the slowest
                     i = next(i for i, x in enumerate(self.lanes) if x is lane)
                     self._sending[i] = asyncio.create_task(self._do_blob(lane, b))
-                if self._sending:
-                    done, _ = await asyncio.wait(
-                        self._sending.values(), return_when=asyncio.FIRST_COMPLETED
-                    )
-                    for i in [i for i, t in self._sending.items() if t in done]:
+                if self._sending:  # until a chunk is answered, or an entry to push comes
+                    await self._sleep(_until(step) - clock.monotonic(), self.store.changed,
+                                      self._sending.values())  # fmt: skip
+                    for i in [i for i, t in self._sending.items() if t.done()]:
                         del self._sending[i]
                     continue
             try:
@@ -240,9 +240,7 @@ class Forwarder:
         """One step: answers go back to the outbox with the time they came."""
         box, store, up = self.outbox, self.store, self.upstream
         match step:
-            case ob.Wait(until, on_change):
-                if on_change:
-                    store.changed.clear()
+            case ob.Wait(until, on_change):  # ``changed`` was cleared before the step
                 await self._sleep(until - clock.monotonic(), store.changed if on_change else None)
             case ob.Hello():
                 box.hello_answered((await self._called(up.hello())).public, clock.monotonic())
@@ -410,12 +408,24 @@ class Forwarder:
                         else "upstream holds too little of that log to see it yet",
                     )  # fmt: skip
 
-    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+    async def _sleep(
+        self,
+        seconds: float,
+        wake: asyncio.Event | None = None,
+        tasks: Iterable[asyncio.Task[None]] = (),
+    ) -> None:
+        """Up to ``seconds``, until stopped, ``wake`` is set or one of ``tasks`` is done."""
         waiters = [asyncio.ensure_future(self._stop.wait())]
         if wake is not None:
             waiters.append(asyncio.ensure_future(wake.wait()))
         try:
-            await asyncio.wait(waiters, timeout=max(seconds, 0.0), return_when="FIRST_COMPLETED")
+            await asyncio.wait([*waiters, *tasks], timeout=max(seconds, 0.0),
+                               return_when="FIRST_COMPLETED")  # fmt: skip
         finally:
             for w in waiters:
                 w.cancel()
+
+
+def _until(step: ob.Step) -> float:
+    """When the outbox's rest ends (a scan chunk is waited for at most that long)."""
+    return step.until if isinstance(step, ob.Wait) else clock.monotonic()

@@ -144,10 +144,13 @@ async def test_a_slow_scan_upstream_holds_up_only_its_own_sender(
     tmp_path: Path, aiohttp_client: MakeClient
 ) -> None:
     """Each scan sender upstream goes on by itself: while one chunk waits at upstream (a slow
-    fsync there), the other sender sends its scans one after another. Before, the senders
-    went in rounds, and every round waited for its slowest chunk."""
+    fsync there), the other sender sends its scans one after another, and an entry stored
+    meanwhile goes up at once. Before, the senders went in rounds, and every round waited
+    for its slowest chunk."""
     pages, recs, (h, store, _) = await one_scan_each(tmp_path, aiohttp_client, 5, 13)
-    up = GatedScanRoot(FakeRoot(), held_back=sha(pages[0]))
+    late = chain(LAPTOP, forms(1, seed=99), start=6, prev=recs[-1].hash)
+    root = FakeRoot()
+    up = GatedScanRoot(root, held_back=sha(pages[0]))
     fwd = Forwarder(store, up, HUB_KEY, "Test Hub", scans=h.scans, lanes=2)
     try:
         await h.enrolled(LAPTOP, approve=True)
@@ -168,6 +171,17 @@ async def test_a_slow_scan_upstream_holds_up_only_its_own_sender(
                 break
             await asyncio.sleep(0.01)
         assert set(up.stored) == others, up.stored  # the other sender's, one after another
+        # an entry stored now goes up while the slow chunk is still in flight (before, the
+        # loop waited for that chunk, up to a call's timeout, before it looked again)
+        head = root.head(LAPTOP.public)
+        status, _ = await h.push([r.raw for r in late])
+        assert status == 200
+        for _ in range(3000):
+            if root.head(LAPTOP.public) > head:
+                break
+            await asyncio.sleep(0.01)
+        assert root.head(LAPTOP.public) == head + 1
+        assert sha(pages[0]) not in up.stored and len(fwd._sending) == 1  # still in flight
         up.release.set()
         for _ in range(3000):
             if len(up.stored) == len(pages):
