@@ -215,11 +215,11 @@ class Forwarder:
                 except Exception as exc:  # the store's scan book is away: entries go on
                     log.debug("forwarder: cannot read the scans held (%s)", exc)
                     blobs = []
-                for lane, b in blobs:  # each sender on its own: none waits for the slowest
-                    i = next(i for i, x in enumerate(self.lanes) if x is lane)
-                    self._sending[i] = asyncio.create_task(self._do_blob(lane, b))
+                for i, b in blobs:  # each sender on its own: none waits for the slowest
+                    self._sending[i] = asyncio.create_task(self._do_blob(self.lanes[i], b))
                 if self._sending:  # until a chunk is answered, or an entry to push comes
-                    await self._sleep(_until(step) - clock.monotonic(), self.store.changed,
+                    assert isinstance(step, ob.Wait)  # numbers_first: the outbox's rest
+                    await self._sleep(step.until - clock.monotonic(), self.store.changed,
                                       self._sending.values())  # fmt: skip
                     for i in [i for i, t in self._sending.items() if t.done()]:
                         del self._sending[i]
@@ -269,10 +269,10 @@ class Forwarder:
 
     # -- scans, in what the entries leave ----------------------------------------------------
 
-    async def _blob_steps(self) -> list[tuple[bs.BlobSender, bs.Ask | bs.Send]]:
+    async def _blob_steps(self) -> list[tuple[int, bs.Ask | bs.Send]]:
         """Offer the scans of entries upstream now holds (those held here), dealt to the
-        senders in turn, then each sender's next scan step
-        (``hub.protocol.blobsync.BlobSender``)."""
+        senders in turn, then the next scan step of each sender with none in flight, by its
+        index in ``lanes`` (``hub.protocol.blobsync.BlobSender``)."""
         scans = self.scans
         assert scans is not None
         confirmed = {dev: c.seq for dev, c in self.store.confirmed.items()}
@@ -294,8 +294,8 @@ class Forwarder:
                 self.lanes[self._dealt % len(self.lanes)].offer([(h, blob.size)])
                 self._dealt += 1
         now = clock.monotonic()
-        idle = [lane for i, lane in enumerate(self.lanes) if i not in self._sending]
-        return [(lane, step) for lane in idle if (step := lane.next_step(now)) is not None]
+        idle = ((i, lane) for i, lane in enumerate(self.lanes) if i not in self._sending)
+        return [(i, step) for i, lane in idle if (step := lane.next_step(now)) is not None]
 
     async def _do_blob(self, sender: bs.BlobSender, step: bs.Ask | bs.Send) -> None:
         try:
@@ -424,8 +424,3 @@ class Forwarder:
         finally:
             for w in waiters:
                 w.cancel()
-
-
-def _until(step: ob.Step) -> float:
-    """When the outbox's rest ends (a scan chunk is waited for at most that long)."""
-    return step.until if isinstance(step, ob.Wait) else clock.monotonic()

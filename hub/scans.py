@@ -385,8 +385,9 @@ class HubScans:
         if w is not None:  # pragma: no cover - a writer is kept open only short of the end
             w.close_keep()
         path = self.blobs.upload_path(digest)
-        info = self.blobs.whole_upload(digest)
-        if info is None or info.size != total:
+        try:  # read back through the hash and checks, then verified whole (a refusal drops it)
+            info = self.blobs.resume(digest).verify()
+        except BlobError:
             path.unlink(missing_ok=True)
             log.warning("dropped the partial upload of scan %s: its %d bytes are not the scan; "
                         "its sender sends it again from byte 0", digest, total)  # fmt: skip

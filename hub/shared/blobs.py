@@ -307,33 +307,6 @@ class BlobStore:
         self.tmp.mkdir(parents=True, exist_ok=True)
         return BlobWriter(self, digest, self.max_size, resume=path)
 
-    def whole_upload(self, digest: str) -> BlobInfo | None:
-        """The partial upload of ``digest`` if it holds the whole blob already (a crash came
-        between its last chunk and the rename): its kind's end marker at its end, its size
-        within the limit and its bytes hashing to ``digest``; the file is fsynced, to be
-        placed. None otherwise (it stays as it is, to be resumed). Only a file that ends the
-        way a whole page does is read through."""
-        try:
-            f = open(self.upload_path(digest), "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            return None
-        with f:
-            size = os.fstat(f.fileno()).st_size
-            kind = sniff(f.read(16))
-            if kind is None or size > self.max_size:
-                return None
-            f.seek(max(0, size - _TAIL))
-            if not _complete(kind, f.read()):
-                return None
-            f.seek(0)
-            h = hashlib.sha256()
-            while chunk := f.read(CHUNK * 16):
-                h.update(chunk)
-            if h.hexdigest() != digest:
-                return None
-            os.fsync(f.fileno())
-        return BlobInfo(digest, size, kind)
-
     def put_chunks(self, chunks: Iterable[bytes], expect: str | None = None) -> BlobInfo:
         with self.writer(expect) as w:
             for c in chunks:

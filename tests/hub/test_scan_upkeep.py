@@ -321,6 +321,24 @@ async def wait_logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
     raise AssertionError(f"never logged: {text}")
 
 
+async def stopped_hub_naming(
+    folder: Path, aiohttp_client: MakeClient, pages: list[bytes]
+) -> BlobStore:
+    """A hub in ``folder`` that took entries naming ``pages`` (one each) and stopped; its blob
+    store, with the folder for partial uploads made."""
+    store = await HubStore.open(folder)
+    try:
+        h = await scan_hub(folder, store, aiohttp_client)
+        await push_with_scans(h, [[p] for p in pages])
+        await h.http.close()
+        h.scans.close()
+    finally:
+        await store.close()
+    blobs = HubScans(folder, store, root=False).blobs
+    blobs.tmp.mkdir(parents=True, exist_ok=True)
+    return blobs
+
+
 async def test_an_upload_a_crash_left_whole_is_finished_when_its_sender_comes_back(
     tmp_path: Path, aiohttp_client: MakeClient
 ) -> None:
@@ -330,17 +348,8 @@ async def test_an_upload_a_crash_left_whole_is_finished_when_its_sender_comes_ba
     refused for ever). One of full length whose bytes are not the scan (a power cut) is
     dropped and sent again from byte 0; one short of its end goes on where it is."""
     pages = [page(i, 4000 + i) for i in range(3)]
-    store = await HubStore.open(tmp_path)
-    try:
-        h = await scan_hub(tmp_path, store, aiohttp_client)
-        await push_with_scans(h, [[p] for p in pages])
-        await h.http.close()
-        h.scans.close()
-    finally:
-        await store.close()
-    blobs = HubScans(tmp_path, store, root=False).blobs
+    blobs = await stopped_hub_naming(tmp_path, aiohttp_client, pages)
     whole, short, damaged = pages
-    blobs.tmp.mkdir(parents=True, exist_ok=True)
     blobs.upload_path(sha(whole)).write_bytes(whole)
     blobs.upload_path(sha(short)).write_bytes(short[:1000])
     blobs.upload_path(sha(damaged)).write_bytes(bytes(len(damaged)))  # its length, no content
@@ -420,16 +429,7 @@ async def test_a_whole_upload_waits_at_start_for_its_sender_while_the_object_sto
     it), the sender's last byte is refused 503 ``unavailable`` with nothing lost, and once
     the store is back the same byte finishes the scan."""
     data = page(7, 6000)
-    store = await HubStore.open(tmp_path)
-    try:
-        h = await scan_hub(tmp_path, store, aiohttp_client)
-        await push_with_scans(h, [[data]])
-        await h.http.close()
-        h.scans.close()
-    finally:
-        await store.close()
-    folder = HubScans(tmp_path, store, root=False).blobs
-    folder.tmp.mkdir(parents=True, exist_ok=True)
+    folder = await stopped_hub_naming(tmp_path, aiohttp_client, [data])
     folder.upload_path(sha(data)).write_bytes(data)
     away = AwayStore(LocalBlobs(BlobStore(tmp_path / "store")))
     store = await HubStore.open(tmp_path)
